@@ -1,0 +1,31 @@
+# circlebot in a container: installed as a package, run as a non-root user, the database on a volume.
+#   docker build -t circlebot .
+#   docker run -it -v circlebot-data:/data circlebot                       # the terminal console
+#   docker run -d -v circlebot-data:/data -v ./circlebot.toml:/config/circlebot.toml:ro \
+#              -e CIRCLEBOT_CONFIG=/config/circlebot.toml -e CIRCLEBOT_MATRIX_TOKEN circlebot
+FROM python:3.12-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    TZ=UTC \
+    CIRCLEBOT_CONFIG=/etc/circlebot/circlebot.toml
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY src ./src
+RUN pip install . && rm -rf /app/src
+
+COPY readings /usr/share/circlebot/readings
+COPY config.example.toml /etc/circlebot/config.example.toml
+RUN sed -e 's#^database = .*#database = "/data/circlebot.sqlite3"#' \
+        -e 's#^readings = .*#readings = "/usr/share/circlebot/readings"#' \
+        /etc/circlebot/config.example.toml > /etc/circlebot/circlebot.toml \
+    && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin circlebot \
+    && mkdir -p /data && chown circlebot:circlebot /data
+
+VOLUME ["/data"]
+USER circlebot
+WORKDIR /data
+RUN circlebot check-config /etc/circlebot/circlebot.toml
+CMD ["circlebot", "run"]

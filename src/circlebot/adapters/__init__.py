@@ -1,0 +1,1 @@
+"""Adapters: each one translates between one chat platform and the core."""

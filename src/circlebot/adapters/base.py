@@ -1,0 +1,87 @@
+"""The adapter boundary: what every platform adapter implements, and helpers they share."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+from circlebot.domain import ChannelRef, Event, Invocation, MessageRef, PollResults, PollSpec, Post
+
+Dispatch = Callable[[Event], Awaitable[None]]
+
+TIME_MARK = re.compile(r"<t:(-?\d{1,12}):([tTdDfFR])>")
+
+
+@dataclass(frozen=True, slots=True)
+class PollLimits:
+    """What a platform's native polls allow; the core refuses a poll that breaks any circle platform's limits."""
+
+    question_chars: int = 1000
+    answers: int = 20
+    answer_chars: int = 200
+    min_hours: float = 0
+    max_hours: float = 24 * 365
+
+
+class ChatAdapter(Protocol):
+    """One chat platform. The core hands it `dispatch`; it never gets a reference to the core itself."""
+
+    platform: str
+    prefix: str
+    poll_limits: PollLimits
+
+    async def run(self, dispatch: Dispatch) -> None:
+        """Connect and serve until cancelled (or, for the console, until the user quits)."""
+
+    async def send(self, where: ChannelRef, post: Post) -> MessageRef:
+        """Post into a channel or room."""
+
+    async def reply(self, to: Invocation, post: Post, *, private: bool = False) -> None:
+        """Answer an invocation; `private` answers reach only the asker where the platform can."""
+
+    async def start_poll(self, where: ChannelRef, poll: PollSpec) -> MessageRef:
+        """Start a native poll (or the closest thing the platform has)."""
+
+    async def end_poll(self, ref: MessageRef, results: PollResults, text: str) -> None:
+        """End the native poll at `ref`, showing `text` (the results) where the platform can."""
+
+
+def render_times(text: str, zone: ZoneInfo) -> str:
+    """Replace Discord-style ``<t:UNIX:F>`` marks with the time in `zone`, named, for platforms without them."""
+
+    def one(m: re.Match[str]) -> str:
+        local = datetime.fromtimestamp(int(m[1]), UTC).astimezone(zone)
+        style = m[2]
+        if style in "dD":
+            return f"{local:%a %-d %b %Y}"
+        if style in "tT":
+            return f"{local:%H:%M} {local.tzname()}"
+        return f"{local:%a %-d %b %Y, %H:%M} {local.tzname()} ({zone.key})"
+
+    return TIME_MARK.sub(one, text)
+
+
+def time_mark(dt: datetime, style: str = "F") -> str:
+    """A time as core posts write it: Discord's mark, rendered by the others with `render_times`."""
+    return f"<t:{int(dt.timestamp())}:{style}>"
+
+
+_MD_STRIP = [
+    (re.compile(r"\*\*(.+?)\*\*", re.S), r"\1"),
+    (re.compile(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])", re.S), r"\1"),
+    (re.compile(r"`([^`\n]+)`"), r"\1"),
+    (re.compile(r"^#{1,6}\s+", re.M), ""),
+    (re.compile(r"\[([^\]]+)\]\(([^)]+)\)"), r"\1 (\2)"),
+]
+
+
+def plain_text(markdown: str) -> str:
+    """The light Markdown core posts use, as plain text for a terminal."""
+    out = markdown
+    for pattern, repl in _MD_STRIP:
+        out = pattern.sub(repl, out)
+    return out

@@ -1,0 +1,158 @@
+"""The terminal adapter, the embedded default: a chat with the bot in your terminal, no tokens needed.
+
+Every line is a command (a leading `!` or `/` is allowed). Lines starting with `/` that name a console
+command change the session: `/as NAME` speaks as someone else, `/circle SLUG` switches circle, `/quit` ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import sys
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TextIO
+from zoneinfo import ZoneInfo
+
+from circlebot.adapters.base import Dispatch, PollLimits, plain_text, render_times
+from circlebot.domain import ChannelRef, Invocation, MessageRef, PollResults, PollSpec, Post, UserRef
+
+PLATFORM = "console"
+
+
+class ConsoleAdapter:
+    """Reads commands from a text stream and prints the bot's posts."""
+
+    platform = PLATFORM
+    prefix = ""
+    poll_limits = PollLimits()
+
+    def __init__(
+        self,
+        circles: list[tuple[str, str, ZoneInfo]],
+        *,
+        user: str = "organiser",
+        stdin: TextIO | None = None,
+        stdout: TextIO | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        if not circles:
+            raise ValueError("the console needs at least one circle that lives on the console")
+        self._circles = {slug: (name, zone) for slug, name, zone in circles}
+        self._circle = circles[0][0]
+        self._user = user
+        self._in = stdin or sys.stdin
+        self._out = stdout or sys.stdout
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._ids = itertools.count(1)
+
+    # output -----------------------------------------------------------------------------------------
+    def _zone(self, channel_id: str) -> ZoneInfo:
+        return self._circles.get(channel_id, self._circles[self._circle])[1]
+
+    def _print(self, text: str) -> None:
+        self._out.write(text + "\n")
+        self._out.flush()
+
+    def _render(self, channel: ChannelRef, post: Post) -> str:
+        return plain_text(render_times(post.text, self._zone(channel.id)))
+
+    async def send(self, where: ChannelRef, post: Post) -> MessageRef:
+        ref = MessageRef(where, str(next(self._ids)))
+        tag = f"[{where.id} #{ref.id}]"
+        mentions = " ".join(f"@{u.display}" for u in post.mentions)
+        self._print(f"{tag} {mentions + ' ' if mentions else ''}{self._render(where, post)}")
+        return ref
+
+    async def reply(self, to: Invocation, post: Post, *, private: bool = False) -> None:
+        head = f"(only {to.user.display} sees this) " if private else ""
+        self._print(f"{head}{self._render(to.channel, post)}")
+
+    async def start_poll(self, where: ChannelRef, poll: PollSpec) -> MessageRef:
+        lines = [f"📊 Poll #{poll.id}: {poll.question}"]
+        lines += [f"  {i}. {a}" for i, a in enumerate(poll.answers, 1)]
+        rules = ["pick several" if poll.multi else "pick one"]
+        if poll.secret:
+            rules.append("secret until it closes")
+        if poll.closes_at:
+            rules.append(f"closes <t:{int(poll.closes_at.timestamp())}:F>")
+        lines.append(f"  ({'; '.join(rules)}) vote with: vote {poll.id} <n>")
+        return await self.send(where, Post("\n".join(lines)))
+
+    async def end_poll(self, ref: MessageRef, results: PollResults, text: str) -> None:
+        await self.send(ref.channel, Post(text))
+
+    # input ------------------------------------------------------------------------------------------
+    def banner(self) -> str:
+        name = self._circles[self._circle][0]
+        others = ", ".join(s for s in self._circles if s != self._circle)
+        lines = [
+            f"circlebot console: you are in {name} ({self._circle}) as '{self._user}'.",
+            "Type a command (`help` lists them). `/as NAME` to be someone else (e.g. /as alice, /as organiser),",
+            "`/circle SLUG` to switch circle" + (f" ({others})" if others else "") + ", `/quit` to leave.",
+        ]
+        return "\n".join(lines)
+
+    async def run(self, dispatch: Dispatch) -> None:
+        loop = asyncio.get_running_loop()
+        lines: asyncio.Queue[str | None] = asyncio.Queue()
+
+        def reader() -> None:  # a daemon thread: a blocked read never holds up shutdown
+            try:
+                for line in self._in:
+                    loop.call_soon_threadsafe(lines.put_nowait, line)
+            except (OSError, ValueError):
+                pass
+            finally:
+                loop.call_soon_threadsafe(lines.put_nowait, None)
+
+        threading.Thread(target=reader, name="console-stdin", daemon=True).start()
+        self._print(self.banner())
+        while True:
+            line = await lines.get()
+            if line is None:
+                return
+            text = line.strip()
+            if not text:
+                continue
+            if text.startswith("/") and self._meta(text[1:]):
+                if text[1:].split()[0].lower() in ("quit", "exit"):
+                    return
+                continue
+            text = text.lstrip("!/").strip()
+            inv = Invocation(
+                user=UserRef(PLATFORM, self._user, self._user),
+                channel=ChannelRef(PLATFORM, self._circle),
+                at=self._clock(),
+                text=text,
+            )
+            await dispatch(inv)
+
+    def _meta(self, text: str) -> bool:
+        """Handle a console command; False if the line is an ordinary bot command."""
+        words = text.split()
+        if not words:
+            return False
+        head, args = words[0].lower(), words[1:]
+        if head in ("quit", "exit"):
+            self._print("Bye.")
+            return True
+        if head == "as":
+            if len(args) != 1 or not args[0].isprintable() or len(args[0]) > 40:
+                self._print("Usage: /as NAME (one word, e.g. /as alice or /as organiser)")
+            else:
+                self._user = args[0]
+                self._print(f"You are now '{self._user}'.")
+            return True
+        if head == "circle":
+            if len(args) != 1 or args[0] not in self._circles:
+                self._print(f"Usage: /circle SLUG (one of: {', '.join(self._circles)})")
+            else:
+                self._circle = args[0]
+                self._print(f"You are now in {self._circles[self._circle][0]} ({self._circle}).")
+            return True
+        if head == "who":
+            self._print(f"You are '{self._user}' in {self._circle}.")
+            return True
+        return False

@@ -1,0 +1,336 @@
+"""The core: routing, the permission check, and the single place that catches handler errors.
+
+Adapters hand events to `App.dispatch`; handlers (in `circlebot.features`) return their answer and the core
+sends it. Nothing here knows which platform an event came from beyond the names in the config.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+from circlebot.adapters.base import ChatAdapter, PollLimits
+from circlebot.commands import Command, CommandTable, Reply, UsageError, bind_words
+from circlebot.config import CircleSettings, Settings
+from circlebot.domain import (
+    Authority,
+    ChannelRef,
+    CheckInCast,
+    Event,
+    Invocation,
+    MessageRef,
+    PollResults,
+    PollSpec,
+    Post,
+    RsvpCast,
+    UserRef,
+    VoteCast,
+)
+from circlebot.readings import Collection
+from circlebot.store import PollRow, Store
+
+log = logging.getLogger(__name__)
+
+
+class Clock(Protocol):
+    """Where the core gets the time; tests inject a fake one."""
+
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class Refused(UsageError):
+    """The user may not do that (not an organiser, not their data); no usage text is added."""
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Everything a handler needs about one invocation."""
+
+    app: App
+    circle: CircleSettings
+    zone: ZoneInfo
+    user: UserRef
+    member_id: int
+    organiser: bool
+    now: datetime
+    invocation: Invocation
+    prefix: str
+
+    @property
+    def store(self) -> Store:
+        return self.app.store
+
+    @property
+    def readings(self) -> Collection:
+        return self.app.readings
+
+
+class App:
+    """The platform-free bot."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        readings: Collection,
+        clock: Clock | None = None,
+        commands: Sequence[Command] | None = None,
+    ) -> None:
+        from circlebot.features import all_commands
+
+        self.settings = settings
+        self.store = store
+        self.readings = readings
+        self.clock: Clock = clock or SystemClock()
+        self.commands = CommandTable(list(commands) if commands is not None else all_commands())
+        self.adapters: dict[str, ChatAdapter] = {}
+        self._channels: dict[tuple[str, str], CircleSettings] = {}
+        for c in settings.circles:
+            if c.where.console:
+                self._channels[("console", c.slug)] = c
+            for ch in c.where.discord_channels:
+                self._channels[("discord", ch)] = c
+            for room in c.where.matrix_rooms:
+                self._channels[("matrix", room)] = c
+
+    # wiring ----------------------------------------------------------------------------------------
+    def add_adapter(self, adapter: ChatAdapter) -> None:
+        self.adapters[adapter.platform] = adapter
+
+    def circle_for(self, channel: ChannelRef) -> CircleSettings | None:
+        return self._channels.get((channel.platform, channel.id))
+
+    def locations(self, circle: CircleSettings) -> list[ChannelRef]:
+        """Every channel of a circle on the platforms that are running."""
+        return [ChannelRef(p, cid) for (p, cid), c in self._channels.items() if c is circle and p in self.adapters]
+
+    def zone(self, circle: CircleSettings) -> ZoneInfo:
+        return self.settings.zone_of(circle)
+
+    def prefix(self, platform: str) -> str:
+        adapter = self.adapters.get(platform)
+        return adapter.prefix if adapter else ""
+
+    def is_organiser(self, circle: CircleSettings, user: UserRef, authority: Authority) -> bool:
+        """The one permission rule: configured ids, or the platform's own standing as configured."""
+        org = circle.organisers
+        if user.platform == "console":
+            return user.id in org.console
+        if user.platform == "discord":
+            return (
+                user.id in org.discord_users
+                or bool(authority.roles & set(org.discord_roles))
+                or (org.discord_manage_server and authority.manages_server)
+            )
+        if user.platform == "matrix":
+            return user.id in org.matrix_users or (
+                org.matrix_power_level is not None
+                and authority.power_level is not None
+                and authority.power_level >= org.matrix_power_level
+            )
+        return False
+
+    def poll_limits(self, circle: CircleSettings) -> list[tuple[str, PollLimits]]:
+        return [(loc.platform, self.adapters[loc.platform].poll_limits) for loc in self.locations(circle)]
+
+    # dispatch --------------------------------------------------------------------------------------
+    async def dispatch(self, event: Event) -> None:
+        """Handle one inbound event. Never raises: every error is answered or logged here."""
+        try:
+            if isinstance(event, Invocation):
+                await self._invoke(event)
+            elif isinstance(event, VoteCast):
+                await self.cast_vote(event)
+            elif isinstance(event, RsvpCast):
+                from circlebot.features.attendance import rsvp_from_event
+
+                await rsvp_from_event(self, event)
+            elif isinstance(event, CheckInCast):
+                from circlebot.features.attendance import checkin_from_event
+
+                await checkin_from_event(self, event)
+        except Exception:
+            log.exception("error handling %s", type(event).__name__)
+
+    async def _invoke(self, inv: Invocation) -> None:
+        prefix = self.prefix(inv.channel.platform)
+        command: Command | None = None
+        try:
+            circle = self.circle_for(inv.channel)
+            if circle is None:
+                raise UsageError("this channel is not part of any study circle; an admin can add it in the config.")
+            if inv.text is not None:
+                command, words = self.commands.resolve(inv.text)
+            else:
+                command = self.commands.get(inv.path)
+                if command is None:
+                    raise UsageError(f"there is no command {' '.join(inv.path)!r}.")
+            organiser = self.is_organiser(circle, inv.user, inv.authority)
+            if command.organiser and not organiser:
+                raise Refused(f"`{prefix}{command.name}` is for the organisers of {circle.name}.")
+            kwargs = bind_words(command, words) if inv.text is not None else self.commands.bind(command, inv.options)
+            member_id = await self.store.member(inv.user)
+            ctx = Context(self, circle, self.zone(circle), inv.user, member_id, organiser, self.clock.now(), inv,
+                          prefix)
+            result = await command.handler(ctx, **kwargs)
+            reply = result if isinstance(result, Reply) else Reply(result)
+            await self._answer(inv, Post(reply.text), private=reply.private or command.private)
+        except Refused as e:
+            await self._answer(inv, Post(f"Sorry: {e}"), private=True)
+        except UsageError as e:
+            cmd = e.command or command
+            text = f"{_capital(str(e))}"
+            if cmd is not None:
+                text += f"\nUsage: `{cmd.usage(prefix)}` (`{prefix}help {cmd.name}` for more)"
+            await self._answer(inv, Post(text), private=True)
+        except Exception:
+            error_id = secrets.token_hex(4)
+            log.exception("error %s in command %r from %s", error_id, inv.text or inv.path, inv.user.id)
+            await self._answer(
+                inv,
+                Post(f"Sorry, something went wrong on my side (error `{error_id}`). It is logged; "
+                     "an admin can look it up. Nothing you did was lost."),
+                private=True,
+            )
+
+    async def _answer(self, inv: Invocation, post: Post, *, private: bool) -> None:
+        adapter = self.adapters.get(inv.channel.platform)
+        if adapter is None:
+            log.warning("no adapter for %s to answer on", inv.channel.platform)
+            return
+        try:
+            await adapter.reply(inv, post, private=private)
+        except Exception:
+            log.exception("could not send an answer on %s", inv.channel.platform)
+
+    # posting ---------------------------------------------------------------------------------------
+    async def post_to_circle(self, circle: CircleSettings, post: Post) -> list[MessageRef]:
+        """Send a post to every running location of a circle; a platform that fails does not stop the others."""
+        refs: list[MessageRef] = []
+        for loc in self.locations(circle):
+            try:
+                refs.append(await self.adapters[loc.platform].send(loc, post))
+            except Exception:
+                log.exception("could not post to %s %s", loc.platform, loc.id)
+        return refs
+
+    # polls -----------------------------------------------------------------------------------------
+    @staticmethod
+    def spec(poll: PollRow) -> PollSpec:
+        return PollSpec(poll.id, poll.question, poll.answers, poll.multi, poll.secret, poll.closes_at)
+
+    async def start_poll(self, circle: CircleSettings, poll: PollRow) -> list[MessageRef]:
+        refs: list[MessageRef] = []
+        for loc in self.locations(circle):
+            try:
+                ref = await self.adapters[loc.platform].start_poll(loc, self.spec(poll))
+            except Exception:
+                log.exception("could not start poll %d on %s %s", poll.id, loc.platform, loc.id)
+                continue
+            await self.store.add_poll_message(poll.id, ref)
+            refs.append(ref)
+        return refs
+
+    async def tally(self, poll: PollRow) -> PollResults:
+        counts = [0] * len(poll.answers)
+        voters = 0
+        for _member, answers in await self.store.ballots(poll.id):
+            if answers:
+                voters += 1
+            for a in answers:
+                if 0 <= a < len(counts):
+                    counts[a] += 1
+        return PollResults(self.spec(poll), tuple(counts), voters, poll.closed)
+
+    async def close_poll(self, poll: PollRow) -> PollResults | None:
+        """Close a poll and end it on every platform; None if it was closed already."""
+        from circlebot.features.polls import results_text
+
+        if not await self.store.close_poll(poll.id, self.clock.now()):
+            return None
+        closed = await self.store.poll(poll.id)
+        assert closed is not None
+        results = await self.tally(closed)
+        text = results_text(results)
+        for ref in await self.store.poll_messages(poll.id):
+            adapter = self.adapters.get(ref.channel.platform)
+            if adapter is None:
+                continue
+            try:
+                await adapter.end_poll(ref, results, text)
+            except Exception:
+                log.exception("could not end poll %d on %s", poll.id, ref.channel.platform)
+        return results
+
+    async def cast_vote(self, vote: VoteCast) -> PollRow | None:
+        """A vote from a platform's native poll: cleaned the lenient way (clipped, not refused) and stored."""
+        poll_id = vote.poll_id
+        if poll_id is None and vote.message is not None:
+            poll_id = await self.store.poll_for_message(vote.message)
+        poll = await self.store.poll(poll_id) if poll_id is not None else None
+        if poll is None:
+            return None
+        if poll.closed_at is not None and vote.at >= poll.closed_at:
+            log.info("ignoring a vote in poll %d cast after it closed", poll.id)
+            return None
+        answers = tuple(dict.fromkeys(a for a in vote.answers if 0 <= a < len(poll.answers)))
+        if len(answers) != len(vote.answers):
+            answers = ()  # an unknown answer spoils the ballot, as MSC3381 counts it
+        if not poll.multi:
+            answers = answers[:1]
+        member_id = await self.store.member(vote.user)
+        await self.store.record_vote(poll.id, member_id, answers, vote.at)
+        return poll
+
+    async def close_due_polls(self) -> int:
+        """Close every poll whose closing time has passed and announce its results."""
+        from circlebot.features.polls import results_text
+
+        closed = 0
+        for poll in await self.store.due_polls(self.clock.now()):
+            results = await self.close_poll(poll)
+            if results is None:
+                continue
+            closed += 1
+            circle = self.settings.circle(poll.circle)
+            if circle is not None:
+                await self.post_to_circle(circle, Post(f"Poll #{poll.id} has closed.\n{results_text(results)}"))
+        return closed
+
+    # running ---------------------------------------------------------------------------------------
+    async def run(self, housekeeping_every: float = 30.0) -> None:
+        """Run every adapter and the housekeeping loop until the first adapter finishes or all are cancelled."""
+        self.store.batcher.start()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tasks = [tg.create_task(a.run(self.dispatch), name=f"adapter-{p}") for p, a in self.adapters.items()]
+                keeper = tg.create_task(self._housekeeping(housekeeping_every), name="housekeeping")
+                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for t in [*tasks, keeper]:
+                    t.cancel()
+        finally:
+            await self.store.batcher.stop()
+
+    async def _housekeeping(self, every: float) -> None:
+        while True:
+            try:
+                await self.close_due_polls()
+            except Exception:
+                log.exception("housekeeping failed; trying again in %.0f s", every)
+            await asyncio.sleep(every)
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+

@@ -1,0 +1,354 @@
+"""Commands declared once: name path, help, typed parameters, organiser-only flag, handler.
+
+The text parser, `help` and usage messages (terminal, Matrix) and the slash-command tree (Discord) are all
+generated from these declarations.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, time
+from typing import Any, Literal
+
+MAX_INPUT = 2000
+_QUOTES = {'"': '"', "“": "”„“", "„": "“”", "«": "»", "'": "'", "‘": "’‘"}
+
+
+class UsageError(Exception):
+    """The user typed something wrong; the message says what, and the command's usage is shown with it."""
+
+    def __init__(self, message: str, command: Command | None = None) -> None:
+        super().__init__(message)
+        self.command = command
+
+
+class UnknownCommand(UsageError):
+    """No command has that name."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A handler's answer. `private` answers go only to the asker where the platform can (ephemeral, DM)."""
+
+    text: str
+    private: bool = False
+
+
+HandlerResult = str | Reply
+Handler = Callable[..., Awaitable[HandlerResult]]
+
+
+@dataclass(frozen=True, slots=True)
+class ParamType:
+    """How a parameter's text becomes a value. `kind` maps it to a platform's option type."""
+
+    name: str
+    convert: Callable[[str], Any]
+    kind: Literal["str", "int", "float", "bool"] = "str"
+    choices: tuple[str, ...] = ()
+    complete: Literal["reading", "meeting", "poll"] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """One parameter. `greedy` takes every remaining word; `option` is given as ``--name [value]``."""
+
+    name: str
+    type: ParamType
+    help: str
+    required: bool = True
+    greedy: bool = False
+    option: bool = False
+    default: Any = None
+
+    @property
+    def is_flag(self) -> bool:
+        return self.option and self.type.kind == "bool"
+
+    def usage(self) -> str:
+        if self.option:
+            return f"[--{self.name}]" if self.is_flag else f"[--{self.name} {self.type.name.upper()}]"
+        label = "|".join(self.type.choices) if self.type.choices else self.name
+        label += "..." if self.greedy else ""
+        return f"<{label}>" if self.required else f"[{label}]"
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A command: declared once, parsed and documented from the declaration."""
+
+    path: tuple[str, ...]
+    help: str
+    handler: Handler
+    params: tuple[Param, ...] = ()
+    organiser: bool = False
+    private: bool = False
+    examples: tuple[str, ...] = ()
+    details: str = ""
+
+    @property
+    def name(self) -> str:
+        return " ".join(self.path)
+
+    def usage(self, prefix: str = "") -> str:
+        return " ".join([prefix + self.name, *(p.usage() for p in self.params)])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# parameter types
+
+
+def _positive_int(text: str) -> int:
+    t = text.strip().lstrip("#")
+    if not t.isdigit() or len(t) > 9:
+        raise ValueError(f"expected a number, got {text!r}")
+    n = int(t)
+    if n <= 0:
+        raise ValueError(f"expected a positive number, got {text!r}")
+    return n
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"expected a date like 2026-12-03, got {text!r}") from None
+
+
+def _time(text: str) -> time:
+    m = re.fullmatch(r"(\d{1,2})[:.h](\d{2})", text.strip())
+    if not m or int(m[1]) > 23 or int(m[2]) > 59:
+        raise ValueError(f"expected a time like 19:00, got {text!r}")
+    return time(int(m[1]), int(m[2]))
+
+
+def _when(text: str) -> date | str:
+    return "next" if text.strip().lower() == "next" else _date(text)
+
+
+def _text(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must not be empty")
+    return text.strip()
+
+
+def _hours(text: str) -> float:
+    try:
+        h = float(text)
+    except ValueError:
+        raise ValueError(f"expected a number of hours, got {text!r}") from None
+    if not 0 < h <= 768:
+        raise ValueError("must be between 1 and 768 hours (32 days)")
+    return h
+
+
+def choice(name: str, *options: str) -> ParamType:
+    def convert(text: str) -> str:
+        t = text.strip().lower()
+        if t not in options:
+            raise ValueError(f"expected one of {', '.join(options)}, got {text!r}")
+        return t
+
+    return ParamType(name, convert, "str", choices=options)
+
+
+TEXT = ParamType("text", _text)
+WORD = ParamType("word", _text)
+NUMBER = ParamType("number", _positive_int, "int")
+READING = ParamType("reading", lambda t: _text(t).lower(), complete="reading")
+MEETING = ParamType("meeting", _positive_int, "int", complete="meeting")
+POLL = ParamType("poll", _positive_int, "int", complete="poll")
+DATE = ParamType("date", _date)
+WHEN = ParamType("when", _when)
+TIME = ParamType("time", _time)
+HOURS = ParamType("hours", _hours, "float")
+FLAG = ParamType("flag", lambda t: True, "bool")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# text parsing
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    text: str
+    quoted: bool = False
+
+
+def split_words(text: str) -> list[Word]:
+    """Split a command line into words. Double, curly and guillemet quotes group words; an apostrophe inside
+    a word (what's) is just a letter. Raises UsageError for a quote that is never closed."""
+    words: list[Word] = []
+    i, n = 0, len(text)
+    while i < n:
+        if text[i].isspace():
+            i += 1
+            continue
+        if text[i] in _QUOTES:
+            closers = _QUOTES[text[i]]
+            j = i + 1
+            buf: list[str] = []
+            while j < n and text[j] not in closers:
+                if text[j] == "\\" and j + 1 < n and text[j + 1] in closers:
+                    j += 1
+                buf.append(text[j])
+                j += 1
+            if j >= n:
+                raise UsageError(f"a quote is not closed: {text[i:][:40]!r}. Close it with {closers[0]}.")
+            words.append(Word("".join(buf), quoted=True))
+            i = j + 1
+        else:
+            j = i
+            while j < n and not text[j].isspace():
+                j += 1
+            words.append(Word(text[i:j]))
+            i = j
+    return words
+
+
+@dataclass
+class CommandTable:
+    """All commands, looked up by path."""
+
+    commands: Sequence[Command]
+    _by_path: dict[tuple[str, ...], Command] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._by_path = {}
+        for c in self.commands:
+            if c.path in self._by_path:
+                raise ValueError(f"command {c.name!r} declared twice")
+            self._by_path[c.path] = c
+
+    def get(self, path: tuple[str, ...]) -> Command | None:
+        return self._by_path.get(path)
+
+    def starting_with(self, first: str) -> list[Command]:
+        return [c for c in self.commands if c.path[0] == first]
+
+    def names(self) -> list[str]:
+        return sorted({c.path[0] for c in self.commands})
+
+    def resolve(self, text: str) -> tuple[Command, list[Word]]:
+        """Find the command a line names (without the prefix); the rest of its words are not bound yet."""
+        if len(text) > MAX_INPUT:
+            raise UsageError(f"that message is too long ({len(text)} characters; the most is {MAX_INPUT}).")
+        words = split_words(text)
+        if not words:
+            raise UnknownCommand("type a command; `help` lists them.")
+        head = words[0].text.lower()
+        command = None
+        if len(words) > 1 and not words[1].quoted:
+            command = self.get((head, words[1].text.lower()))
+            if command is not None:
+                words = words[2:]
+        if command is None:
+            command = self.get((head,))
+            words = words[1:]
+        if command is None:
+            near = [c.name for c in self.commands if c.path[0].startswith(head[:3])] if head else []
+            hint = f" Did you mean: {', '.join(near)}?" if near else ""
+            raise UnknownCommand(f"there is no command {head[:40]!r}.{hint} `help` lists them.")
+        return command, words
+
+    def parse(self, text: str) -> tuple[Command, dict[str, Any]]:
+        """Parse a command line into a command and its converted arguments."""
+        command, words = self.resolve(text)
+        return command, bind_words(command, words)
+
+    def bind(self, command: Command, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Convert structured options (Discord slash-command options, by parameter name)."""
+        words: list[Word] = []
+        for p in command.params:
+            if p.name not in options or options[p.name] is None:
+                continue
+            v = options[p.name]
+            if p.is_flag:
+                if v:
+                    words.append(Word(f"--{p.name}"))
+            elif p.option:
+                words += [Word(f"--{p.name}"), Word(str(v), quoted=True)]
+            elif p.greedy and isinstance(v, str):
+                words += split_words(v)
+            elif p.greedy and isinstance(v, list | tuple):
+                words += [Word(str(x), quoted=True) for x in v]
+            else:
+                words.append(Word(str(v), quoted=True))
+        return bind_words(command, words)
+
+
+def bind_words(command: Command, words: list[Word]) -> dict[str, Any]:
+    """Bind words to a command's parameters, converting each; every mistake raises UsageError."""
+    options = {p.name: p for p in command.params if p.option}
+    positional = [p for p in command.params if not p.option]
+    values: dict[str, Any] = {p.name: (False if p.is_flag else p.default) for p in command.params}
+    rest: list[Word] = []
+    i = 0
+    while i < len(words):
+        w = words[i]
+        if w.text.startswith("--") and not w.quoted and len(w.text) > 2:
+            name, _, inline = w.text[2:].partition("=")
+            p = options.get(name.lower())
+            if p is None:
+                known = ", ".join(f"--{o}" for o in options) or "none"
+                raise UsageError(f"unknown option --{name[:30]} (options: {known}).", command)
+            if p.is_flag:
+                values[p.name] = True
+            else:
+                if not inline:
+                    i += 1
+                    if i >= len(words):
+                        raise UsageError(f"--{p.name} needs a value ({p.type.name}).", command)
+                    inline = words[i].text
+                values[p.name] = _convert(command, p, inline)
+        else:
+            rest.append(w)
+        i += 1
+    for p in positional:
+        if p.greedy:
+            taken, rest = rest, []
+            if p.required and not taken:
+                raise UsageError(f"missing <{p.name}>: {p.help}", command)
+            values[p.name] = tuple(_convert(command, p, w.text) for w in taken) if taken else p.default
+        elif rest:
+            values[p.name] = _convert(command, p, rest.pop(0).text)
+        elif p.required:
+            raise UsageError(f"missing <{p.name}>: {p.help}", command)
+    if rest:
+        extra = " ".join(w.text for w in rest)[:60]
+        raise UsageError(f"too many words: {extra!r}.", command)
+    return values
+
+
+def _convert(command: Command, p: Param, text: str) -> Any:
+    try:
+        return p.type.convert(text)
+    except ValueError as e:
+        raise UsageError(f"<{p.name}> {e}", command) from None
+
+
+def help_text(table: CommandTable, topic: str | None, *, prefix: str, organiser: bool) -> str:
+    """`help` and `help <command>`, generated from the declarations."""
+    if topic:
+        matches = [c for c in table.commands if c.name == topic.lower() or c.path[0] == topic.lower()]
+        if not matches:
+            raise UsageError(f"there is no command {topic[:40]!r}; `{prefix}help` lists them.")
+        parts = []
+        for c in matches:
+            lines = [f"`{c.usage(prefix)}`" + (" (organisers only)" if c.organiser else ""), c.help]
+            lines += [f"  {p.usage()}: {p.help}" for p in c.params]
+            if c.details:
+                lines.append(c.details)
+            lines += [f"  e.g. `{prefix}{e}`" for e in c.examples]
+            parts.append("\n".join(lines))
+        return "\n\n".join(parts)
+    lines = ["**Commands**"]
+    for c in table.commands:
+        if c.organiser and not organiser:
+            continue
+        mark = " *(organisers)*" if c.organiser else ""
+        lines.append(f"`{c.usage(prefix)}`: {c.help}{mark}")
+    lines.append(f"`{prefix}help <command>` tells more about one command.")
+    return "\n".join(lines)

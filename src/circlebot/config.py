@@ -1,0 +1,312 @@
+"""The one TOML file admins write: read with `tomllib`, validated into frozen settings.
+
+Every error is reported at once, each with its key path (``circles[0].meets.time``) and what was expected.
+Unknown keys are errors. Secrets never live in the file: a key such as ``token_env`` names the environment
+variable that holds them.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from datetime import time, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+_DURATION_RE = re.compile(r"^\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m(?:in)?)?\s*$")
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_SECRET_KEYS = {"token", "access_token", "password", "secret"}
+
+
+class ConfigError(Exception):
+    """The config file is wrong; `problems` lists every error as ``key.path: what is wrong``."""
+
+    def __init__(self, path: Path, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        super().__init__(f"{path}: {len(problems)} problem(s)\n" + "\n".join(f"  {p}" for p in problems))
+
+
+def parse_duration(value: Any) -> timedelta:
+    """``"7d"``, ``"24h"``, ``"90m"``, ``"1h30m"`` or a number of minutes."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("expected a duration like \"90m\", \"24h\" or \"7d\"")
+    if isinstance(value, int):
+        return timedelta(minutes=value)
+    if isinstance(value, str):
+        m = _DURATION_RE.match(value)
+        if m and any(m.groups()):
+            d, h, mins = (int(g) if g else 0 for g in m.groups())
+            return timedelta(days=d, hours=h, minutes=mins)
+    raise ValueError(f"expected a duration like \"90m\", \"24h\" or \"7d\", got {value!r}")
+
+
+def _zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown IANA time zone {value!r}; use a name like \"Europe/London\"") from None
+    return value
+
+
+def _local_time(value: Any) -> time:
+    if isinstance(value, time):
+        return value
+    if isinstance(value, str):
+        m = re.fullmatch(r"(\d{1,2}):(\d{2})", value.strip())
+        if m and int(m[1]) < 24 and int(m[2]) < 60:
+            return time(int(m[1]), int(m[2]))
+    raise ValueError(f"expected a local time like \"19:00\", got {value!r}")
+
+
+def _weekday(value: Any) -> str:
+    if isinstance(value, str):
+        v = value.strip().lower()
+        for day in _WEEKDAYS:
+            if len(v) >= 3 and day.startswith(v):
+                return day
+    raise ValueError(f"expected a weekday like \"thursday\" or \"thu\", got {value!r}")
+
+
+def _slug(value: str) -> str:
+    if not SLUG_RE.match(value):
+        raise ValueError(
+            f"{value!r} is not a slug: use 1-40 lowercase letters, digits and dashes, starting with a letter or digit"
+        )
+    return value
+
+
+def _env_name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        raise ValueError(f"expected the NAME of an environment variable, like \"CIRCLEBOT_TOKEN\", got {value!r}")
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Zone = Annotated[str, AfterValidator(_zone)]
+LocalTime = Annotated[time, BeforeValidator(_local_time)]
+Weekday = Annotated[str, BeforeValidator(_weekday)]
+Slug = Annotated[str, AfterValidator(_slug)]
+EnvName = Annotated[str, AfterValidator(_env_name)]
+Id = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) and not isinstance(v, bool) else v)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class Meets(_Frozen):
+    """When a circle meets: weekdays + local time, or a cron expression; and for how long."""
+
+    weekdays: tuple[Weekday, ...] = ()
+    time: LocalTime | None = None
+    cron: str | None = None
+    duration: Duration = timedelta(minutes=90)
+    every_weeks: int = Field(default=1, ge=1, le=8)
+
+    @model_validator(mode="after")
+    def _rule(self) -> Meets:
+        if self.cron is not None:
+            if self.weekdays or self.time is not None:
+                raise ValueError("give either 'cron' or 'weekdays' + 'time', not both")
+            if self.every_weeks != 1:
+                raise ValueError("'every_weeks' works with 'weekdays' + 'time', not with 'cron'")
+            from apscheduler.triggers.cron import CronTrigger
+
+            try:
+                CronTrigger.from_crontab(self.cron, timezone="UTC")
+            except ValueError as e:
+                raise ValueError(f"'cron' is not a valid crontab expression ({e})") from None
+        elif not self.weekdays or self.time is None:
+            raise ValueError(
+                "give 'weekdays' (e.g. [\"thursday\"]) and 'time' (e.g. \"19:00\"), or a 'cron' expression"
+            )
+        if self.duration <= timedelta(0) or self.duration > timedelta(hours=12):
+            raise ValueError("'duration' must be between 1 minute and 12 hours")
+        return self
+
+
+class Where(_Frozen):
+    """Where a circle lives; one circle may live on several platforms at once."""
+
+    console: bool = True
+    discord_channels: tuple[Id, ...] = ()
+    matrix_rooms: tuple[str, ...] = ()
+
+
+class Organisers(_Frozen):
+    """Who may run organiser commands, per platform."""
+
+    console: tuple[str, ...] = ("organiser",)
+    discord_users: tuple[Id, ...] = ()
+    discord_roles: tuple[Id, ...] = ()
+    discord_manage_server: bool = True
+    matrix_users: tuple[str, ...] = ()
+    matrix_power_level: int | None = 50
+
+
+class Timeline(_Frozen):
+    """How long before a meeting each post goes out."""
+
+    assignment: Duration = timedelta(days=7)
+    reminder: Duration = timedelta(hours=24)
+
+
+class CircleSettings(_Frozen):
+    """One study circle."""
+
+    slug: Slug
+    name: str = Field(min_length=1, max_length=100)
+    description: str = ""
+    timezone: Zone | None = None
+    meets: Meets
+    where: Where = Where()
+    organisers: Organisers = Organisers()
+    syllabus: tuple[str, ...] = ()
+    timeline: Timeline = Timeline()
+
+
+class ConsoleSettings(_Frozen):
+    """The terminal adapter."""
+
+    enabled: Literal["auto", "on", "off"] | bool = "auto"
+    user: str = "organiser"
+
+
+class MatrixSettings(_Frozen):
+    """The Matrix adapter (secrets by environment variable name)."""
+
+    homeserver: str
+    user_id: str
+    access_token_env: EnvName | None = None
+    password_env: EnvName | None = None
+    device_id: str = "CIRCLEBOT"
+    prefix: str = Field(default="!", min_length=1, max_length=5)
+    accept_invites: bool = False
+
+    @model_validator(mode="after")
+    def _credentials(self) -> MatrixSettings:
+        if not (self.access_token_env or self.password_env):
+            raise ValueError("name the environment variable holding the bot's credentials: 'access_token_env' "
+                             "(or 'password_env')")
+        return self
+
+
+class DiscordSettings(_Frozen):
+    """The Discord adapter (secrets by environment variable name)."""
+
+    token_env: EnvName = "CIRCLEBOT_DISCORD_TOKEN"
+    guilds: tuple[Id, ...] = ()
+    api_base: str | None = None
+    gateway_url: str | None = None
+
+
+class Settings(_Frozen):
+    """The whole validated config. Paths are absolute (relative ones are resolved against the file)."""
+
+    database: Path = Path("circlebot.sqlite3")
+    readings: Path = Path("readings")
+    timezone: Zone = "UTC"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    console: ConsoleSettings = ConsoleSettings()
+    matrix: MatrixSettings | None = None
+    discord: DiscordSettings | None = None
+    circles: tuple[CircleSettings, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique(self) -> Settings:
+        if not self.circles:
+            raise ValueError("no circles: add at least one [[circles]] table (see config.example.toml)")
+        seen: set[str] = set()
+        for c in self.circles:
+            if c.slug in seen:
+                raise ValueError(f"two circles share the slug {c.slug!r}; each circle needs its own")
+            seen.add(c.slug)
+        return self
+
+    def circle(self, slug: str) -> CircleSettings | None:
+        return next((c for c in self.circles if c.slug == slug), None)
+
+    def zone_of(self, circle: CircleSettings) -> ZoneInfo:
+        return ZoneInfo(circle.timezone or self.timezone)
+
+    @property
+    def console_enabled(self) -> bool:
+        if self.console.enabled in ("auto",):
+            return self.matrix is None and self.discord is None
+        return self.console.enabled in (True, "on")
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part.startswith(("function-", "tagged-union", "json-or-python")) or part in ("str", "bool"):
+            continue
+        else:
+            out += f".{part}" if out else part
+    return out or "(top level)"
+
+
+def _explain(err: Any) -> str:
+    kind = err["type"]
+    key = err["loc"][-1] if err["loc"] else ""
+    if kind == "extra_forbidden" and key in _SECRET_KEYS:
+        return (f"secrets never go in the config file: put it in an environment variable and name that "
+                f"variable with '{key}_env'")
+    if kind == "extra_forbidden":
+        return "unknown key (check the spelling; see config.example.toml for the keys)"
+    if kind == "missing":
+        return "required key is missing"
+    msg = str(err["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    if kind not in ("value_error", "assertion_error") and "input" in err and not isinstance(err["input"], dict):
+        msg += f" (got {err['input']!r})"
+    return msg
+
+
+def validate(data: dict[str, Any], path: Path) -> Settings:
+    """Validate parsed TOML; raise `ConfigError` with every problem."""
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as e:
+        problems = [f"{_loc(err['loc'])}: {_explain(err)}" for err in e.errors()]
+        raise ConfigError(path, problems) from None
+    base = path.parent
+    return settings.model_copy(
+        update={
+            "database": settings.database if settings.database.is_absolute() else base / settings.database,
+            "readings": settings.readings if settings.readings.is_absolute() else base / settings.readings,
+        }
+    )
+
+
+def load(path: Path) -> Settings:
+    """Read and validate the config file at `path`."""
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(path, [f"cannot read the file: {e.strerror}"]) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(path, ["the file is not UTF-8 text"]) from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(path, [f"TOML syntax: {e}"]) from None
+    return validate(data, path)

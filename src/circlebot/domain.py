@@ -1,0 +1,168 @@
+"""Plain values shared by the core and every adapter.
+
+Adapters turn platform events into these values and these values back into platform messages; nothing in here
+knows about Discord, Matrix or the terminal.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class UserRef:
+    """A person on one platform: `id` is stable, `name` is what to show."""
+
+    platform: str
+    id: str
+    name: str = ""
+
+    @property
+    def display(self) -> str:
+        return self.name or self.id
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRef:
+    """Where a circle lives on one platform: a Discord channel, a Matrix room, a console window."""
+
+    platform: str
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRef:
+    """A message the bot sent, as the platform names it."""
+
+    channel: ChannelRef
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Authority:
+    """What the platform says about a user's standing, for the core's permission check.
+
+    Discord fills `roles` and `manages_server`; Matrix fills `power_level`. The core decides.
+    """
+
+    roles: frozenset[str] = frozenset()
+    power_level: int | None = None
+    manages_server: bool = False
+
+
+class RsvpAnswer(enum.StrEnum):
+    YES = "yes"
+    MAYBE = "maybe"
+    NO = "no"
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    """A command from chat.
+
+    Text adapters fill `text` (the words after the prefix); structured adapters (Discord slash commands) fill
+    `path` and `options` instead. `handle` is the adapter's own object for answering (an interaction, an
+    event id); the core never looks inside it.
+    """
+
+    user: UserRef
+    channel: ChannelRef
+    at: datetime
+    text: str | None = None
+    path: tuple[str, ...] = ()
+    options: Mapping[str, Any] = field(default_factory=dict)
+    authority: Authority = Authority()
+    handle: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class VoteCast:
+    """A vote in a poll: by the core's poll id, or by the platform message that carries the poll.
+
+    `answers` are 0-based answer indices; an empty tuple withdraws the vote.
+    """
+
+    user: UserRef
+    answers: tuple[int, ...]
+    at: datetime
+    poll_id: int | None = None
+    message: MessageRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RsvpCast:
+    """An RSVP from a button or a reaction on a meeting's post; `answer=None` withdraws it."""
+
+    user: UserRef
+    answer: RsvpAnswer | None
+    at: datetime
+    meeting_id: int | None = None
+    message: MessageRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckInCast:
+    """A check-in from a button or a reaction on a meeting's questions post."""
+
+    user: UserRef
+    at: datetime
+    meeting_id: int | None = None
+    message: MessageRef | None = None
+
+
+Event = Invocation | VoteCast | RsvpCast | CheckInCast
+
+
+class Control(enum.StrEnum):
+    """Interactive controls a post may carry where the platform has them (buttons, reactions)."""
+
+    RSVP = "rsvp"
+    CHECK_IN = "check_in"
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """Something the bot says: Markdown text, rendered by each adapter for its platform.
+
+    `mentions` are people the post is meant to notify; `at` is a time to render in the reader's zone where
+    the platform can; `meeting_id` and `controls` let adapters attach RSVP or check-in buttons/reactions.
+    """
+
+    text: str
+    mentions: tuple[UserRef, ...] = ()
+    notify: bool = False
+    meeting_id: int | None = None
+    controls: tuple[Control, ...] = ()
+    thread_of: MessageRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PollSpec:
+    """A poll as adapters need it to render a native poll."""
+
+    id: int
+    question: str
+    answers: tuple[str, ...]
+    multi: bool
+    secret: bool
+    closes_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class PollResults:
+    """Tallied results of a poll."""
+
+    poll: PollSpec
+    counts: tuple[int, ...]
+    voters: int
+    closed: bool
+
+    def winners(self) -> tuple[int, ...]:
+        top = max(self.counts, default=0)
+        if top == 0:
+            return ()
+        return tuple(i for i, c in enumerate(self.counts) if c == top)

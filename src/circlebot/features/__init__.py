@@ -1,0 +1,11 @@
+"""One module per capability; each exports COMMANDS. `all_commands` is the order `help` shows them in."""
+
+from __future__ import annotations
+
+from circlebot.commands import Command
+
+
+def all_commands() -> list[Command]:
+    from circlebot.features import attendance, general, meetings, polls, readings
+
+    return [*general.COMMANDS, *readings.COMMANDS, *meetings.COMMANDS, *attendance.COMMANDS, *polls.COMMANDS]

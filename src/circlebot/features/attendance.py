@@ -1,0 +1,129 @@
+"""`rsvp`, `here` and `attendance`, and RSVPs / check-ins that arrive as buttons or reactions."""
+
+from __future__ import annotations
+
+import logging
+
+from circlebot.app import App, Context, Refused
+from circlebot.commands import MEETING, TEXT, Command, Param, Reply, UsageError, choice
+from circlebot.domain import CheckInCast, RsvpAnswer, RsvpCast
+from circlebot.features.common import meeting_or_error, meeting_title, when
+
+log = logging.getLogger(__name__)
+RSVP = choice("answer", "yes", "maybe", "no")
+
+
+async def rsvp(ctx: Context, answer: str, meeting: int | None) -> str:
+    m = await meeting_or_error(ctx, meeting)
+    if m.starts_at <= ctx.now and meeting is None:
+        pass
+    if m.ends_at <= ctx.now:
+        raise UsageError(f"meeting #{m.id} is over; RSVP to a coming one (`{ctx.prefix}upcoming`).")
+    await ctx.store.set_rsvp(m.id, ctx.member_id, RsvpAnswer(answer), ctx.now)
+    return f"{ctx.user.display}: {answer} for meeting #{m.id}, {meeting_title(ctx, m)} on {when(m.starts_at)}."
+
+
+async def here(ctx: Context) -> str:
+    meetings = await ctx.store.meetings(ctx.circle.slug, ending_after=ctx.now, limit=1)
+    m = meetings[0] if meetings else None
+    if m is None or not m.is_open(ctx.now):
+        nxt = f" The next one starts {when(m.starts_at)}." if m else ""
+        raise UsageError(f"check-in is closed: it opens when a meeting starts and closes when it ends.{nxt}")
+    new = await ctx.store.check_in(m.id, ctx.member_id, ctx.now)
+    return f"Welcome, {ctx.user.display}: you are checked in to meeting #{m.id}." if new else (
+        f"{ctx.user.display}, you were already checked in to meeting #{m.id}.")
+
+
+async def attendance(ctx: Context, who: str | None) -> Reply:
+    if who is None and not ctx.organiser:
+        return Reply(await _member_record(ctx, ctx.member_id, ctx.user.display), private=True)
+    if who is None:
+        return Reply(await _circle_record(ctx))
+    if who.lstrip("#").isdigit():
+        if not ctx.organiser:
+            raise Refused("members see their own attendance; organisers see who came to a meeting.")
+        return Reply(await _meeting_record(ctx, int(who.lstrip("#"))))
+    user = await ctx.store.find_member(ctx.user.platform, who.lstrip("@"))
+    if user is None:
+        raise UsageError(f"I know no member {who[:40]!r} here.")
+    if user.id != ctx.user.id and not ctx.organiser:
+        raise Refused("members see only their own attendance.")
+    member_id = await ctx.store.member(user)
+    return Reply(await _member_record(ctx, member_id, user.display), private=not ctx.organiser)
+
+
+async def _member_record(ctx: Context, member_id: int, name: str) -> str:
+    record = await ctx.store.attendance_of(member_id, ctx.circle.slug, ctx.now)
+    if not record:
+        return f"{ctx.circle.name} has had no meetings yet."
+    came = sum(1 for _, c in record if c)
+    lines = [f"**Attendance of {name}**: {came} of {len(record)} meeting(s)"]
+    lines += [f"{'✔' if c else '✘'} #{m.id} {when(m.starts_at)}: {meeting_title(ctx, m)}" for m, c in record[-10:]]
+    return "\n".join(lines)
+
+
+async def _meeting_record(ctx: Context, meeting_id: int) -> str:
+    m = await meeting_or_error(ctx, meeting_id)
+    came = await ctx.store.checkins(m.id)
+    rsvps = await ctx.store.rsvps(m.id)
+    came_ids = {u.id for u, _ in came}
+    lines = [f"**Meeting #{m.id}**, {when(m.starts_at)}: {meeting_title(ctx, m)}",
+             f"Checked in ({len(came)}): {', '.join(u.display for u, _ in came) or 'nobody yet'}"]
+    missing = [u.display for u, a in rsvps if a is RsvpAnswer.YES and u.id not in came_ids]
+    if missing and m.starts_at <= ctx.now:
+        lines.append(f"Said yes but not checked in: {', '.join(missing)}")
+    for answer in RsvpAnswer:
+        names = [u.display for u, a in rsvps if a is answer]
+        lines.append(f"RSVP {answer.value} ({len(names)}): {', '.join(names) or '-'}")
+    return "\n".join(lines)
+
+
+async def _circle_record(ctx: Context) -> str:
+    past = await ctx.store.meetings(ctx.circle.slug, before=ctx.now, limit=10, newest_first=True)
+    if not past:
+        return f"{ctx.circle.name} has had no meetings yet."
+    counts = await ctx.store.checkin_counts(m.id for m in past)
+    rsvps = await ctx.store.rsvp_counts(m.id for m in past)
+    lines = [f"**Attendance in {ctx.circle.name}** (latest first)"]
+    lines += [f"#{m.id} {when(m.starts_at)}: {counts[m.id]} came, {rsvps[m.id][RsvpAnswer.YES]} had said yes"
+              for m in past]
+    lines.append(f"`{ctx.prefix}attendance <meeting>` for names, `{ctx.prefix}attendance <member>` for a person.")
+    return "\n".join(lines)
+
+
+async def rsvp_from_event(app: App, event: RsvpCast) -> None:
+    """An RSVP from a button or reaction: silent when it does not apply (an old post, a past meeting)."""
+    meeting_id = event.meeting_id
+    if meeting_id is None and event.message is not None:
+        found = await app.store.post_for_message(event.message)
+        meeting_id = found[0] if found else None
+    meeting = await app.store.meeting(meeting_id) if meeting_id is not None else None
+    if meeting is None or meeting.status != "scheduled" or meeting.ends_at <= event.at:
+        log.info("ignoring an RSVP for meeting %s", meeting_id)
+        return
+    member_id = await app.store.member(event.user)
+    await app.store.set_rsvp(meeting.id, member_id, event.answer, event.at)
+
+
+async def checkin_from_event(app: App, event: CheckInCast) -> None:
+    meeting_id = event.meeting_id
+    if meeting_id is None and event.message is not None:
+        found = await app.store.post_for_message(event.message)
+        meeting_id = found[0] if found else None
+    meeting = await app.store.meeting(meeting_id) if meeting_id is not None else None
+    if meeting is None or not meeting.is_open(event.at):
+        log.info("ignoring a check-in for meeting %s outside its time", meeting_id)
+        return
+    await app.store.check_in(meeting.id, await app.store.member(event.user), event.at)
+
+
+COMMANDS = [
+    Command(("rsvp",), "Say whether you are coming to a meeting (default: the next one).", rsvp,
+            (Param("answer", RSVP, "yes, maybe or no"),
+             Param("meeting", MEETING, "the meeting's number", required=False)),
+            examples=("rsvp yes", "rsvp maybe 4")),
+    Command(("here",), "Check in to the meeting that is on now.", here),
+    Command(("attendance",), "Who came: organisers see everyone; members see their own record.", attendance,
+            (Param("who", TEXT, "a meeting number or a member's name", required=False),),
+            examples=("attendance", "attendance 3", "attendance alice")),
+]

@@ -1,0 +1,53 @@
+"""Formatting and look-ups several features share."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from circlebot.adapters.base import time_mark
+from circlebot.app import Context
+from circlebot.commands import UsageError
+from circlebot.domain import RsvpAnswer
+from circlebot.readings import Reading
+from circlebot.store import Meeting
+
+
+def when(dt: datetime) -> str:
+    """A time in a post: rendered per platform (Discord shows each reader's zone; others the circle's)."""
+    return time_mark(dt, "F")
+
+
+def reading_or_error(ctx: Context, slug: str) -> Reading:
+    reading = ctx.readings.get(slug)
+    if reading is None:
+        near = ctx.readings.search(slug.replace("-", " "))[:3]
+        hint = f" Did you mean {', '.join(f'`{r.slug}`' for r in near)}?" if near else ""
+        raise UsageError(f"there is no reading {slug[:60]!r}.{hint} `{ctx.prefix}readings` lists them.")
+    return reading
+
+
+async def meeting_or_error(ctx: Context, meeting_id: int | None, *, default: str = "next") -> Meeting:
+    """The meeting a user named, in this circle; without a number, the open one or the next one."""
+    if meeting_id is not None:
+        m = await ctx.store.meeting(meeting_id)
+        if m is None or m.circle != ctx.circle.slug or m.status != "scheduled":
+            raise UsageError(
+                f"there is no meeting #{meeting_id} in {ctx.circle.name}; `{ctx.prefix}upcoming` lists them."
+            )
+        return m
+    upcoming = await ctx.store.meetings(ctx.circle.slug, ending_after=ctx.now, limit=1)
+    if not upcoming:
+        raise UsageError(f"{ctx.circle.name} has no meeting scheduled; an organiser can add one with "
+                         f"`{ctx.prefix}schedule <reading>`.")
+    return upcoming[0]
+
+
+def meeting_title(ctx: Context, m: Meeting) -> str:
+    reading = ctx.readings.get(m.reading)
+    title = reading.title if reading else m.reading
+    part = f" (part {m.part} of {m.parts})" if m.part and m.parts else ""
+    return f"*{title}*{part}"
+
+
+def rsvp_summary(counts: dict[RsvpAnswer, int]) -> str:
+    return f"{counts[RsvpAnswer.YES]} yes, {counts[RsvpAnswer.MAYBE]} maybe, {counts[RsvpAnswer.NO]} no"

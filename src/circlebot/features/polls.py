@@ -1,0 +1,148 @@
+"""`poll`, `poll close`, `poll results`, `vote` and `unvote`; tallies and their text."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from circlebot.app import Context
+from circlebot.commands import FLAG, HOURS, NUMBER, POLL, TEXT, Command, Param, Reply, UsageError
+from circlebot.domain import PollResults
+from circlebot.store import PollRow
+
+MAX_QUESTION = 300
+MAX_ANSWERS = 20
+MAX_ANSWER = 100
+BAR = 12
+
+
+def results_text(results: PollResults, *, hide_counts: bool = False) -> str:
+    """The results of a poll as text: counts, shares, a bar, the winner once closed."""
+    poll = results.poll
+    state = "closed" if results.closed else "open"
+    lines = [f"**Poll #{poll.id}: {poll.question}** ({state}, {results.voters} voter(s))"]
+    if hide_counts:
+        lines += [f"{i}. {a}" for i, a in enumerate(poll.answers, 1)]
+        lines.append("This is a secret poll: counts are shown when it closes.")
+        return "\n".join(lines)
+    total = sum(results.counts) or 1
+    for i, (answer, n) in enumerate(zip(poll.answers, results.counts, strict=True), 1):
+        bar = "█" * round(BAR * n / total)
+        lines.append(f"{i}. {answer}: {n} ({100 * n / total:.0f}%) {bar}")
+    if results.closed:
+        winners = results.winners()
+        if not winners:
+            lines.append("Nobody voted.")
+        elif len(winners) == 1:
+            lines.append(f"Result: **{poll.answers[winners[0]]}**")
+        else:
+            lines.append("Tie between: " + ", ".join(f"**{poll.answers[w]}**" for w in winners))
+    return "\n".join(lines)
+
+
+async def _poll_here(ctx: Context, poll_id: int) -> PollRow:
+    poll = await ctx.store.poll(poll_id)
+    if poll is None or poll.circle != ctx.circle.slug:
+        raise UsageError(f"there is no poll #{poll_id} in {ctx.circle.name}.")
+    return poll
+
+
+async def open_poll(ctx: Context, question: str, answers: tuple[str, ...], multi: bool, hours: float | None,
+                    secret: bool) -> str:
+    problems: list[str] = []
+    if len(question) > MAX_QUESTION:
+        problems.append(f"the question is {len(question)} characters; the most is {MAX_QUESTION}")
+    if len(answers) < 2:
+        problems.append("a poll needs at least two answers, each in quotes")
+    if len(answers) > MAX_ANSWERS:
+        problems.append(f"{len(answers)} answers; the most is {MAX_ANSWERS}")
+    if len({a.casefold() for a in answers}) != len(answers):
+        problems.append("two answers are the same")
+    problems += [f"answer {i} is {len(a)} characters; the most is {MAX_ANSWER}"
+                 for i, a in enumerate(answers, 1) if len(a) > MAX_ANSWER]
+    for platform, limits in ctx.app.poll_limits(ctx.circle):
+        if len(question) > limits.question_chars:
+            problems.append(f"{platform} allows questions of at most {limits.question_chars} characters")
+        if len(answers) > limits.answers:
+            problems.append(f"{platform} allows at most {limits.answers} answers")
+        long = [i for i, a in enumerate(answers, 1) if len(a) > limits.answer_chars]
+        if long:
+            problems.append(f"{platform} allows answers of at most {limits.answer_chars} characters "
+                            f"(too long: answer {', '.join(map(str, long))})")
+        if hours is not None and not limits.min_hours <= hours <= limits.max_hours:
+            problems.append(f"{platform} polls last between {limits.min_hours:g} and {limits.max_hours:g} hours")
+    if problems:
+        raise UsageError("; ".join(dict.fromkeys(problems)) + ".")
+    closes_at = ctx.now + timedelta(hours=hours) if hours else None
+    poll = await ctx.store.create_poll(
+        ctx.circle.slug, question, answers, multi=multi, secret=secret, opened_by=ctx.member_id,
+        now=ctx.now, closes_at=closes_at,
+    )
+    refs = await ctx.app.start_poll(ctx.circle, poll)
+    where = ", ".join(sorted({r.channel.platform for r in refs})) or "no platform (none is running)"
+    how = f"`{ctx.prefix}vote {poll.id} <n>`" + (" (several numbers allowed)" if multi else "")
+    return f"Poll #{poll.id} is open on {where}. Vote with {how}."
+
+
+async def close(ctx: Context, poll: int) -> str:
+    p = await _poll_here(ctx, poll)
+    results = await ctx.app.close_poll(p)
+    if results is None:
+        raise UsageError(f"poll #{poll} is already closed; `{ctx.prefix}poll results {poll}` shows its results.")
+    return results_text(results)
+
+
+async def results(ctx: Context, poll: int) -> Reply:
+    p = await _poll_here(ctx, poll)
+    tally = await ctx.app.tally(p)
+    hide = p.secret and not p.closed
+    text = results_text(tally, hide_counts=hide)
+    if not hide:
+        return Reply(text)
+    mine = await ctx.store.ballot_of(p.id, ctx.member_id)
+    if mine:
+        text += "\nYour vote: " + ", ".join(p.answers[a] for a in mine)
+    return Reply(text, private=True)
+
+
+async def vote(ctx: Context, poll: int, answers: tuple[int, ...]) -> Reply:
+    p = await _poll_here(ctx, poll)
+    if p.closed:
+        raise UsageError(f"poll #{poll} is closed; `{ctx.prefix}poll results {poll}` shows its results.")
+    bad = [n for n in answers if not 1 <= n <= len(p.answers)]
+    if bad:
+        raise UsageError(f"poll #{poll} has answers 1 to {len(p.answers)}; {', '.join(map(str, bad))} is not one.")
+    chosen = tuple(dict.fromkeys(n - 1 for n in answers))
+    if len(chosen) > 1 and not p.multi:
+        raise UsageError(f"poll #{poll} takes one answer; give one number.")
+    await ctx.store.record_vote(p.id, ctx.member_id, chosen, ctx.now)
+    picked = ", ".join(p.answers[a] for a in chosen)
+    return Reply(f"{ctx.user.display}, your vote in poll #{p.id} is counted: {picked}.", private=p.secret)
+
+
+async def unvote(ctx: Context, poll: int) -> Reply:
+    p = await _poll_here(ctx, poll)
+    if p.closed:
+        raise UsageError(f"poll #{poll} is closed.")
+    await ctx.store.record_vote(p.id, ctx.member_id, (), ctx.now)
+    return Reply(f"{ctx.user.display}, your vote in poll #{p.id} is withdrawn.", private=p.secret)
+
+
+COMMANDS = [
+    Command(("poll",), "Open a poll: the question, then each answer, in quotes.", open_poll,
+            (Param("question", TEXT, "the question, in quotes"),
+             Param("answers", TEXT, "two or more answers, each in quotes", greedy=True),
+             Param("multi", FLAG, "members may pick several answers", option=True),
+             Param("hours", HOURS, "close by itself after this many hours", required=False, option=True),
+             Param("secret", FLAG, "hide counts until the poll closes", option=True)),
+            organiser=True,
+            examples=('poll "Next reading?" "Bolivia 2003" "Something else" --hours 48',)),
+    Command(("poll", "close"), "Close a poll now and post its results.", close,
+            (Param("poll", POLL, "the poll's number"),), organiser=True),
+    Command(("poll", "results"), "The results so far (a secret poll's counts show once it closes).", results,
+            (Param("poll", POLL, "the poll's number"),)),
+    Command(("vote",), "Vote in a poll by answer number(s).", vote,
+            (Param("poll", POLL, "the poll's number"),
+             Param("answers", NUMBER, "the answer number(s)", greedy=True)),
+            examples=("vote 1 2",)),
+    Command(("unvote",), "Withdraw your vote in a poll.", unvote, (Param("poll", POLL, "the poll's number"),)),
+]

@@ -1,0 +1,725 @@
+"""The article collection: load and validate the study circle's readings.
+
+Each reading is one Markdown file, ``readings/<slug>.md``.  The slug is the
+file stem and must match :data:`SLUG_PATTERN`.  The file starts with a TOML
+front-matter block between two lines ``+++``::
+
+    +++
+    title = "Bolivia: first balance-sheet of the insurrection"
+    author = "International Marxist Tendency"
+    publisher = "In Defence of Marxism (marxist.com)"
+    published = 2003-10-20
+    summary = "What the Bolivian workers concluded after overthrowing Goni."
+    questions = ["Why was power not taken?"]
+    +++
+
+    Introduction text...
+
+    ## First section
+
+    Section text...
+
+Text before the first ``## `` heading is the introduction; each ``## Heading``
+starts a section, and ``###`` or deeper headings belong to the current section.
+Headings inside fenced code blocks are ignored.
+
+:func:`parse_reading` validates one file's text and raises
+:class:`ReadingFormatError` listing *every* problem it found;
+:func:`load_collection` loads a whole directory and never raises for bad files:
+their problems are collected in :attr:`Collection.errors`, and the good files
+are still loaded.
+"""
+
+from __future__ import annotations
+
+import datetime
+import difflib
+import json
+import math
+import os
+import pathlib
+import re
+import stat
+import tomllib
+import types
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "MAX_FILE_BYTES",
+    "SLUG_PATTERN",
+    "WORDS_PER_MINUTE",
+    "Collection",
+    "Reading",
+    "ReadingError",
+    "ReadingFormatError",
+    "Section",
+    "load_collection",
+    "parse_reading",
+]
+
+WORDS_PER_MINUTE = 200
+"""Reading speed used for reading-time estimates."""
+
+MAX_FILE_BYTES = 5 * 1024 * 1024
+"""Files larger than this are refused without being read."""
+
+SLUG_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,79}")
+"""A valid slug (file stem) must match this pattern in full."""
+
+_DELIMITER = "+++"
+_REQUIRED_STRINGS = ("title", "author", "publisher", "summary")
+_OPTIONAL_STRINGS = ("source", "organisation")
+_KNOWN_KEYS = frozenset(
+    {*_REQUIRED_STRINGS, *_OPTIONAL_STRINGS, "published", "language", "tags", "questions"}
+)
+_LANGUAGE_RE = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*")
+_TOML_POSITION_RE = re.compile(r"\s*\((?:at line (\d+), column (\d+)|at end of document)\)\s*$")
+_TOML_KEY_RE = re.compile(r"""\s*("(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_-]+)\s*[.=]""")
+_TOML_TABLE_RE = re.compile(r"""\s*\[\[?\s*("(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_-]+)""")
+_HEADING_RE = re.compile(r" {0,3}##(?=[ \t]|$)(.*)")
+_CLOSING_HASHES_RE = re.compile(r"(?:^|[ \t]+)#+[ \t]*$")
+_FENCE_RE = re.compile(r" {0,3}(`{3,}|~{3,})")
+
+# Rough Markdown-to-text conversion used for word counts and excerpts.
+_MARKUP_SUBSTITUTIONS = (
+    (re.compile(r"^[ \t]*\[[^\]\n]+\]:[ \t]*\S.*$", re.MULTILINE), ""),  # link reference definitions
+    (re.compile(r"!\[([^\]\n]*)\]\([^)\n]*\)"), r"\1"),  # images ![alt](src)
+    (re.compile(r"\[([^\]\n]*)\]\([^)\n]*\)"), r"\1"),  # links [text](url)
+    (re.compile(r"\[([^\]\n]*)\]\[[^\]\n]*\]"), r"\1"),  # reference links [text][ref]
+    (re.compile(r"<((?:https?|mailto):[^>\s]+)>"), r"\1"),  # autolinks
+    (re.compile(r"</?[A-Za-z][^>\n]*>"), ""),  # inline HTML tags
+)
+_MARKUP_CHARS = str.maketrans("", "", "#*_>`")
+_WORD_RE = re.compile(r"\S+")
+_HAS_LETTER_OR_DIGIT_RE = re.compile(r"\w")
+
+
+# --------------------------------------------------------------------------- model
+
+
+def _minutes(words: int) -> int:
+    """Reading time in whole minutes for *words* words (at least one minute)."""
+    return max(1, math.ceil(words / WORDS_PER_MINUTE))
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """One ``## `` section of a reading.
+
+    ``line`` is the 1-based line of the heading in the file; ``body`` is the
+    Markdown text under the heading (without it) and ``words`` its word count.
+    """
+
+    title: str
+    line: int
+    body: str
+    words: int
+
+    @property
+    def minutes(self) -> int:
+        """Estimated reading time of the section, in minutes (at least 1)."""
+        return _minutes(self.words)
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """A validated article of the collection.
+
+    ``words`` counts the whole body (introduction, headings and sections);
+    ``intro`` is the Markdown text before the first section.
+    """
+
+    slug: str
+    title: str
+    author: str
+    publisher: str
+    published: datetime.date
+    source: str | None
+    organisation: str | None
+    language: str
+    tags: tuple[str, ...]
+    summary: str
+    questions: tuple[str, ...]
+    intro: str
+    sections: tuple[Section, ...]
+    words: int
+    path: pathlib.Path
+
+    @property
+    def minutes(self) -> int:
+        """Estimated reading time in minutes: ``ceil(words / 200)``, at least 1."""
+        return _minutes(self.words)
+
+    def excerpt(self, chars: int = 400) -> str:
+        """Return the opening of the introduction as plain text, at most *chars* characters.
+
+        Whitespace is collapsed and Markdown markup removed.  Longer text is cut
+        at a word boundary and ends with "…" (counted in *chars*).  If the
+        reading has no introduction, the first section (or else the summary)
+        is used instead.
+        """
+        if chars < 1:
+            raise ValueError(f"chars must be at least 1, got {chars}")
+        source = self.intro or (self.sections[0].body if self.sections else "") or self.summary
+        text = " ".join(_plain_text(source).split())
+        if len(text) <= chars:
+            return text
+        window = text[: chars - 1]
+        if text[chars - 1].isspace():
+            cut = window
+        else:
+            space = window.rfind(" ")
+            cut = window[:space] if space > 0 else window
+        return cut.rstrip(" ,;:–—-") + "…"
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingError:
+    """One problem found in a reading file.
+
+    ``line`` is 1-based; ``0`` means the problem concerns the file as a whole
+    (its name, its size, where a symlink points...), and no line is shown.
+    """
+
+    path: pathlib.Path
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        """Render as ``path:line: message`` (or ``path: message`` when line is 0)."""
+        if self.line > 0:
+            return f"{self.path}:{self.line}: {self.message}"
+        return f"{self.path}: {self.message}"
+
+
+class ReadingFormatError(Exception):
+    """Raised by :func:`parse_reading`; ``errors`` holds every problem found, in line order."""
+
+    errors: tuple[ReadingError, ...]
+
+    def __init__(self, errors: Iterable[ReadingError]) -> None:
+        """Build the exception from one or more :class:`ReadingError` items."""
+        self.errors = tuple(errors)
+        super().__init__("\n".join(str(error) for error in self.errors))
+
+
+@dataclass(frozen=True)
+class Collection:
+    """A loaded article collection.
+
+    ``readings`` maps slug to :class:`Reading` (read-only, sorted by slug);
+    ``errors`` lists the problems of the files that could not be loaded.
+    Iterating yields the readings in slug order.
+    """
+
+    readings: Mapping[str, Reading]
+    errors: tuple[ReadingError, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        """Freeze ``readings`` into a read-only mapping sorted by slug."""
+        ordered = dict(sorted(self.readings.items()))
+        object.__setattr__(self, "readings", types.MappingProxyType(ordered))
+        object.__setattr__(self, "errors", tuple(self.errors))
+
+    def get(self, slug: str) -> Reading | None:
+        """Return the reading with this slug, or ``None``."""
+        return self.readings.get(slug)
+
+    def search(self, words: str) -> list[Reading]:
+        """Find readings matching every word of *words* (case-insensitive).
+
+        A word matches when it appears (as a substring) in the title, a tag,
+        the author or the slug.  An empty query returns every reading.  Results
+        are sorted by publication date, newest first, then by slug.
+        """
+        terms = words.casefold().split()
+        hits = [reading for reading in self.readings.values() if _matches(reading, terms)]
+        hits.sort(key=lambda reading: reading.slug)
+        hits.sort(key=lambda reading: reading.published, reverse=True)
+        return hits
+
+    def __len__(self) -> int:
+        """Number of readings loaded."""
+        return len(self.readings)
+
+    def __iter__(self) -> Iterator[Reading]:
+        """Iterate over the readings in slug order."""
+        return iter(self.readings.values())
+
+
+def _matches(reading: Reading, terms: list[str]) -> bool:
+    haystack = "\n".join((reading.title, reading.author, reading.slug, *reading.tags)).casefold()
+    return all(term in haystack for term in terms)
+
+
+# ------------------------------------------------------------------------ text helpers
+
+
+def _plain_text(markdown: str) -> str:
+    """Strip Markdown markup roughly: links become their text, ``#*_>` `` are dropped."""
+    for pattern, replacement in _MARKUP_SUBSTITUTIONS:
+        markdown = pattern.sub(replacement, markdown)
+    return markdown.translate(_MARKUP_CHARS)
+
+
+def _count_words(markdown: str) -> int:
+    """Count the words of a Markdown text (tokens with at least one letter or digit)."""
+    return sum(
+        1 for token in _WORD_RE.findall(_plain_text(markdown)) if _HAS_LETTER_OR_DIGIT_RE.search(token)
+    )
+
+
+def _describe(value: Any) -> str:
+    """Describe a TOML value for an error message."""
+    if isinstance(value, str):
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        return json.dumps(shown, ensure_ascii=False)
+    if isinstance(value, bool):
+        return f"{'true' if value else 'false'} (a boolean)"
+    if isinstance(value, int | float):
+        return f"{value} (a number)"
+    if isinstance(value, datetime.datetime):
+        return f"{value.isoformat()} (a date-time)"
+    if isinstance(value, datetime.date):
+        return f"{value.isoformat()} (a date)"
+    if isinstance(value, datetime.time):
+        return f"{value.isoformat()} (a time of day)"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return type(value).__name__  # pragma: no cover - tomllib produces no other types
+
+
+def _suggest_slug(stem: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-")[:80].rstrip("-")
+    return slug or "my-article"
+
+
+# ------------------------------------------------------------------------- parsing
+
+
+class _Problems:
+    """Collects the errors of one file."""
+
+    def __init__(self, path: pathlib.Path) -> None:
+        self.path = path
+        self.errors: list[ReadingError] = []
+
+    def add(self, line: int, message: str) -> None:
+        self.errors.append(ReadingError(self.path, line, message))
+
+    def fail(self) -> ReadingFormatError:
+        """The exception to raise: every error, in line order."""
+        return ReadingFormatError(sorted(self.errors, key=lambda error: error.line))
+
+
+def parse_reading(path: pathlib.Path, text: str) -> Reading:
+    """Parse and validate the text of the reading file *path*.
+
+    The slug is ``path.stem``; *path* is only used for the slug and in error
+    messages (the file is not read).  Raises :class:`ReadingFormatError` with
+    all the problems found.
+    """
+    problems = _Problems(path)
+    slug = path.stem
+    if not SLUG_PATTERN.fullmatch(slug):
+        problems.add(
+            0,
+            f"file name {path.name!r} is not a valid slug: use 1-80 lowercase letters, digits and "
+            f"hyphens, starting with a letter or digit; rename it e.g. to "
+            f"'{_suggest_slug(slug)}{path.suffix}'",
+        )
+    text = text.removeprefix("\ufeff")
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        problems.add(line, "binary file (contains NUL bytes): a reading must be a UTF-8 Markdown text file")
+        raise problems.fail()
+    if not text.strip():
+        problems.add(1, "empty file: a reading starts with a '+++' line, TOML metadata, '+++', then the text")
+        raise problems.fail()
+
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if lines[0].rstrip() != _DELIMITER:
+        problems.add(1, _no_front_matter_message(lines))
+        raise problems.fail()
+    close = next((i for i in range(1, len(lines)) if lines[i].rstrip() == _DELIMITER), None)
+    if close is None:
+        problems.add(
+            1,
+            "front matter opened with '+++' on line 1 is never closed: "
+            "add a line '+++' after the last metadata line",
+        )
+        raise problems.fail()
+
+    front_lines = lines[1:close]
+    meta = _parse_toml(front_lines, close + 1, problems)
+    fields = _check_fields(meta, _key_lines(front_lines), problems) if meta is not None else None
+    intro, sections, words = _parse_body(lines[close + 1 :], close + 2, problems)
+
+    if problems.errors or fields is None:
+        raise problems.fail()
+    return Reading(
+        slug=slug,
+        intro=intro,
+        sections=sections,
+        words=words,
+        path=path,
+        **fields,
+    )
+
+
+def _no_front_matter_message(lines: list[str]) -> str:
+    message = "no front matter: the file must start with a line '+++'"
+    first = next((line.strip() for line in lines if line.strip()), "")
+    if first == _DELIMITER:
+        return message + " (remove the blank lines before it)"
+    if first == "---":
+        return message + " (this looks like YAML front matter: use TOML between '+++' lines instead)"
+    return message + ", then the TOML metadata (title, author, ...), then another '+++' line"
+
+
+def _parse_toml(front_lines: list[str], closing_line: int, problems: _Problems) -> dict[str, Any] | None:
+    """Parse the front matter; on a syntax error report it with its file line."""
+    try:
+        return tomllib.loads("\n".join(front_lines))
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        position = _TOML_POSITION_RE.search(message)
+        reason = message[: position.start()] if position else message
+        if position and position.group(1):
+            line = int(position.group(1)) + 1  # + 1 for the opening '+++' line
+            detail = f"{reason} (column {position.group(2)})"
+        else:
+            line = closing_line
+            detail = f"{reason} at the end of the front matter (check for an unclosed quote or bracket)"
+        if reason.startswith("Cannot overwrite"):
+            duplicate = _duplicate_key(front_lines)
+            if duplicate is not None:
+                key, line = duplicate[0], duplicate[1] + 1
+                detail = f"key {key!r} is defined twice"
+        problems.add(
+            line,
+            f"invalid TOML in the front matter: {detail}; strings need quotes, lists look like "
+            '["a", "b"] and dates like 2003-10-20',
+        )
+        return None
+
+
+def _iter_top_level_keys(front_lines: list[str]) -> Iterator[tuple[str, int]]:
+    """Yield (top-level key, 1-based front-matter line) pairs, roughly.
+
+    Keys inside a ``[table]`` belong to that table, so the table name is
+    yielded instead; lines inside multi-line strings are skipped.
+    """
+    in_string: str | None = None
+    in_table = False
+    for number, raw in enumerate(front_lines, start=1):
+        line = raw
+        if in_string is not None:
+            if line.count(in_string) % 2 == 1:
+                in_string = None
+            continue
+        table = _TOML_TABLE_RE.match(line)
+        if table:
+            in_table = True
+            yield _unquote(table.group(1)), number
+        elif not in_table:
+            key = _TOML_KEY_RE.match(line)
+            if key:
+                yield _unquote(key.group(1)), number
+        for quote in ('"""', "'''"):
+            if line.count(quote) % 2 == 1:
+                in_string = quote
+                break
+
+
+def _unquote(key: str) -> str:
+    if len(key) >= 2 and key[0] == key[-1] and key[0] in "\"'":
+        return key[1:-1]
+    return key
+
+
+def _key_lines(front_lines: list[str]) -> dict[str, int]:
+    """Map each top-level key to the file line where it is first defined."""
+    found: dict[str, int] = {}
+    for key, number in _iter_top_level_keys(front_lines):
+        found.setdefault(key, number + 1)  # + 1 for the opening '+++' line
+    return found
+
+
+def _duplicate_key(front_lines: list[str]) -> tuple[str, int] | None:
+    seen: set[str] = set()
+    for key, number in _iter_top_level_keys(front_lines):
+        if key in seen:
+            return key, number
+        seen.add(key)
+    return None
+
+
+def _check_fields(
+    meta: dict[str, Any], key_lines: dict[str, int], problems: _Problems
+) -> dict[str, Any] | None:
+    """Validate the front-matter values; return Reading keyword arguments or None."""
+    before = len(problems.errors)
+    values: dict[str, Any] = {}
+
+    def line_of(key: str) -> int:
+        return key_lines.get(key, 1)
+
+    for key in meta:
+        if key not in _KNOWN_KEYS:
+            close = difflib.get_close_matches(key, _KNOWN_KEYS, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "remove it"
+            problems.add(
+                line_of(key),
+                f"unknown key {key!r} in the front matter: {hint} "
+                f"(allowed keys: {', '.join(sorted(_KNOWN_KEYS))})",
+            )
+
+    for key in _REQUIRED_STRINGS:
+        if key not in meta:
+            problems.add(
+                1, f'missing required field {key!r}: add a line like {key} = "..." to the front matter'
+            )
+            continue
+        value = meta[key]
+        if not isinstance(value, str):
+            problems.add(line_of(key), f"{key!r} must be a string in quotes, got {_describe(value)}")
+        elif not value.strip():
+            problems.add(line_of(key), f"{key!r} must not be empty")
+        else:
+            values[key] = value.strip()
+
+    for key in _OPTIONAL_STRINGS:
+        value = meta.get(key)
+        if value is None:
+            values[key] = None
+        elif not isinstance(value, str):
+            problems.add(line_of(key), f"{key!r} must be a string in quotes, got {_describe(value)}")
+        else:
+            values[key] = value.strip() or None
+
+    values["published"] = _check_published(meta, line_of("published"), problems)
+    values["language"] = _check_language(meta.get("language", "en"), line_of("language"), problems)
+    values["tags"] = _check_string_list(meta.get("tags", []), "tags", line_of("tags"), problems)
+    if "questions" not in meta:
+        problems.add(
+            1,
+            'missing required field \'questions\': add questions = ["...?", "...?"] '
+            "with at least one discussion question",
+        )
+    else:
+        questions = _check_string_list(meta["questions"], "questions", line_of("questions"), problems)
+        if meta["questions"] == []:
+            problems.add(line_of("questions"), "'questions' is empty: add at least one discussion question")
+        values["questions"] = questions
+
+    if len(problems.errors) > before:
+        return None
+    return values
+
+
+def _check_published(meta: dict[str, Any], line: int, problems: _Problems) -> datetime.date | None:
+    if "published" not in meta:
+        problems.add(1, "missing required field 'published': add a line like published = 2003-10-20")
+        return None
+    value = meta["published"]
+    if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+        return value
+    hint = ""
+    if isinstance(value, datetime.datetime):
+        hint = " (leave out the time of day)"
+    elif isinstance(value, str):
+        try:
+            datetime.date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+        else:
+            hint = " (remove the quotes: TOML dates are written bare)"
+    problems.add(line, f"'published' must be a TOML date like 2003-10-20, got {_describe(value)}{hint}")
+    return None
+
+
+def _check_language(value: Any, line: int, problems: _Problems) -> str:
+    if isinstance(value, str) and _LANGUAGE_RE.fullmatch(value.strip()):
+        return value.strip()
+    problems.add(line, f'\'language\' must be a language code like "en" or "es", got {_describe(value)}')
+    return "en"
+
+
+def _check_string_list(value: Any, key: str, line: int, problems: _Problems) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        problems.add(line, f'{key!r} must be a list of strings like ["a", "b"], got {_describe(value)}')
+        return ()
+    items: list[str] = []
+    for number, item in enumerate(value, start=1):
+        if not isinstance(item, str):
+            problems.add(line, f"{key!r} item {number} must be a string in quotes, got {_describe(item)}")
+        elif not item.strip():
+            problems.add(line, f"{key!r} item {number} is empty: remove it or fill it in")
+        else:
+            items.append(item.strip())
+    return tuple(dict.fromkeys(items))
+
+
+def _parse_body(
+    lines: list[str], first_line: int, problems: _Problems
+) -> tuple[str, tuple[Section, ...], int]:
+    """Split the body into introduction and sections; return (intro, sections, words)."""
+    intro_lines: list[str] = []
+    headings: list[tuple[str, int]] = []
+    bodies: list[list[str]] = []
+    current = intro_lines
+    fence: str | None = None
+    for number, line in enumerate(lines, start=first_line):
+        fence_match = _FENCE_RE.match(line)
+        if fence is not None:
+            if (
+                fence_match
+                and fence_match.group(1)[0] == fence[0]
+                and len(fence_match.group(1)) >= len(fence)
+            ):
+                fence = None
+        elif fence_match:
+            fence = fence_match.group(1)
+        else:
+            heading = _HEADING_RE.match(line)
+            if heading:
+                title = _CLOSING_HASHES_RE.sub("", heading.group(1).strip()).strip()
+                if not title:
+                    problems.add(number, "empty '##' heading: give the section a title")
+                headings.append((title, number))
+                current = []
+                bodies.append(current)
+                continue
+        current.append(line)
+
+    intro = "\n".join(intro_lines).strip()
+    sections = tuple(
+        Section(title=title, line=number, body=body, words=_count_words(body))
+        for (title, number), body in (
+            (h, "\n".join(b).strip()) for h, b in zip(headings, bodies, strict=True)
+        )
+    )
+    words = _count_words("\n".join(lines))
+    if words == 0:
+        problems.add(
+            max(first_line - 1, 1), "the article has no text: add the Markdown body after the closing '+++'"
+        )
+    return intro, sections, words
+
+
+# ------------------------------------------------------------------------- loading
+
+
+def load_collection(directory: pathlib.Path) -> Collection:
+    """Load every ``*.md`` reading of *directory* (not recursive).
+
+    Never raises for bad files: their problems end up in
+    :attr:`Collection.errors` and the other files still load.  A missing
+    directory is reported as a single error.  ``README.md`` and hidden files
+    are skipped; symlinks pointing outside *directory* are refused.
+    """
+    try:
+        entries = sorted(directory.iterdir(), key=lambda entry: entry.name)
+        root = directory.resolve()
+    except FileNotFoundError:
+        message = "readings directory not found: create it and add one <slug>.md file per article"
+        return Collection({}, (ReadingError(directory, 0, message),))
+    except NotADirectoryError:
+        message = "the readings path is not a directory: point it at the folder holding the <slug>.md files"
+        return Collection({}, (ReadingError(directory, 0, message),))
+    except (OSError, RuntimeError) as exc:
+        message = f"cannot list the readings directory: {_os_reason(exc)}"
+        return Collection({}, (ReadingError(directory, 0, message),))
+
+    readings: dict[str, Reading] = {}
+    errors: list[ReadingError] = []
+    for entry in entries:
+        name = entry.name
+        if not name.endswith(".md") or name.startswith(".") or name.casefold() == "readme.md":
+            continue
+        try:
+            reading = parse_reading(entry, _read_text(entry, root))
+        except ReadingFormatError as exc:
+            errors.extend(exc.errors)
+        else:
+            readings[reading.slug] = reading
+    return Collection(readings, tuple(errors))
+
+
+def _os_reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def _read_text(path: pathlib.Path, root: pathlib.Path) -> str:
+    """Read a reading file safely as UTF-8, raising ReadingFormatError on any problem."""
+
+    def fail(line: int, message: str) -> ReadingFormatError:
+        return ReadingFormatError((ReadingError(path, line, message),))
+
+    if path.is_symlink():
+        try:
+            target = path.resolve(strict=True)
+        except FileNotFoundError as exc:
+            raise fail(
+                0, f"broken symlink: it points to {os.readlink(path)!s}, which does not exist"
+            ) from exc
+        except (OSError, RuntimeError) as exc:
+            raise fail(0, f"cannot follow symlink: {_os_reason(exc)}") from exc
+        if not target.is_relative_to(root):
+            raise fail(
+                0,
+                f"symlink points outside the readings directory (to {target}): "
+                "refused; copy the file into the directory instead",
+            )
+
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise fail(0, f"cannot open the file: {_os_reason(exc)}") from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise fail(0, "not a regular file: each reading must be a plain <slug>.md file")
+        if info.st_size > MAX_FILE_BYTES:
+            raise fail(
+                0,
+                f"file too large ({info.st_size:,} bytes, limit {MAX_FILE_BYTES:,}): "
+                "a reading should be one article of plain text",
+            )
+        with os.fdopen(fd, "rb") as handle:
+            fd = -1  # now owned (and closed) by handle
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise fail(0, f"cannot read the file: {_os_reason(exc)}") from exc
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    if len(data) > MAX_FILE_BYTES:
+        raise fail(0, f"file too large (over {MAX_FILE_BYTES:,} bytes): a reading should be one article")
+
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        hint = ""
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+            hint = " (it looks like UTF-16: re-save it as UTF-8)"
+        line = data.count(b"\n", 0, nul) + 1
+        raise fail(
+            line, f"binary file (contains NUL bytes): a reading must be a UTF-8 Markdown text file{hint}"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise fail(
+            line,
+            f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at column {column}): re-save the file as UTF-8",
+        ) from exc

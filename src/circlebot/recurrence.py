@@ -1,0 +1,80 @@
+"""When a circle meets: occurrences of its meeting rule, computed in its IANA zone and returned in UTC.
+
+Every occurrence is built from the local date and wall-clock time, never by adding fixed intervals, so a
+19:00 meeting stays at 19:00 local across daylight-saving changes. A local time that does not exist (the
+clocks jump forward over it) resolves as PEP 495 defines for ``fold=0``: it is read with the offset in force
+before the change, so it happens one hour later on the wall clock. A local time that happens twice (the
+clocks go back) resolves to its first occurrence. The host's zone is never used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from circlebot.config import CircleSettings
+
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+ANCHOR = date(2026, 1, 5)  # a Monday: fortnightly circles count their weeks from here
+
+
+def local_to_utc(day: date, at: time, zone: ZoneInfo) -> datetime:
+    """A wall-clock time on a day in `zone`, as UTC (see the module doc for gaps and folds)."""
+    return datetime.combine(day, at, tzinfo=zone).replace(fold=0).astimezone(UTC)
+
+
+def occurrences(circle: CircleSettings, zone: ZoneInfo, after: datetime) -> Iterator[datetime]:
+    """Meeting starts (UTC) strictly after `after`, in order, without end."""
+    meets = circle.meets
+    if meets.cron is not None:
+        from apscheduler.triggers.cron import CronTrigger
+
+        trigger = CronTrigger.from_crontab(meets.cron, timezone=zone)
+        current = after
+        while True:
+            nxt = trigger.get_next_fire_time(None, current + timedelta(seconds=1))
+            if nxt is None:
+                return
+            current = nxt.astimezone(UTC)
+            if current > after:
+                yield current
+        return
+    assert meets.time is not None
+    days = {_WEEKDAYS.index(d) for d in meets.weekdays}
+    day = after.astimezone(zone).date() - timedelta(days=1)
+    while True:
+        if day.weekday() in days and ((day - ANCHOR).days // 7) % meets.every_weeks == 0:
+            start = local_to_utc(day, meets.time, zone)
+            if start > after:
+                yield start
+        day += timedelta(days=1)
+
+
+def next_occurrence(circle: CircleSettings, zone: ZoneInfo, after: datetime) -> datetime:
+    return next(occurrences(circle, zone, after))
+
+
+def occurrence_on(circle: CircleSettings, zone: ZoneInfo, day: date) -> datetime | None:
+    """The circle's regular meeting time on a given local day, if it has one that day."""
+    start = local_to_utc(day, time(0), zone) - timedelta(seconds=1)
+    for occ in occurrences(circle, zone, start):
+        local = occ.astimezone(zone).date()
+        if local > day:
+            return None
+        if local == day:
+            return occ
+    return None
+
+
+def rule_text(circle: CircleSettings, zone: ZoneInfo) -> str:
+    """The meeting rule in words: "every Thursday at 19:00 (Europe/London), 90 minutes"."""
+    meets = circle.meets
+    minutes = int(meets.duration.total_seconds() // 60)
+    length = f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} minutes"
+    if meets.cron is not None:
+        return f"by the schedule `{meets.cron}` ({zone.key}), {length}"
+    every = "every" if meets.every_weeks == 1 else f"every {meets.every_weeks} weeks on"
+    days = " and ".join(d.capitalize() for d in meets.weekdays)
+    assert meets.time is not None
+    return f"{every} {days} at {meets.time:%H:%M} ({zone.key}), {length}"

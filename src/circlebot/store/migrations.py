@@ -1,0 +1,100 @@
+"""Ordered schema migrations. Version N is MIGRATIONS[N-1]; never edit a released step, add a new one."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[str, list[str]]] = [
+    (
+        "members, meetings, RSVPs, check-ins, polls, votes, post log",
+        [
+            """CREATE TABLE members (
+                id INTEGER PRIMARY KEY,
+                platform TEXT NOT NULL,
+                user_id TEXT NOT NULL,
+                name TEXT NOT NULL DEFAULT '',
+                UNIQUE (platform, user_id)
+            )""",
+            """CREATE TABLE meetings (
+                id INTEGER PRIMARY KEY,
+                circle TEXT NOT NULL,
+                starts_at TEXT NOT NULL,
+                ends_at TEXT NOT NULL,
+                reading TEXT NOT NULL,
+                part INTEGER,
+                parts INTEGER,
+                status TEXT NOT NULL DEFAULT 'scheduled' CHECK (status IN ('scheduled', 'cancelled')),
+                created_by INTEGER REFERENCES members (id),
+                created_at TEXT NOT NULL
+            )""",
+            "CREATE INDEX meetings_by_circle ON meetings (circle, status, starts_at)",
+            """CREATE TABLE rsvps (
+                meeting_id INTEGER NOT NULL REFERENCES meetings (id) ON DELETE CASCADE,
+                member_id INTEGER NOT NULL REFERENCES members (id),
+                answer TEXT NOT NULL CHECK (answer IN ('yes', 'maybe', 'no')),
+                at TEXT NOT NULL,
+                PRIMARY KEY (meeting_id, member_id)
+            ) WITHOUT ROWID""",
+            """CREATE TABLE checkins (
+                meeting_id INTEGER NOT NULL REFERENCES meetings (id) ON DELETE CASCADE,
+                member_id INTEGER NOT NULL REFERENCES members (id),
+                at TEXT NOT NULL,
+                PRIMARY KEY (meeting_id, member_id)
+            ) WITHOUT ROWID""",
+            "CREATE INDEX checkins_by_member ON checkins (member_id)",
+            """CREATE TABLE polls (
+                id INTEGER PRIMARY KEY,
+                circle TEXT NOT NULL,
+                question TEXT NOT NULL,
+                multi INTEGER NOT NULL,
+                secret INTEGER NOT NULL,
+                opened_by INTEGER REFERENCES members (id),
+                opened_at TEXT NOT NULL,
+                closes_at TEXT,
+                closed_at TEXT
+            )""",
+            """CREATE TABLE poll_answers (
+                poll_id INTEGER NOT NULL REFERENCES polls (id) ON DELETE CASCADE,
+                idx INTEGER NOT NULL,
+                text TEXT NOT NULL,
+                PRIMARY KEY (poll_id, idx)
+            ) WITHOUT ROWID""",
+            """CREATE TABLE votes (
+                poll_id INTEGER NOT NULL REFERENCES polls (id) ON DELETE CASCADE,
+                member_id INTEGER NOT NULL REFERENCES members (id),
+                answers TEXT NOT NULL,
+                cast_at TEXT NOT NULL,
+                PRIMARY KEY (poll_id, member_id)
+            ) WITHOUT ROWID""",
+            """CREATE TABLE poll_messages (
+                poll_id INTEGER NOT NULL REFERENCES polls (id) ON DELETE CASCADE,
+                platform TEXT NOT NULL,
+                channel TEXT NOT NULL,
+                message_id TEXT NOT NULL,
+                PRIMARY KEY (platform, channel, message_id)
+            ) WITHOUT ROWID""",
+            """CREATE TABLE post_log (
+                key TEXT PRIMARY KEY,
+                circle TEXT NOT NULL,
+                meeting_id INTEGER REFERENCES meetings (id) ON DELETE CASCADE,
+                kind TEXT NOT NULL,
+                due_at TEXT NOT NULL,
+                state TEXT NOT NULL CHECK (state IN ('claimed', 'sent', 'missed', 'failed')),
+                claimed_at TEXT NOT NULL,
+                done_at TEXT,
+                detail TEXT
+            ) WITHOUT ROWID""",
+            """CREATE TABLE post_messages (
+                post_key TEXT NOT NULL REFERENCES post_log (key) ON DELETE CASCADE,
+                platform TEXT NOT NULL,
+                channel TEXT NOT NULL,
+                message_id TEXT NOT NULL,
+                PRIMARY KEY (platform, channel, message_id)
+            ) WITHOUT ROWID""",
+            """CREATE TABLE adapter_state (
+                platform TEXT NOT NULL,
+                key TEXT NOT NULL,
+                value TEXT NOT NULL,
+                PRIMARY KEY (platform, key)
+            ) WITHOUT ROWID""",
+        ],
+    ),
+]

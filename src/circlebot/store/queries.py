@@ -1,0 +1,419 @@
+"""Queries per table group, as methods on `Store`. Times are stored as UTC ISO 8601 text."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import aiosqlite
+
+from circlebot.domain import ChannelRef, MessageRef, RsvpAnswer, UserRef
+from circlebot.store.db import Database, WriteBatcher
+
+
+def ts(dt: datetime) -> str:
+    """A UTC timestamp as stored: fixed width, so text order is time order."""
+    if dt.tzinfo is None:
+        raise ValueError("naive datetime given to the store")
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def from_ts(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def _opt_ts(text: str | None) -> datetime | None:
+    return from_ts(text) if text else None
+
+
+@dataclass(frozen=True, slots=True)
+class Meeting:
+    """A circle's meeting, with the reading (or part of it) it discusses."""
+
+    id: int
+    circle: str
+    starts_at: datetime
+    ends_at: datetime
+    reading: str
+    part: int | None
+    parts: int | None
+    status: str
+
+    @classmethod
+    def from_row(cls, row: aiosqlite.Row) -> Meeting:
+        return cls(
+            id=row["id"],
+            circle=row["circle"],
+            starts_at=from_ts(row["starts_at"]),
+            ends_at=from_ts(row["ends_at"]),
+            reading=row["reading"],
+            part=row["part"],
+            parts=row["parts"],
+            status=row["status"],
+        )
+
+    def is_open(self, now: datetime) -> bool:
+        return self.status == "scheduled" and self.starts_at <= now < self.ends_at
+
+
+@dataclass(frozen=True, slots=True)
+class PollRow:
+    """A poll as stored."""
+
+    id: int
+    circle: str
+    question: str
+    answers: tuple[str, ...]
+    multi: bool
+    secret: bool
+    opened_by: int | None
+    opened_at: datetime
+    closes_at: datetime | None
+    closed_at: datetime | None
+
+    @property
+    def closed(self) -> bool:
+        return self.closed_at is not None
+
+
+_VOTE_SQL = (
+    "INSERT INTO votes (poll_id, member_id, answers, cast_at) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (poll_id, member_id) DO UPDATE SET answers = excluded.answers, cast_at = excluded.cast_at "
+    "WHERE excluded.cast_at >= votes.cast_at"
+)
+
+
+class Store:
+    """Every query the core makes. Member ids and open polls are cached; the database stays the truth."""
+
+    VOTE_SQL = _VOTE_SQL
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.batcher = WriteBatcher(db)
+        self._members: dict[tuple[str, str], int] = {}
+        self._names: dict[int, str] = {}
+        self._polls: dict[int, PollRow] = {}
+
+    # members ---------------------------------------------------------------------------------------
+    async def member(self, user: UserRef) -> int:
+        """The member id of a platform identity, created on first sight; the shown name kept current."""
+        key = (user.platform, user.id)
+        mid = self._members.get(key)
+        if mid is not None and (not user.name or self._names.get(mid) == user.name):
+            return mid
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO members (platform, user_id, name) VALUES (?, ?, ?) "
+                "ON CONFLICT (platform, user_id) DO UPDATE SET name = CASE WHEN excluded.name = '' "
+                "THEN members.name ELSE excluded.name END",
+                (user.platform, user.id, user.name),
+            )
+            async with conn.execute(
+                "SELECT id, name FROM members WHERE platform = ? AND user_id = ?", (user.platform, user.id)
+            ) as cur:
+                row = await cur.fetchone()
+        assert row is not None
+        self._members[key] = row["id"]
+        self._names[row["id"]] = row["name"]
+        return int(row["id"])
+
+    async def member_ref(self, member_id: int) -> UserRef | None:
+        row = await self.db.fetchone("SELECT platform, user_id, name FROM members WHERE id = ?", (member_id,))
+        return UserRef(row["platform"], row["user_id"], row["name"]) if row else None
+
+    async def find_member(self, platform: str, text: str) -> UserRef | None:
+        """A member of `platform` by id or shown name (case-insensitive)."""
+        row = await self.db.fetchone(
+            "SELECT platform, user_id, name FROM members WHERE platform = ? AND (user_id = ? OR lower(name) = "
+            "lower(?)) ORDER BY user_id = ? DESC LIMIT 1",
+            (platform, text, text, text),
+        )
+        return UserRef(row["platform"], row["user_id"], row["name"]) if row else None
+
+    # meetings --------------------------------------------------------------------------------------
+    async def add_meeting(
+        self,
+        circle: str,
+        starts_at: datetime,
+        ends_at: datetime,
+        reading: str,
+        created_by: int | None,
+        now: datetime,
+        part: int | None = None,
+        parts: int | None = None,
+    ) -> Meeting:
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "INSERT INTO meetings (circle, starts_at, ends_at, reading, part, parts, created_by, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (circle, ts(starts_at), ts(ends_at), reading, part, parts, created_by, ts(now)),
+            )
+            mid = cur.lastrowid
+        meeting = await self.meeting(int(mid or 0))
+        assert meeting is not None
+        return meeting
+
+    async def meeting(self, meeting_id: int) -> Meeting | None:
+        row = await self.db.fetchone("SELECT * FROM meetings WHERE id = ?", (meeting_id,))
+        return Meeting.from_row(row) if row else None
+
+    async def cancel_meeting(self, meeting_id: int) -> None:
+        async with self.db.transaction() as conn:
+            await conn.execute("UPDATE meetings SET status = 'cancelled' WHERE id = ?", (meeting_id,))
+
+    async def meetings(
+        self, circle: str, *, ending_after: datetime | None = None, before: datetime | None = None,
+        limit: int = 50, newest_first: bool = False,
+    ) -> list[Meeting]:
+        """Scheduled meetings of a circle, by start time."""
+        sql = "SELECT * FROM meetings WHERE circle = ? AND status = 'scheduled'"
+        params: list[Any] = [circle]
+        if ending_after is not None:
+            sql += " AND ends_at > ?"
+            params.append(ts(ending_after))
+        if before is not None:
+            sql += " AND starts_at < ?"
+            params.append(ts(before))
+        sql += f" ORDER BY starts_at {'DESC' if newest_first else 'ASC'} LIMIT ?"
+        params.append(limit)
+        return [Meeting.from_row(r) for r in await self.db.fetchall(sql, params)]
+
+    async def meeting_starting(self, circle: str, starts_at: datetime) -> Meeting | None:
+        row = await self.db.fetchone(
+            "SELECT * FROM meetings WHERE circle = ? AND status = 'scheduled' AND starts_at = ?",
+            (circle, ts(starts_at)),
+        )
+        return Meeting.from_row(row) if row else None
+
+    # RSVPs and check-ins ---------------------------------------------------------------------------
+    async def set_rsvp(self, meeting_id: int, member_id: int, answer: RsvpAnswer | None, at: datetime) -> None:
+        async with self.db.transaction() as conn:
+            if answer is None:
+                await conn.execute(
+                    "DELETE FROM rsvps WHERE meeting_id = ? AND member_id = ?", (meeting_id, member_id)
+                )
+            else:
+                await conn.execute(
+                    "INSERT INTO rsvps (meeting_id, member_id, answer, at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (meeting_id, member_id) DO UPDATE SET answer = excluded.answer, at = excluded.at",
+                    (meeting_id, member_id, answer.value, ts(at)),
+                )
+
+    async def rsvps(self, meeting_id: int) -> list[tuple[UserRef, RsvpAnswer]]:
+        rows = await self.db.fetchall(
+            "SELECT m.platform, m.user_id, m.name, r.answer FROM rsvps r JOIN members m ON m.id = r.member_id "
+            "WHERE r.meeting_id = ? ORDER BY r.at",
+            (meeting_id,),
+        )
+        return [(UserRef(r["platform"], r["user_id"], r["name"]), RsvpAnswer(r["answer"])) for r in rows]
+
+    async def rsvp_counts(self, meeting_ids: Iterable[int]) -> dict[int, dict[RsvpAnswer, int]]:
+        ids = list(meeting_ids)
+        out: dict[int, dict[RsvpAnswer, int]] = {i: dict.fromkeys(RsvpAnswer, 0) for i in ids}
+        if not ids:
+            return out
+        rows = await self.db.fetchall(
+            f"SELECT meeting_id, answer, count(*) AS n FROM rsvps WHERE meeting_id IN "
+            f"({','.join('?' * len(ids))}) GROUP BY meeting_id, answer",
+            ids,
+        )
+        for r in rows:
+            out[r["meeting_id"]][RsvpAnswer(r["answer"])] = r["n"]
+        return out
+
+    async def check_in(self, meeting_id: int, member_id: int, at: datetime) -> bool:
+        """Record a check-in; False if the member had already checked in."""
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "INSERT OR IGNORE INTO checkins (meeting_id, member_id, at) VALUES (?, ?, ?)",
+                (meeting_id, member_id, ts(at)),
+            )
+            return cur.rowcount == 1
+
+    async def checkins(self, meeting_id: int) -> list[tuple[UserRef, datetime]]:
+        rows = await self.db.fetchall(
+            "SELECT m.platform, m.user_id, m.name, c.at FROM checkins c JOIN members m ON m.id = c.member_id "
+            "WHERE c.meeting_id = ? ORDER BY c.at",
+            (meeting_id,),
+        )
+        return [(UserRef(r["platform"], r["user_id"], r["name"]), from_ts(r["at"])) for r in rows]
+
+    async def attendance_of(self, member_id: int, circle: str, before: datetime) -> list[tuple[Meeting, bool]]:
+        """Every past or current meeting of a circle, with whether the member checked in."""
+        rows = await self.db.fetchall(
+            "SELECT mt.*, c.member_id IS NOT NULL AS came FROM meetings mt LEFT JOIN checkins c "
+            "ON c.meeting_id = mt.id AND c.member_id = ? WHERE mt.circle = ? AND mt.status = 'scheduled' "
+            "AND mt.starts_at <= ? ORDER BY mt.starts_at",
+            (member_id, circle, ts(before)),
+        )
+        return [(Meeting.from_row(r), bool(r["came"])) for r in rows]
+
+    async def checkin_counts(self, meeting_ids: Iterable[int]) -> dict[int, int]:
+        ids = list(meeting_ids)
+        if not ids:
+            return {}
+        rows = await self.db.fetchall(
+            f"SELECT meeting_id, count(*) AS n FROM checkins WHERE meeting_id IN ({','.join('?' * len(ids))}) "
+            "GROUP BY meeting_id",
+            ids,
+        )
+        counts = dict.fromkeys(ids, 0)
+        counts.update({r["meeting_id"]: r["n"] for r in rows})
+        return counts
+
+    # polls -----------------------------------------------------------------------------------------
+    async def create_poll(
+        self, circle: str, question: str, answers: tuple[str, ...], *, multi: bool, secret: bool,
+        opened_by: int | None, now: datetime, closes_at: datetime | None,
+    ) -> PollRow:
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "INSERT INTO polls (circle, question, multi, secret, opened_by, opened_at, closes_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (circle, question, multi, secret, opened_by, ts(now), ts(closes_at) if closes_at else None),
+            )
+            pid = int(cur.lastrowid or 0)
+            await conn.executemany(
+                "INSERT INTO poll_answers (poll_id, idx, text) VALUES (?, ?, ?)",
+                [(pid, i, a) for i, a in enumerate(answers)],
+            )
+        poll = await self.poll(pid)
+        assert poll is not None
+        return poll
+
+    async def poll(self, poll_id: int) -> PollRow | None:
+        cached = self._polls.get(poll_id)
+        if cached is not None:
+            return cached
+        row = await self.db.fetchone("SELECT * FROM polls WHERE id = ?", (poll_id,))
+        if row is None:
+            return None
+        answers = await self.db.fetchall(
+            "SELECT text FROM poll_answers WHERE poll_id = ? ORDER BY idx", (poll_id,)
+        )
+        poll = PollRow(
+            id=row["id"], circle=row["circle"], question=row["question"],
+            answers=tuple(a["text"] for a in answers), multi=bool(row["multi"]), secret=bool(row["secret"]),
+            opened_by=row["opened_by"], opened_at=from_ts(row["opened_at"]),
+            closes_at=_opt_ts(row["closes_at"]), closed_at=_opt_ts(row["closed_at"]),
+        )
+        self._polls[poll_id] = poll
+        return poll
+
+    async def polls(self, circle: str, *, open_only: bool = False, limit: int = 25) -> list[PollRow]:
+        sql = "SELECT id FROM polls WHERE circle = ?" + (" AND closed_at IS NULL" if open_only else "")
+        rows = await self.db.fetchall(sql + " ORDER BY id DESC LIMIT ?", (circle, limit))
+        return [p for r in rows if (p := await self.poll(r["id"])) is not None]
+
+    async def due_polls(self, now: datetime) -> list[PollRow]:
+        rows = await self.db.fetchall(
+            "SELECT id FROM polls WHERE closed_at IS NULL AND closes_at IS NOT NULL AND closes_at <= ?", (ts(now),)
+        )
+        return [p for r in rows if (p := await self.poll(r["id"])) is not None]
+
+    async def close_poll(self, poll_id: int, at: datetime) -> bool:
+        """Close a poll; False if it was already closed."""
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "UPDATE polls SET closed_at = ? WHERE id = ? AND closed_at IS NULL", (ts(at), poll_id)
+            )
+        self._polls.pop(poll_id, None)
+        return cur.rowcount == 1
+
+    async def add_poll_message(self, poll_id: int, ref: MessageRef) -> None:
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "INSERT OR REPLACE INTO poll_messages (poll_id, platform, channel, message_id) VALUES (?, ?, ?, ?)",
+                (poll_id, ref.channel.platform, ref.channel.id, ref.id),
+            )
+
+    async def poll_messages(self, poll_id: int) -> list[MessageRef]:
+        rows = await self.db.fetchall(
+            "SELECT platform, channel, message_id FROM poll_messages WHERE poll_id = ?", (poll_id,)
+        )
+        return [MessageRef(ChannelRef(r["platform"], r["channel"]), r["message_id"]) for r in rows]
+
+    async def poll_for_message(self, ref: MessageRef) -> int | None:
+        row = await self.db.fetchone(
+            "SELECT poll_id FROM poll_messages WHERE platform = ? AND channel = ? AND message_id = ?",
+            (ref.channel.platform, ref.channel.id, ref.id),
+        )
+        return int(row[0]) if row else None
+
+    async def record_vote(self, poll_id: int, member_id: int, answers: tuple[int, ...], at: datetime) -> None:
+        """Store a member's ballot (replacing an older one); returns once committed."""
+        await self.batcher.submit(_VOTE_SQL, (poll_id, member_id, ",".join(map(str, answers)), ts(at)))
+
+    async def ballots(self, poll_id: int) -> list[tuple[int, tuple[int, ...]]]:
+        rows = await self.db.fetchall("SELECT member_id, answers FROM votes WHERE poll_id = ?", (poll_id,))
+        return [(r[0], tuple(int(a) for a in r[1].split(",") if a)) for r in rows]
+
+    async def ballot_of(self, poll_id: int, member_id: int) -> tuple[int, ...] | None:
+        row = await self.db.fetchone(
+            "SELECT answers FROM votes WHERE poll_id = ? AND member_id = ?", (poll_id, member_id)
+        )
+        return tuple(int(a) for a in row[0].split(",") if a) if row else None
+
+    # post log --------------------------------------------------------------------------------------
+    async def claim_post(self, key: str, circle: str, meeting_id: int | None, kind: str, due_at: datetime,
+                         now: datetime) -> bool:
+        """Claim a scheduled post before sending it; False if it was claimed (or sent) already."""
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "INSERT OR IGNORE INTO post_log (key, circle, meeting_id, kind, due_at, state, claimed_at) "
+                "VALUES (?, ?, ?, ?, ?, 'claimed', ?)",
+                (key, circle, meeting_id, kind, ts(due_at), ts(now)),
+            )
+            return cur.rowcount == 1
+
+    async def finish_post(self, key: str, state: str, now: datetime, refs: Iterable[MessageRef] = (),
+                          detail: str | None = None) -> None:
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "UPDATE post_log SET state = ?, done_at = ?, detail = ? WHERE key = ?", (state, ts(now), detail, key)
+            )
+            await conn.executemany(
+                "INSERT OR REPLACE INTO post_messages (post_key, platform, channel, message_id) VALUES (?, ?, ?, ?)",
+                [(key, r.channel.platform, r.channel.id, r.id) for r in refs],
+            )
+
+    async def post_states(self, meeting_id: int) -> dict[str, str]:
+        rows = await self.db.fetchall("SELECT kind, state FROM post_log WHERE meeting_id = ?", (meeting_id,))
+        return {r["kind"]: r["state"] for r in rows}
+
+    async def post_for_message(self, ref: MessageRef) -> tuple[int | None, str] | None:
+        """(meeting id, kind) of the scheduled post a platform message belongs to."""
+        row = await self.db.fetchone(
+            "SELECT p.meeting_id, p.kind FROM post_messages m JOIN post_log p ON p.key = m.post_key "
+            "WHERE m.platform = ? AND m.channel = ? AND m.message_id = ?",
+            (ref.channel.platform, ref.channel.id, ref.id),
+        )
+        return (row[0], row[1]) if row else None
+
+    async def post_messages(self, key: str) -> list[MessageRef]:
+        rows = await self.db.fetchall(
+            "SELECT platform, channel, message_id FROM post_messages WHERE post_key = ?", (key,)
+        )
+        return [MessageRef(ChannelRef(r["platform"], r["channel"]), r["message_id"]) for r in rows]
+
+    async def unfinished_posts(self) -> list[tuple[str, str]]:
+        rows = await self.db.fetchall("SELECT key, kind FROM post_log WHERE state = 'claimed'")
+        return [(r[0], r[1]) for r in rows]
+
+    # adapter state ---------------------------------------------------------------------------------
+    async def get_state(self, platform: str, key: str) -> str | None:
+        row = await self.db.fetchone(
+            "SELECT value FROM adapter_state WHERE platform = ? AND key = ?", (platform, key)
+        )
+        return str(row[0]) if row else None
+
+    async def set_state(self, platform: str, key: str, value: str) -> None:
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO adapter_state (platform, key, value) VALUES (?, ?, ?) "
+                "ON CONFLICT (platform, key) DO UPDATE SET value = excluded.value",
+                (platform, key, value),
+            )

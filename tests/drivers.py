@@ -1,0 +1,142 @@
+"""Drivers: one way per platform to talk to the whole bot as its users do.
+
+A feature scenario (see scenarios.py) only uses a driver's `say`, `vote` and `clock`, so the same scenario
+runs through the core's test adapter here and through the real Matrix and Discord adapters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+from circlebot.adapters.base import Dispatch, PollLimits, plain_text, render_times
+from circlebot.app import App
+from circlebot.domain import (
+    ChannelRef,
+    Invocation,
+    MessageRef,
+    PollResults,
+    PollSpec,
+    Post,
+    UserRef,
+    VoteCast,
+)
+
+
+class FakeClock:
+    """The time the core sees; tests move it instead of sleeping."""
+
+    def __init__(self, start: datetime) -> None:
+        self._now = start
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, delta: timedelta) -> None:
+        self._now += delta
+
+    def set(self, when: datetime) -> None:
+        self._now = when.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a user saw in reply to a command."""
+
+    text: str
+    private: bool
+
+    def __contains__(self, part: str) -> bool:
+        return part in self.text
+
+
+class Driver(Protocol):
+    organiser: str
+    clock: FakeClock
+    app: App
+
+    async def say(self, user: str, text: str) -> Answer: ...
+
+    async def vote(self, user: str, poll_id: int, answers: list[int]) -> None: ...
+
+    def posts(self) -> list[str]: ...
+
+
+@dataclass
+class RecordingAdapter:
+    """The core's test adapter: a console-like platform that records everything the bot says."""
+
+    zone: ZoneInfo
+    platform: str = "console"
+    prefix: str = ""
+    poll_limits: PollLimits = field(default_factory=PollLimits)
+    sent: list[tuple[ChannelRef, Post, MessageRef]] = field(default_factory=list)
+    replies: list[tuple[Invocation, Post, bool]] = field(default_factory=list)
+    polls: dict[int, MessageRef] = field(default_factory=dict)
+    ended: dict[MessageRef, str] = field(default_factory=dict)
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def render(self, post: Post) -> str:
+        return plain_text(render_times(post.text, self.zone))
+
+    async def run(self, dispatch: Dispatch) -> None:
+        await asyncio.Event().wait()
+
+    async def send(self, where: ChannelRef, post: Post) -> MessageRef:
+        ref = MessageRef(where, f"m{next(self._ids)}")
+        self.sent.append((where, post, ref))
+        return ref
+
+    async def reply(self, to: Invocation, post: Post, *, private: bool = False) -> None:
+        self.replies.append((to, post, private))
+
+    async def start_poll(self, where: ChannelRef, poll: PollSpec) -> MessageRef:
+        ref = await self.send(where, Post(f"Poll #{poll.id}: {poll.question}"))
+        self.polls[poll.id] = ref
+        return ref
+
+    async def end_poll(self, ref: MessageRef, results: PollResults, text: str) -> None:
+        self.ended[ref] = text
+
+
+class CoreDriver:
+    """Drives the core directly through the recording adapter (tier 2: real SQLite, injected clock)."""
+
+    organiser = "olga"
+
+    def __init__(self, app: App, adapter: RecordingAdapter, clock: FakeClock, circle: str) -> None:
+        self.app = app
+        self.adapter = adapter
+        self.clock = clock
+        self.channel = ChannelRef("console", circle)
+
+    async def say(self, user: str, text: str) -> Answer:
+        before = len(self.adapter.replies)
+        inv = Invocation(UserRef("console", user, user), self.channel, self.clock.now(), text=text)
+        await self.app.dispatch(inv)
+        new = self.adapter.replies[before:]
+        assert len(new) == 1, f"expected one answer to {text!r}, got {len(new)}"
+        _, post, private = new[0]
+        return Answer(self.adapter.render(post), private)
+
+    async def vote(self, user: str, poll_id: int, answers: list[int]) -> None:
+        """Vote the platform's native way: here, a VoteCast on the poll's message (answers are 1-based)."""
+        await self.app.dispatch(
+            VoteCast(UserRef("console", user, user), tuple(a - 1 for a in answers), self.clock.now(),
+                     message=self.adapter.polls[poll_id])
+        )
+
+    def posts(self) -> list[str]:
+        return [self.adapter.render(p) for _, p, _ in self.adapter.sent] + list(self.adapter.ended.values())
+
+
+def number_after(marker: str, text: str) -> int:
+    """The number after `marker#` in a bot answer, e.g. number_after("meeting", "Scheduled meeting #3")."""
+    m = re.search(rf"{marker} #(\d+)", text, re.I)
+    assert m, f"no {marker} number in {text!r}"
+    return int(m[1])

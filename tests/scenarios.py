@@ -1,0 +1,163 @@
+"""Feature scenarios written once, run through every adapter's driver (see drivers.py).
+
+Each scenario is what a circle does in chat: an organiser schedules, members RSVP and check in, a poll is
+opened, voted on and closed. Assertions are on what users see.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from drivers import Driver, number_after
+
+SEED = "bolivia-2003-first-balance-sheet"
+
+
+async def meeting_lifecycle(d: Driver) -> None:
+    """Schedule the seed reading, RSVP (with a change of mind), check in while open, report attendance."""
+    o = d.organiser
+    answer = await d.say(o, f"schedule {SEED}")
+    assert "Scheduled meeting #" in answer, answer
+    assert "A revolutionary party was missing" in answer
+    assert "Thu 26 Nov 2026, 19:00 GMT" in answer.text or "<t:" in answer.text
+    meeting = number_after("meeting", answer.text)
+
+    assert "yes for meeting" in await d.say("alice", "rsvp yes")
+    assert "maybe for meeting" in await d.say("bob", f"rsvp maybe {meeting}")
+    await d.say("carol", "rsvp no")
+    assert "yes for meeting" in await d.say("carol", "rsvp yes")  # changed her mind
+
+    upcoming = await d.say("dan", "upcoming")
+    assert f"#{meeting}" in upcoming and "2 yes, 1 maybe, 0 no" in upcoming, upcoming
+
+    closed = await d.say("alice", "here")
+    assert "check-in is closed" in closed.text.lower(), closed
+
+    d.clock.advance(timedelta(days=2, hours=7, minutes=5))  # Thursday 19:05 London
+    assert "checked in to meeting" in await d.say("alice", "here")
+    assert "already checked in" in await d.say("alice", "here")
+
+    questions = await d.say("bob", "questions")
+    assert f"meeting #{meeting}" in questions and "dual power" in questions.text
+
+    report = await d.say(o, f"attendance {meeting}")
+    assert "Checked in (1): alice" in report, report
+    assert "Said yes but not checked in: carol" in report, report
+
+    own = await d.say("alice", "attendance")
+    assert own.private and "1 of 1 meeting" in own, own
+    refused = await d.say("alice", "attendance bob")
+    assert "only their own attendance" in refused, refused
+
+    d.clock.advance(timedelta(hours=2))  # the meeting is over
+    assert "check-in is closed" in (await d.say("bob", "here")).text.lower()
+
+
+async def poll_lifecycle(d: Driver) -> None:
+    """Open a poll, vote in chat and natively, change votes, refuse bad votes, close, and show results."""
+    o = d.organiser
+    opened = await d.say(o, 'poll "Which reading next?" "Bolivia again" "Something on Chile" "A classic" --hours 48')
+    assert "Poll #" in opened and "is open" in opened, opened
+    poll = number_after("poll", opened.text)
+
+    assert "counted: Bolivia again" in await d.say("alice", f"vote {poll} 1")
+    await d.vote("bob", poll, [2])
+    await d.vote("carol", poll, [1])
+    assert "counted: Something on Chile" in await d.say("alice", f"vote {poll} 2")  # alice changes her vote
+    await d.vote("carol", poll, [3])  # carol changes hers natively
+
+    bad = await d.say("dan", f"vote {poll} 7")
+    assert "answers 1 to 3" in bad and "Usage: " in bad.text, bad
+    two = await d.say("dan", f"vote {poll} 1 2")
+    assert "takes one answer" in two, two
+
+    results = await d.say("dan", f"poll results {poll}")
+    assert "1. Bolivia again: 0" in results, results
+    assert "2. Something on Chile: 2" in results, results
+    assert "3. A classic: 1" in results, results
+
+    refused = await d.say("alice", f"poll close {poll}")
+    assert "for the organisers" in refused, refused
+
+    closed = await d.say(o, f"poll close {poll}")
+    assert "closed" in closed and "Result: Something on Chile" in closed, closed
+    assert any("Something on Chile" in p and "closed" in p for p in d.posts()), d.posts()
+
+    late = await d.say("dan", f"vote {poll} 1")
+    assert "is closed" in late, late
+    await d.vote("erin", poll, [1])  # a native vote after the end is ignored
+    after = await d.say("dan", f"poll results {poll}")
+    assert "1. Bolivia again: 0" in after, after
+    again = await d.say(o, f"poll close {poll}")
+    assert "already closed" in again, again
+
+
+async def multi_and_secret_polls(d: Driver) -> None:
+    o = d.organiser
+    multi = number_after("poll", (await d.say(o, 'poll "Which evenings suit you?" "Mon" "Wed" "Thu" --multi')).text)
+    assert "counted: Mon, Thu" in await d.say("alice", f"vote {multi} 1 3 3")
+    await d.vote("bob", multi, [1, 2])
+    shown = await d.say("carol", f"poll results {multi}")
+    assert "1. Mon: 2" in shown and "2. Wed: 1" in shown and "3. Thu: 1" in shown, shown
+    assert "withdrawn" in await d.say("alice", f"unvote {multi}")
+    assert "1. Mon: 1" in await d.say("carol", f"poll results {multi}")
+
+    secret = number_after("poll", (await d.say(o, 'poll "Keep the Thursday slot?" "Yes" "No" --secret')).text)
+    ack = await d.say("alice", f"vote {secret} 2")
+    assert ack.private, ack
+    hidden = await d.say("bob", f"poll results {secret}")
+    assert "secret poll" in hidden and "No: 1" not in hidden.text, hidden
+    closed = await d.say(o, f"poll close {secret}")
+    assert "2. No: 1" in closed, closed
+
+
+ORGANISER_COMMANDS = {
+    "schedule": f"schedule {SEED}",
+    "unschedule": "unschedule 1",
+    "poll": 'poll "Q?" "A" "B"',
+    "poll close": "poll close 1",
+}
+
+
+async def organiser_commands_refused(d: Driver) -> None:
+    """Every organiser-only command is refused for a member, with a clear message and nothing done."""
+    declared = {c.name for c in d.app.commands.commands if c.organiser}
+    assert declared == set(ORGANISER_COMMANDS), "a new organiser command needs a line in ORGANISER_COMMANDS"
+    for name, text in ORGANISER_COMMANDS.items():
+        answer = await d.say("mallory", text)
+        assert f"{name} is for the organisers" in re.sub(r"[`/!]", "", answer.text), answer
+    upcoming = await d.say("mallory", "upcoming")
+    assert "no meeting scheduled" in upcoming, upcoming
+
+
+MALFORMED = [
+    ("rsvp perhaps", "expected one of yes, maybe, no", "rsvp <yes|maybe|no> [meeting]"),
+    ('poll "never closed', "quote is not closed", None),
+    ("vote", "missing <poll>", "vote <poll> <answers...>"),
+    ("vote x 1", "expected a number", "vote <poll> <answers...>"),
+    ("questions 1 2 3", "too many words", "questions [meeting]"),
+    ("frobnicate now", "there is no command 'frobnicate'", None),
+    ("reading", "missing <slug>", "reading <slug>"),
+    ("reading ../../etc/passwd", "there is no reading", None),
+    ("attendance <b>@everyone</b>", "i know no member", None),
+    ("rsvp yes 99999999999", "expected a number", None),
+    ("schedule " + SEED + " 2026-02-30", "expected a date", None),
+    ("poll --bogus", "unknown option --bogus", None),
+    ("x" * 5000, "too long", None),
+    ("\u202e\u0000\u200b", "there is no command", None),
+]
+
+
+async def malformed_commands(d: Driver) -> None:
+    """Malformed commands get a clear message and the command's usage; the bot carries on."""
+    for text, expected, usage in MALFORMED:
+        who = d.organiser if text.startswith(("schedule", "poll")) else "alice"
+        answer = await d.say(who, text)
+        assert expected in answer.text.lower() or expected in answer.text, (text, answer)
+        if usage:
+            assert "Usage:" in answer and usage in answer.text, (text, answer)
+    assert "Test study circle" in await d.say("alice", "circle")
+
+
+ALL = [meeting_lifecycle, poll_lifecycle, multi_and_secret_polls, organiser_commands_refused, malformed_commands]

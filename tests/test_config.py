@@ -1,0 +1,104 @@
+"""Config validation: every error at once, with its key path; secrets only by environment variable name."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from circlebot.config import ConfigError, load
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "circlebot.toml"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_the_example_config_is_valid() -> None:
+    s = load(REPO / "config.example.toml")
+    c = s.circles[0]
+    assert c.slug == "bolivia-2003" and c.syllabus == ("bolivia-2003-first-balance-sheet",)
+    assert s.database == REPO / "data" / "circlebot.sqlite3"  # relative to the file
+    assert s.console_enabled
+
+
+def test_every_error_is_reported_at_once_with_its_key_path(tmp_path: Path) -> None:
+    p = write(tmp_path, """
+timezone = "Mars/Olympus"
+colour = "red"
+[[circles]]
+slug = "Bad Slug"
+name = ""
+token = "s3cret"
+[circles.meets]
+time = "7pm"
+duration = "forever"
+[circles.where]
+discord_channels = [123]
+telegram = true
+[[circles]]
+slug = "ok"
+name = "OK"
+meets = { cron = "0 25 * * *" }
+[matrix]
+homeserver = "https://m.example.org"
+user_id = "@bot:example.org"
+access_token = "syt_abc"
+""")
+    with pytest.raises(ConfigError) as info:
+        load(p)
+    problems = "\n".join(info.value.problems)
+    for expected in [
+        "timezone: unknown IANA time zone 'Mars/Olympus'",
+        "colour: unknown key",
+        "circles[0].slug: 'Bad Slug' is not a slug",
+        "circles[0].name: String should have at least 1 character",
+        "circles[0].token: secrets never go in the config file",
+        "circles[0].meets.time: expected a local time like \"19:00\", got '7pm'",
+        "circles[0].meets.duration: expected a duration",
+        "circles[0].where.telegram: unknown key",
+        "circles[1].meets: 'cron' is not a valid crontab expression",
+        "matrix.access_token: secrets never go in the config file",
+    ]:
+        assert expected in problems, f"{expected!r} not in:\n{problems}"
+    assert "s3cret" not in str(info.value) and "syt_abc" not in str(info.value)
+
+
+def test_toml_syntax_errors_say_where(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"TOML syntax: .*line 2"):
+        load(write(tmp_path, 'database = "x"\ncolour = = 1\n'))
+
+
+def test_no_circles_and_duplicate_slugs(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no circles"):
+        load(write(tmp_path, 'database = "x.sqlite3"\n'))
+    two = '[[circles]]\nslug = "a"\nname = "A"\nmeets = {weekdays = ["mon"], time = "18:00"}\n'
+    with pytest.raises(ConfigError, match="two circles share the slug 'a'"):
+        load(write(tmp_path, two + two))
+
+
+def test_weekday_names_and_durations_are_forgiving(tmp_path: Path) -> None:
+    s = load(write(tmp_path, '[[circles]]\nslug = "a"\nname = "A"\n'
+                   'meets = {weekdays = ["Thu", "saturday"], time = "9:30", duration = "1h30m"}\n'
+                   'timeline = {assignment = "10d", reminder = 120}\n'))
+    m = s.circles[0].meets
+    assert m.weekdays == ("thursday", "saturday") and m.time is not None and m.time.hour == 9
+    assert m.duration.total_seconds() == 5400
+    assert s.circles[0].timeline.reminder.total_seconds() == 7200
+
+
+def test_check_config_command_exit_codes(tmp_path: Path) -> None:
+    ok = subprocess.run([sys.executable, "-m", "circlebot", "check-config", str(REPO / "config.example.toml")],
+                        capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0 and "OK: 1 circle(s), 1 reading(s)" in ok.stdout, ok
+    bad = write(tmp_path, '[[circles]]\nslug = "a"\nname = "A"\nmeets = {weekdays = ["funday"], time = "18:00"}\n'
+                'syllabus = ["missing-reading"]\n')
+    res = subprocess.run([sys.executable, "-m", "circlebot", "check-config", str(bad)],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2
+    assert "circles[0].meets.weekdays[0]: expected a weekday" in res.stderr, res.stderr

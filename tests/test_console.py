@@ -1,0 +1,95 @@
+"""`circlebot run` as a user starts it: a subprocess in a terminal (pty), driven line by line."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pexpect
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SEED = "bolivia-2003-first-balance-sheet"
+
+
+def config(tmp_path: Path) -> Path:
+    text = (REPO / "config.example.toml").read_text(encoding="utf-8")
+    text = text.replace('database = "data/circlebot.sqlite3"', f'database = "{tmp_path / "bot.sqlite3"}"')
+    text = text.replace('readings = "readings"', f'readings = "{REPO / "readings"}"')
+    path = tmp_path / "circlebot.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def spawn(tmp_path: Path, *args: str) -> pexpect.spawn:
+    env = dict(os.environ, TZ="Asia/Kathmandu", PYTHONUNBUFFERED="1")  # the host zone must not leak in
+    return pexpect.spawn(sys.executable, ["-m", "circlebot", "run", "--config", str(config(tmp_path)), *args],
+                         env=env, cwd=str(tmp_path), encoding="utf-8", timeout=20, dimensions=(50, 200))
+
+
+@pytest.mark.timeout(60)
+def test_walk_through_in_the_terminal(tmp_path: Path) -> None:
+    bot = spawn(tmp_path)
+    try:
+        bot.expect("you are in Bolivia 2003 reading circle")
+        bot.sendline(f"schedule {SEED}")
+        bot.expect(r"Scheduled meeting #1: .*A revolutionary party was missing.* on \w+ \d+ \w+ 20\d\d, 19:00 GMT")
+        bot.sendline("/as alice")
+        bot.expect("You are now 'alice'")
+        bot.sendline("rsvp yes")
+        bot.expect("alice: yes for meeting #1")
+        bot.sendline("schedule x")
+        bot.expect("schedule is for the organisers")
+        bot.sendline("/as organiser")
+        bot.sendline('poll "Next reading?" "More Bolivia" "Something else"')
+        bot.expect(r"1\. More Bolivia")
+        bot.expect("Poll #1 is open on console")
+        bot.sendline("/as bob")
+        bot.sendline("vote 1 2")
+        bot.expect("counted: Something else")
+        bot.sendline('poll "oops')
+        bot.expect("quote is not closed")
+        bot.sendline("upcoming")
+        bot.expect(r"RSVPs: 1 yes, 0 maybe, 0 no")
+        bot.sendline("/quit")
+        bot.expect(pexpect.EOF)
+    finally:
+        bot.close(force=True)
+    assert bot.exitstatus == 0, bot.before
+
+
+@pytest.mark.timeout(60)
+def test_state_survives_a_restart(tmp_path: Path) -> None:
+    bot = spawn(tmp_path)
+    bot.expect("you are in")
+    bot.sendline(f"schedule {SEED}")
+    bot.expect("Scheduled meeting #1")
+    bot.sendeof()
+    bot.expect(pexpect.EOF)
+    bot.close()
+    again = spawn(tmp_path)
+    try:
+        again.expect("you are in")
+        again.sendline("upcoming")
+        again.expect(r"#1 .*A revolutionary party was missing")
+        again.sendline("/quit")
+        again.expect(pexpect.EOF)
+    finally:
+        again.close(force=True)
+
+
+def test_a_bad_config_stops_with_every_problem(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[circles]]\nslug = "x"\nname = "X"\nmeets = {weekdays = ["thu"], time = "25:00"}\nfoo = 1\n')
+    child = pexpect.spawn(sys.executable, ["-m", "circlebot", "run", "--config", str(bad)], encoding="utf-8",
+                          timeout=20)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 2
+    assert "circles[0].meets.time" in (child.before or "") and "foo: unknown key" in (child.before or "")
+
+
+def test_the_console_script_is_installed() -> None:
+    assert shutil.which("circlebot", path=str(Path(sys.executable).parent)) is not None

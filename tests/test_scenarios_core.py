@@ -1,0 +1,106 @@
+"""The feature scenarios through the core's test adapter: real SQLite file, injected clock."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+import scenarios
+from circlebot.app import App
+from circlebot.commands import Command
+from drivers import CoreDriver
+
+
+@pytest.mark.parametrize("scenario", scenarios.ALL, ids=lambda s: s.__name__)
+async def test_scenario(core: CoreDriver, scenario: Callable[[CoreDriver], Awaitable[None]]) -> None:
+    await scenario(core)
+
+
+async def test_unexpected_error_gets_an_apology_with_an_id_and_a_logged_traceback(
+    core: CoreDriver, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(ctx: object) -> str:
+        raise RuntimeError("database on fire")
+
+    app = App(core.app.settings, core.app.store, core.app.readings, core.clock,
+              [*core.app.commands.commands, Command(("boom",), "Always fails.", broken)])
+    app.add_adapter(core.adapter)
+    core.app = app
+    with caplog.at_level(logging.ERROR):
+        answer = await core.say("alice", "boom")
+    m = re.search(r"error ([0-9a-f]{8})", answer.text)
+    assert m and answer.private, answer
+    assert "database on fire" not in answer.text
+    logged = [r for r in caplog.records if m[1] in r.getMessage()]
+    assert logged and logged[0].exc_info is not None
+    assert "Test study circle" in await core.say("alice", "circle")  # the bot carries on
+
+
+async def test_help_is_generated_from_the_declarations(core: CoreDriver) -> None:
+    member = await core.say("alice", "help")
+    organiser = await core.say("olga", "help")
+    assert "rsvp <yes|maybe|no> [meeting]" in member
+    assert "schedule" not in member.text  # members are not shown what they cannot do
+    assert "schedule <slug> [date] [time]" in organiser and "(organisers)" in organiser
+    one = await core.say("alice", "help poll")
+    assert 'poll <question> <answers...> [--multi] [--hours HOURS] [--secret]' in one
+    assert "poll close <poll>" in one and "(organisers only)" in one
+    assert "There is no command" in await core.say("alice", "help nothing")
+
+
+async def test_readings_and_reading(core: CoreDriver) -> None:
+    listing = await core.say("alice", "readings")
+    assert "bolivia-2003-first-balance-sheet" in listing
+    assert "bolivia-2003-first-balance-sheet" in await core.say("alice", "readings bolivia cob")
+    assert "No reading matches" in await core.say("alice", "readings chess openings")
+    one = await core.say("alice", "reading bolivia-2003-first-balance-sheet")
+    assert "In Defence of Marxism" in one and "20 October 2003" in one
+    assert "Lack of a revolutionary leadership" in one and "min to read" in one
+
+
+async def test_schedule_on_a_date_and_clashes(core: CoreDriver) -> None:
+    seed = scenarios.SEED
+    first = await core.say("olga", f"schedule {seed} 2026-12-03")
+    assert "Thu 3 Dec 2026, 19:00 GMT" in first, first
+    clash = await core.say("olga", f"schedule {seed} 2026-12-03")
+    assert "already at that time" in clash
+    wrong_day = await core.say("olga", f"schedule {seed} 2026-12-02")
+    assert "does not usually meet on Wednesday" in wrong_day
+    custom = await core.say("olga", f"schedule {seed} 2026-12-02 18:30")
+    assert "Wed 2 Dec 2026, 18:30 GMT" in custom
+    past = await core.say("olga", f"schedule {seed} 2026-11-01 19:00")
+    assert "already passed" in past
+    nxt = await core.say("olga", f"schedule {seed}")  # 26 Nov is the next free Thursday
+    assert "Thu 26 Nov 2026" in nxt
+    nxt2 = await core.say("olga", f"schedule {seed} next")  # 26 Nov taken, 3 Dec taken: 10 Dec
+    assert "Thu 10 Dec 2026" in nxt2
+    cancelled = await core.say("olga", "unschedule 1")
+    assert "is cancelled" in cancelled
+    assert "Thu 3 Dec" not in (await core.say("alice", "upcoming")).text
+
+
+async def test_poll_limits_are_checked_before_anything_is_sent(core: CoreDriver) -> None:
+    too_long = await core.say("olga", f'poll "{"Q" * 301}" "A" "B"')
+    assert "the most is 300" in too_long
+    one = await core.say("olga", 'poll "Only one?" "A"')
+    assert "at least two answers" in one
+    same = await core.say("olga", 'poll "Same?" "A" "a"')
+    assert "Two answers are the same" in same
+    hours = await core.say("olga", 'poll "Long?" "A" "B" --hours 1000')
+    assert "between 1 and 768 hours" in hours
+    assert core.adapter.sent == []
+
+
+async def test_polls_with_a_closing_time_close_by_themselves(core: CoreDriver) -> None:
+    from datetime import timedelta
+
+    poll = int(re.findall(r"#(\d+)", (await core.say("olga", 'poll "Soon?" "A" "B" --hours 2')).text)[0])
+    await core.say("alice", f"vote {poll} 2")
+    assert await core.app.close_due_polls() == 0
+    core.clock.advance(timedelta(hours=2, seconds=1))
+    assert await core.app.close_due_polls() == 1
+    assert any("Poll #1 has closed" in p and "Result: B" in p for p in core.posts()), core.posts()
+    assert await core.app.close_due_polls() == 0
