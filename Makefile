@@ -25,7 +25,7 @@ run: $(VENV)/.run-installed
 	$(BIN)/circlebot run --config $(CONFIG)
 
 lint: $(VENV)/.test-installed
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests $(wildcard bench)
 	$(BIN)/mypy src
 
 test: $(VENV)/.test-installed lint

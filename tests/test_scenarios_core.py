@@ -104,3 +104,19 @@ async def test_polls_with_a_closing_time_close_by_themselves(core: CoreDriver) -
     assert await core.app.close_due_polls() == 1
     assert any("Poll #1 has closed" in p and "Result: B" in p for p in core.posts()), core.posts()
     assert await core.app.close_due_polls() == 0
+
+
+async def test_add_and_remove_votes_one_answer_at_a_time(core: CoreDriver) -> None:
+    """Discord sends one event per answer; the core keeps the whole ballot."""
+    from circlebot.domain import UserRef, VoteCast, VoteChange
+
+    poll = int(re.findall(r"#(\d+)", (await core.say("olga", 'poll "Days?" "Mon" "Tue" "Wed" --multi')).text)[0])
+    single = int(re.findall(r"#(\d+)", (await core.say("olga", 'poll "One?" "X" "Y"')).text)[0])
+    alice = UserRef("console", "alice", "alice")
+    for change, answer, p in [("add", 0, poll), ("add", 2, poll), ("remove", 0, poll), ("add", 1, single)]:
+        await core.app.dispatch(VoteCast(alice, (answer,), core.clock.now(), poll_id=p, change=VoteChange(change)))
+    assert "3. Wed: 1" in await core.say("bob", f"poll results {poll}")
+    assert "1. Mon: 0" in await core.say("bob", f"poll results {poll}")
+    assert "2. Y: 1" in await core.say("bob", f"poll results {single}")
+    await core.app.dispatch(VoteCast(alice, (1,), core.clock.now(), poll_id=single, change=VoteChange.REMOVE))
+    assert "(open, 0 voter(s))" in await core.say("bob", f"poll results {single}")

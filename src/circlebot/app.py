@@ -31,6 +31,7 @@ from circlebot.domain import (
     RsvpCast,
     UserRef,
     VoteCast,
+    VoteChange,
 )
 from circlebot.readings import Collection
 from circlebot.store import PollRow, Store
@@ -95,6 +96,7 @@ class App:
         self.clock: Clock = clock or SystemClock()
         self.commands = CommandTable(list(commands) if commands is not None else all_commands())
         self.adapters: dict[str, ChatAdapter] = {}
+        self._ballot_locks: dict[tuple[int, int], asyncio.Lock] = {}
         self._channels: dict[tuple[str, str], CircleSettings] = {}
         for c in settings.circles:
             if c.where.console:
@@ -287,10 +289,21 @@ class App:
         answers = tuple(dict.fromkeys(a for a in vote.answers if 0 <= a < len(poll.answers)))
         if len(answers) != len(vote.answers):
             answers = ()  # an unknown answer spoils the ballot, as MSC3381 counts it
-        if not poll.multi:
-            answers = answers[:1]
         member_id = await self.store.member(vote.user)
-        await self.store.record_vote(poll.id, member_id, answers, vote.at)
+        if vote.change is VoteChange.SET:
+            await self.store.record_vote(poll.id, member_id, answers[: None if poll.multi else 1], vote.at)
+            return poll
+        key = (poll.id, member_id)
+        lock = self._ballot_locks.setdefault(key, asyncio.Lock())
+        async with lock:  # add/remove read the ballot, so one member's changes go one at a time
+            current = await self.store.ballot_of(poll.id, member_id) or ()
+            if vote.change is VoteChange.ADD:
+                new = tuple(dict.fromkeys((*current, *answers))) if poll.multi else answers[:1] or current
+            else:
+                new = tuple(a for a in current if a not in answers)
+            await self.store.record_vote(poll.id, member_id, new, vote.at)
+        if not lock.locked():
+            self._ballot_locks.pop(key, None)
         return poll
 
     async def close_due_polls(self) -> int:

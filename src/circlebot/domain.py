@@ -79,11 +79,20 @@ class Invocation:
     handle: Any = None
 
 
+class VoteChange(enum.StrEnum):
+    """How a VoteCast changes the user's ballot: replace it (Matrix, chat), or add / remove one answer
+    (Discord sends one event per answer)."""
+
+    SET = "set"
+    ADD = "add"
+    REMOVE = "remove"
+
+
 @dataclass(frozen=True, slots=True)
 class VoteCast:
     """A vote in a poll: by the core's poll id, or by the platform message that carries the poll.
 
-    `answers` are 0-based answer indices; an empty tuple withdraws the vote.
+    `answers` are 0-based answer indices; with `change=SET` an empty tuple withdraws the vote.
     """
 
     user: UserRef
@@ -91,6 +100,7 @@ class VoteCast:
     at: datetime
     poll_id: int | None = None
     message: MessageRef | None = None
+    change: VoteChange = VoteChange.SET
 
 
 @dataclass(frozen=True, slots=True)

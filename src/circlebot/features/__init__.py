@@ -6,6 +6,7 @@ from circlebot.commands import Command
 
 
 def all_commands() -> list[Command]:
-    from circlebot.features import attendance, general, meetings, polls, readings
+    from circlebot.features import attendance, general, meetings, polls, questions, readings
 
-    return [*general.COMMANDS, *readings.COMMANDS, *meetings.COMMANDS, *attendance.COMMANDS, *polls.COMMANDS]
+    modules = (general, readings, meetings, questions, attendance, polls)
+    return [c for m in modules for c in m.COMMANDS]

@@ -73,16 +73,6 @@ async def upcoming(ctx: Context) -> str:
     return "\n".join(lines)
 
 
-async def questions(ctx: Context, meeting: int | None) -> str:
-    m = await meeting_or_error(ctx, meeting)
-    reading = ctx.readings.get(m.reading)
-    if reading is None:
-        return f"Meeting #{m.id}'s reading `{m.reading}` is no longer in the collection; an organiser can fix it."
-    lines = [f"**Questions for meeting #{m.id}: {meeting_title(ctx, m)}**"]
-    lines += [f"{i}. {q}" for i, q in enumerate(reading.questions, 1)]
-    return "\n".join(lines)
-
-
 COMMANDS = [
     Command(("schedule",), "Plan a meeting on a reading: the next free meeting time, or a date (and time).",
             schedule,
@@ -98,6 +88,4 @@ COMMANDS = [
     Command(("unschedule",), "Cancel a meeting.", unschedule,
             (Param("meeting", MEETING, "the meeting's number (see `upcoming`)"),), organiser=True),
     Command(("upcoming",), "The next meetings, their readings and RSVPs.", upcoming),
-    Command(("questions",), "The discussion questions for a meeting (default: the next one).", questions,
-            (Param("meeting", MEETING, "the meeting's number", required=False),)),
 ]
