@@ -44,6 +44,11 @@ class FakeClock:
         self._now = when.astimezone(UTC)
 
 
+class Unsendable(Exception):
+    """The platform's own client refuses this input before the bot sees it (a Discord slash command with a
+    required option missing, a word where a number goes, a value outside the option's choices)."""
+
+
 @dataclass(frozen=True)
 class Answer:
     """What a user saw in reply to a command."""

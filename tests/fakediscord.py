@@ -637,6 +637,7 @@ class FakeDiscord:
         self.gateway_received: list[JSON] = []  # every frame clients sent on the gateway
         self.sessions: dict[str, _Session] = {}
         self.identify_count = 0
+        self.vote_events = 0  # MESSAGE_POLL_VOTE_ADD/REMOVE dispatched so far
         self.resume_count = 0
         self.gateway_paths: list[str] = []  # URL path of every gateway connection, in order
         self._conns: list[_Conn] = []
@@ -1309,6 +1310,7 @@ class FakeDiscord:
         }
         if poll.guild_id is not None:
             event["guild_id"] = str(poll.guild_id)
+        self.vote_events += 1
         self.dispatch("MESSAGE_POLL_VOTE_ADD" if add else "MESSAGE_POLL_VOTE_REMOVE", event)
 
     def end_poll(self, message: JSON | int) -> JSON:
@@ -1992,6 +1994,7 @@ class FakeDiscord:
             inter.response is not None
             and int(inter.response.get("type", 0)) == CALLBACK_DEFERRED_MESSAGE
             and original is not None
+            and not inter.original_deleted
             and int(original["flags"]) & FLAG_LOADING
         ):
             # Discord: the first follow-up after a type 5 defer edits the loading message instead

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from drivers import Driver, number_after
+from drivers import Driver, Unsendable, number_after
 
 SEED = "bolivia-2003-first-balance-sheet"
 
@@ -117,6 +117,8 @@ ORGANISER_COMMANDS = {
     "unschedule": "unschedule 1",
     "poll": 'poll "Q?" "A" "B"',
     "poll close": "poll close 1",
+    "questions add": "questions add Why?",
+    "questions remove": "questions remove 1",
 }
 
 
@@ -153,7 +155,10 @@ async def malformed_commands(d: Driver) -> None:
     """Malformed commands get a clear message and the command's usage; the bot carries on."""
     for text, expected, usage in MALFORMED:
         who = d.organiser if text.startswith(("schedule", "poll")) else "alice"
-        answer = await d.say(who, text)
+        try:
+            answer = await d.say(who, text)
+        except Unsendable:
+            continue  # typed slash-command options: Discord's client refuses it, the bot never sees it
         assert expected in answer.text.lower() or expected in answer.text, (text, answer)
         if usage:
             assert "Usage:" in answer and usage in answer.text, (text, answer)

@@ -147,8 +147,20 @@ class App:
         return [(loc.platform, self.adapters[loc.platform].poll_limits) for loc in self.locations(circle)]
 
     # dispatch --------------------------------------------------------------------------------------
-    async def dispatch(self, event: Event) -> None:
-        """Handle one inbound event. Never raises: every error is answered or logged here."""
+    async def dispatch(self, event: Event | Sequence[Event]) -> None:
+        """Handle an inbound event, or a batch of them (a sync response, a back-fill: votes in a batch are
+        stored in one transaction). Never raises: every error is answered or logged here."""
+        if not isinstance(event, Invocation | VoteCast | RsvpCast | CheckInCast):
+            votes = [e for e in event if isinstance(e, VoteCast)]
+            if votes:
+                try:
+                    await self.cast_votes(votes)
+                except Exception:
+                    log.exception("error storing %d votes", len(votes))
+            for e in event:
+                if not isinstance(e, VoteCast):
+                    await self.dispatch(e)
+            return
         try:
             if isinstance(event, Invocation):
                 await self._invoke(event)
@@ -276,35 +288,60 @@ class App:
         return results
 
     async def cast_vote(self, vote: VoteCast) -> PollRow | None:
-        """A vote from a platform's native poll: cleaned the lenient way (clipped, not refused) and stored."""
-        poll_id = vote.poll_id
-        if poll_id is None and vote.message is not None:
-            poll_id = await self.store.poll_for_message(vote.message)
-        poll = await self.store.poll(poll_id) if poll_id is not None else None
-        if poll is None:
-            return None
-        if poll.closed_at is not None and vote.at >= poll.closed_at:
-            log.info("ignoring a vote in poll %d cast after it closed", poll.id)
-            return None
-        answers = tuple(dict.fromkeys(a for a in vote.answers if 0 <= a < len(poll.answers)))
-        if len(answers) != len(vote.answers):
-            answers = ()  # an unknown answer spoils the ballot, as MSC3381 counts it
-        member_id = await self.store.member(vote.user)
-        if vote.change is VoteChange.SET:
-            await self.store.record_vote(poll.id, member_id, answers[: None if poll.multi else 1], vote.at)
-            return poll
+        """One vote from a platform's native poll (see `cast_votes`); the poll it counted in, if any."""
+        polls = await self.cast_votes([vote])
+        return polls[0] if polls else None
+
+    async def cast_votes(self, votes: Sequence[VoteCast]) -> list[PollRow]:
+        """Votes from platforms' native polls, cleaned the lenient way (clipped, not refused) and stored
+        together: one short transaction for the lot, returning once it is committed."""
+        rows: list[tuple[int, int, tuple[int, ...], datetime]] = []
+        counted: list[PollRow] = []
+        polls: dict[object, PollRow | None] = {}  # a batch is mostly votes in the same poll: look it up once
+        for vote in votes:
+            key = vote.message if vote.poll_id is None else vote.poll_id
+            if key in polls:
+                poll = polls[key]
+            else:
+                poll_id = vote.poll_id
+                if poll_id is None and vote.message is not None:
+                    poll_id = await self.store.poll_for_message(vote.message)
+                poll = polls[key] = await self.store.poll(poll_id) if poll_id is not None else None
+            if poll is None:
+                continue
+            if poll.closed_at is not None and vote.at >= poll.closed_at:
+                log.info("ignoring a vote in poll %d cast after it closed", poll.id)
+                continue
+            answers = tuple(dict.fromkeys(a for a in vote.answers if 0 <= a < len(poll.answers)))
+            if len(answers) != len(vote.answers):
+                answers = ()  # an unknown answer spoils the ballot, as MSC3381 counts it
+            member_id = self.store.known_member(vote.user) or await self.store.member(vote.user)
+            counted.append(poll)
+            if vote.change is VoteChange.SET:
+                rows.append((poll.id, member_id, answers[: None if poll.multi else 1], vote.at))
+            else:
+                if rows:  # keep the order of this member's earlier whole-ballot votes
+                    await self.store.record_votes(rows)
+                    rows = []
+                await self._change_ballot(poll, member_id, vote.change, answers, vote.at)
+        if rows:
+            await self.store.record_votes(rows)
+        return counted
+
+    async def _change_ballot(
+        self, poll: PollRow, member_id: int, change: VoteChange, answers: tuple[int, ...], at: datetime
+    ) -> None:
         key = (poll.id, member_id)
         lock = self._ballot_locks.setdefault(key, asyncio.Lock())
         async with lock:  # add/remove read the ballot, so one member's changes go one at a time
             current = await self.store.ballot_of(poll.id, member_id) or ()
-            if vote.change is VoteChange.ADD:
+            if change is VoteChange.ADD:
                 new = tuple(dict.fromkeys((*current, *answers))) if poll.multi else answers[:1] or current
             else:
                 new = tuple(a for a in current if a not in answers)
-            await self.store.record_vote(poll.id, member_id, new, vote.at)
+            await self.store.record_vote(poll.id, member_id, new, at)
         if not lock.locked():
             self._ballot_locks.pop(key, None)
-        return poll
 
     async def close_due_polls(self) -> int:
         """Close every poll whose closing time has passed and announce its results."""

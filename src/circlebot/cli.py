@@ -1,4 +1,4 @@
-"""The `circlebot` command: run | check-config | readings list|show|check."""
+"""The `circlebot` command: run | check-config | readings list|show|search|check|import."""
 
 from __future__ import annotations
 
@@ -98,18 +98,59 @@ def cmd_readings(args: argparse.Namespace) -> int:
     directory = _readings_dir(args)
     if directory is None:
         return 2
-    collection = load_collection(directory)
+    if args.action == "import":
+        from datetime import date
+
+        from circlebot.importer import ImportOptions, import_files
+
+        try:
+            published = date.fromisoformat(args.published) if args.published else None
+        except ValueError:
+            print(f"circlebot: --published must be a date like 2003-10-20, got {args.published!r}", file=sys.stderr)
+            return 2
+        options = ImportOptions(
+            author=args.author, publisher=args.publisher, published=published, summary=args.summary,
+            source=args.source, organisation=args.organisation, language=args.language, tags=tuple(args.tag),
+            slug=args.slug, drop_lines=tuple(args.drop_line), cut_after_date=args.cut_after_date, force=args.force,
+        )
+        paths = [Path(f) for f in args.files]
+
+        def progress(number: int, total: int, path: Path) -> None:
+            if total > 1:
+                print(f"[{number}/{total}] {path}", file=sys.stderr)
+
+        report = import_files(paths, directory, options, progress)
+        for source, target in report.imported:
+            print(f"{source} -> {target}")
+        for source, reason in report.failed:
+            print(f"circlebot: could not import {source}: {reason}", file=sys.stderr)
+        print(f"{len(report.imported)} imported, {len(report.failed)} failed.")
+        return 1 if report.failed else 0
     if args.action == "check":
-        for err in collection.errors:
+        from circlebot.readings import check_collection
+
+        checked = check_collection(directory)
+        for warning in checked.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        for err in checked.errors:
             print(err, file=sys.stderr)
-        print(f"{len(collection)} reading(s) OK, {len(collection.errors)} error(s) in {directory}.")
-        return 1 if collection.errors else 0
+        print(f"{len(checked.collection)} reading(s) loaded, {len(checked.errors)} error(s), "
+              f"{len(checked.warnings)} warning(s) in {directory}.")
+        return 1 if checked.errors else 0
+    collection = load_collection(directory)
     for err in collection.errors:
         print(f"warning: {err}", file=sys.stderr)
     if args.action == "list":
         for r in collection.search(" ".join(args.words)):
             print(f"{r.slug}\t{r.published}\t{r.minutes} min\t{r.title}")
         return 0
+    if args.action == "search":
+        hits = collection.index.search(" ".join(args.words), args.limit)
+        for hit in hits:
+            print(f"{hit.slug}\t{hit.title}\n    {hit.passage}")
+        if not hits:
+            print(f"no reading matches {' '.join(args.words)!r}", file=sys.stderr)
+        return 0 if hits else 1
     reading = collection.get(args.slug)
     if reading is None:
         print(f"circlebot: no reading {args.slug!r} in {directory}; `circlebot readings list` lists them.",
@@ -119,9 +160,16 @@ def cmd_readings(args: argparse.Namespace) -> int:
     print(f"{reading.words} words, about {reading.minutes} min\n\n{reading.summary}\n")
     for i, s in enumerate(reading.sections, 1):
         print(f"  {i}. {s.title} ({s.minutes} min)")
+    parts = reading.parts(args.part_minutes)
+    print(f"\nParts for meetings of about {args.part_minutes} min: {len(parts)}")
+    for part in parts:
+        print(f"  Part {part.index}: {part.title} ({part.minutes} min)")
     print("\nQuestions:")
     for i, q in enumerate(reading.questions, 1):
         print(f"  {i}. {q}")
+    for s in reading.sections:
+        for q in s.questions:
+            print(f"  - ({s.title}) {q}")
     return 0
 
 
@@ -149,9 +197,22 @@ async def serve(settings: config_mod.Settings, *, console: bool) -> int:
                 print("circlebot: no circle lives on the console (where.console = false everywhere).", file=sys.stderr)
                 return 2
             app.add_adapter(ConsoleAdapter(circles, user=settings.console.user))
-        for name in ("matrix", "discord"):
-            if getattr(settings, name) is not None:
-                log.error("the %s adapter is not part of this version yet; [%s] is ignored", name, name)
+        if settings.matrix is not None:
+            from circlebot.adapters.matrix import adapter_from_settings
+
+            try:
+                app.add_adapter(adapter_from_settings(settings, app.store))
+            except ValueError as e:
+                print(f"circlebot: {e}", file=sys.stderr)
+                return 2
+        if settings.discord is not None:
+            from circlebot.adapters.discord import adapter_from_app
+
+            try:
+                app.add_adapter(adapter_from_app(app))
+            except ValueError as e:
+                print(f"circlebot: {e}", file=sys.stderr)
+                return 2
         if not app.adapters:
             print("circlebot: no adapter to run: enable the console or configure a platform.", file=sys.stderr)
             return 2
@@ -196,17 +257,39 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("path")
     check.set_defaults(func=cmd_check_config)
 
-    readings = sub.add_parser("readings", help="the article collection: list, show, check")
+    readings = sub.add_parser("readings", help="the article collection: list, show, search, check, import")
     rsub = readings.add_subparsers(dest="action", required=True)
-    for name, helptext in (("list", "list (or search) the readings"), ("show", "show one reading"),
-                           ("check", "validate every reading; exit code 1 on errors")):
+    for name, helptext in (("list", "list (or filter) the readings"), ("show", "show one reading"),
+                           ("search", "full-text search, best matches first, with the matching passage"),
+                           ("check", "validate every reading; exit code 1 on errors"),
+                           ("import", "turn plain-text or Markdown articles into readings")):
         p = rsub.add_parser(name, help=helptext)
         p.add_argument("--dir", help="the readings directory (default: the config's, or ./readings)")
         p.add_argument("--config", help="config file to take the readings directory from")
         if name == "list":
             p.add_argument("words", nargs="*", help="search words")
+        if name == "search":
+            p.add_argument("words", nargs="+", help="search words (all must match)")
+            p.add_argument("--limit", type=int, default=10, help="most results (default 10)")
         if name == "show":
             p.add_argument("slug")
+            p.add_argument("--part-minutes", type=int, default=25, help="reading time per meeting (default 25)")
+        if name == "import":
+            p.add_argument("files", nargs="+", metavar="FILE", help="articles: plain text or Markdown")
+            p.add_argument("--author", help="author, if the text has no 'By ...' line")
+            p.add_argument("--publisher", help="publisher (required)")
+            p.add_argument("--published", help="publication date YYYY-MM-DD, if the text has no date line")
+            p.add_argument("--summary", help="summary (default: the opening sentences)")
+            p.add_argument("--source", help="where the article comes from (URL or name)")
+            p.add_argument("--organisation", help="organisation behind the article")
+            p.add_argument("--language", default="en", help="language code (default: en)")
+            p.add_argument("--tag", action="append", default=[], help="a tag (repeatable)")
+            p.add_argument("--slug", help="the reading's slug (one file only; default: from the file name)")
+            p.add_argument("--drop-line", action="append", default=[], metavar="TEXT",
+                           help="remove lines equal to TEXT, e.g. photo captions (repeatable)")
+            p.add_argument("--cut-after-date", action="store_true",
+                           help="cut the trailer: everything from the date line on")
+            p.add_argument("--force", action="store_true", help="replace an existing reading")
         p.set_defaults(func=cmd_readings)
     return parser
 

@@ -178,6 +178,8 @@ class CircleSettings(_Frozen):
     organisers: Organisers = Organisers()
     syllabus: tuple[str, ...] = ()
     timeline: Timeline = Timeline()
+    part_minutes: int = Field(default=25, ge=5, le=600)  # target reading time per meeting
+    split_long_readings: bool = False  # schedule a too-long reading's parts as consecutive meetings
 
 
 class ConsoleSettings(_Frozen):

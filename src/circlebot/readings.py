@@ -11,6 +11,9 @@ front-matter block between two lines ``+++``::
     published = 2003-10-20
     summary = "What the Bolivian workers concluded after overthrowing Goni."
     questions = ["Why was power not taken?"]
+
+    [sections."First section"]
+    questions = ["What does the first section argue?"]
     +++
 
     Introduction text...
@@ -22,6 +25,14 @@ front-matter block between two lines ``+++``::
 Text before the first ``## `` heading is the introduction; each ``## Heading``
 starts a section, and ``###`` or deeper headings belong to the current section.
 Headings inside fenced code blocks are ignored.
+
+Questions for one section go in a ``[sections."<heading>"]`` table with a
+``questions`` list; the heading is matched ignoring case, spacing and
+quotation marks, and a table naming no section of the file is an error.
+
+:meth:`Reading.parts` splits a reading into meeting-sized :class:`Part` values
+along its sections; :func:`check_collection` adds the stricter checks of
+``circlebot readings check`` (empty sections, duplicate slugs and titles).
 
 :func:`parse_reading` validates one file's text and raises
 :class:`ReadingFormatError` listing *every* problem it found;
@@ -43,18 +54,25 @@ import stat
 import tomllib
 import types
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from circlebot.search import SearchIndex
 
 __all__ = [
     "MAX_FILE_BYTES",
     "SLUG_PATTERN",
     "WORDS_PER_MINUTE",
+    "CheckReport",
     "Collection",
+    "Part",
     "Reading",
     "ReadingError",
     "ReadingFormatError",
     "Section",
+    "check_collection",
     "load_collection",
     "parse_reading",
 ]
@@ -72,8 +90,15 @@ _DELIMITER = "+++"
 _REQUIRED_STRINGS = ("title", "author", "publisher", "summary")
 _OPTIONAL_STRINGS = ("source", "organisation")
 _KNOWN_KEYS = frozenset(
-    {*_REQUIRED_STRINGS, *_OPTIONAL_STRINGS, "published", "language", "tags", "questions"}
+    {*_REQUIRED_STRINGS, *_OPTIONAL_STRINGS, "published", "language", "tags", "questions", "sections"}
 )
+_SECTION_TABLE_RE = re.compile(
+    r"""\s*\[\s*sections\s*\.\s*("(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_-]+)\s*\]"""
+)
+_TITLE_NOISE = str.maketrans("", "", "\"'“”‘’«»„")
+
+PART_SLACK = 0.1
+"""A reading up to 10 % longer than the target still counts as fitting one meeting."""
 _LANGUAGE_RE = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*")
 _TOML_POSITION_RE = re.compile(r"\s*\((?:at line (\d+), column (\d+)|at end of document)\)\s*$")
 _TOML_KEY_RE = re.compile(r"""\s*("(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_-]+)\s*[.=]""")
@@ -92,8 +117,7 @@ _MARKUP_SUBSTITUTIONS = (
     (re.compile(r"</?[A-Za-z][^>\n]*>"), ""),  # inline HTML tags
 )
 _MARKUP_CHARS = str.maketrans("", "", "#*_>`")
-_WORD_RE = re.compile(r"\S+")
-_HAS_LETTER_OR_DIGIT_RE = re.compile(r"\w")
+_WORD_TOKEN_RE = re.compile(r"[^\s\w]*\w\S*")  # one match per whitespace-separated token holding a \w
 
 
 # --------------------------------------------------------------------------- model
@@ -116,11 +140,41 @@ class Section:
     line: int
     body: str
     words: int
+    questions: tuple[str, ...] = ()
 
     @property
     def minutes(self) -> int:
         """Estimated reading time of the section, in minutes (at least 1)."""
         return _minutes(self.words)
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """A run of consecutive sections read for one meeting (see :meth:`Reading.parts`).
+
+    ``index`` is 1-based and ``count`` the number of parts of the reading;
+    ``intro`` tells whether the part starts with the reading's introduction.
+    ``words`` includes the section headings.
+    """
+
+    index: int
+    count: int
+    intro: bool
+    sections: tuple[Section, ...]
+    words: int
+
+    @property
+    def minutes(self) -> int:
+        """Estimated reading time of the part, in minutes (at least 1)."""
+        return _minutes(self.words)
+
+    @property
+    def title(self) -> str:
+        """``"Introduction … Last heading"``, or the one heading the part holds."""
+        labels = (["Introduction"] if self.intro else []) + [s.title for s in self.sections]
+        if not labels:
+            return "Introduction"
+        return labels[0] if len(labels) == 1 else f"{labels[0]} … {labels[-1]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +205,43 @@ class Reading:
     def minutes(self) -> int:
         """Estimated reading time in minutes: ``ceil(words / 200)``, at least 1."""
         return _minutes(self.words)
+
+    def parts(self, target_minutes: int) -> tuple[Part, ...]:
+        """Split the reading into parts of about *target_minutes* each, never cutting a section.
+
+        A reading of at most ``target_minutes * 1.1`` minutes is one part.
+        Otherwise the fewest consecutive groups are taken whose longest group
+        fits the target with that slack (or, when one section alone is longer,
+        is no longer than that section); among the splits into that many
+        groups, the one with the shortest longest group wins, the earliest
+        such split on ties.  The introduction goes with the first section.
+        Deterministic and pure.
+        """
+        if target_minutes < 1:
+            raise ValueError(f"target_minutes must be at least 1, got {target_minutes}")
+        intro_words = _count_words(self.intro)
+        units = [s.words + _count_words(s.title) for s in self.sections]
+        if not units:
+            return (Part(1, 1, True, (), self.words),)
+        units[0] += intro_words
+        limit = target_minutes * WORDS_PER_MINUTE
+        if sum(units) <= limit * (1 + PART_SLACK):
+            groups = [len(units)]
+        else:
+            bound = max(limit * (1 + PART_SLACK), max(units))
+            groups = [1] * len(units)
+            for n in range(min(len(units), math.ceil(sum(units) / bound)), len(units) + 1):
+                groups = _balanced_split(units, n)
+                if _largest(units, groups) <= bound:
+                    break
+        parts: list[Part] = []
+        start = 0
+        for number, size in enumerate(groups, start=1):
+            chunk = self.sections[start : start + size]
+            words = sum(units[start : start + size])
+            parts.append(Part(number, len(groups), start == 0 and bool(self.intro), chunk, words))
+            start += size
+        return tuple(parts)
 
     def excerpt(self, chars: int = 400) -> str:
         """Return the opening of the introduction as plain text, at most *chars* characters.
@@ -240,6 +331,13 @@ class Collection:
         hits.sort(key=lambda reading: reading.published, reverse=True)
         return hits
 
+    @cached_property
+    def index(self) -> SearchIndex:
+        """The full-text index of the collection, built on first use (see :mod:`circlebot.search`)."""
+        from circlebot.search import SearchIndex
+
+        return SearchIndex(self)
+
     def __len__(self) -> int:
         """Number of readings loaded."""
         return len(self.readings)
@@ -247,6 +345,40 @@ class Collection:
     def __iter__(self) -> Iterator[Reading]:
         """Iterate over the readings in slug order."""
         return iter(self.readings.values())
+
+
+def _balanced_split(units: list[int], n: int) -> list[int]:
+    """Sizes of the split of *units* into *n* consecutive non-empty groups with the smallest largest sum."""
+    k = len(units)
+    prefix = [0]
+    for u in units:
+        prefix.append(prefix[-1] + u)
+    inf = float("inf")
+    # best[g][i]: smallest largest sum splitting units[:i] into g groups; cut[g][i]: where the last group starts
+    best = [[inf] * (k + 1) for _ in range(n + 1)]
+    cut = [[0] * (k + 1) for _ in range(n + 1)]
+    best[0][0] = 0
+    for g in range(1, n + 1):
+        for i in range(g, k + 1):
+            for j in range(g - 1, i):
+                value = max(best[g - 1][j], prefix[i] - prefix[j])
+                if value < best[g][i]:
+                    best[g][i], cut[g][i] = value, j
+    sizes: list[int] = []
+    i = k
+    for g in range(n, 0, -1):
+        j = cut[g][i]
+        sizes.append(i - j)
+        i = j
+    return sizes[::-1]
+
+
+def _largest(units: list[int], sizes: list[int]) -> int:
+    largest, start = 0, 0
+    for size in sizes:
+        largest = max(largest, sum(units[start : start + size]))
+        start += size
+    return largest
 
 
 def _matches(reading: Reading, terms: list[str]) -> bool:
@@ -266,9 +398,7 @@ def _plain_text(markdown: str) -> str:
 
 def _count_words(markdown: str) -> int:
     """Count the words of a Markdown text (tokens with at least one letter or digit)."""
-    return sum(
-        1 for token in _WORD_RE.findall(_plain_text(markdown)) if _HAS_LETTER_OR_DIGIT_RE.search(token)
-    )
+    return len(_WORD_TOKEN_RE.findall(_plain_text(markdown)))
 
 
 def _describe(value: Any) -> str:
@@ -358,6 +488,8 @@ def parse_reading(path: pathlib.Path, text: str) -> Reading:
     meta = _parse_toml(front_lines, close + 1, problems)
     fields = _check_fields(meta, _key_lines(front_lines), problems) if meta is not None else None
     intro, sections, words = _parse_body(lines[close + 1 :], close + 2, problems)
+    if meta is not None and "sections" in meta:
+        sections = _attach_section_questions(meta["sections"], front_lines, sections, problems)
 
     if problems.errors or fields is None:
         raise problems.fail()
@@ -565,6 +697,71 @@ def _check_string_list(value: Any, key: str, line: int, problems: _Problems) -> 
     return tuple(dict.fromkeys(items))
 
 
+def _title_key(title: str) -> str:
+    """How a front-matter section name is matched to a heading: case, spacing and quote marks ignored."""
+    return " ".join(title.translate(_TITLE_NOISE).casefold().split())
+
+
+def _section_table_lines(front_lines: list[str]) -> dict[str, int]:
+    """Map each ``[sections."name"]`` table's name key to its file line."""
+    found: dict[str, int] = {}
+    for number, line in enumerate(front_lines, start=2):  # + 1 for the opening '+++' line
+        match = _SECTION_TABLE_RE.match(line)
+        if match:
+            raw = match.group(1)
+            try:
+                name = json.loads(raw) if raw.startswith('"') else _unquote(raw)
+            except ValueError:
+                name = _unquote(raw)
+            found.setdefault(_title_key(str(name)), number)
+    return found
+
+
+def _attach_section_questions(
+    value: Any, front_lines: list[str], sections: tuple[Section, ...], problems: _Problems
+) -> tuple[Section, ...]:
+    """Validate the ``[sections."heading"]`` tables and put their questions on the sections."""
+    table_line = _key_lines(front_lines).get("sections", 1)
+    if not isinstance(value, dict):
+        problems.add(
+            table_line,
+            "'sections' must be tables like [sections.\"Heading\"] with a questions list, "
+            f"got {_describe(value)}",
+        )
+        return sections
+    lines = _section_table_lines(front_lines)
+    by_key = {_title_key(s.title): s.title for s in sections}
+    found: dict[str, tuple[str, ...]] = {}
+    for name, table in value.items():
+        key = _title_key(name)
+        line = lines.get(key, table_line)
+        shown = json.dumps(name, ensure_ascii=False)
+        if key not in by_key:
+            close = difflib.get_close_matches(key, list(by_key), n=1, cutoff=0.6)
+            hint = f": did you mean {json.dumps(by_key[close[0]], ensure_ascii=False)}?" if close else ""
+            headings = "; the file has no '##' sections" if not sections else hint
+            problems.add(
+                line, f"questions for section {shown}, but there is no '## ' heading with that title{headings}"
+            )
+            continue
+        if not isinstance(table, dict):
+            problems.add(line, f"sections.{shown} must be a table with a questions list, got {_describe(table)}")
+            continue
+        for extra in sorted(set(table) - {"questions"}):
+            problems.add(line, f"unknown key {extra!r} in sections.{shown}: only 'questions' is allowed")
+        if "questions" not in table:
+            problems.add(line, f"sections.{shown} has no 'questions' list")
+            continue
+        asked = _check_string_list(table["questions"], f"sections.{name} questions", line, problems)
+        found[by_key[key]] = found.get(by_key[key], ()) + asked
+    if not found:
+        return sections
+    return tuple(
+        replace(section, questions=found[section.title]) if section.title in found else section
+        for section in sections
+    )
+
+
 def _parse_body(
     lines: list[str], first_line: int, problems: _Problems
 ) -> tuple[str, tuple[Section, ...], int]:
@@ -723,3 +920,81 @@ def _read_text(path: pathlib.Path, root: pathlib.Path) -> str:
             line,
             f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at column {column}): re-save the file as UTF-8",
         ) from exc
+
+
+# -------------------------------------------------------------------------- checking
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """What ``circlebot readings check`` found: the loaded collection, errors and warnings."""
+
+    collection: Collection
+    errors: tuple[ReadingError, ...]
+    warnings: tuple[ReadingError, ...]
+
+
+def check_collection(directory: pathlib.Path) -> CheckReport:
+    """Load *directory* and apply the stricter checks of ``readings check``.
+
+    Beyond the loader's errors (front matter fields and types, questions for
+    missing sections...), these are errors: a section without text, and two
+    files whose names give the same slug once case is ignored (``a.md`` and
+    ``A.md``: the second is also an invalid slug, but on a case-insensitive
+    file system they collide).  Warnings: two readings with the same title,
+    and files the loader skips because of their extension (``.MD``,
+    ``.markdown``, ``.txt``).
+    """
+    collection = load_collection(directory)
+    errors = list(collection.errors)
+    warnings: list[ReadingError] = []
+    for reading in collection:
+        for section in reading.sections:
+            if section.words == 0:
+                errors.append(
+                    ReadingError(
+                        reading.path,
+                        section.line,
+                        f"section {section.title!r} is empty: add its text or remove the heading",
+                    )
+                )
+    try:
+        names = sorted(entry.name for entry in directory.iterdir())
+    except OSError:
+        names = []
+    stems: dict[str, str] = {}
+    for name in names:
+        if name.startswith("."):
+            continue
+        stem, dot, suffix = name.rpartition(".")
+        if not dot:
+            continue
+        if suffix == "md" and name.casefold() != "readme.md":
+            first = stems.setdefault(stem.casefold(), name)
+            if first != name:
+                errors.append(
+                    ReadingError(
+                        directory / name,
+                        0,
+                        f"duplicate slug {stem.casefold()!r}: {first} has the same name but for case; "
+                        "remove or rename one",
+                    )
+                )
+        elif suffix.casefold() in {"md", "markdown", "txt"} and name.casefold() != "readme.md":
+            warnings.append(
+                ReadingError(
+                    directory / name,
+                    0,
+                    "skipped: only files ending in '.md' are readings (`circlebot readings import` "
+                    "turns a text file into one)",
+                )
+            )
+    titles: dict[str, Reading] = {}
+    for reading in collection:
+        other = titles.setdefault(" ".join(reading.title.casefold().split()), reading)
+        if other is not reading:
+            warnings.append(
+                ReadingError(reading.path, 0, f"same title as {other.path.name}: is it the same article twice?")
+            )
+    errors.sort(key=lambda error: (str(error.path), error.line))
+    return CheckReport(collection, tuple(errors), tuple(warnings))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 
 from circlebot.domain import ChannelRef, Event, Invocation, MessageRef, PollResults, PollSpec, Post
 
-Dispatch = Callable[[Event], Awaitable[None]]
+Dispatch = Callable[[Event | Sequence[Event]], Awaitable[None]]
+"""Hands events to the core: one, or a batch (votes in a batch are stored in one transaction)."""
 
 TIME_MARK = re.compile(r"<t:(-?\d{1,12}):([tTdDfFR])>")
 

@@ -107,7 +107,7 @@ class Database:
 @dataclass(slots=True)
 class _Pending:
     sql: str
-    params: tuple[Any, ...]
+    rows: Sequence[tuple[Any, ...]]
     done: asyncio.Future[None]
 
 
@@ -115,7 +115,8 @@ class WriteBatcher:
     """Gathers many small writes into short transactions.
 
     `submit` returns only after the transaction holding the write has committed, so a caller acknowledges
-    nothing that is not on disk. Writes with the same SQL in one batch go through one `executemany`.
+    nothing that is not on disk. Writes keep their order; consecutive writes with the same SQL go through one
+    `executemany`.
     """
 
     def __init__(self, db: Database, max_batch: int = 2000) -> None:
@@ -140,8 +141,12 @@ class WriteBatcher:
             await self._flush()
 
     async def submit(self, sql: str, params: tuple[Any, ...]) -> None:
+        await self.submit_many(sql, (params,))
+
+    async def submit_many(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Write several rows; returns once all are committed (in one transaction, in order)."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(sql, params, fut))
+        self._queue.append(_Pending(sql, rows, fut))
         self._wake.set()
         if self._task is None:  # not started: write at once
             await self._flush()
@@ -157,12 +162,15 @@ class WriteBatcher:
 
     async def _flush(self) -> None:
         batch, self._queue = self._queue[: self._max], self._queue[self._max :]
-        groups: dict[str, list[tuple[Any, ...]]] = {}
+        runs: list[tuple[str, list[tuple[Any, ...]]]] = []
         for p in batch:
-            groups.setdefault(p.sql, []).append(p.params)
+            if runs and runs[-1][0] == p.sql:
+                runs[-1][1].extend(p.rows)
+            else:
+                runs.append((p.sql, list(p.rows)))
         try:
             async with self._db.transaction() as conn:
-                for sql, rows in groups.items():
+                for sql, rows in runs:
                     await conn.executemany(sql, rows)
         except Exception as e:
             log.exception("a batch of %d writes failed", len(batch))

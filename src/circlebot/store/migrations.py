@@ -97,4 +97,24 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             ) WITHOUT ROWID""",
         ],
     ),
+    (
+        "meeting questions: added by organisers, or hidden for one meeting",
+        [
+            """CREATE TABLE meeting_questions (
+                id INTEGER PRIMARY KEY,
+                meeting_id INTEGER NOT NULL REFERENCES meetings (id) ON DELETE CASCADE,
+                text TEXT NOT NULL,
+                added_by INTEGER REFERENCES members (id),
+                added_at TEXT NOT NULL
+            )""",
+            "CREATE INDEX meeting_questions_by_meeting ON meeting_questions (meeting_id, id)",
+            """CREATE TABLE meeting_hidden_questions (
+                meeting_id INTEGER NOT NULL REFERENCES meetings (id) ON DELETE CASCADE,
+                text TEXT NOT NULL,
+                hidden_by INTEGER REFERENCES members (id),
+                hidden_at TEXT NOT NULL,
+                PRIMARY KEY (meeting_id, text)
+            ) WITHOUT ROWID""",
+        ],
+    ),
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -15,13 +15,15 @@ from circlebot.store.db import Database, WriteBatcher
 
 def ts(dt: datetime) -> str:
     """A UTC timestamp as stored: fixed width, so text order is time order."""
-    if dt.tzinfo is None:
-        raise ValueError("naive datetime given to the store")
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if dt.tzinfo is not UTC:
+        if dt.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        dt = dt.astimezone(UTC)
+    return dt.isoformat(timespec="microseconds")
 
 
 def from_ts(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return datetime.fromisoformat(text)
 
 
 def _opt_ts(text: str | None) -> datetime | None:
@@ -96,14 +98,22 @@ class Store:
         self._members: dict[tuple[str, str], int] = {}
         self._names: dict[int, str] = {}
         self._polls: dict[int, PollRow] = {}
+        self._poll_of_message: dict[MessageRef, int] = {}
 
     # members ---------------------------------------------------------------------------------------
-    async def member(self, user: UserRef) -> int:
-        """The member id of a platform identity, created on first sight; the shown name kept current."""
-        key = (user.platform, user.id)
-        mid = self._members.get(key)
+    def known_member(self, user: UserRef) -> int | None:
+        """The member id if this identity (with this shown name) is already cached; no I/O."""
+        mid = self._members.get((user.platform, user.id))
         if mid is not None and (not user.name or self._names.get(mid) == user.name):
             return mid
+        return None
+
+    async def member(self, user: UserRef) -> int:
+        """The member id of a platform identity, created on first sight; the shown name kept current."""
+        mid = self.known_member(user)
+        if mid is not None:
+            return mid
+        key = (user.platform, user.id)
         async with self.db.transaction() as conn:
             await conn.execute(
                 "INSERT INTO members (platform, user_id, name) VALUES (?, ?, ?) "
@@ -190,17 +200,17 @@ class Store:
 
     # RSVPs and check-ins ---------------------------------------------------------------------------
     async def set_rsvp(self, meeting_id: int, member_id: int, answer: RsvpAnswer | None, at: datetime) -> None:
-        async with self.db.transaction() as conn:
-            if answer is None:
-                await conn.execute(
-                    "DELETE FROM rsvps WHERE meeting_id = ? AND member_id = ?", (meeting_id, member_id)
-                )
-            else:
-                await conn.execute(
-                    "INSERT INTO rsvps (meeting_id, member_id, answer, at) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (meeting_id, member_id) DO UPDATE SET answer = excluded.answer, at = excluded.at",
-                    (meeting_id, member_id, answer.value, ts(at)),
-                )
+        """Set or withdraw an RSVP; batched with other small writes, returns once committed."""
+        if answer is None:
+            await self.batcher.submit(
+                "DELETE FROM rsvps WHERE meeting_id = ? AND member_id = ?", (meeting_id, member_id)
+            )
+        else:
+            await self.batcher.submit(
+                "INSERT INTO rsvps (meeting_id, member_id, answer, at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (meeting_id, member_id) DO UPDATE SET answer = excluded.answer, at = excluded.at",
+                (meeting_id, member_id, answer.value, ts(at)),
+            )
 
     async def rsvps(self, meeting_id: int) -> list[tuple[UserRef, RsvpAnswer]]:
         rows = await self.db.fetchall(
@@ -337,15 +347,27 @@ class Store:
         return [MessageRef(ChannelRef(r["platform"], r["channel"]), r["message_id"]) for r in rows]
 
     async def poll_for_message(self, ref: MessageRef) -> int | None:
+        cached = self._poll_of_message.get(ref)
+        if cached is not None:
+            return cached
         row = await self.db.fetchone(
             "SELECT poll_id FROM poll_messages WHERE platform = ? AND channel = ? AND message_id = ?",
             (ref.channel.platform, ref.channel.id, ref.id),
         )
-        return int(row[0]) if row else None
+        if row is None:
+            return None
+        self._poll_of_message[ref] = int(row[0])
+        return int(row[0])
 
     async def record_vote(self, poll_id: int, member_id: int, answers: tuple[int, ...], at: datetime) -> None:
         """Store a member's ballot (replacing an older one); returns once committed."""
-        await self.batcher.submit(_VOTE_SQL, (poll_id, member_id, ",".join(map(str, answers)), ts(at)))
+        await self.record_votes([(poll_id, member_id, answers, at)])
+
+    async def record_votes(self, ballots: Sequence[tuple[int, int, tuple[int, ...], datetime]]) -> None:
+        """Store many ballots (poll, member, answers, cast at) in one go; returns once committed."""
+        await self.batcher.submit_many(
+            _VOTE_SQL, [(p, m, ",".join(map(str, answers)), ts(at)) for p, m, answers, at in ballots]
+        )
 
     async def ballots(self, poll_id: int) -> list[tuple[int, tuple[int, ...]]]:
         rows = await self.db.fetchall("SELECT member_id, answers FROM votes WHERE poll_id = ?", (poll_id,))
@@ -416,4 +438,39 @@ class Store:
                 "INSERT INTO adapter_state (platform, key, value) VALUES (?, ?, ?) "
                 "ON CONFLICT (platform, key) DO UPDATE SET value = excluded.value",
                 (platform, key, value),
+            )
+
+    # meeting questions -----------------------------------------------------------------------------
+    async def meeting_questions(self, meeting_id: int) -> list[tuple[int, str]]:
+        """Questions organisers added to a meeting: (id, text) in the order they were added."""
+        rows = await self.db.fetchall(
+            "SELECT id, text FROM meeting_questions WHERE meeting_id = ? ORDER BY id", (meeting_id,)
+        )
+        return [(int(r[0]), str(r[1])) for r in rows]
+
+    async def add_meeting_question(self, meeting_id: int, text: str, member_id: int, at: datetime) -> int:
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "INSERT INTO meeting_questions (meeting_id, text, added_by, added_at) VALUES (?, ?, ?, ?)",
+                (meeting_id, text, member_id, ts(at)),
+            )
+            return int(cur.lastrowid or 0)
+
+    async def remove_meeting_question(self, question_id: int) -> None:
+        async with self.db.transaction() as conn:
+            await conn.execute("DELETE FROM meeting_questions WHERE id = ?", (question_id,))
+
+    async def hidden_questions(self, meeting_id: int) -> set[str]:
+        """Texts of the reading's own (or starter) questions hidden for one meeting."""
+        rows = await self.db.fetchall(
+            "SELECT text FROM meeting_hidden_questions WHERE meeting_id = ?", (meeting_id,)
+        )
+        return {str(r[0]) for r in rows}
+
+    async def hide_question(self, meeting_id: int, text: str, member_id: int, at: datetime) -> None:
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "INSERT OR IGNORE INTO meeting_hidden_questions (meeting_id, text, hidden_by, hidden_at) "
+                "VALUES (?, ?, ?, ?)",
+                (meeting_id, text, member_id, ts(at)),
             )

@@ -1,0 +1,201 @@
+"""Benchmark: votes and mixed commands through the core, beside a raw aiosqlite floor (run on demand).
+
+    .venv/bin/python bench/core_bench.py
+
+1. 10,000 votes from 1,000 members on one poll, through the core's own vote path (App.dispatch(VoteCast)),
+   each acknowledged only once committed; beside it, measured in the same run, one raw aiosqlite
+   `executemany` of the same 10,000 rows in one transaction (the floor). Nothing may be lost: every member's
+   final ballot must be their last vote.
+2. 10,000 mixed commands (rsvp, vote, upcoming, poll results, questions, help) as chat text through parser,
+   router and store, beside the floor for the rows they write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiosqlite
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "src"))
+
+from circlebot.adapters.base import PollLimits  # noqa: E402
+from circlebot.app import App  # noqa: E402
+from circlebot.config import validate  # noqa: E402
+from circlebot.domain import ChannelRef, Invocation, MessageRef, PollResults, PollSpec, Post, UserRef, VoteCast  # noqa: E402
+from circlebot.readings import load_collection  # noqa: E402
+from circlebot.store import Database, Store  # noqa: E402
+from circlebot.store.migrations import MIGRATIONS  # noqa: E402
+
+NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
+MEMBERS = 1_000
+VOTES = 10_000
+COMMANDS = 10_000
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = NOW
+
+    def now(self) -> datetime:
+        return self.t
+
+
+class NullAdapter:
+    """Counts what the bot says; sends nothing anywhere."""
+
+    platform = "console"
+    prefix = ""
+    poll_limits = PollLimits()
+
+    def __init__(self) -> None:
+        self.replies = 0
+
+    async def run(self, dispatch: object) -> None:
+        await asyncio.Event().wait()
+
+    async def send(self, where: ChannelRef, post: Post) -> MessageRef:
+        return MessageRef(where, "1")
+
+    async def reply(self, to: Invocation, post: Post, *, private: bool = False) -> None:
+        self.replies += 1
+
+    async def start_poll(self, where: ChannelRef, poll: PollSpec) -> MessageRef:
+        return MessageRef(where, f"poll{poll.id}")
+
+    async def end_poll(self, ref: MessageRef, results: PollResults, text: str) -> None:
+        pass
+
+
+async def make_app(tmp: Path, name: str) -> tuple[App, NullAdapter, Clock]:
+    settings = validate(
+        {
+            "database": str(tmp / f"{name}.sqlite3"),
+            "readings": str(REPO / "readings"),
+            "circles": [{"slug": "bench", "name": "Bench", "timezone": "Europe/London",
+                         "meets": {"weekdays": ["thursday"], "time": "19:00"}, "organisers": {"console": ["olga"]}}],
+        },
+        tmp / "bench.toml",
+    )
+    db = await Database.open(settings.database)
+    clock = Clock()
+    app = App(settings, Store(db), load_collection(settings.readings), clock)
+    adapter = NullAdapter()
+    app.add_adapter(adapter)
+    app.store.batcher.start()
+    return app, adapter, clock
+
+
+async def floor(tmp: Path, name: str, rows: list[tuple[object, ...]], sql: str) -> float:
+    """One raw executemany of the same rows in one transaction, on the same schema and pragmas, with the poll
+    and the members already there."""
+    setup = ["INSERT INTO polls (id, circle, question, multi, secret, opened_at) VALUES (1, 'b', 'q', 0, 0, 'x')"]
+    setup += [f"INSERT INTO members (id, platform, user_id) VALUES ({i + 1}, 'c', 'm{i}')" for i in range(MEMBERS)]
+    async with aiosqlite.connect(tmp / f"{name}.sqlite3", isolation_level=None) as conn:
+        await conn.execute("PRAGMA journal_mode = WAL")
+        await conn.execute("PRAGMA synchronous = NORMAL")
+        for _, statements in MIGRATIONS:
+            for stmt in statements:
+                await conn.execute(stmt)
+        for stmt in setup:
+            await conn.execute(stmt)
+        start = time.perf_counter()
+        await conn.execute("BEGIN IMMEDIATE")
+        await conn.executemany(sql, rows)
+        await conn.execute("COMMIT")
+        return time.perf_counter() - start
+
+
+async def bench_votes(tmp: Path) -> None:
+    app, _, _ = await make_app(tmp, "votes")
+    poll = await app.store.create_poll("bench", "Next?", tuple(f"A{i}" for i in range(5)), multi=False,
+                                       secret=False, opened_by=None, now=NOW, closes_at=None)
+    ref = MessageRef(ChannelRef("console", "bench"), "poll1")
+    await app.store.add_poll_message(poll.id, ref)
+    users = [UserRef("console", f"member{i}", f"Member {i}") for i in range(MEMBERS)]
+    rng = random.Random(7)
+    votes = [VoteCast(users[i % MEMBERS], (rng.randrange(5),), NOW + timedelta(milliseconds=i), message=ref)
+             for i in range(VOTES)]
+
+    # cold: the first vote of each member also creates the member; then warm: 10,000 votes by known members
+    start = time.perf_counter()
+    await asyncio.gather(*(app.dispatch(v) for v in votes[:MEMBERS]))
+    cold = time.perf_counter() - start
+    start = time.perf_counter()
+    await asyncio.gather(*(app.dispatch(v) for v in votes))
+    warm = time.perf_counter() - start
+    batched: dict[int, float] = {}
+    for size in (100, VOTES):  # as a Matrix sync page or a back-fill delivers them
+        later = [replace(v, at=v.at + timedelta(hours=size // 100)) for v in votes]
+        start = time.perf_counter()
+        for i in range(0, VOTES, size):
+            await app.dispatch(later[i : i + size])
+        batched[size] = time.perf_counter() - start
+    last = {v.user.id: v.answers for v in votes}
+
+    ballots = dict(await app.store.ballots(poll.id))
+    ids = {u.id: await app.store.member(u) for u in users}
+    lost = sum(1 for uid, answers in last.items() if ballots.get(ids[uid]) != answers)
+    await app.store.batcher.stop()
+    await app.store.db.close()
+
+    rows = [(1, (i % MEMBERS) + 1, str(v.answers[0]), v.at.isoformat()) for i, v in enumerate(votes)]
+    raw = await floor(tmp, "votes-floor", rows, Store.VOTE_SQL)
+
+    print(f"votes: {VOTES:,} votes from {MEMBERS:,} members on one poll")
+    print(f"  core vote path (members known): {warm * 1000:8.1f} ms  {VOTES / warm:10,.0f} votes/s")
+    print(f"  first votes (members created):  {cold * 1000:8.1f} ms  {MEMBERS / cold:10,.0f} votes/s")
+    print(f"  floor, raw executemany:         {raw * 1000:8.1f} ms  {VOTES / raw:10,.0f} rows/s")
+    for size, took in batched.items():
+        print(f"  core vote path, batches of {size:>6,}: {took * 1000:8.1f} ms  {VOTES / took:10,.0f} votes/s"
+              f"  = {took / raw:.2f}x the floor")
+    print(f"  one dispatch per vote = {warm / raw:.2f}x the floor (target <= 3x); lost or wrong ballots: {lost}")
+
+
+async def bench_commands(tmp: Path) -> None:
+    app, adapter, clock = await make_app(tmp, "commands")
+    channel = ChannelRef("console", "bench")
+    olga = UserRef("console", "olga", "olga")
+
+    async def say(user: UserRef, text: str) -> None:
+        await app.dispatch(Invocation(user, channel, clock.now(), text=text))
+
+    await say(olga, "schedule bolivia-2003-first-balance-sheet")
+    await say(olga, 'poll "Next?" "A" "B" "C"')
+    users = [UserRef("console", f"member{i}", f"Member {i}") for i in range(MEMBERS)]
+    rng = random.Random(11)
+    kinds = ["rsvp yes", "rsvp maybe", "vote 1 2", "vote 1 3", "upcoming", "poll results 1", "questions", "help"]
+    lines = [(users[i % MEMBERS], rng.choice(kinds)) for i in range(COMMANDS)]
+    writes = sum(1 for _, text in lines if text.startswith(("rsvp", "vote")))
+    for u in users:  # members known, as in a running circle
+        await app.store.member(u)
+    before = adapter.replies
+    start = time.perf_counter()
+    await asyncio.gather(*(say(u, text) for u, text in lines))
+    elapsed = time.perf_counter() - start
+    answered = adapter.replies - before
+    await app.store.batcher.stop()
+    await app.store.db.close()
+
+    rows = [(1, (i % MEMBERS) + 1, "2", NOW.isoformat()) for i in range(writes)]
+    raw = await floor(tmp, "commands-floor", rows, Store.VOTE_SQL)
+    print(f"mixed commands: {COMMANDS:,} ({writes:,} of them write) through parser, router and store")
+    print(f"  core: {elapsed * 1000:8.1f} ms  {COMMANDS / elapsed:10,.0f} commands/s; answered {answered:,}")
+    print(f"  floor, raw executemany of the {writes:,} written rows: {raw * 1000:.1f} ms")
+
+
+async def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        await bench_votes(Path(tmp))
+        await bench_commands(Path(tmp))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
