@@ -117,6 +117,8 @@ ORGANISER_COMMANDS = {
     "unschedule": "unschedule 1",
     "poll": 'poll "Q?" "A" "B"',
     "poll close": "poll close 1",
+    "skip": "skip 2026-12-03",
+    "move": "move 1 2026-12-04",
     "questions add": "questions add Why?",
     "questions remove": "questions remove 1",
 }

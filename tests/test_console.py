@@ -34,8 +34,10 @@ def test_walk_through_in_the_terminal(tmp_path: Path) -> None:
     bot = spawn(tmp_path)
     try:
         bot.expect("you are in Bolivia 2003 reading circle")
+        # the syllabus planned the first meeting, and its reading went out at once (it is less than 7 days away)
+        bot.expect(r"Reading for meeting #1, \w+ \d+ \w+ 20\d\d, 19:00 GMT \(Europe/London\)")
         bot.sendline(f"schedule {SEED}")
-        bot.expect(r"Scheduled meeting #1: .*A revolutionary party was missing.* on \w+ \d+ \w+ 20\d\d, 19:00 GMT")
+        bot.expect(r"Scheduled meeting #2: .*A revolutionary party was missing.* on \w+ \d+ \w+ 20\d\d, 19:00 GMT")
         bot.sendline("/as alice")
         bot.expect("You are now 'alice'")
         bot.sendline("rsvp yes")
@@ -64,8 +66,8 @@ def test_walk_through_in_the_terminal(tmp_path: Path) -> None:
 def test_state_survives_a_restart(tmp_path: Path) -> None:
     bot = spawn(tmp_path)
     bot.expect("you are in")
-    bot.sendline(f"schedule {SEED}")
-    bot.expect("Scheduled meeting #1")
+    bot.sendline(f"schedule {SEED} 2027-01-07")
+    bot.expect("Scheduled meeting #2")
     bot.sendeof()
     bot.expect(pexpect.EOF)
     bot.close()
@@ -73,7 +75,8 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
     try:
         again.expect("you are in")
         again.sendline("upcoming")
-        again.expect(r"#1 .*A revolutionary party was missing")
+        again.expect(r"#1 .*A revolutionary party was missing.*reading sent")
+        again.expect(r"#2 Thu 7 Jan 2027, 19:00 GMT")
         again.sendline("/quit")
         again.expect(pexpect.EOF)
     finally:

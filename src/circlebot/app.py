@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo
 
 from circlebot.adapters.base import ChatAdapter, PollLimits
@@ -35,6 +35,9 @@ from circlebot.domain import (
 )
 from circlebot.readings import Collection
 from circlebot.store import PollRow, Store
+
+if TYPE_CHECKING:
+    from circlebot.timeline import Timeline
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +100,7 @@ class App:
         self.commands = CommandTable(list(commands) if commands is not None else all_commands())
         self.adapters: dict[str, ChatAdapter] = {}
         self._ballot_locks: dict[tuple[int, int], asyncio.Lock] = {}
+        self.timeline: Timeline | None = None
         self._channels: dict[tuple[str, str], CircleSettings] = {}
         for c in settings.circles:
             if c.where.console:
@@ -359,26 +363,44 @@ class App:
         return closed
 
     # running ---------------------------------------------------------------------------------------
-    async def run(self, housekeeping_every: float = 30.0) -> None:
-        """Run every adapter and the housekeeping loop until the first adapter finishes or all are cancelled."""
+    async def changed(self) -> None:
+        """Meetings or polls changed: the timeline re-plans from the database."""
+        if self.timeline is not None:
+            await self.timeline.rebuild()
+
+    async def run(self, ready_timeout: float = 60.0) -> None:
+        """Run every adapter and the timeline until the first adapter finishes or all are cancelled.
+
+        The timeline starts (and catches up on what fell due while the bot was down) once every adapter that
+        has a `ready` event has set it, so catch-up posts are not sent into a platform still connecting."""
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+        from circlebot.timeline import Timeline
+
         self.store.batcher.start()
+        scheduler = AsyncIOScheduler(timezone=UTC)
         try:
             async with asyncio.TaskGroup() as tg:
                 tasks = [tg.create_task(a.run(self.dispatch), name=f"adapter-{p}") for p, a in self.adapters.items()]
-                keeper = tg.create_task(self._housekeeping(housekeeping_every), name="housekeeping")
+                for adapter in self.adapters.values():
+                    ready = getattr(adapter, "ready", None)
+                    if isinstance(ready, asyncio.Event):
+                        try:
+                            await asyncio.wait_for(ready.wait(), ready_timeout)
+                        except TimeoutError:
+                            log.warning("%s is not ready after %.0f s; starting the timeline anyway",
+                                        adapter.platform, ready_timeout)
+                scheduler.start()
+                self.timeline = Timeline(self, scheduler)
+                await self.timeline.start()
                 await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-                for t in [*tasks, keeper]:
+                for t in tasks:
                     t.cancel()
         finally:
+            if scheduler.running:
+                scheduler.shutdown(wait=False)
+            self.timeline = None
             await self.store.batcher.stop()
-
-    async def _housekeeping(self, every: float) -> None:
-        while True:
-            try:
-                await self.close_due_polls()
-            except Exception:
-                log.exception("housekeeping failed; trying again in %.0f s", every)
-            await asyncio.sleep(every)
 
 
 def _capital(text: str) -> str:

@@ -222,6 +222,50 @@ async def serve(settings: config_mod.Settings, *, console: bool) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """`circlebot export ics`: the meetings of one circle (or each circle, one file apiece)."""
+    from datetime import UTC, datetime
+
+    from circlebot.export import to_ics
+    from circlebot.store import Database, Store, StoreError
+
+    settings = _load_settings(_config_path(args.config))
+    if settings is None:
+        return 2
+    circles = settings.circles if args.circle is None else [c for c in settings.circles if c.slug == args.circle]
+    if not circles:
+        print(f"circlebot: no circle {args.circle!r} in the config; circles: "
+              f"{', '.join(c.slug for c in settings.circles)}", file=sys.stderr)
+        return 2
+    if len(circles) > 1 and args.output and args.output != "-":
+        print("circlebot: several circles: give --circle SLUG, or --output - to print them all", file=sys.stderr)
+        return 2
+
+    async def export() -> list[bytes]:
+        db = await Database.open(settings.database)
+        try:
+            store = Store(db)
+            collection = load_collection(settings.readings)
+            now = datetime.now(UTC)
+            return [to_ics(c, await store.meetings(c.slug, limit=100_000, any_status=True), collection, now)
+                    for c in circles]
+        finally:
+            await db.close()
+
+    try:
+        files = asyncio.run(export())
+    except StoreError as e:
+        print(f"circlebot: {e}", file=sys.stderr)
+        return 2
+    if not args.output or args.output == "-":
+        for data in files:
+            sys.stdout.write(data.decode("utf-8"))
+    else:
+        Path(args.output).write_bytes(files[0])
+        print(f"wrote {args.output}")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _load_settings(_config_path(args.config))
     if settings is None:
@@ -252,6 +296,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--console", dest="console", action="store_true", default=None, help="open the terminal chat")
     run.add_argument("--no-console", dest="console", action="store_false", help="no terminal chat")
     run.set_defaults(func=cmd_run)
+
+    export = sub.add_parser("export", help="export meetings: `export ics` writes an iCalendar file")
+    esub = export.add_subparsers(dest="format", required=True)
+    ics = esub.add_parser("ics", help="the meetings as iCalendar (stable UIDs: calendars update, not duplicate)")
+    ics.add_argument("--config", help=f"config file (default: $CIRCLEBOT_CONFIG or {DEFAULT_CONFIG})")
+    ics.add_argument("--circle", help="the circle's slug (default: every circle)")
+    ics.add_argument("--output", "-o", help="file to write (default: standard output)")
+    ics.set_defaults(func=cmd_export)
 
     check = sub.add_parser("check-config", help="validate a config file and report every error")
     check.add_argument("path")

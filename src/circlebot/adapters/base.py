@@ -29,7 +29,11 @@ class PollLimits:
 
 
 class ChatAdapter(Protocol):
-    """One chat platform. The core hands it `dispatch`; it never gets a reference to the core itself."""
+    """One chat platform. The core hands it `dispatch`; it never gets a reference to the core itself.
+
+    An adapter may also have a `ready: asyncio.Event`, set once it can send; the core waits for it before
+    the timeline sends what fell due while the bot was down.
+    """
 
     platform: str
     prefix: str

@@ -1,59 +1,119 @@
-"""`schedule`, `unschedule`, `upcoming` and `questions`: a circle's meetings and what each discusses."""
+"""`schedule`, `unschedule`, `skip`, `move` and `upcoming`: a circle's meetings and what each discusses.
+
+Every change asks the timeline to re-plan, so the meeting's posts follow it.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 
 from circlebot.app import Context
-from circlebot.commands import MEETING, READING, TIME, WHEN, Command, Param, UsageError
+from circlebot.commands import DATE, MEETING, READING, TIME, WHEN, Command, Param, UsageError
 from circlebot.features.common import meeting_or_error, meeting_title, reading_or_error, rsvp_summary, when
 from circlebot.recurrence import local_to_utc, occurrence_on, occurrences
+from circlebot.store import Meeting
 
 UPCOMING_LIMIT = 5
+STATE_MARKS = {"sent": "sent", "missed": "⚠ missed", "failed": "⚠ failed", "claimed": "sending"}
+
+
+async def _free_slots(ctx: Context, at: dt.time | None, count: int) -> list[dt.datetime]:
+    """The circle's next `count` meeting times with no meeting yet (optionally at another local time)."""
+    found: list[dt.datetime] = []
+    for n, occ in enumerate(occurrences(ctx.circle, ctx.zone, ctx.now)):
+        if n > 200 or len(found) == count:
+            break
+        candidate = local_to_utc(occ.astimezone(ctx.zone).date(), at, ctx.zone) if at else occ
+        if candidate > ctx.now and await ctx.store.meeting_starting(ctx.circle.slug, candidate) is None:
+            found.append(candidate)
+    if len(found) < count:
+        raise UsageError("I found no free meeting time in the circle's schedule; give a date.")
+    return found
+
+
+async def _start_on(ctx: Context, day: dt.date, at: dt.time | None, example: str) -> dt.datetime:
+    """A meeting start on a local date: at a given time, or at the circle's usual time that day."""
+    if at is not None:
+        start = local_to_utc(day, at, ctx.zone)
+    else:
+        found = occurrence_on(ctx.circle, ctx.zone, day)
+        if found is None:
+            raise UsageError(f"{ctx.circle.name} does not usually meet on {day:%A %-d %B %Y}; add a time, "
+                             f"e.g. `{ctx.prefix}{example} {day.isoformat()} 19:00`.")
+        start = found
+    if start <= ctx.now:
+        raise UsageError(f"{day.isoformat()}{f' {at:%H:%M}' if at else ''} has already passed; pick a later date.")
+    clash = await ctx.store.meeting_starting(ctx.circle.slug, start)
+    if clash is not None:
+        raise UsageError(f"meeting #{clash.id} is already at that time; `{ctx.prefix}unschedule {clash.id}` "
+                         "first to replace it.")
+    return start
 
 
 async def schedule(ctx: Context, slug: str, date: dt.date | str | None, time: dt.time | None) -> str:
-    day, at = date, time
     reading = reading_or_error(ctx, slug)
     c = ctx.circle
-    if day is None or day == "next":
-        start = None
-        for n, occ in enumerate(occurrences(c, ctx.zone, ctx.now)):
-            if n > 100:
-                break
-            candidate = local_to_utc(occ.astimezone(ctx.zone).date(), at, ctx.zone) if at else occ
-            if candidate > ctx.now and await ctx.store.meeting_starting(c.slug, candidate) is None:
-                start = candidate
-                break
-        if start is None:
-            raise UsageError("I found no free meeting time in the circle's schedule; give a date.")
+    parts = reading.parts(c.part_minutes)
+    split = len(parts) > 1 and c.split_long_readings
+    if date is None or date == "next":
+        starts = await _free_slots(ctx, time, len(parts) if split else 1)
     else:
-        assert isinstance(day, dt.date)
-        if at is not None:
-            start = local_to_utc(day, at, ctx.zone)
-        else:
-            found = occurrence_on(c, ctx.zone, day)
-            if found is None:
-                raise UsageError(f"{c.name} does not usually meet on {day:%A %-d %B %Y}; add a time, "
-                                 f"e.g. `{ctx.prefix}schedule {reading.slug} {day.isoformat()} 19:00`.")
-            start = found
-        if start <= ctx.now:
-            raise UsageError(f"{day.isoformat()}{f' {at:%H:%M}' if at else ''} has already passed; pick a later date.")
-        clash = await ctx.store.meeting_starting(c.slug, start)
-        if clash is not None:
-            raise UsageError(f"meeting #{clash.id} is already at that time; `{ctx.prefix}unschedule {clash.id}` "
-                             "first to replace it.")
-    meeting = await ctx.store.add_meeting(
-        c.slug, start, start + c.meets.duration, reading.slug, ctx.member_id, ctx.now
-    )
-    return (f"Scheduled meeting #{meeting.id}: {meeting_title(ctx, meeting)} on {when(meeting.starts_at)}.\n"
-            f"RSVP with `{ctx.prefix}rsvp yes {meeting.id}` (or maybe / no).")
+        assert isinstance(date, dt.date)
+        starts = [await _start_on(ctx, date, time, f"schedule {reading.slug}")]
+        if split:
+            later = [s for s in await _free_slots(ctx, None, len(parts) + 1) if s > starts[0]]
+            starts += later[: len(parts) - 1]
+    created: list[Meeting] = []
+    for i, start in enumerate(starts):
+        part = parts[i] if split else None
+        created.append(await ctx.store.add_meeting(
+            c.slug, start, start + c.meets.duration, reading.slug, ctx.member_id, ctx.now,
+            part=part.index if part else None, parts=part.count if part else None,
+        ))
+    await ctx.app.changed()
+    lines = [f"Scheduled meeting #{m.id}: {meeting_title(ctx, m)} on {when(m.starts_at)}." for m in created]
+    if len(parts) > 1 and not split:
+        lines.append(f"This reading takes about {reading.minutes} min; split into {len(parts)} parts of about "
+                     f"{c.part_minutes} min it would fit {len(parts)} meetings ({', '.join(p.title for p in parts)}). "
+                     "An admin can set `split_long_readings = true` for the circle to schedule the parts.")
+    first = created[0]
+    lines.append(f"RSVP with `{ctx.prefix}rsvp yes {first.id}` (or maybe / no).")
+    return "\n".join(lines)
 
 
 async def unschedule(ctx: Context, meeting: int) -> str:
     m = await meeting_or_error(ctx, meeting)
     await ctx.store.cancel_meeting(m.id)
+    await ctx.app.changed()
     return f"Meeting #{m.id} ({meeting_title(ctx, m)}, {when(m.starts_at)}) is cancelled."
+
+
+async def skip(ctx: Context, date: dt.date) -> str:
+    start = occurrence_on(ctx.circle, ctx.zone, date)
+    if start is None:
+        raise UsageError(f"{ctx.circle.name} does not meet on {date:%A %-d %B %Y}; nothing to skip.")
+    if start <= ctx.now:
+        raise UsageError(f"{date.isoformat()} has already passed.")
+    existing = await ctx.store.meeting_starting(ctx.circle.slug, start)
+    if existing is not None:
+        await ctx.store.cancel_meeting(existing.id)
+    else:
+        await ctx.store.skip_slot(ctx.circle.slug, start, start + ctx.circle.meets.duration, ctx.now)
+    await ctx.app.changed()
+    note = f" Meeting #{existing.id} ({meeting_title(ctx, existing)}) is cancelled." if existing else ""
+    return f"{ctx.circle.name} will not meet on {when(start)}.{note} The syllabus carries on at the next meeting."
+
+
+async def move(ctx: Context, meeting: int, date: dt.date, time: dt.time | None) -> str:
+    m = await meeting_or_error(ctx, meeting)
+    if m.starts_at <= ctx.now:
+        raise UsageError(f"meeting #{m.id} has already started; schedule a new one instead.")
+    at = time or m.starts_at.astimezone(ctx.zone).time()
+    start = await _start_on(ctx, date, at, f"move {m.id}")
+    await ctx.store.move_meeting(m.id, start, start + (m.ends_at - m.starts_at))
+    await ctx.app.changed()
+    return (f"Meeting #{m.id} ({meeting_title(ctx, m)}) moved from {when(m.starts_at)} to {when(start)}. "
+            "RSVPs are kept; please check yours.")
 
 
 async def upcoming(ctx: Context) -> str:
@@ -67,10 +127,37 @@ async def upcoming(ctx: Context) -> str:
     for m in meetings:
         reading = ctx.readings.get(m.reading)
         minutes = f", {reading.minutes} min read" if reading else ""
-        now_open = " (open now: check in with `here`)" if m.is_open(ctx.now) else ""
+        now_open = " (on now: check in with `here`)" if m.is_open(ctx.now) else ""
         lines.append(f"#{m.id} {when(m.starts_at)}: {meeting_title(ctx, m)}{minutes}{now_open}. "
                      f"RSVPs: {rsvp_summary(counts[m.id])}")
+        lines.append(f"    posts: {await _timeline_state(ctx, m)}")
     return "\n".join(lines)
+
+
+async def _timeline_state(ctx: Context, m: Meeting) -> str:
+    """Each timeline post of a meeting: sent, due (when), or missed (organisers are told to act)."""
+    from circlebot.timeline import PostKind, plan
+
+    states = await ctx.store.post_states(m.id)
+    out = []
+    next_shown = False
+    for job in plan([ctx.circle], [m], ctx.now):
+        state = states.get(job.kind.value)
+        label = {PostKind.ASSIGNMENT: "reading", PostKind.REMINDER: "reminder", PostKind.START: "questions",
+                 PostKind.END: "summary"}[job.kind]
+        if state is not None:
+            text = STATE_MARKS.get(state, state)
+            if state in ("missed", "failed") and ctx.organiser:
+                text += " (the bot was down or a platform failed; post it by hand if still useful)"
+            out.append(f"{label} {text}")
+        elif job.due_at <= ctx.now:
+            out.append(f"{label} due now")
+        elif not next_shown:
+            out.append(f"{label} due {when(job.due_at)}")
+            next_shown = True
+        else:
+            out.append(f"{label} to come")
+    return "; ".join(out)
 
 
 COMMANDS = [
@@ -87,5 +174,13 @@ COMMANDS = [
             ),
     Command(("unschedule",), "Cancel a meeting.", unschedule,
             (Param("meeting", MEETING, "the meeting's number (see `upcoming`)"),), organiser=True),
-    Command(("upcoming",), "The next meetings, their readings and RSVPs.", upcoming),
+    Command(("skip",), "Skip the circle's regular meeting on a date (the syllabus moves on to the next).", skip,
+            (Param("date", DATE, "the date to skip, like 2026-12-24"),), organiser=True,
+            examples=("skip 2026-12-24",)),
+    Command(("move",), "Move a meeting to another date (and time).", move,
+            (Param("meeting", MEETING, "the meeting's number"),
+             Param("date", DATE, "the new date, like 2026-12-03"),
+             Param("time", TIME, "the new local time (default: the same time of day)", required=False)),
+            organiser=True, examples=("move 3 2026-12-04", "move 3 2026-12-04 18:00")),
+    Command(("upcoming",), "The next meetings, their readings, RSVPs and the state of their posts.", upcoming),
 ]

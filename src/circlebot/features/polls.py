@@ -78,6 +78,8 @@ async def open_poll(ctx: Context, question: str, answers: tuple[str, ...], multi
         now=ctx.now, closes_at=closes_at,
     )
     refs = await ctx.app.start_poll(ctx.circle, poll)
+    if closes_at is not None:
+        await ctx.app.changed()
     where = ", ".join(sorted({r.channel.platform for r in refs})) or "no platform (none is running)"
     how = f"`{ctx.prefix}vote {poll.id} <n>`" + (" (several numbers allowed)" if multi else "")
     return f"Poll #{poll.id} is open on {where}. Vote with {how}."

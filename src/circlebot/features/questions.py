@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from circlebot.app import Context
+from circlebot.app import App, Context
 from circlebot.commands import MEETING, NUMBER, TEXT, Command, Param, UsageError
+from circlebot.config import CircleSettings
 from circlebot.features.common import meeting_or_error, meeting_title
 from circlebot.readings import Part, Reading
 from circlebot.starter_questions import starter_questions
-from circlebot.store import Meeting
+from circlebot.store import Meeting, Store
 
 MAX_QUESTION = 500
 MAX_ADDED = 30
@@ -71,12 +72,23 @@ class Listed:
     added_id: int | None
 
 
-async def _listed(ctx: Context, m: Meeting, reading: Reading | None) -> tuple[list[Listed], bool]:
-    base = base_questions(reading, part_of(reading, m, ctx.circle.part_minutes)) if reading else None
-    hidden = await ctx.store.hidden_questions(m.id)
+async def listed(store: Store, reading: Reading | None, m: Meeting, part_minutes: int) -> tuple[list[Listed], bool]:
+    """A meeting's questions as shown, and whether they are the generated starter set."""
+    base = base_questions(reading, part_of(reading, m, part_minutes)) if reading else None
+    hidden = await store.hidden_questions(m.id)
     items = [Listed(t, None) for t in (base.texts if base else ()) if t not in hidden]
-    items += [Listed(t, qid) for qid, t in await ctx.store.meeting_questions(m.id)]
+    items += [Listed(t, qid) for qid, t in await store.meeting_questions(m.id)]
     return items, bool(base and base.starter)
+
+
+async def meeting_questions(app: App, m: Meeting, circle: CircleSettings) -> list[str]:
+    """The questions the timeline posts when a meeting starts."""
+    items, _ = await listed(app.store, app.readings.get(m.reading), m, circle.part_minutes)
+    return [item.text for item in items]
+
+
+async def _listed(ctx: Context, m: Meeting, reading: Reading | None) -> tuple[list[Listed], bool]:
+    return await listed(ctx.store, reading, m, ctx.circle.part_minutes)
 
 
 async def _show(ctx: Context, m: Meeting, note: str = "") -> str:

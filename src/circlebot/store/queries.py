@@ -176,10 +176,10 @@ class Store:
 
     async def meetings(
         self, circle: str, *, ending_after: datetime | None = None, before: datetime | None = None,
-        limit: int = 50, newest_first: bool = False,
+        limit: int = 50, newest_first: bool = False, any_status: bool = False,
     ) -> list[Meeting]:
-        """Scheduled meetings of a circle, by start time."""
-        sql = "SELECT * FROM meetings WHERE circle = ? AND status = 'scheduled'"
+        """Scheduled meetings of a circle (with `any_status`, cancelled ones too), by start time."""
+        sql = "SELECT * FROM meetings WHERE circle = ?" + ("" if any_status else " AND status = 'scheduled'")
         params: list[Any] = [circle]
         if ending_after is not None:
             sql += " AND ends_at > ?"
@@ -190,6 +190,28 @@ class Store:
         sql += f" ORDER BY starts_at {'DESC' if newest_first else 'ASC'} LIMIT ?"
         params.append(limit)
         return [Meeting.from_row(r) for r in await self.db.fetchall(sql, params)]
+
+    async def all_meetings(self, *, ending_after: datetime) -> list[Meeting]:
+        """Scheduled meetings of every circle ending after a time, by start time (the timeline's input)."""
+        rows = await self.db.fetchall(
+            "SELECT * FROM meetings WHERE status = 'scheduled' AND ends_at > ? ORDER BY starts_at", (ts(ending_after),)
+        )
+        return [Meeting.from_row(r) for r in rows]
+
+    async def move_meeting(self, meeting_id: int, starts_at: datetime, ends_at: datetime) -> None:
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "UPDATE meetings SET starts_at = ?, ends_at = ? WHERE id = ?", (ts(starts_at), ts(ends_at), meeting_id)
+            )
+
+    async def skip_slot(self, circle: str, starts_at: datetime, ends_at: datetime, now: datetime) -> None:
+        """Mark a regular meeting time as skipped: a cancelled placeholder the syllabus will not fill."""
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO meetings (circle, starts_at, ends_at, reading, status, created_at) "
+                "VALUES (?, ?, ?, '', 'cancelled', ?)",
+                (circle, ts(starts_at), ts(ends_at), ts(now)),
+            )
 
     async def meeting_starting(self, circle: str, starts_at: datetime) -> Meeting | None:
         row = await self.db.fetchone(
@@ -316,6 +338,12 @@ class Store:
     async def polls(self, circle: str, *, open_only: bool = False, limit: int = 25) -> list[PollRow]:
         sql = "SELECT id FROM polls WHERE circle = ?" + (" AND closed_at IS NULL" if open_only else "")
         rows = await self.db.fetchall(sql + " ORDER BY id DESC LIMIT ?", (circle, limit))
+        return [p for r in rows if (p := await self.poll(r["id"])) is not None]
+
+    async def open_polls_closing(self, *, before: datetime) -> list[PollRow]:
+        rows = await self.db.fetchall(
+            "SELECT id FROM polls WHERE closed_at IS NULL AND closes_at IS NOT NULL AND closes_at <= ?", (ts(before),)
+        )
         return [p for r in rows if (p := await self.poll(r["id"])) is not None]
 
     async def due_polls(self, now: datetime) -> list[PollRow]:

@@ -1,0 +1,743 @@
+"""The Discord adapter: slash commands, native polls and buttons, with discord.py 2.7.
+
+What it translates:
+
+- Slash commands are generated from the core's command declarations (`command_payloads`): one top-level command
+  per first word; a first word with sub-commands becomes a group, and a command that is both a command and a
+  group head (``poll`` beside ``poll close``) becomes the sub-command named in `BARE_SUBCOMMANDS` (``/poll open``).
+  Greedy parameters are one text option (``answers: "Mon" "Wed"``). The tree is synced per configured guild.
+- Every interaction is answered within Discord's 3 s: the answer goes out directly when the core has it within
+  `defer_after` seconds, otherwise the interaction is deferred and the answer follows up. After 15 min the token is
+  dead and public answers fall back to a channel message. Private answers are ephemeral.
+- Native polls carry the votes: each raw poll-vote add/remove event becomes a `VoteCast` (ADD/REMOVE) on the
+  poll's message, handled one at a time in arrival order. After a restart the votes are read back from each open
+  poll's answer voters. Secret polls are plain messages (Discord shows native poll counts to every voter), voted
+  on with ``/vote``.
+- RSVP and check-in buttons are `DynamicItem`s whose custom ids carry the meeting id
+  (``circlebot:rsvp:yes:12``, ``circlebot:here:12``), so they keep working after a restart.
+- Nothing the bot sends pings anyone unless the post asks to notify its `mentions`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+import discord
+import discord.gateway
+import discord.http
+import yarl
+from discord import app_commands
+
+from circlebot.adapters.base import Dispatch, PollLimits, plain_text
+from circlebot.commands import Command, Param
+from circlebot.domain import (
+    Authority,
+    ChannelRef,
+    CheckInCast,
+    Control,
+    Invocation,
+    MessageRef,
+    PollResults,
+    PollSpec,
+    Post,
+    RsvpAnswer,
+    RsvpCast,
+    UserRef,
+    VoteCast,
+    VoteChange,
+)
+from circlebot.render import split_text
+
+if TYPE_CHECKING:
+    from circlebot.app import App
+    from circlebot.config import CircleSettings, DiscordSettings
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "discord"
+MESSAGE_LIMIT = 2000
+TOKEN_LIFETIME = timedelta(minutes=14, seconds=30)  # Discord's is 15 min; keep a margin
+DEFAULT_POLL_HOURS = 24 * 32  # a poll without a closing time stays open as long as Discord allows
+VOTE_BATCH = 500  # the most vote events handed to the core at once
+BARE_SUBCOMMANDS = {"poll": "open"}  # the Discord name of a command that also heads a group
+NO_MENTIONS = discord.AllowedMentions.none()
+ORIGINAL_DELETED_OK = (discord.NotFound, discord.Forbidden)
+
+_OPTION_TYPE = {
+    "str": discord.AppCommandOptionType.string.value,
+    "int": discord.AppCommandOptionType.integer.value,
+    "float": discord.AppCommandOptionType.number.value,
+    "bool": discord.AppCommandOptionType.boolean.value,
+}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the slash-command tree, generated from the declarations
+
+
+def _describe(text: str) -> str:
+    text = text.replace("`", "").strip() or "-"
+    return text if len(text) <= 100 else text[:99] + "…"
+
+
+def discord_path(command: Command, all_commands: Sequence[Command]) -> tuple[str, ...]:
+    """The path a command has on Discord: ``("poll",)`` beside ``("poll", "close")`` becomes ``("poll", "open")``."""
+    if len(command.path) == 1 and any(c.path[0] == command.path[0] and len(c.path) > 1 for c in all_commands):
+        return (command.path[0], BARE_SUBCOMMANDS.get(command.path[0], "run"))
+    return command.path
+
+
+def option_payload(param: Param) -> dict[str, Any]:
+    """One parameter as a slash-command option. Greedy parameters take several words, so they are text."""
+    kind = "str" if param.greedy else param.type.kind
+    opt: dict[str, Any] = {
+        "type": _OPTION_TYPE[kind],
+        "name": param.name,
+        "description": _describe(param.help),
+        "required": param.required and not param.option,
+    }
+    if param.type.choices and not param.greedy:
+        opt["choices"] = [{"name": c, "value": c} for c in param.type.choices]
+    elif param.type.complete is not None:
+        opt["autocomplete"] = True
+    return opt
+
+
+def _options(command: Command) -> list[dict[str, Any]]:
+    opts = [option_payload(p) for p in command.params]
+    return sorted(opts, key=lambda o: not o["required"])  # Discord wants the required ones first
+
+
+def command_payloads(commands: Sequence[Command]) -> list[dict[str, Any]]:
+    """The body of ``PUT .../commands``: every declared command as a chat-input command or sub-command.
+
+    Organiser rights are checked by the core, so no ``default_member_permissions`` is set: it would hide whole
+    groups (``/poll results`` is for everyone) and organisers by role may lack Manage Server.
+    """
+    heads: dict[str, list[Command]] = {}
+    for c in commands:
+        heads.setdefault(c.path[0], []).append(c)
+    out: list[dict[str, Any]] = []
+    for head, group in heads.items():
+        if len(group) == 1 and len(group[0].path) == 1:
+            c = group[0]
+            out.append({"type": 1, "name": head, "description": _describe(c.help), "options": _options(c),
+                        "contexts": [0]})
+            continue
+        subs = []
+        for c in group:
+            path = discord_path(c, commands)
+            subs.append({"type": 1, "name": path[1], "description": _describe(c.help), "options": _options(c)})
+        bare = next((c for c in group if len(c.path) == 1), None)
+        description = bare.help if bare else f"{head} commands"
+        out.append({"type": 1, "name": head, "description": _describe(description), "options": subs,
+                    "contexts": [0]})
+    return out
+
+
+def core_paths(commands: Sequence[Command]) -> dict[tuple[str, ...], tuple[str, ...]]:
+    """Discord path -> the core's path, for every command."""
+    return {discord_path(c, commands): c.path for c in commands}
+
+
+def parse_command_data(data: dict[str, Any], paths: dict[tuple[str, ...], tuple[str, ...]]) -> tuple[
+        tuple[str, ...], dict[str, Any], str | None]:
+    """An interaction's ``data`` as the core's command path (`paths` from `core_paths`), its options by name, and
+    the focused option."""
+    path = [str(data.get("name", ""))]
+    options: list[dict[str, Any]] = list(data.get("options") or [])
+    while options and int(options[0].get("type", 0)) in (1, 2):
+        path.append(str(options[0]["name"]))
+        options = list(options[0].get("options") or [])
+    values: dict[str, Any] = {}
+    focused: str | None = None
+    for o in options:
+        values[str(o["name"])] = o.get("value")
+        if o.get("focused"):
+            focused = str(o["name"])
+    return paths.get(tuple(path), tuple(path)), values, focused
+
+
+# ---------------------------------------------------------------------------------------------------------
+# what the adapter may look up (autocomplete, vote recovery)
+
+
+class Lookups(Protocol):
+    """Read-only look-ups the adapter needs from the bot: autocomplete choices and the open native polls."""
+
+    async def choices(self, kind: str, channel: ChannelRef, typed: str) -> list[tuple[str, str | int]]:
+        """Up to 25 (label, value) pairs for an option of `kind` ("reading", "meeting", "poll")."""
+
+    async def open_poll_messages(self) -> list[tuple[MessageRef, int]]:
+        """Every open poll's Discord message with its number of answers."""
+
+
+class AppLookups:
+    """`Lookups` over the core's store and reading collection."""
+
+    def __init__(self, app: App) -> None:
+        self._app = app
+
+    async def choices(self, kind: str, channel: ChannelRef, typed: str) -> list[tuple[str, str | int]]:
+        app = self._app
+        circle = app.circle_for(channel)
+        typed = typed.strip().lower()
+        if kind == "reading":
+            found = app.readings.search(typed) if typed else list(app.readings.search(""))
+            if typed and not found:
+                found = [r for r in app.readings.search("") if typed in r.slug]
+            return [(_clip(f"{r.slug}: {r.title}"), r.slug[:100]) for r in found[:25]]
+        if circle is None:
+            return []
+        now = app.clock.now()
+        if kind == "meeting":
+            meetings = await app.store.meetings(circle.slug, ending_after=now, limit=25)
+            out: list[tuple[str, str | int]] = []
+            for m in meetings:
+                reading = app.readings.get(m.reading)
+                label = f"#{m.id} {m.starts_at:%Y-%m-%d %H:%M} UTC: {reading.title if reading else m.reading}"
+                if not typed or typed.lstrip("#") in label.lower():
+                    out.append((_clip(label), m.id))
+            return out
+        if kind == "poll":
+            polls = await app.store.polls(circle.slug, open_only=True, limit=25)
+            return [(_clip(f"#{p.id}: {p.question}"), p.id) for p in polls
+                    if not typed or typed.lstrip("#") in f"#{p.id}: {p.question}".lower()]
+        return []
+
+    async def open_poll_messages(self) -> list[tuple[MessageRef, int]]:
+        out: list[tuple[MessageRef, int]] = []
+        for circle in self._app.settings.circles:
+            if not circle.where.discord_channels:
+                continue
+            for poll in await self._app.store.polls(circle.slug, open_only=True, limit=1000):
+                out += [(ref, len(poll.answers)) for ref in await self._app.store.poll_messages(poll.id)
+                        if ref.channel.platform == PLATFORM]
+        return out
+
+
+def _clip(text: str, n: int = 100) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# buttons that survive restarts
+
+
+def _adapter_of(interaction: discord.Interaction[Any]) -> DiscordAdapter | None:
+    client = interaction.client
+    return client.adapter if isinstance(client, _Client) else None
+
+
+_RSVP_STYLE = {"yes": discord.ButtonStyle.success, "maybe": discord.ButtonStyle.secondary,
+               "no": discord.ButtonStyle.danger}
+
+
+class RsvpButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
+                 template=r"circlebot:rsvp:(?P<answer>yes|maybe|no):(?P<meeting>\d{1,12})"):
+    """Yes / maybe / no on a meeting's post; the custom id carries the meeting."""
+
+
+    def __init__(self, answer: str, meeting: int) -> None:
+        super().__init__(discord.ui.Button(label=answer.capitalize(), style=_RSVP_STYLE[answer],
+                                           custom_id=f"circlebot:rsvp:{answer}:{meeting}"))
+        self.answer = RsvpAnswer(answer)
+        self.meeting = meeting
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any],
+                             match: re.Match[str], /) -> RsvpButton:
+        return cls(match["answer"], int(match["meeting"]))
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        adapter = _adapter_of(interaction)
+        if adapter is not None:
+            await adapter._on_button(interaction, self.meeting, self.answer)
+
+
+class CheckInButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"circlebot:here:(?P<meeting>\d{1,12})"):
+    """"I'm here" on a meeting's post while it is open."""
+
+    def __init__(self, meeting: int) -> None:
+        super().__init__(discord.ui.Button(label="I'm here", style=discord.ButtonStyle.primary,
+                                           custom_id=f"circlebot:here:{meeting}"))
+        self.meeting = meeting
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any],
+                             match: re.Match[str], /) -> CheckInButton:
+        return cls(int(match["meeting"]))
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        adapter = _adapter_of(interaction)
+        if adapter is not None:
+            await adapter._on_button(interaction, self.meeting, None)
+
+
+def controls_view(post: Post) -> discord.ui.View | None:
+    """The buttons a post asks for, or None."""
+    if post.meeting_id is None or not post.controls:
+        return None
+    view = discord.ui.View(timeout=None)
+    if Control.RSVP in post.controls:
+        for answer in RsvpAnswer:
+            view.add_item(RsvpButton(answer.value, post.meeting_id))
+    if Control.CHECK_IN in post.controls:
+        view.add_item(CheckInButton(post.meeting_id))
+    return view
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the client
+
+
+class _Client(discord.Client):
+    """discord.py's client, forwarding what matters to the adapter."""
+
+    def __init__(self, adapter: DiscordAdapter, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.adapter = adapter
+
+    async def setup_hook(self) -> None:
+        await self.adapter._setup(self)
+
+    async def on_ready(self) -> None:
+        await self.adapter._on_ready()
+
+    async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
+        await self.adapter._on_interaction(interaction)
+
+    async def on_raw_poll_vote_add(self, payload: discord.RawPollVoteActionEvent) -> None:
+        self.adapter._on_vote(payload, VoteChange.ADD)
+
+    async def on_raw_poll_vote_remove(self, payload: discord.RawPollVoteActionEvent) -> None:
+        self.adapter._on_vote(payload, VoteChange.REMOVE)
+
+
+@dataclass
+class _Pending:
+    """An interaction the core has not answered yet; `Invocation.handle` on Discord."""
+
+    interaction: discord.Interaction[Any]
+    private_guess: bool
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    deferred: bool | None = None  # None: not deferred; else whether the deferral was ephemeral
+    answered: bool = False
+
+
+def intents() -> discord.Intents:
+    """Only what the bot needs: guilds (channels, threads, roles) and poll votes. No privileged intent."""
+    wanted = discord.Intents.none()
+    wanted.guilds = True
+    wanted.guild_polls = True
+    return wanted
+
+
+def apply_endpoints(api_base: str | None, gateway_url: str | None) -> None:
+    """Point discord.py at a REST proxy / another gateway (process-wide, as discord.py has it)."""
+    if api_base:
+        discord.http.Route.BASE = api_base.rstrip("/")
+    if gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
+
+
+class DiscordAdapter:
+    """Circlebot on Discord. Construct it, hand it to the core, and the core runs it."""
+
+    platform = PLATFORM
+    prefix = "/"
+    poll_limits = PollLimits(question_chars=300, answers=10, answer_chars=55, min_hours=1, max_hours=768)
+
+    def __init__(
+        self,
+        settings: DiscordSettings,
+        circles: Sequence[CircleSettings],
+        commands: Sequence[Command],
+        lookups: Lookups,
+        *,
+        token: str | None = None,
+        clock: Callable[[], datetime] | None = None,
+        defer_after: float = 2.0,
+        guild_ready_timeout: float = 2.0,
+    ) -> None:
+        self._settings = settings
+        self._token = token if token is not None else os.environ.get(settings.token_env, "")
+        if not self._token:
+            raise ValueError(f"the Discord bot token is missing: set the environment variable {settings.token_env}")
+        self._commands = list(commands)
+        self._paths = core_paths(commands)
+        self._private = {c.path: c.private for c in commands}
+        self._params = {c.path: {p.name: p for p in c.params} for c in commands}
+        self._lookups = lookups
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._defer_after = defer_after
+        self._guild_ready_timeout = guild_ready_timeout
+        self._guilds = [int(g) for g in settings.guilds]
+        self._channels = {ch for c in circles for ch in c.where.discord_channels}
+        self._dispatch: Dispatch | None = None
+        self._client: _Client | None = None
+        self._votes: asyncio.Queue[VoteCast] = asyncio.Queue()
+        self._recovered = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._busy: set[asyncio.Task[Any]] = set()
+        self.ready = asyncio.Event()
+        self.votes_handled = 0
+        self.synced: list[dict[str, Any]] = []
+
+    # running --------------------------------------------------------------------------------------
+    async def run(self, dispatch: Dispatch) -> None:
+        """Log in, sync the slash commands, and serve (reconnecting as needed) until cancelled."""
+        self._dispatch = dispatch
+        apply_endpoints(self._settings.api_base, self._settings.gateway_url)
+        client = _Client(self, intents=intents(), guild_ready_timeout=self._guild_ready_timeout,
+                         allowed_mentions=NO_MENTIONS)
+        self._client = client
+        self._recovered.clear()
+        self._spawn(self._vote_worker(), "discord-votes")
+        try:
+            await client.start(self._token, reconnect=True)
+        finally:
+            self.ready.clear()
+            with contextlib.suppress(Exception):
+                await client.close()
+            for task in list(self._tasks):
+                task.cancel()
+            for task in list(self._tasks):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        task: asyncio.Task[Any] = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("background task %s failed", name, exc_info=t.exception())
+
+        task.add_done_callback(done)
+        return task
+
+    async def drain(self) -> None:
+        """Wait until every interaction in hand has been answered and every vote received has been stored."""
+        while self._busy:
+            await asyncio.wait(set(self._busy))
+        await self._votes.join()
+
+    async def _setup(self, client: _Client) -> None:
+        client.add_dynamic_items(RsvpButton, CheckInButton)
+        payload = command_payloads(self._commands)
+        app_id = client.application_id
+        assert app_id is not None
+        if self._guilds:
+            for gid in self._guilds:
+                await client.http.bulk_upsert_guild_commands(app_id, gid, payload)
+        else:
+            await client.http.bulk_upsert_global_commands(app_id, payload)
+        self.synced = payload
+        log.info("synced %d slash commands to %s", len(payload),
+                 f"{len(self._guilds)} guild(s)" if self._guilds else "all guilds (global)")
+
+    async def _on_ready(self) -> None:
+        if not self._recovered.is_set():
+            try:
+                await self._recover_votes()
+            except Exception:
+                log.exception("could not read back the votes cast while the bot was away")
+            finally:
+                self._recovered.set()
+        self.ready.set()
+
+    # inbound: votes -------------------------------------------------------------------------------
+    def _on_vote(self, payload: discord.RawPollVoteActionEvent, change: VoteChange) -> None:
+        """Queue a raw vote event; one worker stores them in arrival order (add and remove of one answer do not
+        commute)."""
+        client = self._client
+        user = client.get_user(payload.user_id) if client else None
+        self._votes.put_nowait(VoteCast(
+            UserRef(PLATFORM, str(payload.user_id), user.display_name if user else ""),
+            (payload.answer_id - 1,),
+            self._clock(),
+            message=MessageRef(ChannelRef(PLATFORM, str(payload.channel_id)), str(payload.message_id)),
+            change=change,
+        ))
+
+    async def _vote_worker(self) -> None:
+        await self._recovered.wait()  # the read-back after a restart goes first; live events then apply on top
+        while True:
+            batch = [await self._votes.get()]
+            while not self._votes.empty() and len(batch) < VOTE_BATCH:
+                batch.append(self._votes.get_nowait())  # a burst is stored in one go, in arrival order
+            try:
+                if self._dispatch is not None:
+                    await self._dispatch(batch)
+            except Exception:
+                log.exception("could not store %d vote(s)", len(batch))
+            finally:
+                self.votes_handled += len(batch)
+                for _ in batch:
+                    self._votes.task_done()
+
+    async def _recover_votes(self) -> None:
+        """Read every open poll's voters back from Discord and set each voter's ballot to what Discord has.
+
+        Members who voted with ``/vote`` and not natively are left alone (their ballot is not Discord's to set).
+        """
+        client = self._client
+        if client is None or self._dispatch is None:
+            return
+        now = self._clock()
+        for ref, n_answers in await self._lookups.open_poll_messages():
+            ballots: dict[int, list[int]] = {}
+            names: dict[int, str] = {}
+            try:
+                for answer_id in range(1, n_answers + 1):
+                    after: int | None = None
+                    while True:
+                        page = await client.http.get_poll_answer_voters(int(ref.channel.id), int(ref.id), answer_id,
+                                                                        after=after, limit=100)
+                        users = page.get("users", [])
+                        for u in users:
+                            uid = int(u["id"])
+                            ballots.setdefault(uid, []).append(answer_id - 1)
+                            names[uid] = str(u.get("global_name") or u.get("username") or "")
+                        if len(users) < 100:
+                            break
+                        after = max(int(u["id"]) for u in users)
+            except discord.HTTPException as e:
+                log.warning("could not read the voters of poll message %s (%s)", ref.id, e.status)
+                continue
+            await self._dispatch([VoteCast(UserRef(PLATFORM, str(uid), names[uid]), tuple(answers), now, message=ref,
+                                           change=VoteChange.SET) for uid, answers in ballots.items()])
+            if ballots:
+                log.info("read back %d native ballot(s) of poll message %s", len(ballots), ref.id)
+
+    # inbound: interactions ------------------------------------------------------------------------
+    def _user(self, interaction: discord.Interaction[Any]) -> tuple[UserRef, Authority]:
+        user = interaction.user
+        roles: frozenset[str] = frozenset()
+        if isinstance(user, discord.Member):
+            roles = frozenset(str(r.id) for r in user.roles)
+        perms = interaction.permissions
+        return (UserRef(PLATFORM, str(user.id), user.display_name),
+                Authority(roles=roles, manages_server=perms.manage_guild or perms.administrator))
+
+    async def _on_interaction(self, interaction: discord.Interaction[Any]) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._busy.add(task)
+        try:
+            if interaction.type is discord.InteractionType.application_command:
+                await self._on_command(interaction)
+            elif interaction.type is discord.InteractionType.autocomplete:
+                await self._on_autocomplete(interaction)
+        except Exception:
+            log.exception("could not handle a Discord interaction")
+        finally:
+            if task is not None:
+                self._busy.discard(task)
+
+    async def _on_command(self, interaction: discord.Interaction[Any]) -> None:
+        assert self._dispatch is not None
+        path, options, _ = parse_command_data(dict(interaction.data or {}), self._paths)
+        user, authority = self._user(interaction)
+        pending = _Pending(interaction, self._private.get(path, False))
+        inv = Invocation(user, ChannelRef(PLATFORM, str(interaction.channel_id)), self._clock(), path=path,
+                         options=options, authority=authority, handle=pending)
+        loop = asyncio.get_running_loop()
+        timer = loop.call_later(self._defer_after, lambda: self._spawn(self._defer(pending), "discord-defer"))
+        try:
+            await self._dispatch(inv)
+        finally:
+            timer.cancel()
+
+    async def _defer(self, pending: _Pending) -> None:
+        async with pending.lock:
+            if pending.answered or pending.interaction.response.is_done():
+                return
+            await pending.interaction.response.defer(ephemeral=pending.private_guess, thinking=True)
+            pending.deferred = pending.private_guess
+
+    async def _on_autocomplete(self, interaction: discord.Interaction[Any]) -> None:
+        path, options, focused = parse_command_data(dict(interaction.data or {}), self._paths)
+        param = self._params.get(path, {}).get(focused or "")
+        found: list[tuple[str, str | int]] = []
+        if param is not None and param.type.complete is not None:
+            channel = ChannelRef(PLATFORM, str(interaction.channel_id))
+            found = await self._lookups.choices(param.type.complete, channel, str(options.get(param.name) or ""))
+        await interaction.response.autocomplete(
+            [app_commands.Choice(name=label, value=value) for label, value in found[:25]]
+        )
+
+    async def _on_button(self, interaction: discord.Interaction[Any], meeting: int, answer: RsvpAnswer | None) -> None:
+        assert self._dispatch is not None
+        user, _ = self._user(interaction)
+        ref = MessageRef(ChannelRef(PLATFORM, str(interaction.channel_id)), str(interaction.message.id)) if (
+            interaction.message) else None
+        now = self._clock()
+        if answer is None:
+            await self._dispatch(CheckInCast(user, now, meeting_id=meeting, message=ref))
+            text = f"Checked in to meeting #{meeting} (if it is on now)."
+        else:
+            await self._dispatch(RsvpCast(user, answer, now, meeting_id=meeting, message=ref))
+            text = f"Noted: {answer.value} for meeting #{meeting}."
+        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+    # outbound -------------------------------------------------------------------------------------
+    def _live(self) -> _Client:
+        if self._client is None or self._client.is_closed():
+            raise RuntimeError("the Discord adapter is not connected")
+        return self._client
+
+    async def _channel(self, channel_id: str) -> discord.abc.Messageable:
+        client = self._live()
+        channel = client.get_channel(int(channel_id)) or await client.fetch_channel(int(channel_id))
+        if not isinstance(channel, discord.abc.Messageable):
+            raise RuntimeError(f"Discord channel {channel_id} cannot take messages")
+        return channel
+
+    def _content(self, post: Post) -> tuple[list[str], discord.AllowedMentions]:
+        text = post.text
+        allowed = NO_MENTIONS
+        if post.mentions and post.notify:
+            pings = " ".join(f"<@{u.id}>" for u in post.mentions if u.platform == PLATFORM and u.id.isdigit())
+            if pings:
+                text = f"{pings} {text}"
+                allowed = discord.AllowedMentions(everyone=False, roles=False, replied_user=False,
+                                                  users=[discord.Object(int(u.id)) for u in post.mentions
+                                                         if u.platform == PLATFORM and u.id.isdigit()])
+        return split_text(text, MESSAGE_LIMIT) or ["…"], allowed
+
+    async def send(self, where: ChannelRef, post: Post) -> MessageRef:
+        """Post into a channel (or into a thread on `post.thread_of`, created on first use); buttons for the
+        post's controls go on its last message."""
+        target = await self._thread_for(post) if post.thread_of is not None else await self._channel(where.id)
+        chunks, allowed = self._content(post)
+        view = controls_view(post)
+        first: discord.Message | None = None
+        for i, chunk in enumerate(chunks):
+            last = i == len(chunks) - 1
+            if view is not None and last:
+                msg = await target.send(chunk, allowed_mentions=allowed, view=view)
+            else:
+                msg = await target.send(chunk, allowed_mentions=allowed)
+            first = first or msg
+        assert first is not None
+        return MessageRef(ChannelRef(PLATFORM, str(first.channel.id)), str(first.id))
+
+    async def _thread_for(self, post: Post) -> discord.abc.Messageable:
+        assert post.thread_of is not None
+        client = self._live()
+        existing = client.get_channel(int(post.thread_of.id))  # a thread on a message has the message's id
+        if isinstance(existing, discord.Thread):
+            return existing
+        parent = await self._channel(post.thread_of.channel.id)
+        if not isinstance(parent, discord.TextChannel):
+            raise RuntimeError(f"cannot start a thread in Discord channel {post.thread_of.channel.id}")
+        message = parent.get_partial_message(int(post.thread_of.id))
+        name = _clip(plain_text(post.text).splitlines()[0].strip() or "Discussion", 100)
+        try:
+            return await message.create_thread(name=name, auto_archive_duration=1440)
+        except discord.HTTPException as e:
+            if e.code != 160004:  # a thread exists already (not in our cache)
+                raise
+            fetched = await client.fetch_channel(int(post.thread_of.id))
+            assert isinstance(fetched, discord.Thread)
+            return fetched
+
+    async def reply(self, to: Invocation, post: Post, *, private: bool = False) -> None:
+        """Answer an interaction; follow up if it was deferred; after the token expired, post in the channel."""
+        pending = to.handle if isinstance(to.handle, _Pending) else None
+        chunks, allowed = self._content(post)
+        if pending is None:
+            await self._fallback(to, chunks, allowed, private)
+            return
+        inter = pending.interaction
+        async with pending.lock:
+            if datetime.now(UTC) - inter.created_at > TOKEN_LIFETIME:
+                pending.answered = True
+                await self._fallback(to, chunks, allowed, private)
+                return
+            rest = chunks
+            if not inter.response.is_done():
+                await inter.response.send_message(chunks[0], ephemeral=private, allowed_mentions=allowed)
+                rest = chunks[1:]
+            elif pending.deferred is not None and pending.deferred != private and not pending.answered:
+                # the "thinking…" message has the wrong visibility: remove it, then follow up with the right one
+                with contextlib.suppress(*ORIGINAL_DELETED_OK):
+                    await inter.delete_original_response()
+            try:
+                for chunk in rest:
+                    await inter.followup.send(chunk, ephemeral=private, allowed_mentions=allowed)
+            except discord.NotFound:
+                await self._fallback(to, rest, allowed, private)
+            finally:
+                pending.answered = True
+
+    async def _fallback(self, to: Invocation, chunks: list[str], allowed: discord.AllowedMentions,
+                        private: bool) -> None:
+        if private:
+            log.warning("a private answer to %s could not be delivered (interaction expired)", to.user.id)
+            return
+        channel = await self._channel(to.channel.id)
+        for chunk in chunks:
+            await channel.send(chunk, allowed_mentions=allowed)
+
+    async def start_poll(self, where: ChannelRef, poll: PollSpec) -> MessageRef:
+        """A native Discord poll; a secret poll is a plain message (Discord shows native counts to voters)."""
+        channel = await self._channel(where.id)
+        rules = ["pick several" if poll.multi else "pick one"]
+        if poll.closes_at:
+            rules.append(f"closes <t:{int(poll.closes_at.timestamp())}:F>")
+        if poll.secret:
+            lines = [f"📊 **Poll #{poll.id}** (secret until it closes): {poll.question}"]
+            lines += [f"{i}. {a}" for i, a in enumerate(poll.answers, 1)]
+            lines.append(f"({'; '.join(rules)}) Vote with `/vote poll:{poll.id} answers:<n>`; "
+                         "only you see your vote.")
+            msg = await channel.send(split_text("\n".join(lines), MESSAGE_LIMIT)[0], allowed_mentions=NO_MENTIONS)
+        else:
+            hours = DEFAULT_POLL_HOURS
+            if poll.closes_at is not None:
+                left = (poll.closes_at - self._clock()).total_seconds() / 3600
+                hours = min(768, max(1, int(left + 0.999)))
+            native = discord.Poll(question=poll.question, duration=timedelta(hours=hours), multiple=poll.multi)
+            for answer in poll.answers:
+                native.add_answer(text=answer)
+            msg = await channel.send(f"📊 **Poll #{poll.id}** ({'; '.join(rules)})", poll=native,
+                                     allowed_mentions=NO_MENTIONS)
+        return MessageRef(ChannelRef(PLATFORM, str(msg.channel.id)), str(msg.id))
+
+    async def end_poll(self, ref: MessageRef, results: PollResults, text: str) -> None:
+        """End the native poll early (Discord's expire endpoint) and post the results as a reply to it."""
+        client = self._live()
+        if not results.poll.secret:
+            try:
+                await client.http.end_poll(int(ref.channel.id), int(ref.id))
+            except discord.HTTPException as e:
+                if e.code not in (520001, 10008):  # already ended / message gone: the results still go out
+                    raise
+        channel = await self._channel(ref.channel.id)
+        chunks = split_text(text, MESSAGE_LIMIT)
+        reference = discord.MessageReference(message_id=int(ref.id), channel_id=int(ref.channel.id),
+                                             fail_if_not_exists=False)
+        for i, chunk in enumerate(chunks):
+            if i == 0:
+                await channel.send(chunk, allowed_mentions=NO_MENTIONS, reference=reference)
+            else:
+                await channel.send(chunk, allowed_mentions=NO_MENTIONS)
+
+
+def adapter_from_app(app: App) -> DiscordAdapter:
+    """The Discord adapter for a configured app (ValueError when `[discord]` is missing or has no token)."""
+    settings = app.settings.discord
+    if settings is None:
+        raise ValueError("there is no [discord] section in the config")
+    return DiscordAdapter(settings, app.settings.circles, app.commands.commands, AppLookups(app), clock=app.clock.now)

@@ -1,0 +1,361 @@
+"""The timeline: each meeting's posts go out by themselves, once, on time, across restarts and DST changes.
+
+The clock is injected; `Timeline.tick()` runs what is due at the fake time, so no test sleeps. A "restart" is
+a new App, Timeline and database connection on the same SQLite file, as a new process would have.
+"""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from circlebot.app import App
+from circlebot.config import Settings
+from circlebot.domain import Control, Post
+from circlebot.readings import load_collection
+from circlebot.store import Database, Meeting, Store
+from circlebot.timeline import PostKind, Timeline, plan, syllabus_fill
+from conftest import REPO, SEED, circle_config, make_settings
+from drivers import CoreDriver, FakeClock, RecordingAdapter, number_after
+
+START = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)  # Tuesday; the circle meets Thursdays 19:00 London
+
+
+@dataclass
+class Bot:
+    """One running bot process: its app, timeline, adapter and database connection."""
+
+    app: App
+    timeline: Timeline
+    adapter: RecordingAdapter
+    driver: CoreDriver
+
+    async def stop(self) -> None:
+        await self.app.store.batcher.stop()
+        await self.app.store.db.close()
+
+    def posts(self, kind: str = "") -> list[Post]:
+        return [p for _, p, _ in self.adapter.sent if kind in p.text]
+
+
+async def boot(settings: Settings, clock: FakeClock) -> Bot:
+    """Start a bot the way `circlebot run` does, minus the real scheduler: settle claims and catch up."""
+    db = await Database.open(settings.database)
+    store = Store(db)
+    store.batcher.start()
+    app = App(settings, store, load_collection(settings.readings), clock)
+    adapter = RecordingAdapter(settings.zone_of(settings.circles[0]))
+    app.add_adapter(adapter)
+    timeline = Timeline(app)
+    app.timeline = timeline
+    await timeline.start()
+    return Bot(app, timeline, adapter, CoreDriver(app, adapter, clock, settings.circles[0].slug))
+
+
+@pytest.fixture
+async def bot(settings: Settings, clock: FakeClock) -> AsyncIterator[Bot]:
+    b = await boot(settings, clock)
+    yield b
+    await b.stop()
+
+
+def no_syllabus(tmp_path: Path, **circle: object) -> Settings:
+    return make_settings(tmp_path, circles=[circle_config(syllabus=[], **circle)])
+
+
+# pure planning --------------------------------------------------------------------------------------------
+
+
+def meeting(mid: int, start: datetime, minutes: int = 90, circle: str = "study", status: str = "scheduled") -> Meeting:
+    return Meeting(mid, circle, start, start + timedelta(minutes=minutes), SEED, None, None, status)
+
+
+def test_plan_is_pure_ordered_and_keyed_stably(settings: Settings) -> None:
+    start = datetime(2026, 12, 3, 19, tzinfo=UTC)
+    meetings = [meeting(2, start + timedelta(days=7)), meeting(1, start), meeting(3, start, status="cancelled")]
+    jobs = plan(settings.circles, meetings, START)
+    assert jobs == plan(settings.circles, list(reversed(meetings)), START)
+    assert [j.kind for j in jobs if j.meeting_id == 1] == list(PostKind)
+    assert [j.due_at for j in jobs] == sorted(j.due_at for j in jobs)
+    first = {j.kind: j for j in jobs if j.meeting_id == 1}
+    assert first[PostKind.ASSIGNMENT].due_at == start - timedelta(days=7)
+    assert first[PostKind.REMINDER].due_at == start - timedelta(hours=24)
+    assert first[PostKind.START].expires_at == start + timedelta(minutes=90)
+    assert first[PostKind.ASSIGNMENT].key == f"study/1/assignment/{int(start.timestamp())}"
+    assert all(j.meeting_id != 3 for j in jobs)
+
+
+def test_syllabus_fills_free_slots_in_order_and_respects_skips(tmp_path: Path) -> None:
+    s = make_settings(tmp_path, circles=[circle_config(syllabus=["a", "b", "c"], timeline={"assignment": "16d"})])
+    c, zone = s.circles[0], ZoneInfo("Europe/London")
+    thursday = datetime(2026, 11, 26, 19, tzinfo=UTC)
+    skipped = meeting(9, thursday + timedelta(days=7), status="cancelled")
+    done = Meeting(1, "study", thursday - timedelta(days=7), thursday, "a", None, None, "scheduled")
+    fills = syllabus_fill(c, zone, [skipped, done], START, {})
+    assert [(f[0], f[1]) for f in fills] == [(thursday, "b"), (thursday + timedelta(days=14), "c")]
+    parts = syllabus_fill(c, zone, [], START, {"a": 2})
+    assert [(f[1], f[2], f[3]) for f in parts] == [("a", 1, 2), ("a", 2, 2), ("b", None, None)]
+
+
+# running through the core ---------------------------------------------------------------------------------
+
+
+async def test_a_meeting_runs_its_whole_timeline_once(tmp_path: Path, clock: FakeClock) -> None:
+    settings = no_syllabus(tmp_path)
+    bot = await boot(settings, clock)
+    try:
+        d = bot.driver
+        mid = number_after("meeting", (await d.say("olga", f"schedule {SEED} 2026-12-10")).text)
+        await d.say("alice", f"rsvp yes {mid}")
+        await d.say("bob", f"rsvp maybe {mid}")
+        await d.say("carol", f"rsvp no {mid}")
+        start = datetime(2026, 12, 10, 19, tzinfo=UTC)
+        assert await bot.timeline.tick() == 0 and bot.posts() == []
+
+        clock.set(start - timedelta(days=7))
+        assert await bot.timeline.tick() == 1
+        assert await bot.timeline.tick() == 0  # never twice
+        (assignment,) = bot.posts("Reading for meeting")
+        text = bot.adapter.render(assignment)
+        assert "Thu 10 Dec 2026, 19:00 GMT (Europe/London)" in text and "About 19 min to read" in text
+        assert "In Defence of Marxism" in text and assignment.controls == (Control.RSVP,)
+        assert assignment.meeting_id == mid
+
+        clock.set(start - timedelta(hours=24))
+        await bot.timeline.tick()
+        (reminder,) = bot.posts("Reminder")
+        assert reminder.notify and {u.id for u in reminder.mentions} == {"alice", "bob"}
+        assert "1 yes, 1 maybe, 1 no" in reminder.text
+
+        assert "check-in is closed" in (await d.say("alice", "here")).text.lower()
+        clock.set(start)
+        await bot.timeline.tick()
+        (started,) = bot.posts("has started")
+        assert "dual power" in started.text and started.controls == (Control.CHECK_IN,)
+        root = next(ref for _, p, ref in bot.adapter.sent if p is assignment)
+        assert started.thread_of == root  # questions go in a thread on the meeting's post
+        assert "checked in" in (await d.say("alice", "here")).text
+
+        clock.set(start + timedelta(minutes=90))
+        await bot.timeline.tick()
+        (ended,) = bot.posts("has ended")
+        assert "1 came: alice" in ended.text and "No next meeting" in ended.text
+        assert "check-in is closed" in (await d.say("bob", "here")).text.lower()
+        assert len(bot.posts()) == 4
+    finally:
+        await bot.stop()
+
+
+POINTS = {
+    PostKind.ASSIGNMENT: timedelta(days=-7),
+    PostKind.REMINDER: timedelta(hours=-24),
+    PostKind.START: timedelta(0),
+    PostKind.END: timedelta(minutes=90),
+}
+MARKERS = {PostKind.ASSIGNMENT: "Reading for meeting", PostKind.REMINDER: "Reminder",
+           PostKind.START: "has started", PostKind.END: "has ended"}
+
+
+@pytest.mark.parametrize("kind", list(PostKind))
+@pytest.mark.parametrize("offset", [timedelta(seconds=-1), timedelta(0), timedelta(seconds=1)],
+                         ids=["just-before", "at", "just-after"])
+async def test_restart_around_each_point_sends_each_post_exactly_once(
+    tmp_path: Path, clock: FakeClock, kind: PostKind, offset: timedelta
+) -> None:
+    settings = no_syllabus(tmp_path)
+    start = datetime(2026, 12, 10, 19, tzinfo=UTC)
+    bots: list[Bot] = []
+    first = await boot(settings, clock)
+    bots.append(first)
+    await first.driver.say("olga", f"schedule {SEED} 2026-12-10")
+    stop_at = start + POINTS[kind] + offset
+    for point in [*(start + p for p in POINTS.values() if start + p < stop_at), stop_at]:
+        clock.set(point)  # the first process runs each earlier point at its time, then stops
+        await first.timeline.tick()
+    await first.stop()  # the process stops here ...
+    clock.advance(timedelta(seconds=2))
+    second = await boot(settings, clock)  # ... and a new one starts on the same database
+    bots.append(second)
+    for point in POINTS.values():  # run the rest of the timeline, each point at its time
+        if start + point > clock.now():
+            clock.set(start + point)
+            await second.timeline.tick()
+    await second.stop()
+    for k in PostKind:
+        sent = sum(len(b.posts(MARKERS[k])) for b in bots)
+        assert sent == 1, f"{k} sent {sent} times"
+    (posted_in,) = [i for i, b in enumerate(bots) if b.posts(MARKERS[kind])]
+    assert posted_in == (0 if offset >= timedelta(0) else 1)
+
+
+async def test_posts_missed_while_down_are_sent_if_still_useful_else_reported(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    settings = no_syllabus(tmp_path)
+    first = await boot(settings, clock)
+    await first.driver.say("olga", f"schedule {SEED} 2026-12-10")
+    await first.stop()
+    clock.set(datetime(2026, 12, 10, 19, 30, tzinfo=UTC))  # down until half an hour into the meeting
+    second = await boot(settings, clock)
+    try:
+        assert second.posts("Reading for meeting") == [] and second.posts("Reminder") == []
+        assert len(second.posts("has started")) == 1  # questions are still useful during the meeting
+        organiser = (await second.driver.say("olga", "upcoming")).text
+        assert "reading ⚠ missed" in organiser and "reminder ⚠ missed" in organiser
+        assert "post it by hand" in organiser
+        assert "questions sent" in organiser
+        member = (await second.driver.say("alice", "upcoming")).text
+        assert "reading ⚠ missed" in member and "post it by hand" not in member
+    finally:
+        await second.stop()
+
+
+async def test_a_post_interrupted_between_claim_and_send_is_never_resent(tmp_path: Path, clock: FakeClock) -> None:
+    settings = no_syllabus(tmp_path)
+    first = await boot(settings, clock)
+    mid = number_after("meeting", (await first.driver.say("olga", f"schedule {SEED} 2026-12-10")).text)
+    m = await first.app.store.meeting(mid)
+    assert m is not None
+    job = next(j for j in plan(settings.circles, [m], clock.now()) if j.kind is PostKind.REMINDER)
+    assert await first.app.store.claim_post(job.key, job.circle, mid, job.kind.value, job.due_at, clock.now())
+    await first.stop()  # died after claiming, before sending
+    clock.set(job.due_at + timedelta(minutes=5))
+    second = await boot(settings, clock)
+    try:
+        assert second.posts("Reminder") == []
+        assert (await second.app.store.post_states(mid))["reminder"] == "missed"
+    finally:
+        await second.stop()
+
+
+@pytest.mark.parametrize(
+    ("zone", "change", "before", "after"),
+    [
+        ("Europe/London", "2026-03-29", "GMT", "BST"),
+        ("Europe/London", "2026-10-25", "BST", "GMT"),
+        ("America/New_York", "2026-03-08", "EST", "EDT"),
+        ("America/New_York", "2026-11-01", "EDT", "EST"),
+    ],
+)
+async def test_meetings_stay_at_local_time_across_daylight_saving(
+    tmp_path: Path, zone: str, change: str, before: str, after: str
+) -> None:
+    day = datetime.fromisoformat(change).replace(tzinfo=UTC)
+    settings = make_settings(tmp_path, circles=[circle_config(
+        timezone=zone, meets={"weekdays": ["sunday"], "time": "19:00", "duration": "90m"},
+        syllabus=[SEED, SEED + "-x", SEED + "-y"], timeline={"assignment": "10d", "reminder": "24h"})])
+    clock = FakeClock(day - timedelta(days=9))
+    bot = await boot(settings, clock)
+    try:
+        meetings = await bot.app.store.meetings("study", limit=10)
+        local = [m.starts_at.astimezone(ZoneInfo(zone)) for m in meetings]
+        assert [t.strftime("%H:%M") for t in local] == ["19:00", "19:00"]
+        assert [t.tzname() for t in local] == [before, after]
+        for m in meetings:  # every post of both meetings, at its time
+            for job in plan(settings.circles, [m], clock.now()):
+                clock.set(job.due_at)
+                await bot.timeline.tick()
+        shown = [bot.adapter.render(p) for p in bot.posts("Reminder")]
+        assert f"19:00 {before} ({zone})" in shown[0] and f"19:00 {after} ({zone})" in shown[1]
+        assert len(bot.posts("has started")) == 2
+    finally:
+        await bot.stop()
+
+
+async def test_skip_and_move(tmp_path: Path, clock: FakeClock) -> None:
+    bot = await boot(make_settings(tmp_path, circles=[circle_config(
+        syllabus=[SEED, "second-reading"], timeline={"assignment": "14d"})]), clock)
+    try:
+        d = bot.driver
+        upcoming = (await d.say("alice", "upcoming")).text
+        assert "#1 Thu 26 Nov 2026" in upcoming  # the syllabus filled the next meeting
+        skipped = await d.say("olga", "skip 2026-11-26")
+        assert "will not meet on Thu 26 Nov" in skipped and "#1" in skipped.text
+        listed = (await d.say("alice", "upcoming")).text
+        assert "Thu 26 Nov" not in listed
+        assert "Thu 3 Dec 2026" in listed and SEED not in listed  # the syllabus moved on to the next date
+        moved = await d.say("olga", "move 2 2026-12-05 11:00")
+        assert "moved from Thu 3 Dec 2026, 19:00 GMT" in moved and "to Sat 5 Dec 2026, 11:00 GMT" in moved
+        assert "does not meet on" in await d.say("olga", "skip 2026-12-02")
+        assert "for the organisers" in await d.say("alice", "move 2 2026-12-06")
+    finally:
+        await bot.stop()
+
+
+async def test_polls_close_by_themselves_on_the_timeline(bot: Bot, clock: FakeClock) -> None:
+    poll = number_after("poll", (await bot.driver.say("olga", 'poll "Soon?" "Yes" "No" --hours 3')).text)
+    await bot.driver.say("alice", f"vote {poll} 1")
+    clock.advance(timedelta(hours=3))
+    await bot.timeline.tick()
+    assert any("has closed" in bot.adapter.render(p) and "Result: Yes" in bot.adapter.render(p)
+               for p in bot.posts())
+
+
+async def test_the_scheduler_holds_stable_jobs_for_a_horizon_only(tmp_path: Path, clock: FakeClock) -> None:
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    settings = no_syllabus(tmp_path)
+    bot = await boot(settings, clock)
+    try:
+        await bot.driver.say("olga", f"schedule {SEED} 2026-11-26")
+        await bot.driver.say("olga", f"schedule {SEED} 2026-12-31")
+        scheduler = AsyncIOScheduler(timezone=UTC)  # not started: nothing fires, we only look at the jobs
+        bot.timeline._scheduler = scheduler
+        await bot.timeline.rebuild()
+        ids = sorted(j.id for j in scheduler.get_jobs())
+        # now is Tue 12:00; within 24 h: nothing of the 26 Nov meeting but its reminder (Wed 19:00 is 31 h away)
+        assert ids == ["timeline/reload"]
+        clock.set(datetime(2026, 11, 25, 12, tzinfo=UTC))
+        await bot.timeline.rebuild()
+        ids = sorted(j.id for j in scheduler.get_jobs())
+        first_start = int(datetime(2026, 11, 26, 19, tzinfo=UTC).timestamp())
+        assert ids == sorted(["timeline/reload", f"study/1/reminder/{first_start}"])
+        await bot.timeline.rebuild()
+        assert sorted(j.id for j in scheduler.get_jobs()) == ids  # rebuilt, not duplicated
+    finally:
+        await bot.stop()
+
+
+def test_export_ics_has_stable_uids(tmp_path: Path) -> None:
+    import asyncio
+
+    from icalendar import Calendar
+
+    settings = no_syllabus(tmp_path)
+    config = tmp_path / "circlebot.toml"
+    config.write_text(f'database = "{settings.database}"\nreadings = "{REPO / "readings"}"\n'
+                      '[[circles]]\nslug = "study"\nname = "Test study circle"\ntimezone = "Europe/London"\n'
+                      'meets = {weekdays = ["thursday"], time = "19:00"}\n', encoding="utf-8")
+
+    async def seed() -> None:
+        clock = FakeClock(START)
+        bot = await boot(settings, clock)
+        await bot.driver.say("olga", f"schedule {SEED} 2026-12-10")
+        await bot.driver.say("olga", f"schedule {SEED} 2026-12-17")
+        await bot.driver.say("olga", "unschedule 2")
+        await bot.stop()
+
+    asyncio.run(seed())
+
+    def export() -> Calendar:
+        out = subprocess.run([sys.executable, "-m", "circlebot", "export", "ics", "--config", str(config)],
+                             capture_output=True, timeout=60, check=True)
+        return Calendar.from_ical(out.stdout)
+
+    first, second = export(), export()
+    events = [(str(e["uid"]), str(e["status"]), e.decoded("dtstart")) for e in first.walk("VEVENT")]
+    assert events == [("meeting-1-study@circlebot", "CONFIRMED", datetime(2026, 12, 10, 19, tzinfo=UTC)),
+                      ("meeting-2-study@circlebot", "CANCELLED", datetime(2026, 12, 17, 19, tzinfo=UTC))]
+    assert [str(e["uid"]) for e in second.walk("VEVENT")] == [u for u, _, _ in events]
+    assert "A revolutionary party was missing" in str(first.walk("VEVENT")[0]["summary"])
+
+
+_ = (itertools, Callable)
