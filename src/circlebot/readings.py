@@ -53,7 +53,7 @@ import re
 import stat
 import tomllib
 import types
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -106,6 +106,14 @@ _TOML_TABLE_RE = re.compile(r"""\s*\[\[?\s*("(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9
 _HEADING_RE = re.compile(r" {0,3}##(?=[ \t]|$)(.*)")
 _CLOSING_HASHES_RE = re.compile(r"(?:^|[ \t]+)#+[ \t]*$")
 _FENCE_RE = re.compile(r" {0,3}(`{3,}|~{3,})")
+_SIMPLE_STRING = r'"[^"\\\x00-\x08\x0a-\x1f\x7f]*"'  # a TOML basic string without escapes
+_SIMPLE_STRING_RE = re.compile(r'"([^"]*)"')
+_SIMPLE_TOML_LINE_RE = re.compile(
+    rf"([A-Za-z0-9_-]+)[ \t]*=[ \t]*"
+    rf"(?:({_SIMPLE_STRING})"
+    r"|([0-9]{4})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    rf"|(\[[ \t]*(?:{_SIMPLE_STRING}[ \t]*,[ \t]*)*(?:{_SIMPLE_STRING}[ \t]*)?\]))[ \t]*"
+)
 
 # Rough Markdown-to-text conversion used for word counts and excerpts.
 _MARKUP_SUBSTITUTIONS = (
@@ -118,6 +126,29 @@ _MARKUP_SUBSTITUTIONS = (
 )
 _MARKUP_CHARS = str.maketrans("", "", "#*_>`")
 _WORD_TOKEN_RE = re.compile(r"[^\s\w]*\w\S*")  # one match per whitespace-separated token holding a \w
+
+
+class _WordShapes(dict[int, int | None]):
+    """``str.translate`` table for word counting: letters and digits become ``a``, whitespace a space.
+
+    Every other character (punctuation, symbols, and the ``#*_>`` ` markup characters) is deleted,
+    so a whitespace-separated token holding a ``\\w`` character (``_`` being markup) becomes one run
+    of ``a`` and a token without one disappears.  Non-ASCII characters are classified on first
+    sight and remembered.
+    """
+
+    def __missing__(self, code: int) -> int | None:
+        char = chr(code)
+        shape = _A if char.isalnum() else _SPACE if char.isspace() else None
+        self[code] = shape
+        return shape
+
+
+_A, _SPACE = ord("a"), ord(" ")
+_WORD_SHAPES = _WordShapes()
+# The same for ASCII text as bytes (much faster): delete the other characters, then map.
+_ASCII_WORD_SHAPES = bytes(_WORD_SHAPES[code] or code for code in range(256))
+_ASCII_NON_WORD = bytes(code for code in range(256) if code > 127 or _WORD_SHAPES[code] is None)
 
 
 # --------------------------------------------------------------------------- model
@@ -397,8 +428,24 @@ def _plain_text(markdown: str) -> str:
 
 
 def _count_words(markdown: str) -> int:
-    """Count the words of a Markdown text (tokens with at least one letter or digit)."""
-    return len(_WORD_TOKEN_RE.findall(_plain_text(markdown)))
+    """Count the words of a Markdown text (tokens with at least one letter or digit).
+
+    Same result as ``len(_WORD_TOKEN_RE.findall(_plain_text(markdown)))``, without regular
+    expressions in the common case: the markup substitutions only run when their trigger
+    character is present (each pattern holds a literal ``[`` or ``<`` and only copies text),
+    then each token is reduced to a run of ``a`` (see :class:`_WordShapes`) and the runs counted.
+    """
+    if "[" in markdown:
+        for pattern, replacement in _MARKUP_SUBSTITUTIONS[:4]:
+            markdown = pattern.sub(replacement, markdown)
+    if "<" in markdown:
+        for pattern, replacement in _MARKUP_SUBSTITUTIONS[4:]:
+            markdown = pattern.sub(replacement, markdown)
+    if markdown.isascii():
+        ascii_shapes = markdown.encode("ascii").translate(_ASCII_WORD_SHAPES, _ASCII_NON_WORD)
+        return ascii_shapes.count(b" a") + ascii_shapes.startswith(b"a")
+    shapes = markdown.translate(_WORD_SHAPES)
+    return shapes.count(" a") + shapes.startswith("a")
 
 
 def _describe(value: Any) -> str:
@@ -438,8 +485,9 @@ class _Problems:
         self.path = path
         self.errors: list[ReadingError] = []
 
-    def add(self, line: int, message: str) -> None:
-        self.errors.append(ReadingError(self.path, line, message))
+    def add(self, line: int | Callable[[], int], message: str) -> None:
+        """Record a problem; *line* may be a function, called only now (finding it can cost a pass)."""
+        self.errors.append(ReadingError(self.path, line if isinstance(line, int) else line(), message))
 
     def fail(self) -> ReadingFormatError:
         """The exception to raise: every error, in line order."""
@@ -467,16 +515,28 @@ def parse_reading(path: pathlib.Path, text: str) -> Reading:
         line = text.count("\n", 0, text.index("\x00")) + 1
         problems.add(line, "binary file (contains NUL bytes): a reading must be a UTF-8 Markdown text file")
         raise problems.fail()
-    if not text.strip():
+    if not text or text.isspace():
         problems.add(1, "empty file: a reading starts with a '+++' line, TOML metadata, '+++', then the text")
         raise problems.fail()
 
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    if lines[0].rstrip() != _DELIMITER:
-        problems.add(1, _no_front_matter_message(lines))
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    end = text.find("\n")
+    if (text if end < 0 else text[:end]).rstrip() != _DELIMITER:
+        problems.add(1, _no_front_matter_message(text.split("\n")))
         raise problems.fail()
-    close = next((i for i in range(1, len(lines)) if lines[i].rstrip() == _DELIMITER), None)
-    if close is None:
+    # Lines 1..close-1 (0-based) are the front matter; the body is what follows line `close`.
+    front_lines: list[str] = []
+    close = 0
+    while end >= 0:
+        start = end + 1
+        end = text.find("\n", start)
+        front_line = text[start:] if end < 0 else text[start:end]
+        close += 1
+        if front_line.rstrip() == _DELIMITER:
+            break
+        front_lines.append(front_line)
+    else:
         problems.add(
             1,
             "front matter opened with '+++' on line 1 is never closed: "
@@ -484,10 +544,9 @@ def parse_reading(path: pathlib.Path, text: str) -> Reading:
         )
         raise problems.fail()
 
-    front_lines = lines[1:close]
-    meta = _parse_toml(front_lines, close + 1, problems)
-    fields = _check_fields(meta, _key_lines(front_lines), problems) if meta is not None else None
-    intro, sections, words = _parse_body(lines[close + 1 :], close + 2, problems)
+    meta = _parse_front_matter(front_lines, close + 1, problems)
+    fields = _check_fields(meta, _KeyLines(front_lines), problems) if meta is not None else None
+    intro, sections, words = _parse_body("" if end < 0 else text[end + 1 :], close + 2, problems)
     if meta is not None and "sections" in meta:
         sections = _attach_section_questions(meta["sections"], front_lines, sections, problems)
 
@@ -511,6 +570,47 @@ def _no_front_matter_message(lines: list[str]) -> str:
     if first == "---":
         return message + " (this looks like YAML front matter: use TOML between '+++' lines instead)"
     return message + ", then the TOML metadata (title, author, ...), then another '+++' line"
+
+
+def _parse_front_matter(
+    front_lines: list[str], closing_line: int, problems: _Problems
+) -> dict[str, Any] | None:
+    """Parse the front matter: the common simple form directly, anything else with :mod:`tomllib`."""
+    meta = _parse_simple_toml(front_lines)
+    if meta is not None:
+        return meta
+    return _parse_toml(front_lines, closing_line, problems)
+
+
+def _parse_simple_toml(front_lines: list[str]) -> dict[str, Any] | None:
+    """Parse a front matter made only of one-line ``key = value`` pairs, or return None.
+
+    Only a strict subset of TOML is accepted: bare keys, each defined once; values that are
+    basic strings without escapes or control characters, local dates, or one-line arrays of
+    such strings; blank lines.  The result is then exactly what :func:`tomllib.loads` returns.
+    Anything else (comments, tables, escapes, invalid TOML...) returns None, and the caller
+    falls back to :mod:`tomllib` and its error reporting.
+    """
+    meta: dict[str, Any] = {}
+    for line in front_lines:
+        match = _SIMPLE_TOML_LINE_RE.fullmatch(line)
+        if match is None:
+            if line.strip(" \t"):
+                return None
+            continue
+        key, string, year, month, day, array = match.groups()
+        if key in meta:
+            return None
+        if string is not None:
+            meta[key] = string[1:-1]
+        elif array is not None:
+            meta[key] = _SIMPLE_STRING_RE.findall(array)
+        else:
+            try:
+                meta[key] = datetime.date(int(year), int(month), int(day))
+            except ValueError:
+                return None
+    return meta
 
 
 def _parse_toml(front_lines: list[str], closing_line: int, problems: _Problems) -> dict[str, Any] | None:
@@ -582,6 +682,27 @@ def _key_lines(front_lines: list[str]) -> dict[str, int]:
     return found
 
 
+_LineRef = int | Callable[[], int]
+"""A 1-based file line, or a function finding it (called only when a problem is reported)."""
+
+
+class _KeyLines:
+    """The lines of the top-level front-matter keys, found (see :func:`_key_lines`) on first use."""
+
+    def __init__(self, front_lines: list[str]) -> None:
+        self._front_lines = front_lines
+        self._found: dict[str, int] | None = None
+
+    def get(self, key: str, default: int = 1) -> int:
+        if self._found is None:
+            self._found = _key_lines(self._front_lines)
+        return self._found.get(key, default)
+
+    def at(self, key: str) -> Callable[[], int]:
+        """The line of *key* (1 when it is missing), as a function called only if needed."""
+        return lambda: self.get(key)
+
+
 def _duplicate_key(front_lines: list[str]) -> tuple[str, int] | None:
     seen: set[str] = set()
     for key, number in _iter_top_level_keys(front_lines):
@@ -591,15 +712,13 @@ def _duplicate_key(front_lines: list[str]) -> tuple[str, int] | None:
     return None
 
 
-def _check_fields(
-    meta: dict[str, Any], key_lines: dict[str, int], problems: _Problems
-) -> dict[str, Any] | None:
+def _check_fields(meta: dict[str, Any], key_lines: _KeyLines, problems: _Problems) -> dict[str, Any] | None:
     """Validate the front-matter values; return Reading keyword arguments or None."""
     before = len(problems.errors)
     values: dict[str, Any] = {}
 
     def line_of(key: str) -> int:
-        return key_lines.get(key, 1)
+        return key_lines.get(key)
 
     for key in meta:
         if key not in _KNOWN_KEYS:
@@ -634,9 +753,9 @@ def _check_fields(
         else:
             values[key] = value.strip() or None
 
-    values["published"] = _check_published(meta, line_of("published"), problems)
-    values["language"] = _check_language(meta.get("language", "en"), line_of("language"), problems)
-    values["tags"] = _check_string_list(meta.get("tags", []), "tags", line_of("tags"), problems)
+    values["published"] = _check_published(meta, key_lines.at("published"), problems)
+    values["language"] = _check_language(meta.get("language", "en"), key_lines.at("language"), problems)
+    values["tags"] = _check_string_list(meta.get("tags", []), "tags", key_lines.at("tags"), problems)
     if "questions" not in meta:
         problems.add(
             1,
@@ -644,7 +763,7 @@ def _check_fields(
             "with at least one discussion question",
         )
     else:
-        questions = _check_string_list(meta["questions"], "questions", line_of("questions"), problems)
+        questions = _check_string_list(meta["questions"], "questions", key_lines.at("questions"), problems)
         if meta["questions"] == []:
             problems.add(line_of("questions"), "'questions' is empty: add at least one discussion question")
         values["questions"] = questions
@@ -654,7 +773,7 @@ def _check_fields(
     return values
 
 
-def _check_published(meta: dict[str, Any], line: int, problems: _Problems) -> datetime.date | None:
+def _check_published(meta: dict[str, Any], line: _LineRef, problems: _Problems) -> datetime.date | None:
     if "published" not in meta:
         problems.add(1, "missing required field 'published': add a line like published = 2003-10-20")
         return None
@@ -675,14 +794,14 @@ def _check_published(meta: dict[str, Any], line: int, problems: _Problems) -> da
     return None
 
 
-def _check_language(value: Any, line: int, problems: _Problems) -> str:
+def _check_language(value: Any, line: _LineRef, problems: _Problems) -> str:
     if isinstance(value, str) and _LANGUAGE_RE.fullmatch(value.strip()):
         return value.strip()
     problems.add(line, f'\'language\' must be a language code like "en" or "es", got {_describe(value)}')
     return "en"
 
 
-def _check_string_list(value: Any, key: str, line: int, problems: _Problems) -> tuple[str, ...]:
+def _check_string_list(value: Any, key: str, line: _LineRef, problems: _Problems) -> tuple[str, ...]:
     if not isinstance(value, list):
         problems.add(line, f'{key!r} must be a list of strings like ["a", "b"], got {_describe(value)}')
         return ()
@@ -762,10 +881,74 @@ def _attach_section_questions(
     )
 
 
-def _parse_body(
+def _parse_body(body: str, first_line: int, problems: _Problems) -> tuple[str, tuple[Section, ...], int]:
+    """Split the body into introduction and sections; return (intro, sections, words).
+
+    *body* is the text after the front matter (newlines normalised), starting on file line
+    *first_line*.  Without fenced code blocks, only the lines holding ``##`` are looked at and the
+    parts are sliced out of *body*; otherwise it goes line by line (see :func:`_parse_body_lines`).
+    """
+    if ("`" in body and "```" in body) or ("~" in body and "~~~" in body):  # one character is found faster
+        return _parse_body_lines(body.split("\n"), first_line, problems)
+    # headings: (title, file line, start and end offsets of the heading line in body)
+    headings: list[tuple[str, int, int, int]] = []
+    line_number, counted = first_line, 0
+    hit = body.find("##")
+    while hit >= 0:
+        start = body.rfind("\n", 0, hit) + 1
+        end = body.find("\n", hit)
+        if end < 0:
+            end = len(body)
+        # a heading line has its first '##' after at most three spaces: look at no other '##' of the line
+        heading = _HEADING_RE.match(body[start:end]) if hit - start <= 3 else None
+        if heading:
+            line_number += body.count("\n", counted, start)
+            counted = start
+            title = heading.group(1).strip()
+            if title.endswith("#"):  # else there are no closing hashes to remove
+                title = _CLOSING_HASHES_RE.sub("", title).strip()
+            if not title:
+                problems.add(line_number, "empty '##' heading: give the section a title")
+            headings.append((title, line_number, start, end))
+        hit = body.find("##", end)
+
+    sections: tuple[Section, ...] = ()
+    if not headings:
+        intro, words = body, _count_words(body)
+    else:
+        intro = body[: headings[0][2]]
+        # Word counts go line by line (see _count_words), so the body's count is the sum of those of
+        # the introduction, the heading lines and the section texts: each of those is counted once.
+        # Stripping spaces, tabs and newlines off the front of a section keeps its count (a link
+        # reference definition may follow spaces or tabs); if other whitespace comes off, the whole
+        # body is counted instead.
+        words = _count_words(intro) + _count_words("\n".join(body[start:end] for _, _, start, end in headings))
+        counts_add_up = True
+        following = [start for _, _, start, _ in headings[1:]] + [len(body)]
+        built: list[Section] = []
+        for (title, number, _, end), stop in zip(headings, following, strict=True):
+            text = body[end + 1 : stop].lstrip(" \t\n")
+            if text[:1].isspace():
+                counts_add_up = False
+                text = text.lstrip()
+            text = text.rstrip()
+            section_words = _count_words(text)
+            words += section_words
+            built.append(Section(title=title, line=number, body=text, words=section_words))
+        sections = tuple(built)
+        if not counts_add_up:
+            words = _count_words(body)
+    if words == 0:
+        problems.add(
+            max(first_line - 1, 1), "the article has no text: add the Markdown body after the closing '+++'"
+        )
+    return intro.strip(), sections, words
+
+
+def _parse_body_lines(
     lines: list[str], first_line: int, problems: _Problems
 ) -> tuple[str, tuple[Section, ...], int]:
-    """Split the body into introduction and sections; return (intro, sections, words)."""
+    """:func:`_parse_body` line by line, following fenced code blocks (whose headings do not count)."""
     intro_lines: list[str] = []
     headings: list[tuple[str, int]] = []
     bodies: list[list[str]] = []
@@ -821,7 +1004,8 @@ def load_collection(directory: pathlib.Path) -> Collection:
     are skipped; symlinks pointing outside *directory* are refused.
     """
     try:
-        entries = sorted(directory.iterdir(), key=lambda entry: entry.name)
+        with os.scandir(directory) as scan:
+            entries = sorted(((entry.name, _is_symlink(entry)) for entry in scan), key=lambda entry: entry[0])
         root = directory.resolve()
     except FileNotFoundError:
         message = "readings directory not found: create it and add one <slug>.md file per article"
@@ -835,17 +1019,25 @@ def load_collection(directory: pathlib.Path) -> Collection:
 
     readings: dict[str, Reading] = {}
     errors: list[ReadingError] = []
-    for entry in entries:
-        name = entry.name
+    for name, is_symlink in entries:
         if not name.endswith(".md") or name.startswith(".") or name.casefold() == "readme.md":
             continue
+        entry = directory / name
         try:
-            reading = parse_reading(entry, _read_text(entry, root))
+            reading = parse_reading(entry, _read_text(entry, root, is_symlink=is_symlink))
         except ReadingFormatError as exc:
             errors.extend(exc.errors)
         else:
             readings[reading.slug] = reading
     return Collection(readings, tuple(errors))
+
+
+def _is_symlink(entry: os.DirEntry[str]) -> bool | None:
+    """Whether a directory entry is a symlink, as listed (None when unknown: checked again when read)."""
+    try:
+        return entry.is_symlink()
+    except OSError:
+        return None
 
 
 def _os_reason(exc: BaseException) -> str:
@@ -854,13 +1046,16 @@ def _os_reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _read_text(path: pathlib.Path, root: pathlib.Path) -> str:
-    """Read a reading file safely as UTF-8, raising ReadingFormatError on any problem."""
+def _read_text(path: pathlib.Path, root: pathlib.Path, *, is_symlink: bool | None = None) -> str:
+    """Read a reading file safely as UTF-8, raising ReadingFormatError on any problem.
+
+    *is_symlink* is what the directory listing said about *path* (checked again when None).
+    """
 
     def fail(line: int, message: str) -> ReadingFormatError:
         return ReadingFormatError((ReadingError(path, line, message),))
 
-    if path.is_symlink():
+    if path.is_symlink() if is_symlink is None else is_symlink:
         try:
             target = path.resolve(strict=True)
         except FileNotFoundError as exc:
@@ -891,9 +1086,18 @@ def _read_text(path: pathlib.Path, root: pathlib.Path) -> str:
                 f"file too large ({info.st_size:,} bytes, limit {MAX_FILE_BYTES:,}): "
                 "a reading should be one article of plain text",
             )
-        with os.fdopen(fd, "rb") as handle:
-            fd = -1  # now owned (and closed) by handle
-            data = handle.read(MAX_FILE_BYTES + 1)
+        # Read what fstat announced plus one byte (to see the end, or growth), up to the limit + 1:
+        # asking for MAX_FILE_BYTES at once would allocate that much for every file.
+        chunks: list[bytes] = []
+        wanted = min(info.st_size, MAX_FILE_BYTES) + 1
+        total = 0
+        while total <= MAX_FILE_BYTES:
+            chunk = os.read(fd, max(wanted - total, 1 << 16))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     except OSError as exc:
         raise fail(0, f"cannot read the file: {_os_reason(exc)}") from exc
     finally:

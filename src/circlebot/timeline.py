@@ -223,8 +223,8 @@ class Timeline:
                                 misfire_grace_time=None)
 
     async def _fire(self, job: Job) -> None:
-        async with self._lock:
-            await self.run(job)
+        # no lock: the claim in the database is what makes a post go out once, so jobs due together run together
+        await self.run(job)
 
     async def _close_polls(self) -> None:
         async with self._lock:

@@ -1,0 +1,139 @@
+"""Benchmark: the timeline at scale (run on demand; not a test).
+
+    .venv/bin/python bench/timeline_bench.py
+
+1. Plan and load: 10,000 circles meeting weekly (spread over the week), one stored meeting each; time and peak
+   RSS of reading the meetings, planning every post and loading the next 24 hours of jobs into APScheduler.
+   Targets: <= 2 s and <= 200 MB RSS.
+2. Firing: 1,000 meetings whose reminders fall due in the same second, with the real AsyncIOScheduler and
+   clock; lateness of each job's start (target p99 <= 50 ms), and of each post being sent and recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "bench"))
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler  # noqa: E402
+from core_bench import NullAdapter  # noqa: E402
+
+from circlebot.app import App, SystemClock  # noqa: E402
+from circlebot.config import validate  # noqa: E402
+from circlebot.readings import load_collection  # noqa: E402
+from circlebot.store import Database, Store  # noqa: E402
+from circlebot.store.queries import ts  # noqa: E402
+from circlebot.timeline import Job, Timeline  # noqa: E402
+
+DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+SEED = "bolivia-2003-first-balance-sheet"
+
+
+def settings_for(tmp: Path, n: int, name: str):  # type: ignore[no-untyped-def]
+    circles = [{"slug": f"c{i}", "name": f"Circle {i}", "timezone": "Europe/London",
+                "meets": {"weekdays": [DAYS[i % 7]], "time": f"{8 + i % 12:02d}:{(i * 7) % 60:02d}"},
+                "where": {"console": True}} for i in range(n)]
+    return validate({"database": str(tmp / f"{name}.sqlite3"), "readings": str(REPO / "readings"),
+                     "circles": circles}, tmp / "t.toml")
+
+
+async def seed_meetings(store: Store, starts: list[tuple[str, datetime]]) -> None:
+    async with store.db.transaction() as conn:
+        await conn.executemany(
+            "INSERT INTO meetings (circle, starts_at, ends_at, reading, created_at) VALUES (?, ?, ?, ?, ?)",
+            [(c, ts(s), ts(s + timedelta(minutes=90)), SEED, ts(s)) for c, s in starts],
+        )
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def plan_and_load(tmp: Path) -> None:
+    from circlebot.recurrence import next_occurrence
+
+    n = 10_000
+    settings = settings_for(tmp, n, "plan")
+    now = datetime.now(UTC)
+    db = await Database.open(settings.database)
+    store = Store(db)
+    app = App(settings, store, load_collection(settings.readings), SystemClock())
+    await seed_meetings(store, [(c.slug, next_occurrence(c, settings.zone_of(c), now + timedelta(hours=1)))
+                                for c in settings.circles])
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    timeline = Timeline(app, scheduler)
+    before = rss_mb()
+    start = time.perf_counter()
+    jobs = await timeline.current_plan()
+    planned = time.perf_counter() - start
+    await timeline._load_jobs()
+    took = time.perf_counter() - start
+    loaded = len(scheduler.get_jobs())
+    await db.close()
+    print(f"plan and load: {n:,} circles, {len(jobs):,} posts planned, {loaded:,} jobs in the next 24 h loaded")
+    print(f"  {took:.2f} s (plan {planned:.2f} s, load {took - planned:.2f} s); peak RSS {rss_mb():.0f} MB "
+          f"({before:.0f} MB before the step); targets <= 2 s, <= 200 MB")
+
+
+async def firing(tmp: Path) -> None:
+    n = 1_000
+    settings = settings_for(tmp, n, "fire")
+    db = await Database.open(settings.database)
+    store = Store(db)
+    store.batcher.start()
+    app = App(settings, store, load_collection(settings.readings), SystemClock())
+    app.add_adapter(NullAdapter())
+    due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
+    # meetings starting 24 h after `due`: every reminder falls due at the same second
+    await seed_meetings(store, [(f"c{i}", due + timedelta(hours=24)) for i in range(n)])
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    timeline = Timeline(app, scheduler)
+    started: list[float] = []
+    finished: list[float] = []
+    original = timeline.run
+
+    async def timed(job: Job) -> int:
+        started.append(time.time() - job.due_at.timestamp())
+        result = await original(job)
+        finished.append(time.time() - job.due_at.timestamp())
+        return result
+
+    timeline.run = timed  # type: ignore[method-assign]
+    scheduler.start()
+    await timeline._load_jobs()
+    reminders = [j for j in scheduler.get_jobs() if "/reminder/" in j.id]
+    deadline = time.monotonic() + 30
+    while len(finished) < len(reminders) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    scheduler.shutdown(wait=False)
+    sent = await db.fetchone("SELECT count(*) FROM post_log WHERE state = 'sent'")
+    await store.batcher.stop()
+    await db.close()
+
+    def p(values: list[float], q: float) -> float:
+        return sorted(values)[min(len(values) - 1, int(q * len(values)))] * 1000
+
+    print(f"firing: {len(reminders):,} reminders due in the same second; {sent[0] if sent else 0:,} sent and recorded")
+    print(f"  job start lateness: p50 {p(started, 0.5):.1f} ms, p99 {p(started, 0.99):.1f} ms, "
+          f"max {max(started) * 1000:.1f} ms (target p99 <= 50 ms)")
+    print(f"  post sent and recorded: p50 {p(finished, 0.5):.1f} ms, p99 {p(finished, 0.99):.1f} ms, "
+          f"mean {statistics.mean(finished) * 1000:.1f} ms")
+
+
+async def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        await plan_and_load(Path(tmp))
+        await firing(Path(tmp))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
