@@ -99,21 +99,23 @@ async def firing(tmp: Path) -> None:
     timeline = Timeline(app, scheduler)
     started: list[float] = []
     finished: list[float] = []
+    all_done = asyncio.Event()
     original = timeline.run
 
     async def timed(job: Job) -> int:
         started.append(time.time() - job.due_at.timestamp())
         result = await original(job)
         finished.append(time.time() - job.due_at.timestamp())
+        if len(finished) == n:
+            all_done.set()
         return result
 
     timeline.run = timed  # type: ignore[method-assign]
     scheduler.start()
     await timeline._load_jobs()
     reminders = [j for j in scheduler.get_jobs() if "/reminder/" in j.id]
-    deadline = time.monotonic() + 30
-    while len(finished) < len(reminders) and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+    assert len(reminders) == n
+    await asyncio.wait_for(all_done.wait(), 30)
     scheduler.shutdown(wait=False)
     sent = await db.fetchone("SELECT count(*) FROM post_log WHERE state = 'sent'")
     await store.batcher.stop()
