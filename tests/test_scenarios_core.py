@@ -107,6 +107,27 @@ async def test_polls_with_a_closing_time_close_by_themselves(core: CoreDriver) -
     assert await core.app.close_due_polls() == 0
 
 
+async def test_native_ballots_are_cleaned_the_msc3381_way(core: CoreDriver) -> None:
+    from circlebot.domain import UserRef, VoteCast
+
+    multi = int(re.findall(r"#(\d+)", (await core.say("olga", 'poll "Days?" "Mon" "Tue" "Wed" --multi')).text)[0])
+    single = int(re.findall(r"#(\d+)", (await core.say("olga", 'poll "One?" "X" "Y"')).text)[0])
+    now = core.clock.now()
+
+    def cast(user: str, poll: int, answers: tuple[int, ...]) -> VoteCast:
+        return VoteCast(UserRef("console", user, user), answers, now, poll_id=poll)
+
+    await core.app.dispatch([
+        cast("ann", multi, (0, 0, 2)),  # a duplicate counts once
+        cast("ben", multi, (1, 7)),  # an unknown answer spoils the whole ballot
+        cast("cid", single, (1, 0)),  # more than max_selections: cut to the first
+    ])
+    assert "(open, 1 voter(s))" in await core.say("bob", f"poll results {multi}")
+    assert "1. Mon: 1" in await core.say("bob", f"poll results {multi}")
+    assert "3. Wed: 1" in await core.say("bob", f"poll results {multi}")
+    assert "2. Y: 1" in await core.say("bob", f"poll results {single}")
+
+
 async def test_add_and_remove_votes_one_answer_at_a_time(core: CoreDriver) -> None:
     """Discord sends one event per answer; the core keeps the whole ballot."""
     from circlebot.domain import UserRef, VoteCast, VoteChange

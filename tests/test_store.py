@@ -52,6 +52,21 @@ async def test_a_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
         await db.close()
 
 
+async def test_a_task_cancelled_mid_transaction_leaves_the_connection_usable(tmp_path: Path) -> None:
+    db = await Database.open(tmp_path / "x.sqlite3")
+    store = Store(db)
+    try:
+        for delay in (0, 0.0005, 0.001, 0.002):  # cancel at BEGIN, inside, and around COMMIT
+            task = asyncio.ensure_future(store.member(UserRef("console", f"u{delay}")))
+            await asyncio.sleep(delay)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            assert not db.conn.in_transaction
+        assert await store.member(UserRef("console", "after")) > 0  # the next write works
+    finally:
+        await db.close()
+
+
 async def test_votes_are_batched_and_acknowledged_only_once_committed(tmp_path: Path) -> None:
     db = await Database.open(tmp_path / "x.sqlite3")
     store = Store(db)

@@ -299,37 +299,42 @@ class App:
     async def cast_votes(self, votes: Sequence[VoteCast]) -> list[PollRow]:
         """Votes from platforms' native polls, cleaned the lenient way (clipped, not refused) and stored
         together: one short transaction for the lot, returning once it is committed."""
-        rows: list[tuple[int, int, tuple[int, ...], datetime]] = []
+        store = self.store
+        rows: list[tuple[int, int, str, str]] = []
         counted: list[PollRow] = []
         polls: dict[object, PollRow | None] = {}  # a batch is mostly votes in the same poll: look it up once
         for vote in votes:
-            key = vote.message if vote.poll_id is None else vote.poll_id
+            msg = vote.message
+            key: object = vote.poll_id if msg is None or vote.poll_id is not None else (
+                msg.channel.platform, msg.channel.id, msg.id)
             if key in polls:
                 poll = polls[key]
             else:
                 poll_id = vote.poll_id
-                if poll_id is None and vote.message is not None:
-                    poll_id = await self.store.poll_for_message(vote.message)
-                poll = polls[key] = await self.store.poll(poll_id) if poll_id is not None else None
+                if poll_id is None and msg is not None:
+                    poll_id = await store.poll_for_message(msg)
+                poll = polls[key] = await store.poll(poll_id) if poll_id is not None else None
             if poll is None:
                 continue
             if poll.closed_at is not None and vote.at >= poll.closed_at:
                 log.info("ignoring a vote in poll %d cast after it closed", poll.id)
                 continue
-            answers = tuple(dict.fromkeys(a for a in vote.answers if 0 <= a < len(poll.answers)))
-            if len(answers) != len(vote.answers):
-                answers = ()  # an unknown answer spoils the ballot, as MSC3381 counts it
-            member_id = self.store.known_member(vote.user) or await self.store.member(vote.user)
+            answers = vote.answers
+            n = len(poll.answers)
+            if len(answers) != 1 or not 0 <= answers[0] < n:
+                # the same answer twice counts once; an unknown answer spoils the ballot, as MSC3381 counts it
+                answers = tuple(dict.fromkeys(answers)) if all(0 <= a < n for a in answers) else ()
+            member_id = store.known_member(vote.user) or await store.member(vote.user)
             counted.append(poll)
             if vote.change is VoteChange.SET:
-                rows.append((poll.id, member_id, answers[: None if poll.multi else 1], vote.at))
+                rows.append(store.vote_row(poll.id, member_id, answers if poll.multi else answers[:1], vote.at))
             else:
                 if rows:  # keep the order of this member's earlier whole-ballot votes
-                    await self.store.record_votes(rows)
+                    await store.write_vote_rows(rows)
                     rows = []
                 await self._change_ballot(poll, member_id, vote.change, answers, vote.at)
         if rows:
-            await self.store.record_votes(rows)
+            await store.write_vote_rows(rows)
         return counted
 
     async def _change_ballot(

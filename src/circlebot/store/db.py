@@ -57,15 +57,20 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """A short write transaction; commits on success, rolls back on any error."""
+        """A short write transaction; commits on success, rolls back on any error or cancellation.
+
+        BEGIN, COMMIT and ROLLBACK run to completion even if the task is cancelled meanwhile (the statement
+        runs in aiosqlite's thread anyway); otherwise a cancelled task could leave the connection inside a
+        transaction and every later write would fail."""
         async with self._write_lock:
-            await self.conn.execute("BEGIN IMMEDIATE")
             try:
+                await _to_completion(self.conn.execute("BEGIN IMMEDIATE"))
                 yield self.conn
             except BaseException:
-                await self.conn.execute("ROLLBACK")
+                if self.conn.in_transaction:
+                    await _to_completion(self.conn.execute("ROLLBACK"))
                 raise
-            await self.conn.execute("COMMIT")
+            await _to_completion(self.conn.execute("COMMIT"))
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
         async with self.conn.execute(sql, params) as cur:
@@ -102,6 +107,16 @@ class Database:
                 await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
                 await conn.execute("DELETE FROM schema_version")
                 await conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+
+
+async def _to_completion(awaitable: Awaitable[Any]) -> Any:
+    """Await something that must finish even if the caller is cancelled; the cancellation is re-raised after."""
+    task = asyncio.ensure_future(awaitable)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait([task])
+        raise
 
 
 @dataclass(slots=True)

@@ -393,9 +393,16 @@ class Store:
 
     async def record_votes(self, ballots: Sequence[tuple[int, int, tuple[int, ...], datetime]]) -> None:
         """Store many ballots (poll, member, answers, cast at) in one go; returns once committed."""
-        await self.batcher.submit_many(
-            _VOTE_SQL, [(p, m, ",".join(map(str, answers)), ts(at)) for p, m, answers, at in ballots]
-        )
+        await self.write_vote_rows([self.vote_row(*b) for b in ballots])
+
+    @staticmethod
+    def vote_row(poll_id: int, member_id: int, answers: tuple[int, ...], at: datetime) -> tuple[int, int, str, str]:
+        """A ballot as the votes table stores it."""
+        return (poll_id, member_id, ",".join(map(str, answers)), ts(at))
+
+    async def write_vote_rows(self, rows: Sequence[tuple[int, int, str, str]]) -> None:
+        """Write ballots made by `vote_row`; returns once committed (batched with other small writes)."""
+        await self.batcher.submit_many(_VOTE_SQL, rows)
 
     async def ballots(self, poll_id: int) -> list[tuple[int, tuple[int, ...]]]:
         rows = await self.db.fetchall("SELECT member_id, answers FROM votes WHERE poll_id = ?", (poll_id,))

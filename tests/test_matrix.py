@@ -1,0 +1,420 @@
+"""The Matrix adapter against a real Synapse: polls in every form, bursts, restarts, outages, reactions,
+threads, invites, encryption, escaping. The feature scenarios are in test_scenarios_matrix.py."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from circlebot.adapters import matrix_polls as polls
+from circlebot.adapters.matrix import (
+    CHECK_IN_KEY,
+    CREATOR_LEVEL,
+    MAX_CONTENT_BYTES,
+    MatrixAdapter,
+    adapter_from_settings,
+)
+from circlebot.app import App
+from circlebot.domain import ChannelRef, Control, MessageRef, PollSpec, Post, RsvpAnswer, UserRef
+from circlebot.readings import load_collection
+from circlebot.store import Store
+from drivers import FakeClock, number_after
+from synapse_harness import (
+    MatrixAccount,
+    SynapseServer,
+    create_room,
+    invite,
+    join,
+    messages,
+    react,
+    redact,
+    relations,
+    send_text,
+    wait_for_event,
+)
+from test_matrix_driver import MakeUser, MatrixBot, MatrixDriver, in_reply_to, matrix_driver, matrix_settings
+
+__all__ = ["matrix_driver"]
+
+SEED = "bolivia-2003-first-balance-sheet"
+
+
+def replies_to(events: list[dict[str, Any]], event_id: str) -> list[dict[str, Any]]:
+    return [e for e in events if in_reply_to(e) == event_id]
+
+
+# pure: MSC3381 parsing and counting ------------------------------------------------------------------
+def _response(sender: str, ids: Any, ts: int, *, stable: bool = False, eid: str = "$r") -> dict[str, Any]:
+    rel = {"rel_type": "m.reference", "event_id": "$start"}
+    if stable:
+        return {"type": "m.poll.response", "sender": sender, "event_id": eid, "origin_server_ts": ts,
+                "content": {"m.relates_to": rel, "m.selections": ids}}
+    return {"type": polls.RESPONSE_UNSTABLE, "sender": sender, "event_id": eid, "origin_server_ts": ts,
+            "content": {"m.relates_to": rel, polls.RESPONSE_UNSTABLE: {"answers": ids}}}
+
+
+def test_poll_responses_in_both_forms_and_spoiled_ones() -> None:
+    unstable = polls.parse_response(_response("@a:x", ["a1", "a3"], 5))
+    stable = polls.parse_response(_response("@a:x", ["a2"], 6, stable=True))
+    assert unstable and unstable.answers == (0, 2) and unstable.start_id == "$start"
+    assert stable and stable.answers == (1,)
+    for bad in (["a1", "nope"], ["a0"], [7], "a1"):
+        spoiled = polls.parse_response(_response("@a:x", bad, 7))
+        assert spoiled and spoiled.answers == () and spoiled.spoiled, bad
+    withdrawn = polls.parse_response(_response("@a:x", [], 8))
+    assert withdrawn and withdrawn.answers == () and not withdrawn.spoiled
+    assert polls.parse_response({"type": "m.room.message", "content": {}}) is None
+    no_relation = _response("@a:x", ["a1"], 9)
+    del no_relation["content"]["m.relates_to"]
+    assert polls.parse_response(no_relation) is None
+
+
+def test_latest_response_per_user_wins_and_after_the_end_is_ignored() -> None:
+    rs = [polls.parse_response(r) for r in (
+        _response("@a:x", ["a1"], 10), _response("@a:x", ["zz"], 20),  # a's latest is spoiled: it counts
+        _response("@b:x", ["a2"], 30), _response("@b:x", ["a1"], 25),  # order of arrival does not matter
+        _response("@c:x", ["a1"], 50),  # after the end
+    )]
+    latest = polls.latest_per_user([r for r in rs if r], end_ts=40)
+    assert {u: r.answers for u, r in latest.items()} == {"@a:x": (), "@b:x": (1,)}
+
+
+def test_poll_start_content_is_what_element_renders() -> None:
+    spec = PollSpec(3, "Q?", ("A", "B", "C"), multi=True, secret=True, closes_at=None)
+    content = polls.start_content(spec, "Q?", spec.answers, "fallback")
+    block = content[polls.START_UNSTABLE]
+    assert block["kind"] == polls.KIND_UNDISCLOSED and block["max_selections"] == 3
+    assert [a["id"] for a in block["answers"]] == ["a1", "a2", "a3"]
+    assert block["question"][polls.TEXT_UNSTABLE] == "Q?" and content[polls.TEXT_UNSTABLE] == "fallback"
+
+
+def test_adapter_from_settings_takes_the_secret_from_the_environment(tmp_path: Path) -> None:
+    from synapse_harness import MatrixUser
+
+    fake = MatrixAccount(MatrixUser("@bot:localhost", "tok", "DEV", "pw", "bot", "http://127.0.0.1:9"), None)  # type: ignore[arg-type]
+    settings = matrix_settings(tmp_path, fake, ["!room"])
+    with pytest.raises(ValueError, match="CIRCLEBOT_TEST_MATRIX_TOKEN"):
+        adapter_from_settings(settings, None, env={})  # type: ignore[arg-type]
+    adapter = adapter_from_settings(settings, None, env={"CIRCLEBOT_TEST_MATRIX_TOKEN": "s3cret-token"})  # type: ignore[arg-type]
+    assert adapter.prefix == "!" and adapter.user_id == "@bot:localhost"
+
+
+# native polls ----------------------------------------------------------------------------------------
+@pytest.mark.timeout(30)
+async def test_poll_events_and_votes_in_every_form(matrix_driver: MatrixDriver) -> None:
+    d = matrix_driver
+    olga = d.users["olga"]
+    opened = await d.say("olga", 'poll "Best day?" "Mon" "Tue" "Wed" --secret')
+    poll = number_after("poll", opened.text)
+    start_id = await d.poll_event(poll)
+    start = next(e for e in await messages(olga.client, d.room_id) if e.get("event_id") == start_id)
+    assert start["type"] == polls.START_UNSTABLE
+    assert start["content"][polls.START_UNSTABLE]["kind"] == polls.KIND_UNDISCLOSED
+    assert start["content"][polls.START_UNSTABLE]["max_selections"] == 1
+
+    async def vote(user: str, ids: list[str], form: str) -> None:
+        await d.bot.processed(await d.respond(user, poll, ids, form))
+
+    await vote("alice", ["a1"], "unstable")
+    await vote("alice", ["a2"], "stable")  # changed, in the stable form
+    await vote("bob", ["a3"], "stable")
+    await vote("bob", ["a3", "zz"], "unstable")  # spoiled: bob no longer votes
+    await vote("carol", ["a1", "a1", "a2"], "unstable")  # one selection allowed: the first counts
+    await vote("dan", ["a3"], "unstable")
+    await vote("dan", [], "stable")  # withdrawn
+    closed = await d.say("olga", f"poll close {poll}")
+    assert "1. Mon: 1" in closed and "2. Tue: 1" in closed and "3. Wed: 0" in closed, closed
+    assert "(closed, 2 voter(s))" in closed
+
+    end = await wait_for_event(olga.client, d.room_id, lambda e: e.get("type") == polls.END_UNSTABLE)
+    assert end["content"]["m.relates_to"] == {"rel_type": "m.reference", "event_id": start_id}
+    assert "Poll #" in end["content"][polls.TEXT_UNSTABLE] and "closed" in end["content"]["body"]
+
+    await vote("erin", ["a3"], "stable")  # after the end: ignored
+    await vote("alice", ["a3"], "unstable")
+    after = await d.say("dan", f"poll results {poll}")
+    assert "3. Wed: 0" in after and "2 voter(s)" in after, after
+
+
+@pytest.mark.timeout(60)
+async def test_a_burst_of_500_votes_and_commands_while_the_bot_is_down_all_count(
+    matrix_driver: MatrixDriver, caplog: pytest.LogCaptureFixture
+) -> None:
+    d = matrix_driver
+    poll = number_after("poll", (await d.say("olga", 'poll "Burst?" "A" "B" "C" "D" "E"')).text)
+    names = [f"voter{i}" for i in range(50)]
+    await asyncio.gather(*(d.user(n) for n in names[:25]))
+    await asyncio.gather(*(d.user(n) for n in names[25:]))
+    await d.bot.stop()
+
+    early = [await send_text(d.users[n].client, d.room_id, "!circle") for n in names[:5]]  # oldest: back-fill
+
+    async def ten_votes(i: int, name: str) -> None:
+        for k in range(10):
+            await d.respond(name, poll, [f"a{(i + k) % 5 + 1}"], "stable" if k % 2 else "unstable")
+
+    await asyncio.gather(*(ten_votes(i, n) for i, n in enumerate(names)))
+    with caplog.at_level(logging.INFO, logger="circlebot.adapters.matrix"):
+        await d.bot.restart()
+    for event_id in early:
+        await d.bot.processed(event_id)
+    expected = [0] * 5
+    for i in range(50):
+        expected[(i + 9) % 5] += 1
+    results = await d.say("olga", f"poll results {poll}")
+    for k, n in enumerate(expected, 1):
+        assert f"{k}. {'ABCDE'[k - 1]}: {n} " in results, results
+    assert "(open, 50 voter(s))" in results
+    recent = await messages(d.users["olga"].client, d.room_id, limit=100)  # the answers came after the votes
+    assert [len(replies_to(recent, e)) for e in early] == [1] * 5  # though past the sync's 100-event window
+    ballots = await d.app.store.ballots(poll)
+    assert len(ballots) == 50
+    assert "was limited; back-filled" in caplog.text  # the sync window really was overrun
+
+
+@pytest.mark.timeout(20)
+async def test_a_rejected_access_token_stops_the_adapter_with_a_clear_error(
+    matrix_user: MakeUser, tmp_path: Path, store: Store
+) -> None:
+    from circlebot.adapters.matrix import FatalMatrixError
+
+    bot_account = await matrix_user("bot")
+    settings = matrix_settings(tmp_path, bot_account, [])
+    assert settings.matrix is not None
+    adapter = MatrixAdapter(settings.matrix, store, {}, access_token="not-the-token", backoff=(0.05, 0.1))
+    with pytest.raises(FatalMatrixError, match="refused the bot's access token") as raised:
+        await asyncio.wait_for(adapter.run(lambda event: asyncio.sleep(0)), 15)
+    assert "not-the-token" not in str(raised.value)
+
+
+@pytest.mark.timeout(40)
+async def test_commands_sent_while_down_run_once_and_old_ones_never_again(matrix_driver: MatrixDriver) -> None:
+    d = matrix_driver
+    olga = d.users["olga"]
+    first = await d.command("alice", "circle")
+    await d.bot.stop()
+    while_down = await send_text((await d.user("bob")).client, d.room_id, "!circle")
+    await d.bot.restart()
+    await d.bot.processed(while_down)
+    again = await d.command("carol", "circle")
+    events = await messages(olga.client, d.room_id, limit=100)
+    assert [len(replies_to(events, e)) for e in (first, while_down, again)] == [1, 1, 1]
+
+
+@pytest.mark.timeout(60)
+async def test_the_homeserver_goes_away_and_comes_back(matrix_driver: MatrixDriver, synapse: SynapseServer) -> None:
+    d = matrix_driver
+    poll = number_after("poll", (await d.say("olga", 'poll "Outage?" "Yes" "No"')).text)
+    await d.vote("alice", poll, [1])
+    before = await d.command("bob", "circle")
+    try:
+        await asyncio.to_thread(synapse.stop)
+        await asyncio.sleep(0.3)  # let the bot notice and back off; nothing is waited on
+    finally:
+        await asyncio.to_thread(synapse.start)
+    await d.vote("bob", poll, [2])
+    answer = await d.say("carol", f"poll results {poll}")
+    assert "1. Yes: 1" in answer and "2. No: 1" in answer and "2 voter(s)" in answer, answer
+    events = await messages(d.users["olga"].client, d.room_id, limit=100)
+    assert len(replies_to(events, before)) == 1
+    assert d.bot.task is not None and not d.bot.task.done()
+
+
+# membership, encryption, permissions -----------------------------------------------------------------
+@pytest.mark.timeout(30)
+async def test_invitations_to_other_rooms_are_ignored(matrix_driver: MatrixDriver) -> None:
+    d = matrix_driver
+    alice = await d.user("alice")
+    other = await create_room(alice.client, invite=[d.bot.bot.user_id], name="not a circle")
+    await d.command("alice", "circle")  # handled after the invitation was seen
+    joined = await d.bot.bot.client.joined_rooms()
+    assert d.room_id in joined.rooms and other not in joined.rooms
+
+
+@pytest.mark.timeout(30)
+async def test_an_encrypted_room_is_reported_at_start(
+    matrix_user: MakeUser, tmp_path: Path, store: Store, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    olga = await matrix_user("olga")
+    bot_account = await matrix_user("bot")
+    secret = await create_room(olga.client, invite=[bot_account.user_id], encrypted=True)
+    await join(bot_account.client, secret)
+    settings = matrix_settings(tmp_path, bot_account, [secret])
+    bot = MatrixBot(App(settings, store, load_collection(settings.readings), clock), bot_account)
+    with caplog.at_level(logging.WARNING, logger="circlebot.adapters.matrix"):
+        await bot.start()
+    await bot.stop()
+    warned = [r.getMessage() for r in caplog.records if secret in r.getMessage()]
+    assert warned and "encrypted" in warned[0] and "cannot read" in warned[0], caplog.text
+
+
+@pytest.mark.timeout(30)
+async def test_power_level_makes_an_organiser_in_a_classic_room(
+    matrix_user: MakeUser, tmp_path: Path, store: Store, clock: FakeClock
+) -> None:
+    owner = await matrix_user("owner")
+    bot_account = await matrix_user("bot")
+    mod, member = await matrix_user("mod"), await matrix_user("member")
+    room = await create_room(owner.client, invite=[bot_account.user_id, mod.user_id, member.user_id],
+                             power_levels={"users": {owner.user_id: 100, mod.user_id: 50}}, room_version="11")
+    for account in (bot_account, mod, member):
+        await join(account.client, room)
+    settings = matrix_settings(tmp_path, bot_account, [room])
+    bot = MatrixBot(App(settings, store, load_collection(settings.readings), clock), bot_account)
+    await bot.start()
+    try:
+        asks = {}
+        for account in (mod, member):
+            asks[account.user_id] = await send_text(account.client, room, '!poll "Q?" "A" "B"')
+            await bot.processed(asks[account.user_id])
+        events = await messages(owner.client, room)
+        assert "is open" in replies_to(events, asks[mod.user_id])[0]["content"]["body"]
+        assert not replies_to(events, asks[member.user_id])  # refused, privately
+        standing = await bot.adapter._room_standing(room)
+        assert standing.level(owner.user_id) == 100 and standing.level(member.user_id) == 0
+    finally:
+        await bot.stop()
+
+
+async def test_a_room_v12_creator_outranks_every_power_level(matrix_driver: MatrixDriver) -> None:
+    standing = await matrix_driver.bot.adapter._room_standing(matrix_driver.room_id)
+    assert standing.level(matrix_driver.users["olga"].user_id) == CREATOR_LEVEL
+
+
+# what the bot sends ----------------------------------------------------------------------------------
+@pytest.mark.timeout(30)
+async def test_html_in_user_text_is_escaped_and_notices_mention_nobody(matrix_driver: MatrixDriver) -> None:
+    d = matrix_driver
+    await d.say("olga", f"schedule {SEED}")
+    eve = await d.make_user("eve")
+    await eve.client.set_displayname("<b>Eve</b> & <img src=x>")  # before joining: the join carries the name
+    await invite(d.users["olga"].client, d.room_id, eve.user_id)
+    await join(eve.client, d.room_id)
+    event_id = await send_text(eve.client, d.room_id, "!rsvp yes")
+    await d.bot.processed(event_id)
+    answer = replies_to(await messages(eve.client, d.room_id), event_id)[0]["content"]
+    assert answer["msgtype"] == "m.notice" and answer["format"] == "org.matrix.custom.html"
+    assert "<b>" not in answer["formatted_body"] and "<img" not in answer["formatted_body"]
+    assert "&lt;b&gt;Eve&lt;/b&gt; &amp; &lt;img src=x&gt;: yes for meeting" in answer["formatted_body"]
+    assert answer["body"].startswith("<b>Eve</b> & <img src=x>: yes")  # the plain body shows the name as it is
+    assert answer["m.mentions"] == {}
+
+
+@pytest.mark.timeout(30)
+async def test_reminders_mention_threads_hold_questions_long_posts_split(matrix_driver: MatrixDriver) -> None:
+    d = matrix_driver
+    alice = await d.user("alice")
+    where = ChannelRef("matrix", d.room_id)
+    adapter: MatrixAdapter = d.bot.adapter
+    starts = datetime(2026, 11, 26, 19, 0, tzinfo=ZoneInfo("Europe/London"))
+    root = await adapter.send(where, Post(f"Meeting at <t:{int(starts.timestamp())}:F>"))
+    reminder = await adapter.send(where, Post("Tomorrow!", mentions=(UserRef("matrix", alice.user_id, "alice"),),
+                                              notify=True))
+    question = await adapter.send(where, Post("1. What is **dual power**?", thread_of=root))
+    long = await adapter.send(where, Post("\n\n".join(f"Paragraph {i}: " + "é<&> " * 400 for i in range(60))))
+    events = {e["event_id"]: e for e in await messages(alice.client, d.room_id, limit=100)}
+    assert "Thu 26 Nov 2026, 19:00 GMT (Europe/London)" in events[root.id]["content"]["body"]
+    r = events[reminder.id]["content"]
+    assert r["msgtype"] == "m.text" and r["m.mentions"] == {"user_ids": [alice.user_id]}
+    assert alice.user_id in r["formatted_body"] and r["body"].startswith("alice: ")
+    q = events[question.id]["content"]
+    assert q["m.relates_to"]["rel_type"] == "m.thread" and q["m.relates_to"]["event_id"] == root.id
+    assert "<strong>dual power</strong>" in q["formatted_body"]
+    parts = [e for e in events.values() if e.get("sender") == d.bot.bot.user_id
+             and "Paragraph" in str(e["content"].get("body", ""))]
+    assert len(parts) > 1 and parts[0]["event_id"] == long.id
+    import json
+
+    assert all(len(json.dumps(p["content"]).encode()) <= MAX_CONTENT_BYTES for p in parts)
+    text = "\n".join(p["content"]["body"] for p in parts)
+    assert all(f"Paragraph {i}:" in text for i in range(60))
+
+
+@pytest.mark.timeout(30)
+async def test_rsvp_and_check_in_by_reaction(matrix_driver: MatrixDriver) -> None:
+    d = matrix_driver
+    store = d.app.store
+    alice, bob = await d.user("alice"), await d.user("bob")
+    now = datetime.now(UTC)
+    meeting = await store.add_meeting("study", now - timedelta(minutes=10), now + timedelta(minutes=80), SEED,
+                                      None, now)
+    adapter: MatrixAdapter = d.bot.adapter
+    where = ChannelRef("matrix", d.room_id)
+    post = await adapter.send(where, Post("Coming?", meeting_id=meeting.id, controls=(Control.RSVP,)))
+    questions = await adapter.send(where, Post("Questions", meeting_id=meeting.id, controls=(Control.CHECK_IN,)))
+    for key, ref in ((f"m{meeting.id}-announce", post), (f"m{meeting.id}-questions", questions)):
+        assert await store.claim_post(key, "study", meeting.id, key.split("-")[1], now, now)
+        await store.finish_post(key, "sent", now, refs=[ref])
+    offered = await relations(alice.client, d.room_id, post.id, "m.annotation")
+    assert sorted(e["content"]["m.relates_to"]["key"] for e in offered) == sorted(["✅", "❔", "❌"])
+
+    async def rsvps() -> dict[str, RsvpAnswer]:
+        return {u.id: a for u, a in await store.rsvps(meeting.id)}
+
+    yes = await react(alice.client, d.room_id, post.id, "✅")
+    await d.bot.processed(yes)
+    maybe = await react(bob.client, d.room_id, post.id, "❔")
+    await d.bot.processed(maybe)
+    assert await rsvps() == {alice.user_id: RsvpAnswer.YES, bob.user_id: RsvpAnswer.MAYBE}
+    no = await react(alice.client, d.room_id, post.id, "❌")
+    await d.bot.processed(no)
+    await d.bot.processed(await redact(alice.client, d.room_id, yes))  # a change of mind: ✅ taken back
+    assert (await rsvps())[alice.user_id] is RsvpAnswer.NO
+    await d.bot.processed(await redact(alice.client, d.room_id, no))
+    assert alice.user_id not in await rsvps()
+
+    await d.bot.processed(await react(bob.client, d.room_id, questions.id, CHECK_IN_KEY))
+    assert [u.id for u, _ in await store.checkins(meeting.id)] == [bob.user_id]
+    d.clock.set(datetime.now(UTC))
+    assert "already checked in" in await d.say("bob", "here")
+
+
+@pytest.mark.timeout(30)
+async def test_private_answers_go_by_direct_message(matrix_driver: MatrixDriver) -> None:
+    d = matrix_driver
+    first = await d.say("alice", "vote 99 1")
+    assert first.private and "no poll #99" in first.text.lower()
+    dm = await d.dm_room("alice")
+    second = await d.say("alice", "attendance")
+    assert second.private
+    assert await d.dm_room("alice") == dm  # one room per user, remembered
+    invited = [e for e in await messages(d.users["alice"].client, dm) if e.get("type") == "m.room.member"
+               and e.get("state_key") == d.users["alice"].user_id and e["content"].get("membership") == "invite"]
+    assert invited and invited[0]["content"].get("is_direct") is True
+
+
+def test_prefix_and_credentials_are_checked(tmp_path: Path) -> None:
+    from circlebot.config import MatrixSettings
+
+    settings = MatrixSettings(homeserver="http://127.0.0.1:9", user_id="@b:localhost", access_token_env="X")
+    with pytest.raises(ValueError, match="access token or a password"):
+        MatrixAdapter(settings, None, {})  # type: ignore[arg-type]
+    assert re.fullmatch(r"[!]", settings.prefix)
+    assert MessageRef(ChannelRef("matrix", "!r"), "$e").channel.platform == "matrix"
+
+
+@pytest.mark.timeout(20)
+async def test_a_password_login_keeps_the_configured_device(
+    matrix_user: MakeUser, tmp_path: Path, store: Store
+) -> None:
+    bot_account = await matrix_user("bot")
+    settings = matrix_settings(tmp_path, bot_account, [])
+    assert settings.matrix is not None
+    adapter = MatrixAdapter(settings.matrix, store, {}, password=bot_account.user.password)
+    task = asyncio.create_task(adapter.run(lambda event: asyncio.sleep(0)))
+    try:
+        await asyncio.wait_for(adapter.ready.wait(), 15)
+        assert adapter.client.device_id == bot_account.user.device_id
+        assert adapter.client.access_token and adapter.client.access_token != bot_account.user.access_token
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

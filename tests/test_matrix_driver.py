@@ -1,0 +1,251 @@
+"""The Matrix driver: the whole bot (core + MatrixAdapter + matrix-nio) against a real Synapse on loopback.
+
+Users are real Matrix accounts with their own nio clients. They type commands into the circle's room, vote in
+native polls by sending Element-format response events (alternating the unstable and the stable form), and
+read the bot's answers from the room (or from their direct-message room with the bot, for private answers).
+
+This module holds the driver and its fixtures for `test_scenarios_matrix.py` and `test_matrix.py`; its own
+tests check the driver itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import pytest_asyncio
+
+from circlebot.adapters.matrix import PRIVATE_MARK, REPLY_TO_KEY, MatrixAdapter, rooms_from_settings
+from circlebot.app import App
+from circlebot.config import Settings
+from circlebot.readings import load_collection
+from circlebot.store import Store
+from conftest import circle_config, make_settings
+from drivers import Answer, FakeClock
+from synapse_harness import (
+    MatrixAccount,
+    SynapseServer,
+    create_room,
+    invite,
+    join,
+    messages,
+    send_event,
+    send_text,
+    wait_for_event,
+)
+
+MakeUser = Callable[..., Awaitable[MatrixAccount]]
+T = TypeVar("T")
+TOKEN_ENV = "CIRCLEBOT_TEST_MATRIX_TOKEN"
+WAIT = 15.0
+
+
+def in_reply_to(event: dict[str, Any]) -> str | None:
+    rel = (event.get("content") or {}).get("m.relates_to") or {}
+    target = (rel.get("m.in_reply_to") or {}).get("event_id")
+    return target if isinstance(target, str) else None
+
+
+def matrix_settings(tmp_path: Path, bot: MatrixAccount, rooms: list[str], **circle: Any) -> Settings:
+    """Settings for one circle living in `rooms`, organised by power level 50 (the default)."""
+    circle.setdefault("organisers", {"console": []})
+    return make_settings(
+        tmp_path,
+        circles=[circle_config(where={"console": False, "matrix_rooms": rooms}, **circle)],
+        matrix={"homeserver": bot.user.homeserver, "user_id": bot.user_id, "access_token_env": TOKEN_ENV,
+                "device_id": bot.user.device_id},
+    )
+
+
+class MatrixBot:
+    """circlebot's core with a Matrix adapter, run as a task; `restart` builds a fresh adapter on the same
+    store, as a new process would."""
+
+    def __init__(self, app: App, bot: MatrixAccount) -> None:
+        self.app = app
+        self.bot = bot
+        self.adapter: MatrixAdapter = self._adapter()
+        self.task: asyncio.Task[None] | None = None
+
+    def _adapter(self) -> MatrixAdapter:
+        s = self.app.settings
+        assert s.matrix is not None
+        adapter = MatrixAdapter(s.matrix, self.app.store, rooms_from_settings(s),
+                                access_token=self.bot.user.access_token, sync_timeout_ms=10_000, backoff=(0.05, 0.5))
+        self.app.add_adapter(adapter)
+        return adapter
+
+    async def start(self) -> None:
+        self.task = asyncio.create_task(self.adapter.run(self.app.dispatch), name="matrix-bot")
+        await self.wait(self.adapter.ready.wait())
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+            self.task = None
+
+    async def restart(self) -> None:
+        await self.stop()
+        self.adapter = self._adapter()
+        await self.start()
+
+    async def wait(self, aw: Awaitable[T], timeout: float = WAIT) -> T:  # noqa: ASYNC109
+        """Await `aw`, failing at once if the bot's task died instead of waiting for the timeout."""
+        assert self.task is not None, "the bot is not running"
+        job = asyncio.ensure_future(aw)
+        done, _ = await asyncio.wait({job, self.task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if job in done:
+            return job.result()
+        job.cancel()
+        if self.task in done:
+            self.task.result()
+            raise AssertionError("the bot stopped")
+        raise TimeoutError(f"not done within {timeout} s")
+
+    async def processed(self, event_id: str) -> None:
+        await self.wait(self.adapter.processed(event_id))
+
+
+class MatrixDriver:
+    """Drives the bot as Matrix users do (the Driver protocol of drivers.py)."""
+
+    organiser = "olga"
+
+    def __init__(self, make_user: MakeUser, bot: MatrixBot, room_id: str, olga: MatrixAccount,
+                 clock: FakeClock) -> None:
+        self.make_user = make_user
+        self.bot = bot
+        self.room_id = room_id
+        self.clock = clock
+        self.users: dict[str, MatrixAccount] = {self.organiser: olga}
+        self._dm_joined: set[tuple[str, str]] = set()
+        self._posts: dict[str, str] = {}
+        self._forms = itertools.cycle(("unstable", "stable"))
+
+    @property
+    def app(self) -> App:
+        return self.bot.app
+
+    async def user(self, name: str) -> MatrixAccount:
+        """A room member called `name`, registered and joined on first use."""
+        account = self.users.get(name)
+        if account is None:
+            account = await self.make_user(name)
+            await account.client.set_displayname(name)
+            await invite(self.users[self.organiser].client, self.room_id, account.user_id)
+            await join(account.client, self.room_id)
+            self.users[name] = account
+        return account
+
+    async def command(self, user: str, text: str) -> str:
+        """Send `!text` as `user` and wait until the bot has handled it; returns the command's event id."""
+        account = await self.user(user)
+        event_id = await send_text(account.client, self.room_id, self.bot.adapter.prefix + text)
+        await self.bot.processed(event_id)
+        return event_id
+
+    async def say(self, user: str, text: str) -> Answer:
+        event_id = await self.command(user, text)
+        account = self.users[user]
+        events = await messages(account.client, self.room_id, limit=60)
+        self._record(events)
+        bot = self.bot.bot.user_id
+        answers = [e for e in events if e.get("sender") == bot and in_reply_to(e) == event_id]
+        if answers:
+            return Answer("\n\n".join(str(e["content"]["body"]) for e in answers), private=False)
+        marked = any(
+            e.get("sender") == bot and e.get("type") == "m.reaction"
+            and (e["content"].get("m.relates_to") or {}).get("event_id") == event_id
+            and e["content"]["m.relates_to"].get("key") == PRIVATE_MARK
+            for e in events
+        )
+        assert marked, f"no answer to {text!r} in the room and no sign of a private one"
+        dm = await self.dm_room(user)
+        private = [e for e in await messages(account.client, dm, limit=60)
+                   if (e.get("content") or {}).get(REPLY_TO_KEY, {}).get("event_id") == event_id]
+        assert private, f"the private answer to {text!r} is not in the direct-message room"
+        return Answer("\n\n".join(str(e["content"]["body"]) for e in private), private=True)
+
+    async def dm_room(self, user: str) -> str:
+        """The user's direct-message room with the bot, joined (accepting the bot's invitation) on first use."""
+        account = self.users[user]
+        raw = await self.app.store.get_state("matrix", "dm_rooms")
+        room = json.loads(raw or "{}").get(account.user_id)
+        assert room, f"the bot has no direct-message room with {user}"
+        if (user, room) not in self._dm_joined:
+            await join(account.client, room)
+            self._dm_joined.add((user, room))
+        return str(room)
+
+    async def vote(self, user: str, poll_id: int, answers: list[int]) -> None:
+        """Vote as Element does: a poll response event (unstable and stable forms in turn)."""
+        event_id = await self.respond(user, poll_id, [f"a{n}" for n in answers], next(self._forms))
+        await self.bot.processed(event_id)
+
+    async def poll_event(self, poll_id: int) -> str:
+        refs = [r for r in await self.app.store.poll_messages(poll_id) if r.channel.platform == "matrix"]
+        assert refs, f"poll #{poll_id} has no Matrix poll"
+        return refs[0].id
+
+    async def respond(self, user: str, poll_id: int, ids: list[str], form: str = "unstable") -> str:
+        """Send a poll response with raw answer ids; returns its event id (not waiting for the bot)."""
+        account = await self.user(user)
+        start = await self.poll_event(poll_id)
+        rel = {"rel_type": "m.reference", "event_id": start}
+        if form == "stable":
+            return await send_event(account.client, self.room_id, "m.poll.response",
+                                    {"m.relates_to": rel, "m.selections": ids})
+        return await send_event(account.client, self.room_id, "org.matrix.msc3381.poll.response",
+                                {"m.relates_to": rel, "org.matrix.msc3381.poll.response": {"answers": ids}})
+
+    def _record(self, events: list[dict[str, Any]]) -> None:
+        """Remember what the bot posted on its own (not answers): messages, poll starts and ends."""
+        for e in events:
+            if e.get("sender") != self.bot.bot.user_id or in_reply_to(e):
+                continue
+            content = e.get("content") or {}
+            text = content.get("body") or content.get("org.matrix.msc1767.text")
+            if isinstance(text, str):
+                self._posts[str(e["event_id"])] = text
+
+    def posts(self) -> list[str]:
+        return list(self._posts.values())
+
+
+@pytest_asyncio.fixture
+async def matrix_driver(
+    matrix_user: MakeUser, tmp_path: Path, store: Store, clock: FakeClock, synapse: SynapseServer
+) -> AsyncIterator[MatrixDriver]:
+    """A circle in a fresh room (version 12, created by olga, the organiser), with a running bot."""
+    olga = await matrix_user("olga")
+    await olga.client.set_displayname("olga")
+    bot_account = await matrix_user("bot")
+    room = await create_room(olga.client, name="study circle")
+    settings = matrix_settings(tmp_path, bot_account, [room])
+    app = App(settings, store, load_collection(settings.readings), clock)
+    bot = MatrixBot(app, bot_account)
+    await bot.start()
+    try:
+        await invite(olga.client, room, bot_account.user_id)
+        await wait_for_event(olga.client, room, lambda e: e.get("type") == "m.room.member"
+                             and e.get("state_key") == bot_account.user_id
+                             and e["content"].get("membership") == "join", timeout=WAIT, interval=0.02)
+        yield MatrixDriver(matrix_user, bot, room, olga, clock)
+    finally:
+        await bot.stop()
+
+
+@pytest.mark.timeout(30)
+async def test_the_driver_reads_public_and_private_answers(matrix_driver: MatrixDriver) -> None:
+    public = await matrix_driver.say("alice", "circle")
+    assert "Test study circle" in public and not public.private
+    private = await matrix_driver.say("alice", "rsvp perhaps")
+    assert private.private and "Usage:" in private
