@@ -300,7 +300,7 @@ class App:
         """Votes from platforms' native polls, cleaned the lenient way (clipped, not refused) and stored
         together: one short transaction for the lot, returning once it is committed."""
         store = self.store
-        rows: list[tuple[int, int, str, str]] = []
+        rows: list[tuple[int, int, str, int]] = []
         counted: list[PollRow] = []
         polls: dict[object, PollRow | None] = {}  # a batch is mostly votes in the same poll: look it up once
         for vote in votes:

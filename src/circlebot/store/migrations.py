@@ -61,7 +61,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
                 poll_id INTEGER NOT NULL REFERENCES polls (id) ON DELETE CASCADE,
                 member_id INTEGER NOT NULL REFERENCES members (id),
                 answers TEXT NOT NULL,
-                cast_at TEXT NOT NULL,
+                cast_at INTEGER NOT NULL,  -- microseconds since the epoch (UTC): platforms order votes by it
                 PRIMARY KEY (poll_id, member_id)
             ) WITHOUT ROWID""",
             """CREATE TABLE poll_messages (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiosqlite
@@ -20,6 +20,10 @@ def ts(dt: datetime) -> str:
             raise ValueError("naive datetime given to the store")
         dt = dt.astimezone(UTC)
     return dt.isoformat(timespec="microseconds")
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def from_ts(text: str) -> datetime:
@@ -396,11 +400,12 @@ class Store:
         await self.write_vote_rows([self.vote_row(*b) for b in ballots])
 
     @staticmethod
-    def vote_row(poll_id: int, member_id: int, answers: tuple[int, ...], at: datetime) -> tuple[int, int, str, str]:
-        """A ballot as the votes table stores it."""
-        return (poll_id, member_id, ",".join(map(str, answers)), ts(at))
+    def vote_row(poll_id: int, member_id: int, answers: tuple[int, ...], at: datetime) -> tuple[int, int, str, int]:
+        """A ballot as the votes table stores it (cast time in microseconds since the epoch)."""
+        answer_text = str(answers[0]) if len(answers) == 1 else ",".join(map(str, answers))
+        return (poll_id, member_id, answer_text, (at - _EPOCH) // _MICROSECOND)
 
-    async def write_vote_rows(self, rows: Sequence[tuple[int, int, str, str]]) -> None:
+    async def write_vote_rows(self, rows: Sequence[tuple[int, int, str, int]]) -> None:
         """Write ballots made by `vote_row`; returns once committed (batched with other small writes)."""
         await self.batcher.submit_many(_VOTE_SQL, rows)
 
