@@ -384,7 +384,9 @@ class App:
 
         self.store.batcher.start()
         scheduler = AsyncIOScheduler(timezone=UTC)
+        self.timeline = Timeline(self, scheduler)
         try:
+            await self.timeline.prepare()  # the syllabus's meetings exist before the first command arrives
             async with asyncio.TaskGroup() as tg:
                 tasks = [tg.create_task(a.run(self.dispatch), name=f"adapter-{p}") for p, a in self.adapters.items()]
                 for adapter in self.adapters.values():
@@ -396,7 +398,6 @@ class App:
                             log.warning("%s is not ready after %.0f s; starting the timeline anyway",
                                         adapter.platform, ready_timeout)
                 scheduler.start()
-                self.timeline = Timeline(self, scheduler)
                 await self.timeline.start()
                 await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
                 for t in tasks:

@@ -122,6 +122,7 @@ class Timeline:
         self.app = app
         self._scheduler = scheduler
         self._lock = asyncio.Lock()
+        self._prepared = False
 
     # planning --------------------------------------------------------------------------------------
     async def fill_syllabus(self) -> list[Meeting]:
@@ -150,13 +151,21 @@ class Timeline:
         return plan(self.app.settings.circles, meetings, now)
 
     # running ---------------------------------------------------------------------------------------
-    async def start(self) -> None:
-        """At start: settle interrupted claims, fill the syllabus, send or record what fell due while the bot
-        was down, then load the in-memory jobs."""
+    async def prepare(self) -> None:
+        """Before the adapters take commands: settle interrupted claims and fill the syllabus (database only)."""
         now = self.app.clock.now()
         for key, kind in await self.app.store.unfinished_posts():
             log.warning("post %s (%s) was interrupted while sending; not resent, recorded as missed", key, kind)
             await self.app.store.finish_post(key, "missed", now, detail="interrupted")
+        async with self._lock:
+            await self.fill_syllabus()
+        self._prepared = True
+
+    async def start(self) -> None:
+        """Once the adapters can send: send or record what fell due while the bot was down, then load the
+        in-memory jobs. (Runs `prepare` first if it has not run.)"""
+        if not self._prepared:
+            await self.prepare()
         await self.rebuild()
 
     async def rebuild(self) -> None:
@@ -276,8 +285,7 @@ class Timeline:
                 if reading.sections and not part:
                     lines.append("Sections: " + "; ".join(s.title for s in reading.sections) + ".")
                 lines.append(f"> {reading.excerpt(300)}")
-            lines.append(f"Coming? Answer with the buttons or reactions, or `{{prefix}}rsvp yes {m.id}` "
-                         "(or maybe / no).")
+            lines.append(f"Coming? `{{prefix}}rsvp yes {m.id}` (or maybe / no).")
             return Post("\n".join(lines), meeting_id=m.id, controls=(Control.RSVP,))
         if kind is PostKind.REMINDER:
             rsvps = await app.store.rsvps(m.id)
@@ -294,7 +302,7 @@ class Timeline:
 
             questions = await meeting_questions(app, m, circle)
             lines = [f"🟢 **Meeting #{m.id} has started**: **{title}**{part}. Check in with `{{prefix}}here` "
-                     "(or the button / reaction) until it ends.", "", "**Discussion questions**"]
+                     "until it ends.", "", "**Discussion questions**"]
             lines += [f"{i}. {q}" for i, q in enumerate(questions, 1)] or ["(none yet)"]
             return Post("\n".join(lines), meeting_id=m.id, controls=(Control.CHECK_IN,))
         came = await app.store.checkins(m.id)

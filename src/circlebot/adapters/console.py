@@ -81,7 +81,8 @@ class ConsoleAdapter:
         return await self.send(where, Post("\n".join(lines)))
 
     async def end_poll(self, ref: MessageRef, results: PollResults, text: str) -> None:
-        await self.send(ref.channel, Post(text))
+        # the results themselves reach the terminal as the answer to `poll close`, or as the closing post
+        await self.send(ref.channel, Post(f"📊 Poll #{results.poll.id} has ended (it was post #{ref.id})."))
 
     # input ------------------------------------------------------------------------------------------
     def banner(self) -> str:
