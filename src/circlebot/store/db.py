@@ -73,12 +73,13 @@ class Database:
             await _to_completion(self.conn.execute("COMMIT"))
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
-        async with self.conn.execute(sql, params) as cur:
-            return list(await cur.fetchall())
+        """All rows, in one trip to aiosqlite's thread (execute + fetch + close would be three)."""
+        return list(await self.conn.execute_fetchall(sql, params))
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
-        async with self.conn.execute(sql, params) as cur:
-            return await cur.fetchone()
+        """The first row (queries here select by key or say LIMIT 1), in one trip."""
+        rows = await self.conn.execute_fetchall(sql, params)
+        return next(iter(rows), None)
 
     async def version(self) -> int:
         row = await self.fetchone(

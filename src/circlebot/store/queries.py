@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -103,6 +104,8 @@ class Store:
         self._names: dict[int, str] = {}
         self._polls: dict[int, PollRow] = {}
         self._poll_of_message: dict[MessageRef, int] = {}
+        # per circle: its scheduled meetings ending after a time, as last read; every meeting write clears it
+        self._upcoming: dict[str, tuple[datetime, list[Meeting]]] = {}
 
     # members ---------------------------------------------------------------------------------------
     def known_member(self, user: UserRef) -> int | None:
@@ -148,6 +151,15 @@ class Store:
         return UserRef(row["platform"], row["user_id"], row["name"]) if row else None
 
     # meetings --------------------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def _meeting_write(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A transaction that changes meetings; the cached upcoming meetings are dropped once it is over."""
+        try:
+            async with self.db.transaction() as conn:
+                yield conn
+        finally:
+            self._upcoming.clear()
+
     async def add_meeting(
         self,
         circle: str,
@@ -159,7 +171,7 @@ class Store:
         part: int | None = None,
         parts: int | None = None,
     ) -> Meeting:
-        async with self.db.transaction() as conn:
+        async with self._meeting_write() as conn:
             cur = await conn.execute(
                 "INSERT INTO meetings (circle, starts_at, ends_at, reading, part, parts, created_by, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -175,7 +187,7 @@ class Store:
         return Meeting.from_row(row) if row else None
 
     async def cancel_meeting(self, meeting_id: int) -> None:
-        async with self.db.transaction() as conn:
+        async with self._meeting_write() as conn:
             await conn.execute("UPDATE meetings SET status = 'cancelled' WHERE id = ?", (meeting_id,))
 
     async def meetings(
@@ -183,6 +195,8 @@ class Store:
         limit: int = 50, newest_first: bool = False, any_status: bool = False,
     ) -> list[Meeting]:
         """Scheduled meetings of a circle (with `any_status`, cancelled ones too), by start time."""
+        if ending_after is not None and before is None and not newest_first and not any_status:
+            return (await self._upcoming_of(circle, ending_after))[:limit]
         sql = "SELECT * FROM meetings WHERE circle = ?" + ("" if any_status else " AND status = 'scheduled'")
         params: list[Any] = [circle]
         if ending_after is not None:
@@ -195,6 +209,19 @@ class Store:
         params.append(limit)
         return [Meeting.from_row(r) for r in await self.db.fetchall(sql, params)]
 
+    async def _upcoming_of(self, circle: str, ending_after: datetime) -> list[Meeting]:
+        """The hot read of most commands (the next meeting, the upcoming list), served from memory when a
+        read for an earlier time is cached: meetings only change through this store, which clears it."""
+        cached = self._upcoming.get(circle)
+        if cached is None or cached[0] > ending_after:
+            rows = await self.db.fetchall(
+                "SELECT * FROM meetings WHERE circle = ? AND status = 'scheduled' AND ends_at > ? ORDER BY starts_at",
+                (circle, ts(ending_after)),
+            )
+            cached = (ending_after, [Meeting.from_row(r) for r in rows])
+            self._upcoming[circle] = cached
+        return [m for m in cached[1] if m.ends_at > ending_after]
+
     async def all_meetings(self, *, ending_after: datetime) -> list[Meeting]:
         """Scheduled meetings of every circle ending after a time, by start time (the timeline's input)."""
         rows = await self.db.fetchall(
@@ -203,14 +230,14 @@ class Store:
         return [Meeting.from_row(r) for r in rows]
 
     async def move_meeting(self, meeting_id: int, starts_at: datetime, ends_at: datetime) -> None:
-        async with self.db.transaction() as conn:
+        async with self._meeting_write() as conn:
             await conn.execute(
                 "UPDATE meetings SET starts_at = ?, ends_at = ? WHERE id = ?", (ts(starts_at), ts(ends_at), meeting_id)
             )
 
     async def skip_slot(self, circle: str, starts_at: datetime, ends_at: datetime, now: datetime) -> None:
         """Mark a regular meeting time as skipped: a cancelled placeholder the syllabus will not fill."""
-        async with self.db.transaction() as conn:
+        async with self._meeting_write() as conn:
             await conn.execute(
                 "INSERT INTO meetings (circle, starts_at, ends_at, reading, status, created_at) "
                 "VALUES (?, ?, ?, '', 'cancelled', ?)",
