@@ -16,7 +16,7 @@ from typing import Any
 from circlebot.adapters.base import plain_text
 from circlebot.adapters.discord import AppLookups, DiscordAdapter, discord_path
 from circlebot.app import App
-from circlebot.commands import Command, CommandTable, Param, UsageError, Word
+from circlebot.commands import Command, CommandTable, Param, UsageError, Word, assign_words
 from circlebot.config import Settings
 from circlebot.readings import load_collection
 from circlebot.store import Database, Store
@@ -68,43 +68,19 @@ def to_slash(table: CommandTable, text: str) -> tuple[Command, str, dict[str, An
         command, words = table.resolve(text)
     except UsageError as e:
         raise Unsendable(str(e)) from None
-    options = {p.name: p for p in command.params if p.option}
-    positional = [p for p in command.params if not p.option]
+    try:
+        assigned = assign_words(command, words)
+    except UsageError as e:
+        raise Unsendable(str(e)) from None  # a missing option, an unknown one: Discord's form refuses it
     values: dict[str, Any] = {}
-    rest: list[Word] = []
-    i = 0
-    while i < len(words):
-        w = words[i]
-        if w.text.startswith("--") and not w.quoted and len(w.text) > 2:
-            name, _, inline = w.text[2:].partition("=")
-            p = options.get(name.lower())
-            if p is None:
-                raise Unsendable(f"no option {name}")
-            if p.is_flag:
-                values[p.name] = True
-            else:
-                if not inline:
-                    i += 1
-                    if i >= len(words):
-                        raise Unsendable(f"--{p.name} without a value")
-                    inline = words[i].text
-                values[p.name] = _typed(p, inline)
-        else:
-            rest.append(w)
-        i += 1
-    for p in positional:
-        if p.greedy:
-            if rest:
-                values[p.name] = " ".join(_quote(w) for w in rest)
-                rest = []
-            elif p.required:
-                raise Unsendable(f"required option {p.name} missing")
-        elif rest:
-            values[p.name] = _typed(p, rest.pop(0).text)
-        elif p.required:
-            raise Unsendable(f"required option {p.name} missing")
-    if rest:
-        raise Unsendable("words left over")
+    for p in command.params:
+        got = assigned.get(p.name)
+        if isinstance(got, bool):
+            values[p.name] = got
+        elif isinstance(got, tuple):
+            values[p.name] = " ".join(_quote(w) for w in got)
+        elif got is not None:
+            values[p.name] = _typed(p, got.text)
     return command, " ".join(discord_path(command, table.commands)), values
 
 

@@ -279,11 +279,16 @@ class CommandTable:
         return bind_words(command, words)
 
 
-def bind_words(command: Command, words: list[Word]) -> dict[str, Any]:
-    """Bind words to a command's parameters, converting each; every mistake raises UsageError."""
+Assigned = Word | tuple[Word, ...] | bool
+
+
+def assign_words(command: Command, words: list[Word]) -> dict[str, Assigned]:
+    """Which words go to which parameter, before any conversion: a flag gets True, a greedy parameter the
+    tuple of its words, any other the one word given. Missing or extra words and unknown options raise
+    UsageError."""
     options = {p.name: p for p in command.params if p.option}
     positional = [p for p in command.params if not p.option]
-    values: dict[str, Any] = {p.name: (False if p.is_flag else p.default) for p in command.params}
+    assigned: dict[str, Assigned] = {}
     rest: list[Word] = []
     i = 0
     while i < len(words):
@@ -295,30 +300,47 @@ def bind_words(command: Command, words: list[Word]) -> dict[str, Any]:
                 known = ", ".join(f"--{o}" for o in options) or "none"
                 raise UsageError(f"unknown option --{name[:30]} (options: {known}).", command)
             if p.is_flag:
-                values[p.name] = True
+                assigned[p.name] = True
+            elif inline:
+                assigned[p.name] = Word(inline)
             else:
-                if not inline:
-                    i += 1
-                    if i >= len(words):
-                        raise UsageError(f"--{p.name} needs a value ({p.type.name}).", command)
-                    inline = words[i].text
-                values[p.name] = _convert(command, p, inline)
+                i += 1
+                if i >= len(words):
+                    raise UsageError(f"--{p.name} needs a value ({p.type.name}).", command)
+                assigned[p.name] = words[i]
         else:
             rest.append(w)
         i += 1
     for p in positional:
         if p.greedy:
-            taken, rest = rest, []
-            if p.required and not taken:
+            if rest:
+                assigned[p.name], rest = tuple(rest), []
+            elif p.required:
                 raise UsageError(f"missing <{p.name}>: {p.help}", command)
-            values[p.name] = tuple(_convert(command, p, w.text) for w in taken) if taken else p.default
         elif rest:
-            values[p.name] = _convert(command, p, rest.pop(0).text)
+            assigned[p.name] = rest.pop(0)
         elif p.required:
             raise UsageError(f"missing <{p.name}>: {p.help}", command)
     if rest:
         extra = " ".join(w.text for w in rest)[:60]
         raise UsageError(f"too many words: {extra!r}.", command)
+    return assigned
+
+
+def bind_words(command: Command, words: list[Word]) -> dict[str, Any]:
+    """Bind words to a command's parameters, converting each; every mistake raises UsageError."""
+    assigned = assign_words(command, words)
+    values: dict[str, Any] = {}
+    for p in command.params:
+        got = assigned.get(p.name)
+        if got is None:
+            values[p.name] = False if p.is_flag else p.default
+        elif isinstance(got, bool):
+            values[p.name] = got
+        elif isinstance(got, tuple):
+            values[p.name] = tuple(_convert(command, p, w.text) for w in got)
+        else:
+            values[p.name] = _convert(command, p, got.text)
     return values
 
 

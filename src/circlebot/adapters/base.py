@@ -70,6 +70,16 @@ def render_times(text: str, zone: ZoneInfo) -> str:
     return TIME_MARK.sub(one, text)
 
 
+def poll_rules(poll: PollSpec, secret_note: str | None = None) -> str:
+    """How a poll works, in a few words: "pick one; closes <t:…:F>" (a secret poll adds `secret_note`)."""
+    rules = ["pick several" if poll.multi else "pick one"]
+    if poll.secret and secret_note:
+        rules.append(secret_note)
+    if poll.closes_at:
+        rules.append(f"closes {time_mark(poll.closes_at)}")
+    return "; ".join(rules)
+
+
 def time_mark(dt: datetime, style: str = "F") -> str:
     """A time as core posts write it: Discord's mark, rendered by the others with `render_times`."""
     return f"<t:{int(dt.timestamp())}:{style}>"

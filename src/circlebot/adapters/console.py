@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
-from circlebot.adapters.base import Dispatch, PollLimits, plain_text, render_times
+from circlebot.adapters.base import Dispatch, PollLimits, plain_text, poll_rules, render_times
 from circlebot.domain import ChannelRef, Invocation, MessageRef, PollResults, PollSpec, Post, UserRef
 
 PLATFORM = "console"
@@ -72,12 +72,7 @@ class ConsoleAdapter:
     async def start_poll(self, where: ChannelRef, poll: PollSpec) -> MessageRef:
         lines = [f"📊 Poll #{poll.id}: {poll.question}"]
         lines += [f"  {i}. {a}" for i, a in enumerate(poll.answers, 1)]
-        rules = ["pick several" if poll.multi else "pick one"]
-        if poll.secret:
-            rules.append("secret until it closes")
-        if poll.closes_at:
-            rules.append(f"closes <t:{int(poll.closes_at.timestamp())}:F>")
-        lines.append(f"  ({'; '.join(rules)}) vote with: vote {poll.id} <n>")
+        lines.append(f"  ({poll_rules(poll, 'secret until it closes')}) vote with: vote {poll.id} <n>")
         return await self.send(where, Post("\n".join(lines)))
 
     async def end_poll(self, ref: MessageRef, results: PollResults, text: str) -> None:

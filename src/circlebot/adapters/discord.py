@@ -36,7 +36,7 @@ import discord.http
 import yarl
 from discord import app_commands
 
-from circlebot.adapters.base import Dispatch, PollLimits, plain_text
+from circlebot.adapters.base import Dispatch, PollLimits, plain_text, poll_rules
 from circlebot.commands import Command, Param
 from circlebot.domain import (
     Authority,
@@ -694,13 +694,11 @@ class DiscordAdapter:
     async def start_poll(self, where: ChannelRef, poll: PollSpec) -> MessageRef:
         """A native Discord poll; a secret poll is a plain message (Discord shows native counts to voters)."""
         channel = await self._channel(where.id)
-        rules = ["pick several" if poll.multi else "pick one"]
-        if poll.closes_at:
-            rules.append(f"closes <t:{int(poll.closes_at.timestamp())}:F>")
+        rules = poll_rules(poll)
         if poll.secret:
             lines = [f"📊 **Poll #{poll.id}** (secret until it closes): {poll.question}"]
             lines += [f"{i}. {a}" for i, a in enumerate(poll.answers, 1)]
-            lines.append(f"({'; '.join(rules)}) Vote with `/vote poll:{poll.id} answers:<n>`; "
+            lines.append(f"({rules}) Vote with `/vote poll:{poll.id} answers:<n>`; "
                          "only you see your vote.")
             msg = await channel.send(split_text("\n".join(lines), MESSAGE_LIMIT)[0], allowed_mentions=NO_MENTIONS)
         else:
@@ -711,7 +709,7 @@ class DiscordAdapter:
             native = discord.Poll(question=poll.question, duration=timedelta(hours=hours), multiple=poll.multi)
             for answer in poll.answers:
                 native.add_answer(text=answer)
-            msg = await channel.send(f"📊 **Poll #{poll.id}** ({'; '.join(rules)})", poll=native,
+            msg = await channel.send(f"📊 **Poll #{poll.id}** ({rules})", poll=native,
                                      allowed_mentions=NO_MENTIONS)
         return MessageRef(ChannelRef(PLATFORM, str(msg.channel.id)), str(msg.id))
 

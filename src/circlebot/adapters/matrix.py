@@ -56,7 +56,7 @@ from nio.api import Api, MessageDirection, RelationshipType, RoomPreset
 from nio.responses import RoomEventRelationsResponse
 
 from circlebot.adapters import matrix_polls as polls
-from circlebot.adapters.base import Dispatch, PollLimits, plain_text, render_times
+from circlebot.adapters.base import Dispatch, PollLimits, plain_text, poll_rules, render_times
 from circlebot.config import MatrixSettings, Settings
 from circlebot.domain import (
     Authority,
@@ -797,12 +797,8 @@ class MatrixAdapter:
         zone = self._zone_of(where.id)
         lines = [f"Poll #{poll.id}: {poll.question}"]
         lines += [f"{i}. {a}" for i, a in enumerate(poll.answers, 1)]
-        rules = ["pick several" if poll.multi else "pick one"]
-        if poll.secret:
-            rules.append("results are shown when it closes (hidden by your client, not by the server)")
-        if poll.closes_at:
-            rules.append(f"closes <t:{int(poll.closes_at.timestamp())}:F>")
-        lines.append(f"({'; '.join(rules)}) Vote here, or with {self.prefix}vote {poll.id} <n>")
+        rules = poll_rules(poll, "results are shown when it closes (hidden by your client, not by the server)")
+        lines.append(f"({rules}) Vote here, or with {self.prefix}vote {poll.id} <n>")
         fallback = render_times("\n".join(lines), zone)
         question = poll.question + (" (secret until it closes)" if poll.secret else "")
         content = polls.start_content(poll, question, poll.answers, fallback)

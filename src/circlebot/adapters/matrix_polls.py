@@ -12,7 +12,7 @@ timestamped after the poll's first valid end are ignored; a duplicate answer cou
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,9 +89,9 @@ class PollResponse:
     spoiled: bool = False
 
 
-def parse_response(event: Mapping[str, Any]) -> PollResponse | None:
-    """A poll response from a raw event (unstable or stable form), or None when it is not one."""
-    if event.get("type") not in RESPONSE_TYPES:
+def _related(event: Mapping[str, Any], types: Container[str]) -> tuple[Mapping[str, Any], str, str, str, int] | None:
+    """(content, start event id, sender, event id, timestamp) of a well-formed poll event of one of `types`."""
+    if event.get("type") not in types:
         return None
     content = event.get("content")
     if not isinstance(content, Mapping):
@@ -100,6 +100,15 @@ def parse_response(event: Mapping[str, Any]) -> PollResponse | None:
     sender, event_id, ts = event.get("sender"), event.get("event_id"), event.get("origin_server_ts")
     if start_id is None or not isinstance(sender, str) or not isinstance(event_id, str) or not isinstance(ts, int):
         return None
+    return content, start_id, sender, event_id, ts
+
+
+def parse_response(event: Mapping[str, Any]) -> PollResponse | None:
+    """A poll response from a raw event (unstable or stable form), or None when it is not one."""
+    related = _related(event, RESPONSE_TYPES)
+    if related is None:
+        return None
+    content, start_id, sender, event_id, ts = related
     block = content.get(RESPONSE_UNSTABLE)
     ids = block.get("answers") if isinstance(block, Mapping) else content.get("m.selections")
     if not isinstance(ids, list):
@@ -123,15 +132,10 @@ class PollEnd:
 
 def parse_end(event: Mapping[str, Any]) -> PollEnd | None:
     """A poll end from a raw event (unstable or stable form), or None when it is not one."""
-    if event.get("type") not in END_TYPES:
+    related = _related(event, END_TYPES)
+    if related is None:
         return None
-    content = event.get("content")
-    if not isinstance(content, Mapping):
-        return None
-    start_id = _reference(content)
-    sender, event_id, ts = event.get("sender"), event.get("event_id"), event.get("origin_server_ts")
-    if start_id is None or not isinstance(sender, str) or not isinstance(event_id, str) or not isinstance(ts, int):
-        return None
+    _, start_id, sender, event_id, ts = related
     return PollEnd(event_id, sender, start_id, ts)
 
 
