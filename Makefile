@@ -32,7 +32,7 @@ test: $(VENV)/.test-installed lint
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.test-installed
-	$(BIN)/python -m bench
+	@for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
