@@ -6,10 +6,9 @@ a new App, Timeline and database connection on the same SQLite file, as a new pr
 
 from __future__ import annotations
 
-import itertools
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -358,4 +357,53 @@ def test_export_ics_has_stable_uids(tmp_path: Path) -> None:
     assert "A revolutionary party was missing" in str(first.walk("VEVENT")[0]["summary"])
 
 
-_ = (itertools, Callable)
+
+@pytest.mark.timeout(60)
+def test_separate_processes_and_a_kill_between_claim_and_send(tmp_path: Path) -> None:
+    """Each run is a new OS process on the same database; one is killed (SIGKILL) while sending a post."""
+    import asyncio
+    import json
+
+    import pexpect
+
+    settings = no_syllabus(tmp_path)
+    start = datetime(2026, 12, 10, 19, tzinfo=UTC)
+
+    async def schedule() -> None:
+        db = await Database.open(settings.database)
+        await Store(db).add_meeting("study", start, start + timedelta(minutes=90), SEED, None, START)
+        await db.close()
+
+    asyncio.run(schedule())
+    script = str(Path(__file__).with_name("timeline_process.py"))
+
+    def run(at: datetime, *extra: str) -> list[str]:
+        out = subprocess.run([sys.executable, script, str(settings.database), at.isoformat(), *extra],
+                             capture_output=True, text=True, timeout=30, check=True)
+        return [json.loads(line)["text"] for line in out.stdout.splitlines()]
+
+    assert run(start - timedelta(days=8)) == []
+    (assignment,) = run(start - timedelta(days=7) + timedelta(seconds=1))
+    assert "Reading for meeting #1" in assignment
+    assert run(start - timedelta(days=7) + timedelta(seconds=2)) == []  # a new process does not send it again
+
+    hung = pexpect.spawn(sys.executable, [script, str(settings.database),
+                                          (start - timedelta(hours=23)).isoformat(), "--hang-on", "Reminder"],
+                         encoding="utf-8", timeout=30)
+    hung.expect("SENDING")
+    hung.kill(9)  # the process dies between claiming the reminder and sending it
+    hung.close(force=True)
+
+    assert run(start - timedelta(hours=22)) == []  # the interrupted reminder is not resent ...
+    (questions,) = run(start + timedelta(minutes=1))
+    assert "Meeting #1 has started" in questions
+
+    async def states() -> dict[str, str]:
+        db = await Database.open(settings.database)
+        try:
+            return await Store(db).post_states(1)
+        finally:
+            await db.close()
+
+    # ... it is recorded as missed, for organisers to see in `upcoming`
+    assert asyncio.run(states()) == {"assignment": "sent", "reminder": "missed", "start": "sent"}
