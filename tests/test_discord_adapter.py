@@ -161,11 +161,22 @@ async def test_personal_answers_are_ephemeral_and_nothing_pings(bot: DiscordDriv
     assert callbacks and all(r.json["data"]["allowed_mentions"] == {"parse": []} for r in callbacks)
 
 
+async def test_usage_and_help_are_written_as_slash_commands(bot: DiscordDriver) -> None:
+    wrong = await bot.say("olga", 'poll "Only one answer?" "A"')
+    assert "at least two answers" in wrong.text
+    assert "Usage: /poll open question:<text> answers:<text> [multi:True] [hours:<hours>] [secret:True]" in wrong.text
+    assert "/help command:poll open for more" in wrong.text
+    listing = await bot.say("alice", "help")
+    assert "/rsvp answer:<yes|maybe|no> [meeting:<meeting>]" in listing.text
+    one = await bot.say("alice", "help poll open")
+    assert "/poll open question:<text>" in one.text and "e.g." not in one.text
+
+
 async def test_a_member_is_refused_an_organiser_command_and_manage_server_makes_an_organiser(
     bot: DiscordDriver, fake_discord: FakeDiscord
 ) -> None:
     refused = await bot.say("mallory", 'poll "Q?" "A" "B"')
-    assert refused.private and "/poll is for the organisers" in refused.text
+    assert refused.private and "/poll open is for the organisers" in refused.text
     assert not fake_discord.polls
     fake_discord.add_member(bot.guild, "manon", permissions=MANAGE_GUILD)
     bot.members["manon"] = bot.guild.members[max(bot.guild.members)]

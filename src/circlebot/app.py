@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo
 
 from circlebot.adapters.base import ChatAdapter, PollLimits
-from circlebot.commands import Command, CommandTable, Reply, UsageError, bind_words
+from circlebot.commands import Command, CommandTable, Reply, Syntax, UsageError, bind_words
 from circlebot.config import CircleSettings, Settings
 from circlebot.domain import (
     Authority,
@@ -128,6 +128,12 @@ class App:
         adapter = self.adapters.get(platform)
         return adapter.prefix if adapter else ""
 
+    def syntax(self, platform: str) -> Syntax:
+        """How commands are written on a platform (an adapter may declare its own `syntax`)."""
+        adapter = self.adapters.get(platform)
+        declared = getattr(adapter, "syntax", None)
+        return declared if isinstance(declared, Syntax) else Syntax(self.prefix(platform))
+
     def is_organiser(self, circle: CircleSettings, user: UserRef, authority: Authority) -> bool:
         """The one permission rule: configured ids, or the platform's own standing as configured."""
         org = circle.organisers
@@ -196,7 +202,8 @@ class App:
                     raise UsageError(f"there is no command {' '.join(inv.path)!r}.")
             organiser = self.is_organiser(circle, inv.user, inv.authority)
             if command.organiser and not organiser:
-                raise Refused(f"`{prefix}{command.name}` is for the organisers of {circle.name}.")
+                raise Refused(f"`{self.syntax(inv.channel.platform).name(command)}` is for the organisers of "
+                              f"{circle.name}.")
             kwargs = bind_words(command, words) if inv.text is not None else self.commands.bind(command, inv.options)
             member_id = await self.store.member(inv.user)
             ctx = Context(self, circle, self.zone(circle), inv.user, member_id, organiser, self.clock.now(), inv,
@@ -210,7 +217,8 @@ class App:
             cmd = e.command or command
             text = f"{_capital(str(e))}"
             if cmd is not None:
-                text += f"\nUsage: `{cmd.usage(prefix)}` (`{prefix}help {cmd.name}` for more)"
+                syntax = self.syntax(inv.channel.platform)
+                text += f"\nUsage: `{syntax.usage(cmd)}` ({syntax.help_hint(cmd)} for more)"
             await self._answer(inv, Post(text), private=True)
         except Exception:
             error_id = secrets.token_hex(4)

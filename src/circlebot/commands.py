@@ -351,19 +351,50 @@ def _convert(command: Command, p: Param, text: str) -> Any:
         raise UsageError(f"<{p.name}> {e}", command) from None
 
 
-def help_text(table: CommandTable, topic: str | None, *, prefix: str, organiser: bool) -> str:
-    """`help` and `help <command>`, generated from the declarations."""
+@dataclass(frozen=True)
+class Syntax:
+    """How a platform's users type commands: text after a prefix (terminal, Matrix: `!poll "Q?" "A" "B"`), or
+    slash commands with named options (Discord: `/poll open question:... answers:...`), where `label` gives a
+    command's name there. Usage and help are written in the platform's own syntax."""
+
+    prefix: str = ""
+    slash: bool = False
+    label: Callable[[Command], str] | None = None
+
+    def name(self, command: Command) -> str:
+        return self.prefix + (self.label(command) if self.label else command.name)
+
+    def param(self, p: Param) -> str:
+        if not self.slash:
+            return p.usage()
+        value = "|".join(p.type.choices) if p.type.choices else p.type.name
+        shown = f"{p.name}:True" if p.is_flag else f"{p.name}:<{value}>"
+        return shown if p.required and not p.option else f"[{shown}]"
+
+    def usage(self, command: Command) -> str:
+        return " ".join([self.name(command), *(self.param(p) for p in command.params)])
+
+    def help_hint(self, command: Command) -> str:
+        topic = self.label(command) if self.label else command.name
+        return f"`{self.prefix}help command:{topic}`" if self.slash else f"`{self.prefix}help {command.name}`"
+
+
+def help_text(table: CommandTable, topic: str | None, *, syntax: Syntax, organiser: bool) -> str:
+    """`help` and `help <command>`, generated from the declarations, in the platform's syntax."""
     if topic:
-        matches = [c for c in table.commands if c.name == topic.lower() or c.path[0] == topic.lower()]
+        wanted = topic.lower().lstrip("/!")
+        matches = [c for c in table.commands
+                   if wanted in (c.name, c.path[0]) or (syntax.label is not None and wanted == syntax.label(c))]
         if not matches:
-            raise UsageError(f"there is no command {topic[:40]!r}; `{prefix}help` lists them.")
+            raise UsageError(f"there is no command {topic[:40]!r}; `{syntax.prefix}help` lists them.")
         parts = []
         for c in matches:
-            lines = [f"`{c.usage(prefix)}`" + (" (organisers only)" if c.organiser else ""), c.help]
-            lines += [f"  {p.usage()}: {p.help}" for p in c.params]
+            lines = [f"`{syntax.usage(c)}`" + (" (organisers only)" if c.organiser else ""), c.help]
+            lines += [f"  {syntax.param(p)}: {p.help}" for p in c.params]
             if c.details:
                 lines.append(c.details)
-            lines += [f"  e.g. `{prefix}{e}`" for e in c.examples]
+            if not syntax.slash:
+                lines += [f"  e.g. `{syntax.prefix}{e}`" for e in c.examples]
             parts.append("\n".join(lines))
         return "\n\n".join(parts)
     lines = ["**Commands**"]
@@ -371,6 +402,7 @@ def help_text(table: CommandTable, topic: str | None, *, prefix: str, organiser:
         if c.organiser and not organiser:
             continue
         mark = " *(organisers)*" if c.organiser else ""
-        lines.append(f"`{c.usage(prefix)}`: {c.help}{mark}")
-    lines.append(f"`{prefix}help <command>` tells more about one command.")
+        lines.append(f"`{syntax.usage(c)}`: {c.help}{mark}")
+    more = f"`{syntax.prefix}help command:<name>`" if syntax.slash else f"`{syntax.prefix}help <command>`"
+    lines.append(f"{more} tells more about one command.")
     return "\n".join(lines)

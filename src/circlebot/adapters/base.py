@@ -32,7 +32,8 @@ class ChatAdapter(Protocol):
     """One chat platform. The core hands it `dispatch`; it never gets a reference to the core itself.
 
     An adapter may also have a `ready: asyncio.Event`, set once it can send; the core waits for it before
-    the timeline sends what fell due while the bot was down.
+    the timeline sends what fell due while the bot was down. And a `syntax: commands.Syntax` when its users
+    type commands otherwise than `prefix` + text (Discord's slash commands), for usage and help.
     """
 
     platform: str

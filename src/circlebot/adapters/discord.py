@@ -37,7 +37,7 @@ import yarl
 from discord import app_commands
 
 from circlebot.adapters.base import Dispatch, PollLimits, plain_text, poll_rules
-from circlebot.commands import Command, Param
+from circlebot.commands import Command, Param, Syntax
 from circlebot.domain import (
     Authority,
     ChannelRef,
@@ -373,6 +373,7 @@ class DiscordAdapter:
         if not self._token:
             raise ValueError(f"the Discord bot token is missing: set the environment variable {settings.token_env}")
         self._commands = list(commands)
+        self.syntax = Syntax("/", slash=True, label=lambda c: " ".join(discord_path(c, self._commands)))
         self._paths = core_paths(commands)
         self._private = {c.path: c.private for c in commands}
         self._params = {c.path: {p.name: p for p in c.params} for c in commands}

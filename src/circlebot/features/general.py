@@ -10,7 +10,8 @@ from circlebot.recurrence import rule_text
 
 async def help_(ctx: Context, command: tuple[str, ...] | None) -> str:
     topic = " ".join(command) if command else None
-    return help_text(ctx.app.commands, topic, prefix=ctx.prefix, organiser=ctx.organiser)
+    syntax = ctx.app.syntax(ctx.invocation.channel.platform)
+    return help_text(ctx.app.commands, topic, syntax=syntax, organiser=ctx.organiser)
 
 
 async def circle(ctx: Context) -> str:
