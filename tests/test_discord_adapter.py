@@ -304,7 +304,10 @@ async def test_rsvp_and_check_in_buttons_work_also_after_a_restart(
         assert response["type"] == 4 and int(response["data"]["flags"]) & FLAG_EPHEMERAL
         return response
 
-    await click("alice", f"circlebot:rsvp:yes:{meeting}")
+    said = await click("alice", f"circlebot:rsvp:yes:{meeting}")
+    assert said["data"]["content"].startswith(f"Noted: yes for meeting #{meeting} on <t:")
+    early = await click("carol", f"circlebot:here:{meeting}")
+    assert early["data"]["content"].startswith(f"Check-in opens when meeting #{meeting} starts")
     await click("bob", f"circlebot:rsvp:maybe:{meeting}")
     await bot.restart()
     await click("alice", f"circlebot:rsvp:no:{meeting}")  # a new process, the same old buttons
@@ -312,8 +315,12 @@ async def test_rsvp_and_check_in_buttons_work_also_after_a_restart(
     assert rsvps == {"alice": RsvpAnswer.NO, "bob": RsvpAnswer.MAYBE}
 
     bot.clock.advance(timedelta(days=2, hours=7, minutes=5))  # the meeting is on
-    await click("carol", f"circlebot:here:{meeting}")
+    welcome = await click("carol", f"circlebot:here:{meeting}")
+    assert f"you are checked in to meeting #{meeting}" in welcome["data"]["content"]
     assert [u.name for u, _ in await bot.app.store.checkins(meeting)] == ["carol"]
+    bot.clock.advance(timedelta(hours=2))  # over
+    late = await click("dan", f"circlebot:rsvp:yes:{meeting}")
+    assert late["data"]["content"] == f"Meeting #{meeting} is over; RSVP to a coming one."
 
 
 async def test_discussion_questions_go_into_a_thread_on_the_meetings_post(

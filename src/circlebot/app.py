@@ -157,9 +157,12 @@ class App:
         return [(loc.platform, self.adapters[loc.platform].poll_limits) for loc in self.locations(circle)]
 
     # dispatch --------------------------------------------------------------------------------------
-    async def dispatch(self, event: Event | Sequence[Event]) -> None:
+    async def dispatch(self, event: Event | Sequence[Event]) -> str | None:
         """Handle an inbound event, or a batch of them (a sync response, a back-fill: votes in a batch are
-        stored in one transaction). Never raises: every error is answered or logged here."""
+        stored in one transaction). Never raises: every error is answered or logged here.
+
+        For an RSVP or check-in from a button or reaction, returns what to tell the member (a platform whose
+        buttons can answer shows it); otherwise None: commands are answered through the adapter's reply."""
         if not isinstance(event, Invocation | VoteCast | RsvpCast | CheckInCast):
             votes = [e for e in event if isinstance(e, VoteCast)]
             if votes:
@@ -170,7 +173,7 @@ class App:
             for e in event:
                 if not isinstance(e, VoteCast):
                     await self.dispatch(e)
-            return
+            return None
         try:
             if isinstance(event, Invocation):
                 await self._invoke(event)
@@ -179,13 +182,16 @@ class App:
             elif isinstance(event, RsvpCast):
                 from circlebot.features.attendance import rsvp_from_event
 
-                await rsvp_from_event(self, event)
+                return await rsvp_from_event(self, event)
             elif isinstance(event, CheckInCast):
                 from circlebot.features.attendance import checkin_from_event
 
-                await checkin_from_event(self, event)
+                return await checkin_from_event(self, event)
         except Exception:
-            log.exception("error handling %s", type(event).__name__)
+            error_id = secrets.token_hex(4)
+            log.exception("error %s handling %s", error_id, type(event).__name__)
+            return f"Sorry, something went wrong on my side (error `{error_id}`)."
+        return None
 
     async def _invoke(self, inv: Invocation) -> None:
         prefix = self.prefix(inv.channel.platform)

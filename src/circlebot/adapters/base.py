@@ -11,8 +11,9 @@ from zoneinfo import ZoneInfo
 
 from circlebot.domain import ChannelRef, Event, Invocation, MessageRef, PollResults, PollSpec, Post
 
-Dispatch = Callable[[Event | Sequence[Event]], Awaitable[None]]
-"""Hands events to the core: one, or a batch (votes in a batch are stored in one transaction)."""
+Dispatch = Callable[[Event | Sequence[Event]], Awaitable[str | None]]
+"""Hands events to the core: one, or a batch (votes in a batch are stored in one transaction). For an RSVP or
+check-in it returns what to tell the member, for platforms whose buttons can answer."""
 
 TIME_MARK = re.compile(r"<t:(-?\d{1,12}):([tTdDfFR])>")
 

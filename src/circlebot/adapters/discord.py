@@ -585,11 +585,10 @@ class DiscordAdapter:
             interaction.message) else None
         now = self._clock()
         if answer is None:
-            await self._dispatch(CheckInCast(user, now, meeting_id=meeting, message=ref))
-            text = f"Checked in to meeting #{meeting} (if it is on now)."
+            outcome = await self._dispatch(CheckInCast(user, now, meeting_id=meeting, message=ref))
         else:
-            await self._dispatch(RsvpCast(user, answer, now, meeting_id=meeting, message=ref))
-            text = f"Noted: {answer.value} for meeting #{meeting}."
+            outcome = await self._dispatch(RsvpCast(user, answer, now, meeting_id=meeting, message=ref))
+        text = outcome or f"Noted (meeting #{meeting})."
         await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
 
     # outbound -------------------------------------------------------------------------------------

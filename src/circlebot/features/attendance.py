@@ -6,8 +6,9 @@ import logging
 
 from circlebot.app import App, Context, Refused
 from circlebot.commands import MEETING, TEXT, Command, Param, Reply, UsageError, choice
-from circlebot.domain import CheckInCast, RsvpAnswer, RsvpCast
+from circlebot.domain import CheckInCast, MessageRef, RsvpAnswer, RsvpCast
 from circlebot.features.common import meeting_or_error, meeting_title, when
+from circlebot.store import Meeting
 
 log = logging.getLogger(__name__)
 RSVP = choice("answer", "yes", "maybe", "no")
@@ -91,30 +92,40 @@ async def _circle_record(ctx: Context) -> str:
     return "\n".join(lines)
 
 
-async def rsvp_from_event(app: App, event: RsvpCast) -> None:
-    """An RSVP from a button or reaction: silent when it does not apply (an old post, a past meeting)."""
-    meeting_id = event.meeting_id
-    if meeting_id is None and event.message is not None:
-        found = await app.store.post_for_message(event.message)
+async def _meeting_of(app: App, meeting_id: int | None, message: MessageRef | None) -> Meeting | None:
+    """The meeting a button or reaction belongs to: named by the button, or found from the post it is on."""
+    if meeting_id is None and message is not None:
+        found = await app.store.post_for_message(message)
         meeting_id = found[0] if found else None
-    meeting = await app.store.meeting(meeting_id) if meeting_id is not None else None
-    if meeting is None or meeting.status != "scheduled" or meeting.ends_at <= event.at:
-        log.info("ignoring an RSVP for meeting %s", meeting_id)
-        return
+    return await app.store.meeting(meeting_id) if meeting_id is not None else None
+
+
+async def rsvp_from_event(app: App, event: RsvpCast) -> str:
+    """An RSVP from a button or reaction; returns what to tell the member (buttons can answer)."""
+    meeting = await _meeting_of(app, event.meeting_id, event.message)
+    if meeting is None or meeting.status != "scheduled":
+        log.info("ignoring an RSVP for a meeting that is not scheduled (%s)", event.meeting_id)
+        return "That meeting is no longer scheduled."
+    if meeting.ends_at <= event.at:
+        return f"Meeting #{meeting.id} is over; RSVP to a coming one."
     member_id = await app.store.member(event.user)
     await app.store.set_rsvp(meeting.id, member_id, event.answer, event.at)
+    if event.answer is None:
+        return f"Your RSVP for meeting #{meeting.id} is withdrawn."
+    return f"Noted: {event.answer.value} for meeting #{meeting.id} on {when(meeting.starts_at)}."
 
 
-async def checkin_from_event(app: App, event: CheckInCast) -> None:
-    meeting_id = event.meeting_id
-    if meeting_id is None and event.message is not None:
-        found = await app.store.post_for_message(event.message)
-        meeting_id = found[0] if found else None
-    meeting = await app.store.meeting(meeting_id) if meeting_id is not None else None
+async def checkin_from_event(app: App, event: CheckInCast) -> str:
+    """A check-in from a button or reaction; returns what to tell the member."""
+    meeting = await _meeting_of(app, event.meeting_id, event.message)
     if meeting is None or not meeting.is_open(event.at):
-        log.info("ignoring a check-in for meeting %s outside its time", meeting_id)
-        return
-    await app.store.check_in(meeting.id, await app.store.member(event.user), event.at)
+        log.info("ignoring a check-in outside a meeting's time (%s)", event.meeting_id)
+        if meeting is not None and meeting.starts_at > event.at:
+            return f"Check-in opens when meeting #{meeting.id} starts, {when(meeting.starts_at)}."
+        return "Check-in is closed: that meeting is not on now."
+    new = await app.store.check_in(meeting.id, await app.store.member(event.user), event.at)
+    return (f"Welcome, {event.user.display}: you are checked in to meeting #{meeting.id}." if new
+            else f"You were already checked in to meeting #{meeting.id}.")
 
 
 COMMANDS = [
