@@ -96,3 +96,21 @@ def test_a_bad_config_stops_with_every_problem(tmp_path: Path) -> None:
 
 def test_the_console_script_is_installed() -> None:
     assert shutil.which("circlebot", path=str(Path(sys.executable).parent)) is not None
+
+
+async def test_terminal_escapes_typed_by_a_user_never_reach_the_terminal() -> None:
+    import io
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from circlebot.adapters.console import ConsoleAdapter
+    from circlebot.domain import ChannelRef, PollSpec
+
+    out = io.StringIO()
+    console = ConsoleAdapter([("study", "Study", ZoneInfo("UTC"))], stdin=io.StringIO(""), stdout=out,
+                             clock=lambda: datetime(2026, 11, 24, tzinfo=UTC))
+    await console.start_poll(ChannelRef("console", "study"),
+                             PollSpec(1, "Q\x1b[2J\x1b]0;pwned\x07?", ("A\x1b[31m", "B"), False, False, None))
+    text = out.getvalue()
+    assert "\x1b" not in text and "\x07" not in text
+    assert "Q�[2J�]0;pwned�?" in text and "1. A�[31m" in text

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import sys
 import threading
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from circlebot.adapters.base import Dispatch, PollLimits, plain_text, poll_rules
 from circlebot.domain import ChannelRef, Invocation, MessageRef, PollResults, PollSpec, Post, UserRef
 
 PLATFORM = "console"
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 class ConsoleAdapter:
@@ -52,7 +54,8 @@ class ConsoleAdapter:
         return self._circles.get(channel_id, self._circles[self._circle])[1]
 
     def _print(self, text: str) -> None:
-        self._out.write(text + "\n")
+        # what users typed is echoed in posts: keep their control characters (terminal escapes) out of ours
+        self._out.write(_CONTROL.sub("�", text) + "\n")
         self._out.flush()
 
     def _render(self, channel: ChannelRef, post: Post) -> str:
