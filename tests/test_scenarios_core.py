@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 import pytest
 
@@ -95,9 +96,17 @@ async def test_poll_limits_are_checked_before_anything_is_sent(core: CoreDriver)
     assert core.adapter.sent == []
 
 
-async def test_polls_with_a_closing_time_close_by_themselves(core: CoreDriver) -> None:
-    from datetime import timedelta
+async def test_a_platform_whose_polls_expire_sets_the_end_for_every_platform(core: CoreDriver) -> None:
+    from circlebot.adapters.base import PollLimits
 
+    core.adapter.poll_limits = PollLimits(max_hours=768)  # as Discord's
+    opened = await core.say("olga", 'poll "Long?" "A" "B"')
+    assert "It closes in 32 days, the longest console allows." in opened
+    poll = await core.app.store.poll(1)
+    assert poll is not None and poll.closes_at == core.clock.now() + timedelta(hours=768)
+
+
+async def test_polls_with_a_closing_time_close_by_themselves(core: CoreDriver) -> None:
     poll = int(re.findall(r"#(\d+)", (await core.say("olga", 'poll "Soon?" "A" "B" --hours 2')).text)[0])
     await core.say("alice", f"vote {poll} 2")
     assert await core.app.close_due_polls() == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from circlebot.adapters.base import PollLimits
 from circlebot.app import Context
 from circlebot.commands import FLAG, HOURS, NUMBER, POLL, TEXT, Command, Param, Reply, UsageError
 from circlebot.domain import PollResults
@@ -72,6 +73,13 @@ async def open_poll(ctx: Context, question: str, answers: tuple[str, ...], multi
             problems.append(f"{platform} polls last between {limits.min_hours:g} and {limits.max_hours:g} hours")
     if problems:
         raise UsageError("; ".join(dict.fromkeys(problems)) + ".")
+    note = ""
+    if hours is None:  # a platform whose polls end by themselves (Discord: 32 days) sets the poll's end for all
+        capped = [(limits.max_hours, platform) for platform, limits in ctx.app.poll_limits(ctx.circle)
+                  if limits.max_hours < PollLimits().max_hours]
+        if capped:
+            hours, platform = min(capped)
+            note = f" It closes in {hours / 24:g} days, the longest {platform} allows."
     closes_at = ctx.now + timedelta(hours=hours) if hours else None
     poll = await ctx.store.create_poll(
         ctx.circle.slug, question, answers, multi=multi, secret=secret, opened_by=ctx.member_id,
@@ -82,7 +90,7 @@ async def open_poll(ctx: Context, question: str, answers: tuple[str, ...], multi
         await ctx.app.changed()
     where = ", ".join(sorted({r.channel.platform for r in refs})) or "no platform (none is running)"
     how = f"`{ctx.prefix}vote {poll.id} <n>`" + (" (several numbers allowed)" if multi else "")
-    return f"Poll #{poll.id} is open on {where}. Vote with {how}."
+    return f"Poll #{poll.id} is open on {where}. Vote with {how}.{note}"
 
 
 async def close(ctx: Context, poll: int) -> str:
