@@ -5,14 +5,16 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 import scenarios
 from circlebot.app import App
 from circlebot.commands import Command
-from drivers import CoreDriver
+from circlebot.domain import ChannelRef
+from drivers import CoreDriver, FakeClock, RecordingAdapter
 
 
 @pytest.mark.parametrize("scenario", scenarios.ALL, ids=lambda s: s.__name__)
@@ -151,3 +153,52 @@ async def test_add_and_remove_votes_one_answer_at_a_time(core: CoreDriver) -> No
     assert "2. Y: 1" in await core.say("bob", f"poll results {single}")
     await core.app.dispatch(VoteCast(alice, (1,), core.clock.now(), poll_id=single, change=VoteChange.REMOVE))
     assert "(open, 0 voter(s))" in await core.say("bob", f"poll results {single}")
+
+
+async def test_one_circle_on_several_platforms_shares_meetings_polls_and_tallies(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """A circle in the terminal and in a Matrix room at once: one poll, posted to both, one tally."""
+    from circlebot.domain import ChannelRef, Invocation, UserRef, VoteCast
+    from circlebot.readings import load_collection
+    from circlebot.store import Database, Store
+    from conftest import circle_config, make_settings
+
+    settings = make_settings(tmp_path, circles=[circle_config(
+        syllabus=[], where={"console": True, "matrix_rooms": ["!room:example.org"]},
+        organisers={"console": ["olga"], "matrix_users": ["@olga:example.org"]})])
+    db = await Database.open(settings.database)
+    store = Store(db)
+    store.batcher.start()
+    try:
+        app = App(settings, store, load_collection(settings.readings), clock)
+        zone = settings.zone_of(settings.circles[0])
+        console, matrix = RecordingAdapter(zone), RecordingAdapter(zone, platform="matrix", prefix="!")
+        app.add_adapter(console)
+        app.add_adapter(matrix)
+        room = ChannelRef("matrix", "!room:example.org")
+        await app.dispatch(Invocation(UserRef("matrix", "@olga:example.org", "Olga"), room, clock.now(),
+                                      text='poll "Next?" "Chile" "Cuba"'))
+        assert "Poll #1 is open on console, matrix" in matrix.render(matrix.replies[-1][1])
+        assert set(console.polls) == set(matrix.polls) == {1}
+        await app.dispatch([
+            VoteCast(UserRef("matrix", "@ann:example.org"), (1,), clock.now(), message=matrix.polls[1]),
+            VoteCast(UserRef("console", "bob"), (1,), clock.now(), message=console.polls[1]),
+            VoteCast(UserRef("console", "cid"), (0,), clock.now(), message=console.polls[1]),
+        ])
+        await app.dispatch(Invocation(UserRef("console", "olga", "olga"), ChannelRef("console", "study"),
+                                      clock.now(), text="poll close 1"))
+        result = console.render(console.replies[-1][1])
+        assert "(closed, 3 voter(s))" in result and "2. Cuba: 2" in result and "Result: Cuba" in result
+        assert console.polls[1] in console.ended and matrix.polls[1] in matrix.ended  # ended on both
+        assert "Usage: `!vote" in (await _say(app, matrix, room, "vote x")), "each platform its own syntax"
+    finally:
+        await store.batcher.stop()
+        await db.close()
+
+
+async def _say(app: App, adapter: RecordingAdapter, where: ChannelRef, text: str) -> str:
+    from circlebot.domain import Invocation, UserRef
+
+    await app.dispatch(Invocation(UserRef(where.platform, "someone"), where, datetime.now(UTC), text=text))
+    return adapter.replies[-1][1].text
