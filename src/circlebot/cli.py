@@ -25,13 +25,16 @@ class RedactSecrets(logging.Filter):
         super().__init__()
         self._secrets = [s for s in secrets if len(s) >= 6]
 
+    def redact(self, text: str) -> str:
+        for s in self._secrets:
+            text = text.replace(s, "[redacted]")
+        return text
+
     def filter(self, record: logging.LogRecord) -> bool:
         if self._secrets:
             msg = record.getMessage()
             if any(s in msg for s in self._secrets):
-                for s in self._secrets:
-                    msg = msg.replace(s, "[redacted]")
-                record.msg, record.args = msg, None
+                record.msg, record.args = self.redact(msg), None
         return True
 
 
@@ -216,10 +219,18 @@ async def serve(settings: config_mod.Settings, *, console: bool) -> int:
         if not app.adapters:
             print("circlebot: no adapter to run: enable the console or configure a platform.", file=sys.stderr)
             return 2
-        await app.run()
+        failed: list[Exception] = []
+        try:
+            await app.run()
+        except* Exception as group:  # an adapter that cannot go on (a rejected token, say) stops the bot
+            failed.extend(x for x in group.exceptions if isinstance(x, Exception))
+        redact = RedactSecrets(_secrets(settings)).redact
+        for error in failed:
+            log.debug("the bot stopped", exc_info=error)
+            print(f"circlebot: stopped: {redact(str(error)) or type(error).__name__}", file=sys.stderr)
+        return 2 if failed else 0
     finally:
         await db.close()
-    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
