@@ -37,6 +37,7 @@ from synapse_harness import (
     react,
     redact,
     relations,
+    send_event,
     send_text,
     wait_for_event,
 )
@@ -142,6 +143,32 @@ async def test_poll_events_and_votes_in_every_form(matrix_driver: MatrixDriver) 
     await vote("alice", ["a3"], "unstable")
     after = await d.say("dan", f"poll results {poll}")
     assert "3. Wed: 0" in after and "2 voter(s)" in after, after
+
+
+@pytest.mark.timeout(60)
+async def test_a_poll_ended_in_element_by_a_moderator_closes_it_everywhere(matrix_driver: MatrixDriver) -> None:
+    d = matrix_driver
+    poll = number_after("poll", (await d.say("olga", 'poll "Keep Thursdays?" "Yes" "No"')).text)
+    start_id = await d.poll_event(poll)
+    await d.bot.processed(await d.respond("alice", poll, ["a1"]))
+
+    async def end_as(user: str) -> None:
+        account = await d.user(user)
+        event_id = await send_event(account.client, d.room_id, polls.END_UNSTABLE,
+                                    polls.end_content(start_id, "The poll has ended."))
+        await d.bot.processed(event_id)
+
+    await end_as("mallory")  # power level 0: may not end someone else's poll
+    assert "(open, 1 voter(s))" in await d.say("bob", f"poll results {poll}")
+    await end_as("olga")  # the room's creator, as a moderator would, ends it in Element
+    notice = await wait_for_event(d.users["bob"].client, d.room_id,
+                                  lambda e: "was ended by olga on matrix" in str((e.get("content") or {}).get("body")))
+    assert "Result: Yes" in notice["content"]["body"]
+    assert "(closed, 1 voter(s))" in await d.say("bob", f"poll results {poll}")
+    await d.bot.processed(await d.respond("carol", poll, ["a2"]))  # after the end: not counted
+    assert "2. No: 0" in await d.say("bob", f"poll results {poll}")
+    ends = [e for e in await messages(d.users["bob"].client, d.room_id) if e.get("type") == polls.END_UNSTABLE]
+    assert len(ends) == 2 and not any(e["sender"] == d.bot.bot.user_id for e in ends)  # the bot adds no end
 
 
 @pytest.mark.timeout(60)

@@ -25,6 +25,7 @@ from circlebot.domain import (
     Event,
     Invocation,
     MessageRef,
+    PollEndCast,
     PollResults,
     PollSpec,
     Post,
@@ -163,7 +164,7 @@ class App:
 
         For an RSVP or check-in from a button or reaction, returns what to tell the member (a platform whose
         buttons can answer shows it); otherwise None: commands are answered through the adapter's reply."""
-        if not isinstance(event, Invocation | VoteCast | RsvpCast | CheckInCast):
+        if not isinstance(event, Invocation | VoteCast | RsvpCast | CheckInCast | PollEndCast):
             votes = [e for e in event if isinstance(e, VoteCast)]
             if votes:
                 try:
@@ -187,6 +188,8 @@ class App:
                 from circlebot.features.attendance import checkin_from_event
 
                 return await checkin_from_event(self, event)
+            elif isinstance(event, PollEndCast):
+                await self.poll_ended_on_platform(event)
         except Exception:
             error_id = secrets.token_hex(4)
             log.exception("error %s handling %s", error_id, type(event).__name__)
@@ -365,6 +368,21 @@ class App:
             await self.store.record_vote(poll.id, member_id, new, at)
         if not lock.locked():
             self._ballot_locks.pop(key, None)
+
+    async def poll_ended_on_platform(self, event: PollEndCast) -> None:
+        """A poll ended on a platform by someone entitled to: close it everywhere and post its results."""
+        from circlebot.features.polls import results_text
+
+        poll_id = await self.store.poll_for_message(event.message)
+        poll = await self.store.poll(poll_id) if poll_id is not None else None
+        if poll is None or poll.closed:
+            return
+        results = await self.close_poll(poll)
+        circle = self.settings.circle(poll.circle)
+        if results is not None and circle is not None:
+            where = event.message.channel.platform
+            await self.post_to_circle(circle, Post(f"Poll #{poll.id} was ended by {event.user.display} on {where}.\n"
+                                                   f"{results_text(results)}"))
 
     async def close_due_polls(self) -> int:
         """Close every poll whose closing time has passed and announce its results."""

@@ -124,7 +124,16 @@ class CheckInCast:
     message: MessageRef | None = None
 
 
-Event = Invocation | VoteCast | RsvpCast | CheckInCast
+@dataclass(frozen=True, slots=True)
+class PollEndCast:
+    """A poll ended on the platform itself by someone entitled to (a Matrix moderator ending it in Element)."""
+
+    user: UserRef
+    at: datetime
+    message: MessageRef
+
+
+Event = Invocation | VoteCast | RsvpCast | CheckInCast | PollEndCast
 
 
 class Control(enum.StrEnum):

@@ -65,6 +65,7 @@ from circlebot.domain import (
     Control,
     Invocation,
     MessageRef,
+    PollEndCast,
     PollResults,
     PollSpec,
     Post,
@@ -164,6 +165,7 @@ class _Standing:
     creators: frozenset[str]
     users: Mapping[str, int]
     default: int
+    redact: int = 50  # the level that may end someone else's poll (MSC3381: "allowed to redact")
 
     def level(self, user: str) -> int:
         return CREATOR_LEVEL if user in self.creators else self.users.get(user, self.default)
@@ -448,6 +450,8 @@ class MatrixAdapter:
                     await self._on_redaction(room_id, src)
                 elif kind == "m.room.encrypted" and room_id in self._rooms:
                     self._warn_encrypted(room_id)
+                elif kind in polls.END_TYPES and room_id in self._rooms:
+                    await self._on_foreign_end(room_id, src)
             except (MatrixError, aiohttp.ClientError, TimeoutError):
                 raise  # the homeserver is away: the event is not marked, the sync comes again
             except Exception:
@@ -490,6 +494,19 @@ class MatrixAdapter:
         )
         await self._dispatch(inv)
 
+    async def _on_foreign_end(self, room_id: str, src: Mapping[str, Any]) -> None:
+        """Someone ended one of our polls in their client: it counts if they may redact others' events."""
+        end = polls.parse_end(src)
+        if end is None or self._dispatch is None:
+            return
+        standing = await self._room_standing(room_id)
+        if standing.level(end.sender) < standing.redact:
+            log.info("matrix: %s may not end poll %s; ignored", end.sender, end.start_id)
+            return
+        await self._note_poll_end(end)
+        user = UserRef(PLATFORM, end.sender, await self._display_name(room_id, end.sender))
+        await self._dispatch(PollEndCast(user, _ts(end.ts), MessageRef(ChannelRef(PLATFORM, room_id), end.start_id)))
+
     async def _remember_command(self, event_id: str) -> None:
         """Note a command as handled before running it. The sync token is saved after a whole sync is handled;
         if the bot stops in between, the sync comes again and this keeps its commands from running twice."""
@@ -520,7 +537,9 @@ class MatrixAdapter:
                 content = ev.get("content") or {}
         users = {str(u): v for u, v in (content.get("users") or {}).items() if isinstance(v, int)}
         default = content.get("users_default", 0)
-        standing = _Standing(frozenset(creators), users, default if isinstance(default, int) else 0)
+        redact = content.get("redact", 50)
+        standing = _Standing(frozenset(creators), users, default if isinstance(default, int) else 0,
+                             redact if isinstance(redact, int) else 50)
         self._standing[room_id] = standing
         return standing
 
@@ -806,6 +825,8 @@ class MatrixAdapter:
 
     async def end_poll(self, ref: MessageRef, results: PollResults, text: str) -> None:
         """End the poll with its results; responses after the end no longer count."""
+        if await self._poll_end(ref.id) is not None:
+            return  # ended in Matrix already (a moderator in Element): the core posts the results
         body = plain_text(render_times(text, self._zone_of(ref.channel.id)))
         end_id = await self._send_event(ref.channel.id, polls.END_UNSTABLE, polls.end_content(ref.id, body))
         resp = await self.client.room_get_event(ref.channel.id, end_id)
