@@ -323,6 +323,32 @@ async def test_the_scheduler_holds_stable_jobs_for_a_horizon_only(tmp_path: Path
         await bot.stop()
 
 
+async def test_a_change_in_one_circle_replans_that_circle_only(tmp_path: Path, clock: FakeClock) -> None:
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    settings = make_settings(tmp_path, circles=[circle_config(syllabus=[]),
+                                                circle_config(slug="other", name="Other", syllabus=[])])
+    bot = await boot(settings, clock)
+    try:
+        scheduler = AsyncIOScheduler(timezone=UTC)  # not started: we only look at the jobs
+        bot.timeline._scheduler = scheduler
+        other = settings.circles[1]
+        await bot.app.store.add_meeting("other", datetime(2026, 11, 25, 9, tzinfo=UTC),
+                                        datetime(2026, 11, 25, 10, tzinfo=UTC), SEED, None, clock.now())
+        await bot.timeline.rebuild()
+        before = {j.id for j in scheduler.get_jobs()}
+        assert any(i.startswith("other/") for i in before)
+        await bot.app.store.cancel_meeting(1)  # behind the timeline's back: a circle-wide rebuild would see it
+        await bot.driver.say("olga", f"schedule {SEED} 2026-11-25 10:00")  # in "study": re-plans "study" only
+        after = {j.id for j in scheduler.get_jobs()}
+        assert {i for i in after if i.startswith("other/")} == {i for i in before if i.startswith("other/")}
+        assert any(i.startswith("study/") for i in after)
+        await bot.timeline.rebuild(other)
+        assert not any(j.id.startswith("other/") for j in scheduler.get_jobs())
+    finally:
+        await bot.stop()
+
+
 def test_export_ics_has_stable_uids(tmp_path: Path) -> None:
     import asyncio
 

@@ -400,10 +400,10 @@ class App:
         return closed
 
     # running ---------------------------------------------------------------------------------------
-    async def changed(self) -> None:
-        """Meetings or polls changed: the timeline re-plans from the database."""
+    async def changed(self, circle: CircleSettings | None = None) -> None:
+        """Meetings or polls changed (in one circle, or anywhere): the timeline re-plans from the database."""
         if self.timeline is not None:
-            await self.timeline.rebuild()
+            await self.timeline.rebuild(circle)
 
     async def run(self, ready_timeout: float = 60.0) -> None:
         """Run every adapter and the timeline until the first adapter finishes or all are cancelled.

@@ -125,11 +125,11 @@ class Timeline:
         self._prepared = False
 
     # planning --------------------------------------------------------------------------------------
-    async def fill_syllabus(self) -> list[Meeting]:
-        """Add the meetings the syllabus calls for now; returns them."""
+    async def fill_syllabus(self, circles: Sequence[CircleSettings] | None = None) -> list[Meeting]:
+        """Add the meetings the syllabus calls for now (for the given circles, or all); returns them."""
         app, now = self.app, self.app.clock.now()
         added: list[Meeting] = []
-        for circle in app.settings.circles:
+        for circle in app.settings.circles if circles is None else circles:
             if not circle.syllabus:
                 continue
             meetings = await app.store.meetings(circle.slug, ending_after=None, limit=10_000, any_status=True)
@@ -145,10 +145,13 @@ class Timeline:
                 added.append(m)
         return added
 
-    async def current_plan(self) -> list[Job]:
+    async def current_plan(self, circle: CircleSettings | None = None) -> list[Job]:
+        """The plan for every circle, or for one."""
         now = self.app.clock.now()
-        meetings = await self.app.store.all_meetings(ending_after=now - LOOKBACK - SUMMARY_GRACE)
-        return plan(self.app.settings.circles, meetings, now)
+        since = now - LOOKBACK - SUMMARY_GRACE
+        if circle is not None:
+            return plan([circle], await self.app.store.meetings(circle.slug, ending_after=since, limit=100_000), now)
+        return plan(self.app.settings.circles, await self.app.store.all_meetings(ending_after=since), now)
 
     # running ---------------------------------------------------------------------------------------
     async def prepare(self) -> None:
@@ -168,23 +171,25 @@ class Timeline:
             await self.prepare()
         await self.rebuild()
 
-    async def rebuild(self) -> None:
-        """Recompute from the database: fill the syllabus, run what is due, and reload the scheduler's jobs."""
+    async def rebuild(self, circle: CircleSettings | None = None) -> None:
+        """Recompute from the database (for one circle after a change there, or for all): fill the syllabus,
+        run what is due, and reload the scheduler's jobs."""
         async with self._lock:
-            await self.fill_syllabus()
-            await self._tick_locked()
+            await self.fill_syllabus(None if circle is None else [circle])
+            jobs = await self.current_plan(circle)
+            await self._run_due(jobs)
             if self._scheduler is not None:
-                await self._load_jobs()
+                await self._load_jobs(jobs, circle)
 
     async def tick(self) -> int:
         """Run every post that is due now and not yet done; returns how many were sent."""
         async with self._lock:
-            return await self._tick_locked()
+            return await self._run_due(await self.current_plan())
 
-    async def _tick_locked(self) -> int:
+    async def _run_due(self, jobs: Sequence[Job]) -> int:
         now = self.app.clock.now()
         sent = 0
-        for job in await self.current_plan():
+        for job in jobs:
             if job.due_at <= now:
                 sent += await self.run(job)
         await self.app.close_due_polls()
@@ -211,14 +216,22 @@ class Timeline:
                                 detail=None if refs else "no platform accepted it")
         return 1 if refs else 0
 
-    async def _load_jobs(self) -> None:
+    async def _load_jobs(self, jobs: Sequence[Job], circle: CircleSettings | None) -> None:
+        """Replace the scheduler's jobs for one circle (or all) with `jobs` due within the horizon."""
         from apscheduler.triggers.date import DateTrigger
 
         assert self._scheduler is not None
         now = self.app.clock.now()
         horizon = now + HORIZON
-        self._scheduler.remove_all_jobs()
-        for job in await self.current_plan():
+        if circle is None:
+            self._scheduler.remove_all_jobs()
+            self._scheduler.add_job(self.rebuild, DateTrigger(horizon), id="timeline/reload", replace_existing=True,
+                                    misfire_grace_time=None)
+        else:
+            for old in self._scheduler.get_jobs():
+                if old.id.startswith(f"{circle.slug}/"):
+                    old.remove()
+        for job in jobs:
             if now < job.due_at <= horizon:
                 self._scheduler.add_job(
                     self._fire, DateTrigger(job.due_at), args=[job], id=job.key, replace_existing=True,
@@ -228,8 +241,6 @@ class Timeline:
             assert poll.closes_at is not None
             self._scheduler.add_job(self._close_polls, DateTrigger(max(poll.closes_at, now)), id=f"poll/{poll.id}",
                                     replace_existing=True, misfire_grace_time=None)
-        self._scheduler.add_job(self.rebuild, DateTrigger(horizon), id="timeline/reload", replace_existing=True,
-                                misfire_grace_time=None)
 
     async def _fire(self, job: Job) -> None:
         # no lock: the claim in the database is what makes a post go out once, so jobs due together run together

@@ -70,7 +70,7 @@ async def schedule(ctx: Context, slug: str, date: dt.date | str | None, time: dt
             c.slug, start, start + c.meets.duration, reading.slug, ctx.member_id, ctx.now,
             part=part.index if part else None, parts=part.count if part else None,
         ))
-    await ctx.app.changed()
+    await ctx.app.changed(ctx.circle)
     lines = [f"Scheduled meeting #{m.id}: {meeting_title(ctx, m)} on {when(m.starts_at)}." for m in created]
     if len(parts) > 1 and not split:
         lines.append(f"This reading takes about {reading.minutes} min; split into {len(parts)} parts of about "
@@ -84,7 +84,7 @@ async def schedule(ctx: Context, slug: str, date: dt.date | str | None, time: dt
 async def unschedule(ctx: Context, meeting: int) -> str:
     m = await meeting_or_error(ctx, meeting)
     await ctx.store.cancel_meeting(m.id)
-    await ctx.app.changed()
+    await ctx.app.changed(ctx.circle)
     return f"Meeting #{m.id} ({meeting_title(ctx, m)}, {when(m.starts_at)}) is cancelled."
 
 
@@ -99,7 +99,7 @@ async def skip(ctx: Context, date: dt.date) -> str:
         await ctx.store.cancel_meeting(existing.id)
     else:
         await ctx.store.skip_slot(ctx.circle.slug, start, start + ctx.circle.meets.duration, ctx.now)
-    await ctx.app.changed()
+    await ctx.app.changed(ctx.circle)
     note = f" Meeting #{existing.id} ({meeting_title(ctx, existing)}) is cancelled." if existing else ""
     return f"{ctx.circle.name} will not meet on {when(start)}.{note} The syllabus carries on at the next meeting."
 
@@ -111,7 +111,7 @@ async def move(ctx: Context, meeting: int, date: dt.date, time: dt.time | None) 
     at = time or m.starts_at.astimezone(ctx.zone).time()
     start = await _start_on(ctx, date, at, f"move {m.id}")
     await ctx.store.move_meeting(m.id, start, start + (m.ends_at - m.starts_at))
-    await ctx.app.changed()
+    await ctx.app.changed(ctx.circle)
     return (f"Meeting #{m.id} ({meeting_title(ctx, m)}) moved from {when(m.starts_at)} to {when(start)}. "
             "RSVPs are kept; please check yours.")
 

@@ -87,7 +87,7 @@ async def open_poll(ctx: Context, question: str, answers: tuple[str, ...], multi
     )
     refs = await ctx.app.start_poll(ctx.circle, poll)
     if closes_at is not None:
-        await ctx.app.changed()
+        await ctx.app.changed(ctx.circle)
     where = ", ".join(sorted({r.channel.platform for r in refs})) or "no platform (none is running)"
     how = f"`{ctx.prefix}vote {poll.id} <n>`" + (" (several numbers allowed)" if multi else "")
     return f"Poll #{poll.id} is open on {where}. Vote with {how}.{note}"
