@@ -6,8 +6,6 @@ from __future__ import annotations
 import pathlib
 from datetime import timedelta
 
-import pytest
-
 from circlebot.app import App
 from circlebot.domain import UserRef
 from circlebot.features.questions import base_questions
@@ -18,7 +16,7 @@ from drivers import CoreDriver
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 SEED = "bolivia-2003-first-balance-sheet"
-SEED_TXT = pathlib.Path("/work/shared/seeds/bolivia-2003-first-balance-sheet.txt")
+SEED_TXT = pathlib.Path(__file__).resolve().parent / "data" / "bolivia-2003-first-balance-sheet.txt"
 
 
 def seed_pairs() -> list[tuple[str | None, str]]:
@@ -115,7 +113,6 @@ async def test_a_part_meeting_offers_starter_questions(core: CoreDriver) -> None
     assert "starter questions drawn from the text" in shown and "(from a quote from Zuvieta" in shown, shown
 
 
-@pytest.mark.skipif(not SEED_TXT.exists(), reason="the seed article is not available")
 async def test_seed_end_to_end(core: CoreDriver, tmp_path: pathlib.Path) -> None:
     """The seed .txt → import → parts → starter questions → loads → `reading` and `questions` in chat."""
     options = ImportOptions(

@@ -25,7 +25,7 @@ from circlebot.readings import (
 REPO = pathlib.Path(__file__).resolve().parent.parent
 READINGS_DIR = REPO / "readings"
 SEED_SLUG = "bolivia-2003-first-balance-sheet"
-SEED_SOURCE = pathlib.Path("/work/shared/seeds/bolivia-2003-first-balance-sheet.txt")
+SEED_SOURCE = pathlib.Path(__file__).resolve().parent / "data" / "bolivia-2003-first-balance-sheet.txt"
 
 VALID_FRONT = """\
 +++
@@ -144,7 +144,6 @@ def test_seed_drops_captions_and_trailer(seed: Reading) -> None:
     assert seed.sections[-1].body.endswith("Socialist Federation of Latin America.")
 
 
-@pytest.mark.skipif(not SEED_SOURCE.exists(), reason="seed source text not available")
 def test_seed_keeps_every_paragraph_verbatim(seed: Reading) -> None:
     source = SEED_SOURCE.read_text(encoding="utf-8")
     paragraphs = [p.strip() for p in source.split("\n\n")[1:] if p.strip()]

@@ -10,17 +10,7 @@ import pytest
 
 from circlebot import readings
 from circlebot.readings import ReadingFormatError, load_collection, parse_reading
-
-FRONT = """\
-+++
-title = "A test article"
-author = "Jane Doe"
-publisher = "Test Press"
-published = 2020-05-01
-summary = "A short summary."
-questions = ["What is it about?"]
-+++
-"""
+from test_readings import VALID_FRONT as FRONT
 
 TEXTS = [
     "",
