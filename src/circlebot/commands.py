@@ -225,9 +225,6 @@ class CommandTable:
     def get(self, path: tuple[str, ...]) -> Command | None:
         return self._by_path.get(path)
 
-    def starting_with(self, first: str) -> list[Command]:
-        return [c for c in self.commands if c.path[0] == first]
-
     def names(self) -> list[str]:
         return sorted({c.path[0] for c in self.commands})
 

@@ -137,10 +137,6 @@ class Store:
         self._names[row["id"]] = row["name"]
         return int(row["id"])
 
-    async def member_ref(self, member_id: int) -> UserRef | None:
-        row = await self.db.fetchone("SELECT platform, user_id, name FROM members WHERE id = ?", (member_id,))
-        return UserRef(row["platform"], row["user_id"], row["name"]) if row else None
-
     async def find_member(self, platform: str, text: str) -> UserRef | None:
         """A member of `platform` by id or shown name (case-insensitive)."""
         row = await self.db.fetchone(
