@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from circlebot.adapters.base import plain_text
 from circlebot.adapters.discord import AppLookups, DiscordAdapter, discord_path
 from circlebot.app import App
@@ -217,3 +219,12 @@ async def discord_bot(fake: FakeDiscord, tmp_path: Path, clock: FakeClock, monke
         await driver.stop()
         await store.batcher.stop()
         await db.close()
+
+
+@pytest.fixture(name="discord_driver")
+async def discord_driver_fixture(fake_discord: FakeDiscord, tmp_path: Path, clock: FakeClock,
+                                 monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[DiscordDriver]:
+    """The bot on the loopback Discord, driven as members do; the fake must have seen no unknown request."""
+    async with discord_bot(fake_discord, tmp_path, clock, monkeypatch) as driver:
+        yield driver
+    fake_discord.assert_clean()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from circlebot.app import Context
 from circlebot.commands import Command, Reply
 from circlebot.domain import ChannelRef, Control, MessageRef, Post, RsvpAnswer
 from circlebot.features import all_commands
-from discord_driver import DiscordDriver, discord_bot
+from discord_driver import DiscordDriver, discord_bot, discord_driver_fixture  # noqa: F401
 from drivers import FakeClock, number_after
 from fakediscord import (
     CALLBACK_DEFERRED_MESSAGE,
@@ -33,11 +32,8 @@ pytestmark = pytest.mark.timeout(30)
 
 
 @pytest.fixture
-async def bot(fake_discord: FakeDiscord, tmp_path: Path, clock: FakeClock,
-              monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[DiscordDriver]:
-    async with discord_bot(fake_discord, tmp_path, clock, monkeypatch) as driver:
-        yield driver
-    fake_discord.assert_clean()
+def bot(discord_driver: DiscordDriver) -> DiscordDriver:
+    return discord_driver
 
 
 async def open_poll(bot: DiscordDriver, text: str = 'poll "Which day?" "Mon" "Wed" "Thu" --multi') -> tuple[int, int]:

@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
 import pytest
 
 import scenarios
-from discord_driver import DiscordDriver, discord_bot
-from drivers import FakeClock
+from discord_driver import DiscordDriver, discord_driver_fixture  # noqa: F401
 from fakediscord import FakeDiscord, fake_discord_fixture  # noqa: F401
 
 pytestmark = pytest.mark.timeout(30)
-
-
-@pytest.fixture
-async def discord_driver(fake_discord: FakeDiscord, tmp_path: Path, clock: FakeClock,
-                         monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[DiscordDriver]:
-    async with discord_bot(fake_discord, tmp_path, clock, monkeypatch) as driver:
-        yield driver
-    fake_discord.assert_clean()
 
 
 @pytest.mark.parametrize("scenario", scenarios.ALL, ids=lambda s: s.__name__)

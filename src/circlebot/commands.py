@@ -92,9 +92,6 @@ class Command:
     def name(self) -> str:
         return " ".join(self.path)
 
-    def usage(self, prefix: str = "") -> str:
-        return " ".join([prefix + self.name, *(p.usage() for p in self.params)])
-
 
 # ---------------------------------------------------------------------------------------------------------
 # parameter types

@@ -16,8 +16,6 @@ RSVP = choice("answer", "yes", "maybe", "no")
 
 async def rsvp(ctx: Context, answer: str, meeting: int | None) -> str:
     m = await meeting_or_error(ctx, meeting)
-    if m.starts_at <= ctx.now and meeting is None:
-        pass
     if m.ends_at <= ctx.now:
         raise UsageError(f"meeting #{m.id} is over; RSVP to a coming one (`{ctx.prefix}upcoming`).")
     await ctx.store.set_rsvp(m.id, ctx.member_id, RsvpAnswer(answer), ctx.now)
