@@ -9,8 +9,8 @@ import pathlib
 import pytest
 
 from circlebot.cli import main
-from circlebot.importer import ImportFailure, ImportOptions, convert, import_files, slug_from_name
 from circlebot.readings import MAX_FILE_BYTES, load_collection, parse_reading
+from circlebot.readings.importer import ImportFailure, ImportOptions, convert, import_files, slug_from_name
 
 SEED_TXT = pathlib.Path(__file__).resolve().parent / "data" / "bolivia-2003-first-balance-sheet.txt"
 SEED_MD = pathlib.Path(__file__).resolve().parent.parent / "readings" / "bolivia-2003-first-balance-sheet.md"

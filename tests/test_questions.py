@@ -9,9 +9,9 @@ from datetime import timedelta
 from circlebot.app import App
 from circlebot.domain import UserRef
 from circlebot.features.questions import base_questions
-from circlebot.importer import ImportOptions, import_files
 from circlebot.readings import load_collection, parse_reading
-from circlebot.starter_questions import starter_questions
+from circlebot.readings.importer import ImportOptions, import_files
+from circlebot.readings.starter_questions import starter_questions
 from drivers import CoreDriver
 
 REPO = pathlib.Path(__file__).resolve().parent.parent

@@ -498,7 +498,7 @@ def test_too_large_file_is_not_read(tmp_path: pathlib.Path, monkeypatch: pytest.
     with big.open("wb") as handle:
         handle.truncate(MAX_FILE_BYTES + 1)  # sparse: cheap to create
     calls: list[str] = []
-    monkeypatch.setattr("circlebot.readings.parse_reading", lambda *a: calls.append("parsed"))
+    monkeypatch.setattr("circlebot.readings.load.parse_reading", lambda *a: calls.append("parsed"))
     (error,) = load_collection(tmp_path).errors
     assert calls == []
     assert error.path == big

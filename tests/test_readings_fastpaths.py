@@ -8,8 +8,9 @@ import tomllib
 
 import pytest
 
-from circlebot import readings
-from circlebot.readings import ReadingFormatError, load_collection, parse_reading
+from circlebot.readings import ReadingFormatError, frontmatter, load_collection, parse_reading, text
+from circlebot.readings import body as body_mod
+from circlebot.readings.model import Problems
 from test_readings import VALID_FRONT as FRONT
 
 TEXTS = [
@@ -27,10 +28,10 @@ TEXTS = [
 ]
 
 
-@pytest.mark.parametrize("text", TEXTS)
-def test_word_count_is_the_regex_definition(text: str) -> None:
-    expected = len(readings._WORD_TOKEN_RE.findall(readings._plain_text(text)))
-    assert readings._count_words(text) == expected
+@pytest.mark.parametrize("sample", TEXTS)
+def test_word_count_is_the_regex_definition(sample: str) -> None:
+    expected = len(text._WORD_TOKEN_RE.findall(text.plain_text(sample)))
+    assert text.count_words(sample) == expected
 
 
 FRONT_LINES = [
@@ -54,7 +55,7 @@ FRONT_LINES = [
 
 @pytest.mark.parametrize("lines", FRONT_LINES)
 def test_simple_front_matter_parser_agrees_with_tomllib(lines: list[str]) -> None:
-    fast = readings._parse_simple_toml(lines)
+    fast = frontmatter._parse_simple_toml(lines)
     if fast is None:
         return  # tomllib decides
     assert fast == tomllib.loads("\n".join(lines))
@@ -65,8 +66,8 @@ def test_simple_front_matter_parser_agrees_with_tomllib(lines: list[str]) -> Non
 
 def test_simple_front_matter_parser_accepts_the_usual_form() -> None:
     lines = FRONT.strip("\n").split("\n")[1:-1]
-    assert readings._parse_simple_toml(lines) == tomllib.loads("\n".join(lines))
-    assert readings._parse_simple_toml(lines) is not None
+    assert frontmatter._parse_simple_toml(lines) == tomllib.loads("\n".join(lines))
+    assert frontmatter._parse_simple_toml(lines) is not None
 
 
 def test_invalid_date_is_still_reported_by_line() -> None:
@@ -93,13 +94,13 @@ BODIES = [
 
 @pytest.mark.parametrize("body", BODIES)
 def test_body_fast_path_agrees_with_the_line_by_line_parser(body: str) -> None:
-    fast_problems = readings._Problems(pathlib.Path("a.md"))
-    slow_problems = readings._Problems(pathlib.Path("a.md"))
-    fast = readings._parse_body(body, 10, fast_problems)
-    slow = readings._parse_body_lines(body.split("\n"), 10, slow_problems)
+    fast_problems = Problems(pathlib.Path("a.md"))
+    slow_problems = Problems(pathlib.Path("a.md"))
+    fast = body_mod._parse_body(body, 10, fast_problems)
+    slow = body_mod._parse_body_lines(body.split("\n"), 10, slow_problems)
     assert fast == slow
     assert fast_problems.errors == slow_problems.errors
-    assert fast[2] == readings._count_words(body)
+    assert fast[2] == text.count_words(body)
 
 
 def test_fenced_bodies_still_ignore_headings_in_code() -> None:

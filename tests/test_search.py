@@ -8,7 +8,7 @@ import pytest
 
 from circlebot.cli import main
 from circlebot.readings import Collection, parse_reading
-from circlebot.search import fts_query
+from circlebot.readings.search import fts_query
 from drivers import CoreDriver
 
 REPO = pathlib.Path(__file__).resolve().parent.parent

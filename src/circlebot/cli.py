@@ -104,7 +104,7 @@ def cmd_readings(args: argparse.Namespace) -> int:
     if args.action == "import":
         from datetime import date
 
-        from circlebot.importer import ImportOptions, import_files
+        from circlebot.readings.importer import ImportOptions, import_files
 
         try:
             published = date.fromisoformat(args.published) if args.published else None

@@ -3,7 +3,7 @@
 A meeting's questions are, in order: the reading's authored questions that fit the meeting (see
 :func:`base_questions`) minus the ones an organiser removed for this meeting, then the questions organisers
 added for it. Where the reading or part has no authored questions, a starter set drawn from the text is offered
-(:mod:`circlebot.starter_questions`). Additions and removals are kept in the database, per meeting.
+(:mod:`circlebot.readings.starter_questions`). Additions and removals are kept in the database, per meeting.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from circlebot.commands import MEETING, NUMBER, TEXT, Command, Param, UsageError
 from circlebot.config import CircleSettings
 from circlebot.features.common import meeting_or_error, meeting_title
 from circlebot.readings import Part, Reading
-from circlebot.starter_questions import starter_questions
+from circlebot.readings.starter_questions import starter_questions
 from circlebot.store import Meeting, Store
 
 MAX_QUESTION = 500

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from circlebot.readings import Collection
+    from circlebot.readings.model import Collection
 
 __all__ = ["MAX_WORDS", "SearchHit", "SearchIndex", "fts_query"]
 
@@ -55,7 +55,7 @@ def fts_query(words: str) -> str | None:
 
 
 class SearchIndex:
-    """An FTS5 index of a :class:`~circlebot.readings.Collection`, built in memory at construction.
+    """An FTS5 index of a :class:`~circlebot.readings.model.Collection`, built in memory at construction.
 
     Thread-safe: queries are serialised by a lock, so the chat handlers may run
     them in a worker thread (``asyncio.to_thread``).

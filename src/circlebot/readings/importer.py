@@ -25,9 +25,9 @@ The conversion (:func:`convert`) is pure and follows documented heuristics:
   the opening sentences of the first paragraph.  What the text does not give
   must come from the options (``--author``, ``--publisher``, ``--published``);
   options always win over the text.
-* **Questions**: the starter set of :mod:`circlebot.starter_questions`.
+* **Questions**: the starter set of :mod:`circlebot.readings.starter_questions`.
 
-The result is validated with :func:`circlebot.readings.parse_reading` before
+The result is validated with :func:`circlebot.readings.load.parse_reading` before
 anything is written; an existing reading is never replaced without ``force``.
 """
 
@@ -43,8 +43,9 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from circlebot.readings import MAX_FILE_BYTES, SLUG_PATTERN, ReadingFormatError, parse_reading
-from circlebot.starter_questions import starter_questions
+from circlebot.readings.load import parse_reading
+from circlebot.readings.model import MAX_FILE_BYTES, SLUG_PATTERN, ReadingFormatError
+from circlebot.readings.starter_questions import starter_questions
 
 __all__ = [
     "Converted",

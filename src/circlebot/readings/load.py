@@ -1,0 +1,232 @@
+"""Reading files: parse one file's text into a Reading, and load a directory of them safely."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import stat
+
+from circlebot.readings.body import _parse_body
+from circlebot.readings.frontmatter import (
+    _DELIMITER,
+    _attach_section_questions,
+    _check_fields,
+    _KeyLines,
+    _no_front_matter_message,
+    _parse_front_matter,
+)
+from circlebot.readings.model import (
+    MAX_FILE_BYTES,
+    SLUG_PATTERN,
+    Collection,
+    Problems,
+    Reading,
+    ReadingError,
+    ReadingFormatError,
+)
+
+
+def parse_reading(path: pathlib.Path, text: str) -> Reading:
+    """Parse and validate the text of the reading file *path*.
+
+    The slug is ``path.stem``; *path* is only used for the slug and in error
+    messages (the file is not read).  Raises :class:`ReadingFormatError` with
+    all the problems found.
+    """
+    problems = Problems(path)
+    slug = path.stem
+    if not SLUG_PATTERN.fullmatch(slug):
+        problems.add(
+            0,
+            f"file name {path.name!r} is not a valid slug: use 1-80 lowercase letters, digits and "
+            f"hyphens, starting with a letter or digit; rename it e.g. to "
+            f"'{_suggest_slug(slug)}{path.suffix}'",
+        )
+    text = text.removeprefix("\ufeff")
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        problems.add(line, "binary file (contains NUL bytes): a reading must be a UTF-8 Markdown text file")
+        raise problems.fail()
+    if not text or text.isspace():
+        problems.add(1, "empty file: a reading starts with a '+++' line, TOML metadata, '+++', then the text")
+        raise problems.fail()
+
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    end = text.find("\n")
+    if (text if end < 0 else text[:end]).rstrip() != _DELIMITER:
+        problems.add(1, _no_front_matter_message(text.split("\n")))
+        raise problems.fail()
+    # Lines 1..close-1 (0-based) are the front matter; the body is what follows line `close`.
+    front_lines: list[str] = []
+    close = 0
+    while end >= 0:
+        start = end + 1
+        end = text.find("\n", start)
+        front_line = text[start:] if end < 0 else text[start:end]
+        close += 1
+        if front_line.rstrip() == _DELIMITER:
+            break
+        front_lines.append(front_line)
+    else:
+        problems.add(
+            1,
+            "front matter opened with '+++' on line 1 is never closed: "
+            "add a line '+++' after the last metadata line",
+        )
+        raise problems.fail()
+
+    meta = _parse_front_matter(front_lines, close + 1, problems)
+    fields = _check_fields(meta, _KeyLines(front_lines), problems) if meta is not None else None
+    intro, sections, words = _parse_body("" if end < 0 else text[end + 1 :], close + 2, problems)
+    if meta is not None and "sections" in meta:
+        sections = _attach_section_questions(meta["sections"], front_lines, sections, problems)
+
+    if problems.errors or fields is None:
+        raise problems.fail()
+    return Reading(
+        slug=slug,
+        intro=intro,
+        sections=sections,
+        words=words,
+        path=path,
+        **fields,
+    )
+
+
+def _suggest_slug(stem: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-")[:80].rstrip("-")
+    return slug or "my-article"
+
+
+def load_collection(directory: pathlib.Path) -> Collection:
+    """Load every ``*.md`` reading of *directory* (not recursive).
+
+    Never raises for bad files: their problems end up in
+    :attr:`Collection.errors` and the other files still load.  A missing
+    directory is reported as a single error.  ``README.md`` and hidden files
+    are skipped; symlinks pointing outside *directory* are refused.
+    """
+    try:
+        with os.scandir(directory) as scan:
+            entries = sorted(((entry.name, _is_symlink(entry)) for entry in scan), key=lambda entry: entry[0])
+        root = directory.resolve()
+    except FileNotFoundError:
+        message = "readings directory not found: create it and add one <slug>.md file per article"
+        return Collection({}, (ReadingError(directory, 0, message),))
+    except NotADirectoryError:
+        message = "the readings path is not a directory: point it at the folder holding the <slug>.md files"
+        return Collection({}, (ReadingError(directory, 0, message),))
+    except (OSError, RuntimeError) as exc:
+        message = f"cannot list the readings directory: {_os_reason(exc)}"
+        return Collection({}, (ReadingError(directory, 0, message),))
+
+    readings: dict[str, Reading] = {}
+    errors: list[ReadingError] = []
+    for name, is_symlink in entries:
+        if not name.endswith(".md") or name.startswith(".") or name.casefold() == "readme.md":
+            continue
+        entry = directory / name
+        try:
+            reading = parse_reading(entry, _read_text(entry, root, is_symlink=is_symlink))
+        except ReadingFormatError as exc:
+            errors.extend(exc.errors)
+        else:
+            readings[reading.slug] = reading
+    return Collection(readings, tuple(errors))
+
+
+def _is_symlink(entry: os.DirEntry[str]) -> bool | None:
+    """Whether a directory entry is a symlink, as listed (None when unknown: checked again when read)."""
+    try:
+        return entry.is_symlink()
+    except OSError:
+        return None
+
+
+def _os_reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def _read_text(path: pathlib.Path, root: pathlib.Path, *, is_symlink: bool | None = None) -> str:
+    """Read a reading file safely as UTF-8, raising ReadingFormatError on any problem.
+
+    *is_symlink* is what the directory listing said about *path* (checked again when None).
+    """
+
+    def fail(line: int, message: str) -> ReadingFormatError:
+        return ReadingFormatError((ReadingError(path, line, message),))
+
+    if path.is_symlink() if is_symlink is None else is_symlink:
+        try:
+            target = path.resolve(strict=True)
+        except FileNotFoundError as exc:
+            raise fail(
+                0, f"broken symlink: it points to {os.readlink(path)!s}, which does not exist"
+            ) from exc
+        except (OSError, RuntimeError) as exc:
+            raise fail(0, f"cannot follow symlink: {_os_reason(exc)}") from exc
+        if not target.is_relative_to(root):
+            raise fail(
+                0,
+                f"symlink points outside the readings directory (to {target}): "
+                "refused; copy the file into the directory instead",
+            )
+
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise fail(0, f"cannot open the file: {_os_reason(exc)}") from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise fail(0, "not a regular file: each reading must be a plain <slug>.md file")
+        if info.st_size > MAX_FILE_BYTES:
+            raise fail(
+                0,
+                f"file too large ({info.st_size:,} bytes, limit {MAX_FILE_BYTES:,}): "
+                "a reading should be one article of plain text",
+            )
+        # Read what fstat announced plus one byte (to see the end, or growth), up to the limit + 1:
+        # asking for MAX_FILE_BYTES at once would allocate that much for every file.
+        chunks: list[bytes] = []
+        wanted = min(info.st_size, MAX_FILE_BYTES) + 1
+        total = 0
+        while total <= MAX_FILE_BYTES:
+            chunk = os.read(fd, max(wanted - total, 1 << 16))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    except OSError as exc:
+        raise fail(0, f"cannot read the file: {_os_reason(exc)}") from exc
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    if len(data) > MAX_FILE_BYTES:
+        raise fail(0, f"file too large (over {MAX_FILE_BYTES:,} bytes): a reading should be one article")
+
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        hint = ""
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+            hint = " (it looks like UTF-16: re-save it as UTF-8)"
+        line = data.count(b"\n", 0, nul) + 1
+        raise fail(
+            line, f"binary file (contains NUL bytes): a reading must be a UTF-8 Markdown text file{hint}"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise fail(
+            line,
+            f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at column {column}): re-save the file as UTF-8",
+        ) from exc
+
