@@ -72,15 +72,27 @@ class Driver(Protocol):
     def posts(self) -> list[str]: ...
 
 
+class PlatformDown(ConnectionError):
+    """The test platform is unreachable (RecordingAdapter.down)."""
+
+
 @dataclass
 class RecordingAdapter:
-    """The core's test adapter: a console-like platform that records everything the bot says."""
+    """The core's test adapter: a console-like platform that records everything the bot says.
+
+    Like Matrix and Discord it recognises a repeated idempotency key within `dedup_window` and returns the
+    message already posted; pass the same `keys` to a restarted adapter to keep that memory across processes.
+    While `down` is set every send fails, as a platform in an outage does."""
 
     zone: ZoneInfo
     platform: str = "console"
     prefix: str = ""
     poll_limits: PollLimits = field(default_factory=PollLimits)
+    dedup_window: timedelta = timedelta(hours=1)
+    down: bool = False
     sent: list[tuple[ChannelRef, Post, MessageRef]] = field(default_factory=list)
+    keys: dict[str, MessageRef] = field(default_factory=dict)
+    attempts: list[tuple[ChannelRef, str | None]] = field(default_factory=list)
     replies: list[tuple[Invocation, Post, bool]] = field(default_factory=list)
     polls: dict[int, MessageRef] = field(default_factory=dict)
     ended: dict[MessageRef, str] = field(default_factory=dict)
@@ -92,9 +104,16 @@ class RecordingAdapter:
     async def run(self, dispatch: Dispatch) -> None:
         await asyncio.Event().wait()
 
-    async def send(self, where: ChannelRef, post: Post) -> MessageRef:
+    async def send(self, where: ChannelRef, post: Post, *, key: str | None = None) -> MessageRef:
+        self.attempts.append((where, key))
+        if self.down:
+            raise PlatformDown(f"{self.platform} is down")
+        if key is not None and key in self.keys:
+            return self.keys[key]
         ref = MessageRef(where, f"m{next(self._ids)}")
         self.sent.append((where, post, ref))
+        if key is not None:
+            self.keys[key] = ref
         return ref
 
     async def reply(self, to: Invocation, post: Post, *, private: bool = False) -> None:

@@ -3,8 +3,8 @@
 The real, unmodified discord.py client runs against it.  The fake is an ``aiohttp.web`` server on
 127.0.0.1 (random port) that speaks Discord's documented JSON payloads: login, the gateway (HELLO,
 IDENTIFY/READY/GUILD_CREATE, heartbeats, RESUME with replay, RECONNECT), application commands,
-messages, threads, polls and votes, interactions (slash commands, autocomplete, components) with
-their callbacks and follow-ups, and 429 rate limits on demand.
+messages (with ``nonce`` + ``enforce_nonce``), threads, polls and votes, interactions (slash commands,
+autocomplete, components) with their callbacks and follow-ups, and 429 rate limits and 503 outages on demand.
 
 discord.py is pointed at it only through its two documented process-wide knobs,
 ``discord.http.Route.BASE`` and ``discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY``
@@ -53,6 +53,8 @@ JSON = dict[str, Any]
 DISCORD_EPOCH_MS = 1420070400000
 API_PREFIX = "/api/v10"
 DEFAULT_TIMEOUT = 5.0
+NONCE_MAX_CHARS = 25  # Create Message: "nonce? integer or string ... (up to 25 characters)"
+NONCE_WINDOW = 300.0  # enforce_nonce: "checked for uniqueness in the past few minutes" (seconds; the fake's choice)
 
 # Permission bits (https://discord.com/developers/docs/topics/permissions).
 CREATE_INSTANT_INVITE = 1 << 0
@@ -642,6 +644,9 @@ class FakeDiscord:
         self.gateway_paths: list[str] = []  # URL path of every gateway connection, in order
         self._conns: list[_Conn] = []
         self._rate_limits: list[_RateLimit] = []
+        self._outages: list[tuple[str, re.Pattern[str]]] = []
+        self._nonces: dict[tuple[int, str], tuple[float, int]] = {}  # (author, nonce) -> (monotonic, message id)
+        self.nonce_window = NONCE_WINDOW
         self._channel_cursor: dict[int, int] = {}
         self._changed = asyncio.Event()
         self._gate = asyncio.Event()
@@ -859,6 +864,15 @@ class FakeDiscord:
         the path without ``/api/v10``, e.g. ``r"/channels/\\d+/messages"``) with 429."""
         rl = _RateLimit(method.upper(), re.compile(path_regex), count, retry_after, is_global)
         self._rate_limits.append(rl)
+
+    def outage(self, method: str = "*", path_regex: str = r".*") -> None:
+        """Answer every request matching ``method`` (``*``: any) and ``path_regex`` with 503 Service
+        Unavailable until :meth:`end_outage` (discord.py raises DiscordServerError on a 503 without retrying)."""
+        self._outages.append((method.upper(), re.compile(path_regex)))
+
+    def end_outage(self) -> None:
+        """Answer normally again."""
+        self._outages.clear()
 
     def find_requests(self, method: str, path_regex: str) -> list[RecordedRequest]:
         """Recorded requests with this method whose path fullmatches ``path_regex``."""
@@ -1620,6 +1634,9 @@ class FakeDiscord:
             rec.authorized = request.headers.get("Authorization") == f"Bot {self.token}"
             if needs_auth and not rec.authorized:
                 return self._json_response({"message": "401: Unauthorized", "code": 0}, 401)
+            for omethod, opattern in self._outages:
+                if omethod in ("*", rec.method) and opattern.fullmatch(rec.path):
+                    return self._json_response({"message": "503: Service Unavailable", "code": 0}, 503)
             for rl in self._rate_limits:
                 if rl.remaining > 0 and rl.method == rec.method and rl.pattern.fullmatch(rec.path):
                     rl.remaining -= 1
@@ -1787,6 +1804,21 @@ class FakeDiscord:
         if body.get("poll") is not None:
             needed.append(SEND_POLLS)
         self._require(guild, chan, *needed)
+        nonce = body.get("nonce")
+        if nonce is not None and len(str(nonce)) > NONCE_MAX_CHARS:
+            raise FakeDiscordError(400, "Invalid Form Body: nonce must be 25 or fewer in length.", 50035)
+        if nonce is not None and body.get("enforce_nonce"):
+            # "If another message was created by the same author with the same nonce, that message will be
+            # returned and no new message will be created" (within the past few minutes)
+            # (discord.py documents a 404 for a nonce whose message was deleted shortly before)
+            seen = self._nonces.get((self.bot.id, str(nonce)))
+            if seen is not None and time.monotonic() - seen[0] < self.nonce_window:
+                if seen[1] not in self.message_index:
+                    raise FakeDiscordError(404, "Unknown Message", 10008)
+                return self.message_index[seen[1]]
+            msg = self.create_message(chan, self.bot, body)
+            self._nonces[(self.bot.id, str(nonce))] = (time.monotonic(), int(msg["id"]))
+            return msg
         return self.create_message(chan, self.bot, body)
 
     async def _get_message(self, rec: RecordedRequest, channel_id: str, message_id: str) -> JSON:

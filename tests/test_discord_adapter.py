@@ -343,6 +343,28 @@ async def test_long_posts_are_split_at_discords_limit(bot: DiscordDriver, fake_d
     assert sent[0]["content"].startswith("Paragraph 0") and sent[-1]["content"].rstrip().endswith("word")
 
 
+async def test_a_send_with_the_same_key_after_a_restart_posts_nothing_twice(
+    bot: DiscordDriver, fake_discord: FakeDiscord
+) -> None:
+    """The key becomes each message's nonce: a new process sending the same post again gets the messages
+    already posted (buttons and all), as Discord's enforce_nonce promises; another key posts anew."""
+    assert bot.adapter is not None
+    where = ChannelRef("discord", str(bot.channel.id))
+    text = "\n\n".join(f"Paragraph {i}: " + "word " * 80 for i in range(12))  # several messages
+    post = Post(text, meeting_id=1, controls=(Control.RSVP,))
+    first = await bot.adapter.send(where, post, key="study/1/assignment/1@discord/1")
+    count = len(fake_discord.channel_messages(bot.channel))
+    await bot.restart()
+    assert bot.adapter is not None
+    again = await bot.adapter.send(where, post, key="study/1/assignment/1@discord/1")
+    assert again == first and len(fake_discord.channel_messages(bot.channel)) == count > 1
+    nonces = [r.json["nonce"] for r in fake_discord.find_requests("POST", r"/channels/\d+/messages")]
+    assert len(nonces) == 2 * count and len(set(nonces)) == count and all(len(n) <= 25 for n in nonces)
+    assert fake_discord.channel_messages(bot.channel)[-1]["components"]  # the buttons are on the post
+    other = await bot.adapter.send(where, post, key="study/1/assignment/1@discord/2")
+    assert other != first and len(fake_discord.channel_messages(bot.channel)) == 2 * count
+
+
 # --- wiring ------------------------------------------------------------------------------------------------------
 
 

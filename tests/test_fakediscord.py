@@ -392,6 +392,45 @@ async def test_rate_limit_is_retried(fake_discord: FakeDiscord) -> None:
     assert len(fake_discord.channel_messages(chan)) == 1
 
 
+async def test_a_repeated_nonce_returns_the_first_message(fake_discord: FakeDiscord) -> None:
+    """discord.py's send(nonce=...) sets enforce_nonce: the same nonce from the same author returns the message
+    already created (as Create Message documents); another nonce creates one (discord.py sends a random nonce
+    when given none); over 25 chars is a 400."""
+    _guild, chan, _alice, _bob = _guild_with_people(fake_discord)
+    client = make_client()
+    async with running_client(fake_discord, client):
+        channel = client.get_channel(chan.id)
+        assert isinstance(channel, discord.TextChannel)
+        first = await channel.send("Reading for Thursday", nonce="n" * 25)
+        again = await channel.send("Reading for Thursday", nonce="n" * 25)
+        other = await channel.send("Reading for Thursday", nonce="other")
+        plain = await channel.send("Reading for Thursday")
+        assert again.id == first.id and len({first.id, other.id, plain.id}) == 3
+        assert all(r.json["enforce_nonce"] for r in fake_discord.find_requests("POST", r"/channels/\d+/messages"))
+        with pytest.raises(discord.HTTPException) as too_long:
+            await channel.send("x", nonce="n" * 26)
+        assert too_long.value.code == 50035
+        fake_discord.nonce_window = 0  # outside Discord's few minutes, the nonce is not checked any more
+        late = await channel.send("Reading for Thursday", nonce="n" * 25)
+        assert late.id != first.id
+    assert len(fake_discord.channel_messages(chan)) == 4
+    fake_discord.assert_clean()
+
+
+async def test_an_outage_answers_503(fake_discord: FakeDiscord) -> None:
+    _guild, chan, _alice, _bob = _guild_with_people(fake_discord)
+    client = make_client()
+    async with running_client(fake_discord, client):
+        channel = client.get_channel(chan.id)
+        assert isinstance(channel, discord.TextChannel)
+        fake_discord.outage("POST", r"/channels/\d+/messages")
+        with pytest.raises(discord.DiscordServerError):
+            await channel.send("hello")
+        fake_discord.end_outage()
+        assert (await channel.send("hello")).content == "hello"
+    assert len(fake_discord.channel_messages(chan)) == 1
+
+
 async def test_reconnect_resumes_and_replays(fake_discord: FakeDiscord) -> None:
     """RECONNECT (op 7) → RESUME on resume_gateway_url; a dispatch made meanwhile is replayed."""
     _guild, chan, alice, _bob = _guild_with_people(fake_discord)

@@ -366,6 +366,32 @@ async def test_reminders_mention_threads_hold_questions_long_posts_split(matrix_
 
 
 @pytest.mark.timeout(30)
+async def test_a_send_with_the_same_key_after_a_restart_posts_nothing_twice(matrix_driver: MatrixDriver) -> None:
+    """Every event of a keyed post (chunks and reactions) has a transaction id derived from the key: a new
+    adapter on the same device sending the post again gets the same events back from Synapse."""
+    d = matrix_driver
+    alice = await d.user("alice")
+    where = ChannelRef("matrix", d.room_id)
+    post = Post("\n\n".join(f"Paragraph {i}: " + "word " * 400 for i in range(12)), meeting_id=1,
+                controls=(Control.RSVP,))
+    first = await d.bot.adapter.send(where, post, key="study/1/assignment/1@matrix/room")
+
+    def mine(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [e for e in events if e.get("sender") == d.bot.bot.user_id and e["type"] in ("m.room.message",
+                                                                                             "m.reaction")]
+
+    before = mine(await messages(alice.client, d.room_id, limit=100))
+    await d.bot.restart()
+    again = await d.bot.adapter.send(where, post, key="study/1/assignment/1@matrix/room")
+    after = mine(await messages(alice.client, d.room_id, limit=100))
+    assert again == first
+    assert [e["event_id"] for e in after] == [e["event_id"] for e in before]
+    assert sum(e["type"] == "m.reaction" for e in after) == 3 and len(after) > 4
+    other = await d.bot.adapter.send(where, post, key="study/1/assignment/1@matrix/elsewhere")
+    assert other != first
+
+
+@pytest.mark.timeout(30)
 async def test_rsvp_and_check_in_by_reaction(matrix_driver: MatrixDriver) -> None:
     d = matrix_driver
     store = d.app.store

@@ -28,11 +28,11 @@ from drivers import FakeClock, RecordingAdapter
 class PrintingAdapter(RecordingAdapter):
     hang_on: str | None = None
 
-    async def send(self, where: ChannelRef, post: Post) -> MessageRef:
+    async def send(self, where: ChannelRef, post: Post, *, key: str | None = None) -> MessageRef:
         if self.hang_on and self.hang_on in post.text:
             print("SENDING", flush=True)
             await asyncio.Event().wait()
-        ref = await super().send(where, post)
+        ref = await super().send(where, post, key=key)
         print(json.dumps({"text": self.render(post)}), flush=True)
         return ref
 

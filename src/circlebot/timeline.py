@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from circlebot.adapters.base import time_mark
 from circlebot.config import CircleSettings
-from circlebot.domain import Control, MessageRef, Post, RsvpAnswer
+from circlebot.domain import ChannelRef, Control, MessageRef, Post, RsvpAnswer
 from circlebot.recurrence import occurrences
 from circlebot.store import Meeting
 
@@ -64,6 +64,11 @@ class Job:
 def job_key(meeting: Meeting, kind: PostKind) -> str:
     """Stable id: a moved meeting gets fresh posts for its new time; the same plan gives the same keys."""
     return f"{meeting.circle}/{meeting.id}/{kind.value}/{int(meeting.starts_at.timestamp())}"
+
+
+def delivery_key(post_key: str, where: ChannelRef) -> str:
+    """The idempotency key of one post at one location: the same in every process, unique per location."""
+    return f"{post_key}@{where.platform}/{where.id}"
 
 
 def plan(circles: Sequence[CircleSettings], meetings: Iterable[Meeting], now: datetime) -> list[Job]:
@@ -268,7 +273,8 @@ class Timeline:
             text = post.text.replace("{prefix}", app.prefix(loc.platform))
             try:
                 refs.append(await app.adapters[loc.platform].send(loc, Post(
-                    text, post.mentions, post.notify, post.meeting_id, post.controls, root)))
+                    text, post.mentions, post.notify, post.meeting_id, post.controls, root),
+                    key=delivery_key(job.key, loc)))
             except Exception:
                 log.exception("could not send %s to %s %s", job.key, loc.platform, loc.id)
         return refs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -34,7 +35,9 @@ class ChatAdapter(Protocol):
 
     An adapter may also have a `ready: asyncio.Event`, set once it can send; the core waits for it before
     the timeline sends what fell due while the bot was down. And a `syntax: commands.Syntax` when its users
-    type commands otherwise than `prefix` + text (Discord's slash commands), for usage and help.
+    type commands otherwise than `prefix` + text (Discord's slash commands), for usage and help. And a
+    `dedup_window: timedelta`, how long the platform recognises a repeated idempotency key (see `send`); an
+    adapter without one cannot recognise a resend at all.
     """
 
     platform: str
@@ -44,8 +47,12 @@ class ChatAdapter(Protocol):
     async def run(self, dispatch: Dispatch) -> None:
         """Connect and serve until cancelled (or, for the console, until the user quits)."""
 
-    async def send(self, where: ChannelRef, post: Post) -> MessageRef:
-        """Post into a channel or room."""
+    async def send(self, where: ChannelRef, post: Post, *, key: str | None = None) -> MessageRef:
+        """Post into a channel or room.
+
+        With an idempotency `key` (the core derives it from the post and the location), sending again with the
+        same key within the adapter's `dedup_window` returns the message already posted (and restores its
+        controls) instead of posting twice: Matrix transaction ids, Discord nonces."""
 
     async def reply(self, to: Invocation, post: Post, *, private: bool = False) -> None:
         """Answer an invocation; `private` answers reach only the asker where the platform can."""
@@ -55,6 +62,12 @@ class ChatAdapter(Protocol):
 
     async def end_poll(self, ref: MessageRef, results: PollResults, text: str) -> None:
         """End the native poll at `ref`, showing `text` (the results) where the platform can."""
+
+
+def idempotency_token(key: str, part: str, length: int) -> str:
+    """A platform's idempotency value for one piece (`part`: a chunk, a reaction) of the send keyed `key`:
+    the same inputs give the same token, in any process; hex, `length` characters (Discord nonces take 25)."""
+    return hashlib.sha256(f"{key}\x1f{part}".encode()).hexdigest()[:length]
 
 
 def render_times(text: str, zone: ZoneInfo) -> str:

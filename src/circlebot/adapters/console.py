@@ -61,7 +61,8 @@ class ConsoleAdapter:
     def _render(self, channel: ChannelRef, post: Post) -> str:
         return plain_text(render_times(post.text, self._zone(channel.id)))
 
-    async def send(self, where: ChannelRef, post: Post) -> MessageRef:
+    async def send(self, where: ChannelRef, post: Post, *, key: str | None = None) -> MessageRef:
+        """Print a post; the terminal cannot take back or recognise a repeated one, so `key` is unused."""
         ref = MessageRef(where, str(next(self._ids)))
         tag = f"[{where.id} #{ref.id}]"
         mentions = " ".join(f"@{u.display}" for u in post.mentions)

@@ -36,7 +36,7 @@ import discord.http
 import yarl
 from discord import app_commands
 
-from circlebot.adapters.base import Dispatch, PollLimits, plain_text, poll_rules
+from circlebot.adapters.base import Dispatch, PollLimits, idempotency_token, plain_text, poll_rules
 from circlebot.commands import Command, Param, Syntax
 from circlebot.domain import (
     Authority,
@@ -70,6 +70,7 @@ VOTE_BATCH = 500  # the most vote events handed to the core at once
 BARE_SUBCOMMANDS = {"poll": "open"}  # the Discord name of a command that also heads a group
 NO_MENTIONS = discord.AllowedMentions.none()
 ORIGINAL_DELETED_OK = (discord.NotFound, discord.Forbidden)
+NONCE_CHARS = 25  # the longest nonce Discord takes
 
 _OPTION_TYPE = {
     "str": discord.AppCommandOptionType.string.value,
@@ -355,6 +356,8 @@ class DiscordAdapter:
     platform = PLATFORM
     prefix = "/"
     poll_limits = PollLimits(question_chars=300, answers=10, answer_chars=55, min_hours=1, max_hours=768)
+    # Discord checks a nonce "in the past few minutes": count on two
+    dedup_window = timedelta(minutes=2)
 
     def __init__(
         self,
@@ -616,19 +619,25 @@ class DiscordAdapter:
                                                          if u.platform == PLATFORM and u.id.isdigit()])
         return split_text(text, MESSAGE_LIMIT) or ["…"], allowed
 
-    async def send(self, where: ChannelRef, post: Post) -> MessageRef:
+    async def send(self, where: ChannelRef, post: Post, *, key: str | None = None) -> MessageRef:
         """Post into a channel (or into a thread on `post.thread_of`, created on first use); buttons for the
-        post's controls go on its last message."""
+        post's controls go on its last message.
+
+        With `key`, each message goes with a nonce derived from it and discord.py sets `enforce_nonce`, so
+        sending the post again within Discord's few minutes (`dedup_window`) returns the messages already
+        posted, buttons and all, instead of posting twice."""
         target = await self._thread_for(post) if post.thread_of is not None else await self._channel(where.id)
         chunks, allowed = self._content(post)
         view = controls_view(post)
         first: discord.Message | None = None
         for i, chunk in enumerate(chunks):
             last = i == len(chunks) - 1
+            extra: dict[str, Any] = {}
+            if key is not None:
+                extra["nonce"] = idempotency_token(key, f"chunk{i}", NONCE_CHARS)
             if view is not None and last:
-                msg = await target.send(chunk, allowed_mentions=allowed, view=view)
-            else:
-                msg = await target.send(chunk, allowed_mentions=allowed)
+                extra["view"] = view
+            msg = await target.send(chunk, allowed_mentions=allowed, **extra)
             first = first or msg
         assert first is not None
         return MessageRef(ChannelRef(PLATFORM, str(first.channel.id)), str(first.id))

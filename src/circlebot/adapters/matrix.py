@@ -31,7 +31,7 @@ import os
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -56,7 +56,14 @@ from nio.api import Api, MessageDirection, RelationshipType, RoomPreset
 from nio.responses import RoomEventRelationsResponse
 
 from circlebot.adapters import matrix_polls as polls
-from circlebot.adapters.base import Dispatch, PollLimits, plain_text, poll_rules, render_times
+from circlebot.adapters.base import (
+    Dispatch,
+    PollLimits,
+    idempotency_token,
+    plain_text,
+    poll_rules,
+    render_times,
+)
 from circlebot.config import MatrixSettings, Settings
 from circlebot.domain import (
     Authority,
@@ -183,6 +190,8 @@ class MatrixAdapter:
 
     platform = PLATFORM
     poll_limits = PollLimits(question_chars=340, answers=20, answer_chars=340)
+    # Synapse keeps a transaction id's event for 24 hours (per device); an hour less leaves room for clocks
+    dedup_window = timedelta(hours=23)
 
     def __init__(
         self,
@@ -703,8 +712,9 @@ class MatrixAdapter:
         room = self._rooms.get(room_id)
         return room.zone if room else self._zone
 
-    async def _send_event(self, room_id: str, kind: str, content: dict[str, Any]) -> str:
-        resp = await self.client.room_send(room_id, kind, content, ignore_unverified_devices=True)
+    async def _send_event(self, room_id: str, kind: str, content: dict[str, Any], txn: str | None = None) -> str:
+        """Send one event; with a transaction id, a repeat (same device, same id) returns the first event."""
+        resp = await self.client.room_send(room_id, kind, content, tx_id=txn, ignore_unverified_devices=True)
         return _check(resp, RoomSendResponse, f"send {kind} to {room_id}").event_id  # type: ignore[no-any-return]
 
     def _contents(self, text: str, post: Post, relates: dict[str, Any] | None,
@@ -739,17 +749,21 @@ class MatrixAdapter:
         return out
 
     async def _send_post(self, room_id: str, post: Post, zone: ZoneInfo, relates: dict[str, Any] | None = None,
-                         extra: Mapping[str, Any] | None = None) -> list[str]:
+                         extra: Mapping[str, Any] | None = None, key: str | None = None) -> list[str]:
         if post.thread_of is not None and relates is None:
             relates = {"rel_type": "m.thread", "event_id": post.thread_of.id, "is_falling_back": True,
                        "m.in_reply_to": {"event_id": post.thread_of.id}}
         text = render_times(post.text, zone)
-        return [await self._send_event(room_id, "m.room.message", c) for c in self._contents(text, post, relates,
-                                                                                                extra)]
+        return [await self._send_event(room_id, "m.room.message", c, _txn(key, f"chunk{i}"))
+                for i, c in enumerate(self._contents(text, post, relates, extra))]
 
-    async def send(self, where: ChannelRef, post: Post) -> MessageRef:
-        """Post into a room; a post with RSVP or check-in controls gets the reaction keys to click."""
-        ids = await self._send_post(where.id, post, self._zone_of(where.id))
+    async def send(self, where: ChannelRef, post: Post, *, key: str | None = None) -> MessageRef:
+        """Post into a room; a post with RSVP or check-in controls gets the reaction keys to click.
+
+        With `key`, every event of the post (its chunks, its reactions) goes with a transaction id derived from
+        it, so sending the post again after a crash returns the events already in the room and adds what was
+        missing (Synapse remembers transaction ids for a day: `dedup_window`)."""
+        ids = await self._send_post(where.id, post, self._zone_of(where.id), key=key)
         ref = MessageRef(where, ids[0])
         if post.controls:
             data = {"meeting": post.meeting_id, "controls": [c.value for c in post.controls]}
@@ -757,13 +771,13 @@ class MatrixAdapter:
             self._controls[ref.id] = (post.meeting_id, frozenset(post.controls))
             keys = [*(RSVP_OFFERED if Control.RSVP in post.controls else ()),
                     *((CHECK_IN_KEY,) if Control.CHECK_IN in post.controls else ())]
-            for key in keys:
-                await self._react(where.id, ref.id, key)
+            for reaction in keys:
+                await self._react(where.id, ref.id, reaction, _txn(key, f"react{reaction}"))
         return ref
 
-    async def _react(self, room_id: str, event_id: str, key: str) -> str:
+    async def _react(self, room_id: str, event_id: str, key: str, txn: str | None = None) -> str:
         content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}}
-        return await self._send_event(room_id, "m.reaction", content)
+        return await self._send_event(room_id, "m.reaction", content, txn)
 
     async def reply(self, to: Invocation, post: Post, *, private: bool = False) -> None:
         """Answer a command with a notice replying to it; a private answer goes by direct message."""
@@ -852,6 +866,11 @@ def _after_own_join(events: Sequence[dict[str, Any]], me: str) -> Sequence[dict[
             if content.get("membership") == "join" and prev != "join":
                 cut = i + 1
     return events[cut:]
+
+
+def _txn(key: str | None, part: str) -> str | None:
+    """The transaction id of one event of the send keyed `key` (None: nio picks a random one)."""
+    return None if key is None else "circlebot." + idempotency_token(key, part, 40)
 
 
 def _q(part: str) -> str:
