@@ -62,7 +62,7 @@ access_token = "syt_abc"
         "circles[0].meets.time: expected a local time like \"19:00\", got '7pm'",
         "circles[0].meets.duration: expected a duration",
         "circles[0].where.telegram: unknown key",
-        "circles[1].meets: 'cron' is not a valid crontab expression",
+        "circles[1].meets.cron: hour: 25 is out of range 0-23",
         "matrix.access_token: secrets never go in the config file",
     ]:
         assert expected in problems, f"{expected!r} not in:\n{problems}"
@@ -102,3 +102,20 @@ def test_check_config_command_exit_codes(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 2
     assert "circles[0].meets.weekdays[0]: expected a weekday" in res.stderr, res.stderr
+
+
+@pytest.mark.parametrize(("cron", "expected"), [
+    ("0 19 * * 8", "circles[0].meets.cron: day of week: 8 is not a day; use 0-7 (0 and 7 are Sunday) or mon-sun"),
+    ("0 19 * * funday", "circles[0].meets.cron: day of week: 'funday' is not a day"),
+    ("0 19 * * fri-mon", "circles[0].meets.cron: day of week: the range 'fri-mon' goes backwards"),
+    ("0 19 * *", "circles[0].meets.cron: expected 5 fields (minute hour day-of-month month day-of-week)"),
+    ("0 25 * * *", "circles[0].meets.cron: hour: 25 is out of range 0-23"),
+    ("0 19 31 2 *", "circles[0].meets.cron: '0 19 31 2 *' never happens"),
+    ("0 19 L * *", "circles[0].meets.cron: day of month: 'L' is not a number"),
+    ("@reboot", "circles[0].meets.cron: '@reboot' is not a meeting time"),
+])
+def test_a_bad_cron_is_refused_naming_the_key(tmp_path: Path, cron: str, expected: str) -> None:
+    p = write(tmp_path, f'[[circles]]\nslug = "a"\nname = "A"\nmeets = {{cron = "{cron}"}}\n')
+    with pytest.raises(ConfigError) as info:
+        load(p)
+    assert any(expected in p for p in info.value.problems), info.value.problems

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -84,3 +84,73 @@ def test_the_host_zone_never_matters(tmp_path: Path, monkeypatch: pytest.MonkeyP
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+def weekdays_of(tmp_path: Path, expr: str) -> list[str]:
+    """The local weekdays a cron rule meets on in a fortnight (from Monday 30 Nov 2026)."""
+    c, tz = circle(tmp_path, "Europe/London", cron=expr)
+    starts = occurrences(c, tz, datetime(2026, 11, 29, 23, 59, tzinfo=UTC))
+    days = [s.astimezone(tz) for s in itertools.takewhile(lambda s: s < datetime(2026, 12, 7, tzinfo=UTC), starts)]
+    return [f"{d:%a}" for d in days]
+
+
+@pytest.mark.parametrize(("expr", "days"), [
+    ("0 19 * * 4", ["Thu"]),
+    ("0 19 * * 0", ["Sun"]),
+    ("0 19 * * 7", ["Sun"]),
+    ("0 19 * * 1", ["Mon"]),
+    ("0 19 * * 1-5", ["Mon", "Tue", "Wed", "Thu", "Fri"]),
+    ("0 19 * * 1,3,5", ["Mon", "Wed", "Fri"]),
+    ("0 19 * * 1-5/2", ["Mon", "Wed", "Fri"]),
+    ("0 19 * * */2", ["Tue", "Thu", "Sat", "Sun"]),  # 0, 2, 4, 6
+    ("0 19 * * 5-7", ["Fri", "Sat", "Sun"]),
+    ("0 19 * * 0,6", ["Sat", "Sun"]),
+    ("0 19 * * THU", ["Thu"]),
+    ("0 19 * * mon-wed", ["Mon", "Tue", "Wed"]),
+    ("0 19 * * fri-sun", ["Fri", "Sat", "Sun"]),
+    ("0 19 * * *", ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]),
+    ("@weekly", ["Sun"]),
+])
+def test_cron_weekdays_mean_what_crontab_means(tmp_path: Path, expr: str, days: list[str]) -> None:
+    assert weekdays_of(tmp_path, expr) == days
+
+
+def test_cron_day_of_month_and_weekday_both_given_meet_on_either(tmp_path: Path) -> None:
+    """crontab(5): when both fields are restricted, a day matching either one runs."""
+    c, tz = circle(tmp_path, "Europe/London", cron="0 19 13 * fri")
+    starts = itertools.islice(occurrences(c, tz, datetime(2026, 11, 1, tzinfo=UTC)), 6)
+    assert [f"{s.astimezone(tz):%a %d %b}" for s in starts] == [
+        "Fri 06 Nov", "Fri 13 Nov", "Fri 20 Nov", "Fri 27 Nov", "Fri 04 Dec", "Fri 11 Dec"]
+    c, tz = circle(tmp_path, "Europe/London", cron="0 19 1 * mon")
+    starts = itertools.islice(occurrences(c, tz, datetime(2026, 11, 25, tzinfo=UTC)), 3)
+    assert [f"{s.astimezone(tz):%a %d %b}" for s in starts] == ["Mon 30 Nov", "Tue 01 Dec", "Mon 07 Dec"]
+
+
+@pytest.mark.parametrize(("zone", "at"), [
+    ("Europe/London", "01:30"), ("Europe/London", "00:30"), ("Europe/London", "02:15"),
+    ("America/New_York", "01:30"), ("America/New_York", "02:30"), ("America/New_York", "03:00"),
+])
+def test_cron_and_weekday_rules_agree_through_both_changes(tmp_path: Path, zone: str, at: str) -> None:
+    """A year of Sunday meetings (every 2026 change is on a Sunday): one meeting each, resolved the same way."""
+    hour, minute = (int(x) for x in at.split(":"))
+    by_cron, tz = circle(tmp_path, zone, cron=f"{minute} {hour} * * 0")
+    by_day, _ = circle(tmp_path, zone, weekdays=["sunday"], time=at)
+    after = datetime(2026, 1, 1, tzinfo=UTC)
+    assert list(itertools.islice(occurrences(by_cron, tz, after), 53)) == list(
+        itertools.islice(occurrences(by_day, tz, after), 53))
+
+
+@pytest.mark.parametrize(("zone", "day", "expr", "expected"), [
+    ("Europe/London", date(2026, 10, 25), "30 1 * * *", ["00:30 UTC"]),  # 01:30 BST only, not 01:30 GMT too
+    ("Europe/London", date(2026, 10, 25), "*/30 1 * * *", ["00:00 UTC", "00:30 UTC"]),  # first 01:00, 01:30
+    ("Europe/London", date(2026, 3, 29), "30 1 * * *", ["01:30 UTC"]),  # 02:30 BST
+    ("Europe/London", date(2026, 3, 29), "30 1,2 * * *", ["01:30 UTC"]),  # 01:30 (gap) is 02:30: one meeting
+    ("America/New_York", date(2026, 11, 1), "30 1 * * *", ["05:30 UTC"]),  # 01:30 EDT
+    ("America/New_York", date(2026, 3, 8), "30 2 * * *", ["07:30 UTC"]),  # 03:30 EDT
+])
+def test_cron_on_the_day_of_a_change(tmp_path: Path, zone: str, day: date, expr: str, expected: list[str]) -> None:
+    c, tz = circle(tmp_path, zone, cron=expr)
+    start = local_to_utc(day, datetime(2000, 1, 1).time(), tz)
+    starts = itertools.takewhile(lambda s: s.astimezone(tz).date() == day,
+                                 occurrences(c, tz, start - timedelta(seconds=1)))
+    assert [f"{s:%H:%M} UTC" for s in starts] == expected

@@ -82,6 +82,13 @@ def _weekday(value: Any) -> str:
     raise ValueError(f"expected a weekday like \"thursday\" or \"thu\", got {value!r}")
 
 
+def _cron(value: str) -> str:
+    from circlebot import cron
+
+    cron.parse(value)  # ValueError says which field is wrong
+    return value.strip()
+
+
 def _slug(value: str) -> str:
     if not SLUG_RE.match(value):
         raise ValueError(
@@ -101,6 +108,7 @@ Zone = Annotated[str, AfterValidator(_zone)]
 LocalTime = Annotated[time, BeforeValidator(_local_time)]
 Weekday = Annotated[str, BeforeValidator(_weekday)]
 Slug = Annotated[str, AfterValidator(_slug)]
+Cron = Annotated[str, AfterValidator(_cron)]
 EnvName = Annotated[str, AfterValidator(_env_name)]
 Id = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) and not isinstance(v, bool) else v)]
 
@@ -114,7 +122,7 @@ class Meets(_Frozen):
 
     weekdays: tuple[Weekday, ...] = ()
     time: LocalTime | None = None
-    cron: str | None = None
+    cron: Cron | None = None  # crontab(5): 0 and 7 are Sunday (see cron.py)
     duration: Duration = timedelta(minutes=90)
     every_weeks: int = Field(default=1, ge=1, le=8)
 
@@ -125,12 +133,6 @@ class Meets(_Frozen):
                 raise ValueError("give either 'cron' or 'weekdays' + 'time', not both")
             if self.every_weeks != 1:
                 raise ValueError("'every_weeks' works with 'weekdays' + 'time', not with 'cron'")
-            from apscheduler.triggers.cron import CronTrigger
-
-            try:
-                CronTrigger.from_crontab(self.cron, timezone="UTC")
-            except ValueError as e:
-                raise ValueError(f"'cron' is not a valid crontab expression ({e})") from None
         elif not self.weekdays or self.time is None:
             raise ValueError(
                 "give 'weekdays' (e.g. [\"thursday\"]) and 'time' (e.g. \"19:00\"), or a 'cron' expression"

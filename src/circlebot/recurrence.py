@@ -4,7 +4,8 @@ Every occurrence is built from the local date and wall-clock time, never by addi
 19:00 meeting stays at 19:00 local across daylight-saving changes. A local time that does not exist (the
 clocks jump forward over it) resolves as PEP 495 defines for ``fold=0``: it is read with the offset in force
 before the change, so it happens one hour later on the wall clock. A local time that happens twice (the
-clocks go back) resolves to its first occurrence. The host's zone is never used.
+clocks go back) resolves to its first occurrence. Cron rules (see cron.py) select wall-clock times that are
+resolved the same way, so a repeated hour is one meeting, not two. The host's zone is never used.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from circlebot import cron
 from circlebot.config import CircleSettings
 
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -25,20 +27,10 @@ def local_to_utc(day: date, at: time, zone: ZoneInfo) -> datetime:
 
 
 def occurrences(circle: CircleSettings, zone: ZoneInfo, after: datetime) -> Iterator[datetime]:
-    """Meeting starts (UTC) strictly after `after`, in order, without end."""
+    """Meeting starts (UTC) strictly after `after`, in order, each once, without end."""
     meets = circle.meets
     if meets.cron is not None:
-        from apscheduler.triggers.cron import CronTrigger
-
-        trigger = CronTrigger.from_crontab(meets.cron, timezone=zone)
-        current = after
-        while True:
-            nxt = trigger.get_next_fire_time(None, current + timedelta(seconds=1))
-            if nxt is None:
-                return
-            current = nxt.astimezone(UTC)
-            if current > after:
-                yield current
+        yield from _cron_occurrences(cron.parse(meets.cron), zone, after)
         return
     assert meets.time is not None
     days = {_WEEKDAYS.index(d) for d in meets.weekdays}
@@ -49,6 +41,25 @@ def occurrences(circle: CircleSettings, zone: ZoneInfo, after: datetime) -> Iter
             if start > after:
                 yield start
         day += timedelta(days=1)
+
+
+def _cron_occurrences(rule: cron.CronRule, zone: ZoneInfo, after: datetime) -> Iterator[datetime]:
+    """A cron rule's wall-clock times, each resolved like a weekday rule's (see the module doc).
+
+    Resolving can reorder or merge times around a change (01:30 in a spring gap is 02:30, the same instant
+    as a 02:30 time), so each local day's times are resolved together, then sorted and kept once."""
+    last = after
+    day: date | None = None
+    pending: list[datetime] = []
+    start = datetime.combine(after.astimezone(zone).date() - timedelta(days=1), time(0))
+    for wall in rule.wall_times(start):
+        if wall.date() != day:
+            for t in sorted(pending):
+                if t > last:
+                    yield t
+                    last = t
+            day, pending = wall.date(), []
+        pending.append(local_to_utc(wall.date(), wall.time(), zone))
 
 
 def next_occurrence(circle: CircleSettings, zone: ZoneInfo, after: datetime) -> datetime:
