@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from circlebot.config import ConfigError, load
+from circlebot.config import ConfigError, Lead, load
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -89,7 +90,8 @@ def test_weekday_names_and_durations_are_forgiving(tmp_path: Path) -> None:
     m = s.circles[0].meets
     assert m.weekdays == ("thursday", "saturday") and m.time is not None and m.time.hour == 9
     assert m.duration.total_seconds() == 5400
-    assert s.circles[0].timeline.reminder.total_seconds() == 7200
+    assert s.circles[0].timeline.reminder == Lead(0, timedelta(minutes=120))  # a number is minutes
+    assert s.circles[0].timeline.assignment == Lead(10, timedelta(0))  # days are calendar days
 
 
 def test_check_config_command_exit_codes(tmp_path: Path) -> None:
@@ -119,3 +121,31 @@ def test_a_bad_cron_is_refused_naming_the_key(tmp_path: Path, cron: str, expecte
     with pytest.raises(ConfigError) as info:
         load(p)
     assert any(expected in p for p in info.value.problems), info.value.problems
+
+
+def test_starting_must_be_one_of_the_circles_weekdays(tmp_path: Path) -> None:
+    base = '[[circles]]\nslug = "a"\nname = "A"\n'
+    s = load(write(tmp_path, base + 'meets = {weekdays = ["thu"], time = "19:00", every_weeks = 2, '
+                   'starting = 2026-12-03}\n'))
+    assert str(s.circles[0].meets.starting) == "2026-12-03"
+    with pytest.raises(ConfigError) as info:
+        load(write(tmp_path, base + 'meets = {weekdays = ["thu", "sat"], time = "19:00", starting = 2026-12-04}\n'))
+    assert ("circles[0].meets.starting: 2026-12-04 is a Friday, and the circle meets on Thursday and Saturday; "
+            "give the date of the first meeting") in info.value.problems, info.value.problems
+    with pytest.raises(ConfigError) as info:
+        load(write(tmp_path, base + 'meets = {cron = "0 19 * * thu", starting = 2026-12-03}\n'))
+    assert any("circles[0].meets: 'starting' works with 'weekdays' + 'time'" in p for p in info.value.problems)
+    with pytest.raises(ConfigError) as info:
+        load(write(tmp_path, base + 'meets = {weekdays = ["thu"], time = "19:00", starting = "soon"}\n'))
+    assert any(p.startswith("circles[0].meets.starting: ") for p in info.value.problems), info.value.problems
+
+
+@pytest.mark.parametrize("key", ["reminder", "assignment"])
+@pytest.mark.parametrize("value", ['"0m"', "0", '"0d"'])
+def test_a_lead_time_of_zero_is_refused(tmp_path: Path, key: str, value: str) -> None:
+    p = write(tmp_path, '[[circles]]\nslug = "a"\nname = "A"\nmeets = {weekdays = ["thu"], time = "19:00"}\n'
+              f'timeline = {{{key} = {value}}}\n')
+    with pytest.raises(ConfigError) as info:
+        load(p)
+    assert any(p.startswith(f"circles[0].timeline.{key}: a post 0 minutes before the meeting") for p in
+               info.value.problems), info.value.problems

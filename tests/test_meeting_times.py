@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -94,3 +94,77 @@ async def test_cron_meetings_at_a_daylight_saving_change_follow_the_documented_r
         for want in expected:
             answer = await d.say("olga", f"schedule {SEED}")
             assert f"on {want}" in answer, (want, answer)
+
+
+# a fortnightly circle's fortnight -------------------------------------------------------------------------
+
+
+async def test_a_fortnightly_circle_meets_from_its_starting_date(tmp_path: Path, clock: FakeClock) -> None:
+    meets = {"weekdays": ["thursday"], "time": "19:00", "every_weeks": 2, "starting": "2026-12-03"}
+    async with running(tmp_path, clock, meets=meets) as (d, _):
+        assert "every 2 weeks on Thursday at 19:00 (Europe/London), from Thu 3 Dec 2026" in await d.say("bob", "circle")
+        assert "on Thu 3 Dec 2026, 19:00 GMT" in await d.say("olga", f"schedule {SEED}")
+        assert "on Thu 17 Dec 2026, 19:00 GMT" in await d.say("olga", f"schedule {SEED}")
+        assert "does not usually meet on Thursday 10 December" in await d.say("olga", f"schedule {SEED} 2026-12-10")
+
+
+# lead times across daylight-saving changes ----------------------------------------------------------------
+
+
+async def test_days_before_are_calendar_days_and_hours_are_hours(tmp_path: Path) -> None:
+    """The clocks go back on Sunday 25 Oct 2026 in London. A Thursday 29 Oct meeting's reading, "7d" before,
+    goes out on Thursday 22 Oct at 19:00 local time (BST); a "24h" reminder for a Sunday 25 Oct meeting is
+    24 hours before (20:00 BST), a "1d" one the day before at the same local time (19:00 BST)."""
+    clock = FakeClock(datetime(2026, 10, 20, 12, tzinfo=UTC))
+    meets = {"weekdays": ["thursday", "sunday"], "time": "19:00", "duration": "90m"}
+    async with running(tmp_path, clock, meets=meets, timeline={"assignment": "7d", "reminder": "24h"}) as (d, tl):
+        await d.say("olga", f"schedule {SEED} 2026-10-29")
+        await d.say("olga", f"schedule {SEED} 2026-10-25")
+        upcoming = (await d.say("alice", "upcoming")).text
+        assert "reminder due Sat 24 Oct 2026, 20:00 BST" in upcoming, upcoming
+        clock.set(datetime(2026, 10, 22, 17, 59, 59, tzinfo=UTC))
+        await tl.tick()
+        assert not any("Reading for meeting #1" in p for p in d.posts())
+        clock.set(datetime(2026, 10, 22, 18, tzinfo=UTC))  # 19:00 BST
+        await tl.tick()
+        assert any("Reading for meeting #1" in p for p in d.posts()), d.posts()
+    async with running(tmp_path / "1d", FakeClock(datetime(2026, 10, 20, 12, tzinfo=UTC)), meets=meets,
+                       timeline={"reminder": "1d"}) as (d, _):
+        await d.say("olga", f"schedule {SEED} 2026-10-25")
+        upcoming = (await d.say("alice", "upcoming")).text
+        assert "reminder due Sat 24 Oct 2026, 19:00 BST" in upcoming, upcoming
+
+
+@pytest.mark.parametrize(("lead", "due"), [
+    ("7d", "Thu 05 Mar 19:00 EST"),  # a week earlier on the calendar, same local time
+    ("168h", "Thu 05 Mar 18:00 EST"),  # exactly 168 hours
+    ("1d12h", "Wed 11 Mar 07:00 EDT"),  # a calendar day, then 12 hours
+    ("3d", "Mon 09 Mar 19:00 EDT"),
+    ("5d", "Sat 07 Mar 19:00 EST"),
+])
+def test_plan_counts_lead_days_on_the_circles_calendar(tmp_path: Path, lead: str, due: str) -> None:
+    """New York springs forward on Sunday 8 Mar 2026; the meeting is Thursday 12 Mar, 19:00 EDT."""
+    from zoneinfo import ZoneInfo
+
+    from circlebot.store import Meeting
+    from circlebot.timeline import PostKind, plan
+
+    settings = make_settings(tmp_path, circles=[circle_config(timezone="America/New_York",
+                                                              timeline={"assignment": lead})])
+    start = datetime(2026, 3, 12, 23, tzinfo=UTC)
+    m = Meeting(1, "study", start, start + timedelta(minutes=90), SEED, None, None, "scheduled")
+    (job,) = [j for j in plan(settings.circles, [m], datetime(2026, 2, 1, tzinfo=UTC)) if j.kind is PostKind.ASSIGNMENT]
+    assert f"{job.due_at.astimezone(ZoneInfo('America/New_York')):%a %d %b %H:%M %Z}" == due
+
+
+def test_a_circle_without_a_zone_plans_in_the_configs_default_zone(tmp_path: Path) -> None:
+    from circlebot.store import Meeting
+    from circlebot.timeline import PostKind, plan
+
+    circle = circle_config()
+    del circle["timezone"]
+    settings = make_settings(tmp_path, timezone="Europe/London", circles=[circle])
+    start = datetime(2026, 10, 29, 19, tzinfo=UTC)  # Thu 19:00 GMT; a week before is 19:00 BST
+    m = Meeting(1, "study", start, start + timedelta(minutes=90), SEED, None, None, "scheduled")
+    jobs = {j.kind: j for j in plan(settings.circles, [m], datetime(2026, 10, 1, tzinfo=UTC))}
+    assert jobs[PostKind.ASSIGNMENT].due_at == datetime(2026, 10, 22, 18, tzinfo=UTC)

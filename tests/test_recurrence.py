@@ -154,3 +154,23 @@ def test_cron_on_the_day_of_a_change(tmp_path: Path, zone: str, day: date, expr:
     starts = itertools.takewhile(lambda s: s.astimezone(tz).date() == day,
                                  occurrences(c, tz, start - timedelta(seconds=1)))
     assert [f"{s:%H:%M} UTC" for s in starts] == expected
+
+
+def test_a_fortnightly_circle_chooses_its_fortnight_with_starting(tmp_path: Path) -> None:
+    after = datetime(2026, 11, 24, tzinfo=UTC)
+    for first, expected in [("2026-12-03", ["Thu 03 Dec", "Thu 17 Dec", "Thu 31 Dec"]),
+                            ("2026-12-10", ["Thu 10 Dec", "Thu 24 Dec", "Thu 07 Jan"])]:
+        c, tz = circle(tmp_path, "Europe/London", weekdays=["thu"], time="19:00", every_weeks=2, starting=first)
+        starts = itertools.islice(occurrences(c, tz, after), 3)
+        assert [f"{s.astimezone(tz):%a %d %b}" for s in starts] == expected
+    assert rule_text(c, tz) == "every 2 weeks on Thursday at 19:00 (Europe/London), from Thu 10 Dec 2026, 1 h 30 min"
+
+
+def test_starting_is_the_first_meeting_and_its_week_is_the_first_week(tmp_path: Path) -> None:
+    c, tz = circle(tmp_path, "Europe/London", weekdays=["tue", "thu"], time="19:00", every_weeks=2,
+                   starting="2026-12-03")
+    starts = itertools.islice(occurrences(c, tz, datetime(2026, 11, 1, tzinfo=UTC)), 4)
+    assert [f"{s.astimezone(tz):%a %d %b}" for s in starts] == ["Thu 03 Dec", "Tue 15 Dec", "Thu 17 Dec", "Tue 29 Dec"]
+    weekly, _ = circle(tmp_path, "Europe/London", weekdays=["thu"], time="19:00", starting="2027-01-07")
+    assert next(occurrences(weekly, tz, datetime(2026, 11, 1, tzinfo=UTC))).date() == date(2027, 1, 7)
+    assert occurrence_on(weekly, tz, date(2026, 12, 31)) is None

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 import tomllib
-from datetime import time, timedelta
+from datetime import date, time, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -21,6 +21,8 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -53,6 +55,35 @@ def parse_duration(value: Any) -> timedelta:
             d, h, mins = (int(g) if g else 0 for g in m.groups())
             return timedelta(days=d, hours=h, minutes=mins)
     raise ValueError(f"expected a duration like \"90m\", \"24h\" or \"7d\", got {value!r}")
+
+
+class Lead(NamedTuple):
+    """How long before a meeting a post goes out: whole days on the circle's calendar (the same local time
+    that many days earlier, whatever daylight saving does in between), then an exact duration (hours and
+    minutes). ``"7d"`` is a week earlier at the same wall-clock time; ``"168h"`` is exactly 168 hours."""
+
+    days: int
+    exact: timedelta
+
+    @property
+    def approx(self) -> timedelta:
+        """The lead as one duration (within the hour a daylight-saving change moves it)."""
+        return timedelta(days=self.days) + self.exact
+
+
+def parse_lead(value: Any) -> Lead:
+    """A lead time: the days of ``"7d"``, ``"1d12h"`` counted in calendar days, the rest exact; never zero."""
+    if isinstance(value, Lead):
+        return value
+    if isinstance(value, str) and (m := _DURATION_RE.match(value)) and any(m.groups()):
+        d, h, mins = (int(g) if g else 0 for g in m.groups())
+        lead = Lead(d, timedelta(hours=h, minutes=mins))
+    else:
+        lead = Lead(0, parse_duration(value))
+    if lead.approx <= timedelta(0):
+        raise ValueError(f"a post 0 minutes before the meeting would go out as it starts, with the discussion "
+                         f"questions; give a lead of at least a minute, like \"24h\" or \"30m\" (got {value!r})")
+    return lead
 
 
 def _zone(value: str) -> str:
@@ -104,6 +135,7 @@ def _env_name(value: str) -> str:
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+LeadTime = Annotated[Lead, BeforeValidator(parse_lead)]
 Zone = Annotated[str, AfterValidator(_zone)]
 LocalTime = Annotated[time, BeforeValidator(_local_time)]
 Weekday = Annotated[str, BeforeValidator(_weekday)]
@@ -125,6 +157,17 @@ class Meets(_Frozen):
     cron: Cron | None = None  # crontab(5): 0 and 7 are Sunday (see cron.py)
     duration: Duration = timedelta(minutes=90)
     every_weeks: int = Field(default=1, ge=1, le=8)
+    starting: date | None = None  # the first meeting; fortnights (every_weeks) count from its week
+
+    @field_validator("starting")
+    @classmethod
+    def _starting_is_a_meeting_day(cls, value: date | None, info: ValidationInfo) -> date | None:
+        days = info.data.get("weekdays")
+        if value is not None and days and _WEEKDAYS[value.weekday()] not in days:
+            names = " and ".join(d.capitalize() for d in days)
+            raise ValueError(f"{value.isoformat()} is a {value:%A}, and the circle meets on {names}; give the date "
+                             "of the first meeting")
+        return value
 
     @model_validator(mode="after")
     def _rule(self) -> Meets:
@@ -133,6 +176,9 @@ class Meets(_Frozen):
                 raise ValueError("give either 'cron' or 'weekdays' + 'time', not both")
             if self.every_weeks != 1:
                 raise ValueError("'every_weeks' works with 'weekdays' + 'time', not with 'cron'")
+            if self.starting is not None:
+                raise ValueError("'starting' works with 'weekdays' + 'time', not with 'cron' (a cron rule names "
+                                 "its own dates)")
         elif not self.weekdays or self.time is None:
             raise ValueError(
                 "give 'weekdays' (e.g. [\"thursday\"]) and 'time' (e.g. \"19:00\"), or a 'cron' expression"
@@ -162,10 +208,10 @@ class Organisers(_Frozen):
 
 
 class Timeline(_Frozen):
-    """How long before a meeting each post goes out."""
+    """How long before a meeting each post goes out (see `Lead`)."""
 
-    assignment: Duration = timedelta(days=7)
-    reminder: Duration = timedelta(hours=24)
+    assignment: LeadTime = Lead(7, timedelta(0))
+    reminder: LeadTime = Lead(0, timedelta(hours=24))
 
 
 class CircleSettings(_Frozen):
@@ -182,6 +228,11 @@ class CircleSettings(_Frozen):
     timeline: Timeline = Timeline()
     part_minutes: int = Field(default=25, ge=5, le=600)  # target reading time per meeting
     split_long_readings: bool = False  # schedule a too-long reading's parts as consecutive meetings
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The circle's zone (`validate` fills in the file's default zone for circles that name none)."""
+        return ZoneInfo(self.timezone or "UTC")
 
 
 class ConsoleSettings(_Frozen):
@@ -297,6 +348,8 @@ def validate(data: dict[str, Any], path: Path) -> Settings:
         update={
             "database": settings.database if settings.database.is_absolute() else base / settings.database,
             "readings": settings.readings if settings.readings.is_absolute() else base / settings.readings,
+            "circles": tuple(c if c.timezone else c.model_copy(update={"timezone": settings.timezone})
+                             for c in settings.circles),
         }
     )
 

@@ -15,10 +15,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from circlebot import cron
-from circlebot.config import CircleSettings
+from circlebot.config import CircleSettings, Lead
 
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-ANCHOR = date(2026, 1, 5)  # a Monday: fortnightly circles count their weeks from here
+ANCHOR = date(2026, 1, 5)  # a Monday: fortnightly circles without `starting` count their weeks from here
 
 
 def local_to_utc(day: date, at: time, zone: ZoneInfo) -> datetime:
@@ -34,9 +34,13 @@ def occurrences(circle: CircleSettings, zone: ZoneInfo, after: datetime) -> Iter
         return
     assert meets.time is not None
     days = {_WEEKDAYS.index(d) for d in meets.weekdays}
+    first = meets.starting
+    anchor = ANCHOR if first is None else first - timedelta(days=first.weekday())  # the Monday of its week
     day = after.astimezone(zone).date() - timedelta(days=1)
+    if first is not None and day < first:
+        day = first
     while True:
-        if day.weekday() in days and ((day - ANCHOR).days // 7) % meets.every_weeks == 0:
+        if day.weekday() in days and ((day - anchor).days // 7) % meets.every_weeks == 0:
             start = local_to_utc(day, meets.time, zone)
             if start > after:
                 yield start
@@ -60,6 +64,15 @@ def _cron_occurrences(rule: cron.CronRule, zone: ZoneInfo, after: datetime) -> I
                     last = t
             day, pending = wall.date(), []
         pending.append(local_to_utc(wall.date(), wall.time(), zone))
+
+
+def lead_before(start: datetime, lead: Lead, zone: ZoneInfo) -> datetime:
+    """When a post `lead` before a meeting at `start` is due: the lead's days on the calendar of `zone` (the
+    same wall-clock time that many days earlier, resolved like a meeting time), then its exact part."""
+    if lead.days:
+        local = start.astimezone(zone)
+        start = local_to_utc(local.date() - timedelta(days=lead.days), local.time(), zone)
+    return start - lead.exact
 
 
 def next_occurrence(circle: CircleSettings, zone: ZoneInfo, after: datetime) -> datetime:
@@ -88,4 +101,5 @@ def rule_text(circle: CircleSettings, zone: ZoneInfo) -> str:
     every = "every" if meets.every_weeks == 1 else f"every {meets.every_weeks} weeks on"
     days = " and ".join(d.capitalize() for d in meets.weekdays)
     assert meets.time is not None
-    return f"{every} {days} at {meets.time:%H:%M} ({zone.key}), {length}"
+    since = f", from {meets.starting:%a %-d %b %Y}" if meets.starting else ""
+    return f"{every} {days} at {meets.time:%H:%M} ({zone.key}){since}, {length}"

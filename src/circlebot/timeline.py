@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from circlebot.adapters.base import time_mark
 from circlebot.config import CircleSettings
 from circlebot.domain import ChannelRef, Control, MessageRef, Post, RsvpAnswer
-from circlebot.recurrence import occurrences
+from circlebot.recurrence import lead_before, occurrences
 from circlebot.store import Meeting
 
 if TYPE_CHECKING:
@@ -80,10 +80,10 @@ def plan(circles: Sequence[CircleSettings], meetings: Iterable[Meeting], now: da
         circle = by_slug.get(m.circle)
         if circle is None or m.status != "scheduled" or m.ends_at + SUMMARY_GRACE < now - LOOKBACK:
             continue
-        t = circle.timeline
+        t, zone = circle.timeline, circle.zone
         for kind, due, expires in (
-            (PostKind.ASSIGNMENT, m.starts_at - t.assignment, m.starts_at),
-            (PostKind.REMINDER, m.starts_at - t.reminder, m.starts_at),
+            (PostKind.ASSIGNMENT, lead_before(m.starts_at, t.assignment, zone), m.starts_at),
+            (PostKind.REMINDER, lead_before(m.starts_at, t.reminder, zone), m.starts_at),
             (PostKind.START, m.starts_at, m.ends_at),
             (PostKind.END, m.ends_at, m.ends_at + SUMMARY_GRACE),
         ):
@@ -109,7 +109,7 @@ def syllabus_fill(
             key = (slug, part if count > 1 else None)
             if key not in used:
                 queue.append((slug, key[1], count if count > 1 else None))
-    horizon = now + circle.timeline.assignment + timedelta(days=1)
+    horizon = now + circle.timeline.assignment.approx + timedelta(days=1)
     out: list[tuple[datetime, str, int | None, int | None]] = []
     for start in occurrences(circle, zone, now):
         if start > horizon or not queue:
