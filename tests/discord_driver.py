@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from circlebot.adapters.base import plain_text
 from circlebot.adapters.discord import AppLookups, DiscordAdapter, discord_path
 from circlebot.app import App
 from circlebot.commands import Command, CommandTable, Param, UsageError, Word, assign_words
 from circlebot.config import Settings
 from circlebot.readings import load_collection
+from circlebot.render import plain_text
 from circlebot.store import Database, Store
 from conftest import circle_config, make_settings
 from drivers import Answer, FakeClock, Unsendable

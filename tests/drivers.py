@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from circlebot.adapters.base import Dispatch, PollLimits, plain_text, render_times
+from circlebot.adapters.base import Dispatch, PollLimits
 from circlebot.app import App
 from circlebot.domain import (
     ChannelRef,
@@ -26,6 +26,7 @@ from circlebot.domain import (
     UserRef,
     VoteCast,
 )
+from circlebot.render import named_markdown, plain_text
 
 
 class FakeClock:
@@ -99,7 +100,7 @@ class RecordingAdapter:
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def render(self, post: Post) -> str:
-        return plain_text(render_times(post.text, self.zone))
+        return plain_text(named_markdown(post.content, self.zone, self.prefix))
 
     async def run(self, dispatch: Dispatch) -> None:
         await asyncio.Event().wait()

@@ -193,6 +193,18 @@ async def test_everyone_in_a_poll_question_pings_nobody(bot: DiscordDriver, fake
     assert post.json["poll"]["answers"][0]["poll_media"]["text"] == "@here Mon"
 
 
+async def test_time_marks_typed_by_members_are_shown_as_typed(bot: DiscordDriver) -> None:
+    poll, _ = await open_poll(bot, 'poll "Meet <t:1700000000:F> or \\\\<t:1:R>?" "Yes" "No"')
+    results = await bot.say("alice", f"poll results {poll}")
+    # an odd number of backslashes before "<": Discord shows the mark as typed instead of a date
+    assert "Meet \\<t:1700000000:F> or \\\\\\<t:1:R>?" in results.text, results
+    closed = await bot.say(bot.organiser, f"poll close {poll}")
+    assert "Meet \\<t:1700000000:F>" in closed.text, closed
+    assert any("Meet \\<t:1700000000:F>" in p for p in bot.posts()), bot.posts()  # the results posted on close
+    scheduled = await bot.say(bot.organiser, f"schedule {SEED}")
+    assert re.search(r"(?<!\\)<t:\d+:F>", scheduled.text), scheduled  # the bot's own times stay time marks
+
+
 async def test_discord_poll_limits_are_checked_before_sending(bot: DiscordDriver, fake_discord: FakeDiscord) -> None:
     eleven = " ".join(f'"A{i}"' for i in range(11))
     too_many = await bot.say(bot.organiser, f'poll "Q?" {eleven}')

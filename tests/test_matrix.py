@@ -26,6 +26,7 @@ from circlebot.app import App
 from circlebot.domain import ChannelRef, Control, MessageRef, PollSpec, Post, RsvpAnswer, UserRef
 from circlebot.readings import load_collection
 from circlebot.store import Store
+from circlebot.text import when
 from drivers import FakeClock, number_after
 from synapse_harness import (
     MatrixAccount,
@@ -336,13 +337,23 @@ async def test_html_in_user_text_is_escaped_and_notices_mention_nobody(matrix_dr
 
 
 @pytest.mark.timeout(30)
+async def test_time_markup_typed_in_matrix_is_shown_as_typed(matrix_driver: MatrixDriver) -> None:
+    d = matrix_driver
+    opened = await d.say("olga", 'poll "Meet <t:999999999999:F> or <t:1700000000:F>?" "Yes" "No"')
+    assert "is open" in opened, opened
+    results = await d.say("alice", f"poll results {number_after('poll', opened.text)}")
+    assert "Meet <t:999999999999:F> or <t:1700000000:F>?" in results and "2023" not in results.text, results
+    assert "Thu 26 Nov 2026, 19:00 GMT (Europe/London)" in await d.say("olga", f"schedule {SEED}")
+
+
+@pytest.mark.timeout(30)
 async def test_reminders_mention_threads_hold_questions_long_posts_split(matrix_driver: MatrixDriver) -> None:
     d = matrix_driver
     alice = await d.user("alice")
     where = ChannelRef("matrix", d.room_id)
     adapter: MatrixAdapter = d.bot.adapter
     starts = datetime(2026, 11, 26, 19, 0, tzinfo=ZoneInfo("Europe/London"))
-    root = await adapter.send(where, Post(f"Meeting at <t:{int(starts.timestamp())}:F>"))
+    root = await adapter.send(where, Post("Meeting at " + when(starts)))
     reminder = await adapter.send(where, Post("Tomorrow!", mentions=(UserRef("matrix", alice.user_id, "alice"),),
                                               notify=True))
     question = await adapter.send(where, Post("1. What is **dual power**?", thread_of=root))

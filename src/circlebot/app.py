@@ -36,6 +36,7 @@ from circlebot.domain import (
 )
 from circlebot.readings import Collection
 from circlebot.store import PollRow, Store
+from circlebot.text import Text
 
 if TYPE_CHECKING:
     from circlebot.timeline import Timeline
@@ -158,7 +159,7 @@ class App:
         return [(loc.platform, self.adapters[loc.platform].poll_limits) for loc in self.locations(circle)]
 
     # dispatch --------------------------------------------------------------------------------------
-    async def dispatch(self, event: Event | Sequence[Event]) -> str | None:
+    async def dispatch(self, event: Event | Sequence[Event]) -> Text | str | None:
         """Handle an inbound event, or a batch of them (a sync response, a back-fill: votes in a batch are
         stored in one transaction). Never raises: every error is answered or logged here.
 
@@ -221,10 +222,10 @@ class App:
             reply = result if isinstance(result, Reply) else Reply(result)
             await self._answer(inv, Post(reply.text), private=reply.private or command.private)
         except Refused as e:
-            await self._answer(inv, Post(f"Sorry: {e}"), private=True)
+            await self._answer(inv, Post("Sorry: " + e.text), private=True)
         except UsageError as e:
             cmd = e.command or command
-            text = f"{_capital(str(e))}"
+            text = _capital(e.text)
             if cmd is not None:
                 syntax = self.syntax(inv.channel.platform)
                 text += f"\nUsage: `{syntax.usage(cmd)}` ({syntax.help_hint(cmd)} for more)"
@@ -441,6 +442,9 @@ class App:
             await self.store.batcher.stop()
 
 
-def _capital(text: str) -> str:
-    return text[:1].upper() + text[1:]
+def _capital(text: Text) -> Text:
+    first = text.segments[0] if text.segments else ""
+    if not isinstance(first, str):
+        return text
+    return Text(first[:1].upper() + first[1:], *text.segments[1:])
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import date, time
 from typing import Any, Literal
 
+from circlebot.text import Text
+
 MAX_INPUT = 2000
 _QUOTES = {'"': '"', "“": "”„“", "„": "“”", "«": "»", "'": "'", "‘": "’‘"}
 
@@ -19,8 +21,9 @@ _QUOTES = {'"': '"', "“": "”„“", "„": "“”", "«": "»", "'": "'", 
 class UsageError(Exception):
     """The user typed something wrong; the message says what, and the command's usage is shown with it."""
 
-    def __init__(self, message: str, command: Command | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: Text | str, command: Command | None = None) -> None:
+        super().__init__(str(message))
+        self.text = Text.of(message)
         self.command = command
 
 
@@ -32,11 +35,11 @@ class UnknownCommand(UsageError):
 class Reply:
     """A handler's answer. `private` answers go only to the asker where the platform can (ephemeral, DM)."""
 
-    text: str
+    text: Text | str
     private: bool = False
 
 
-HandlerResult = str | Reply
+HandlerResult = Text | str | Reply
 Handler = Callable[..., Awaitable[HandlerResult]]
 
 

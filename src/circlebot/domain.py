@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from circlebot.text import Text, TimeValue
+
 
 @dataclass(frozen=True, slots=True)
 class UserRef:
@@ -145,18 +147,24 @@ class Control(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Post:
-    """Something the bot says: Markdown text, rendered by each adapter for its platform.
+    """Something the bot says: light Markdown with structured parts (times, commands; see `circlebot.text`),
+    rendered by each adapter for its platform. User text inside it is only ever text.
 
-    `mentions` are people the post is meant to notify; `at` is a time to render in the reader's zone where
-    the platform can; `meeting_id` and `controls` let adapters attach RSVP or check-in buttons/reactions.
+    `mentions` are people the post is meant to notify; `meeting_id` and `controls` let adapters attach RSVP
+    or check-in buttons/reactions; `thread_of` puts the post in a thread on that message where there are any.
     """
 
-    text: str
+    text: Text | str
     mentions: tuple[UserRef, ...] = ()
     notify: bool = False
     meeting_id: int | None = None
     controls: tuple[Control, ...] = ()
     thread_of: MessageRef | None = None
+
+    @property
+    def content(self) -> Text:
+        """The post's text as a `Text`, whichever way it was given."""
+        return Text.of(self.text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +177,15 @@ class PollSpec:
     multi: bool
     secret: bool
     closes_at: datetime | None
+
+    def rules(self, secret_note: str | None = None) -> Text:
+        """How the poll works, in a few words: "pick one; closes <time>" (a secret poll adds `secret_note`)."""
+        rules: list[Text | str] = ["pick several" if self.multi else "pick one"]
+        if self.secret and secret_note:
+            rules.append(secret_note)
+        if self.closes_at:
+            rules.append("closes " + Text(TimeValue(self.closes_at)))
+        return Text.join("; ", rules)
 
 
 @dataclass(frozen=True, slots=True)

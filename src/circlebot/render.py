@@ -1,14 +1,52 @@
-"""Posts are Markdown; this turns them into what each platform shows, and splits long ones.
+"""Posts are light Markdown with structured parts; this turns them into what each platform shows, and splits
+long ones.
 
-Matrix gets HTML from markdown-it-py (CommonMark, raw HTML disabled, so any HTML a user typed is escaped, not
-rendered); Discord takes the Markdown as it is; the console gets plain text (see adapters.base.plain_text).
+A post's `Text` becomes Markdown first: `named_markdown` for platforms without time markup (times in the
+circle's zone, named), `discord_markdown` for Discord (its `<t:…>` marks; the same marks typed by users are
+escaped). Matrix then gets HTML from markdown-it-py (CommonMark, raw HTML disabled, so any HTML a user typed is
+escaped, not rendered); Discord takes the Markdown as it is; the console gets plain text (`plain_text`).
 """
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 from markdown_it import MarkdownIt
+
+from circlebot.text import CommandRef, Text, discord_literal, discord_time, named_time
+
+
+def named_markdown(text: Text | str, zone: ZoneInfo, prefix: str) -> str:
+    """Markdown for platforms without per-reader times: times named in `zone`, commands as inline code."""
+    return Text.of(text).render(time=lambda t: named_time(t, zone), command=lambda c: _code(prefix, c))
+
+
+def discord_markdown(text: Text | str, prefix: str = "/") -> str:
+    """Markdown for Discord: its time marks for times; time (and mention) marks in user text escaped."""
+    return Text.of(text).render(time=discord_time, command=lambda c: _code(prefix, c), literal=discord_literal)
+
+
+def _code(prefix: str, command: CommandRef) -> str:
+    return f"`{prefix}{command.words.replace('`', '')}`"
+
+
+_MD_STRIP = [
+    (re.compile(r"\*\*(.+?)\*\*", re.S), r"\1"),
+    (re.compile(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])", re.S), r"\1"),
+    (re.compile(r"`([^`\n]+)`"), r"\1"),
+    (re.compile(r"^#{1,6}\s+", re.M), ""),
+    (re.compile(r"\[([^\]]+)\]\(([^)]+)\)"), r"\1 (\2)"),
+]
+
+
+def plain_text(markdown: str) -> str:
+    """The light Markdown core posts use, as plain text for a terminal (or a Matrix ``body``)."""
+    out = markdown
+    for pattern, repl in _MD_STRIP:
+        out = pattern.sub(repl, out)
+    return out
 
 
 @lru_cache(maxsize=1)

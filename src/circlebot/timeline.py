@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from circlebot.adapters.base import time_mark
 from circlebot.config import CircleSettings
 from circlebot.domain import ChannelRef, Control, MessageRef, Post, RsvpAnswer
 from circlebot.recurrence import lead_before, occurrences
 from circlebot.store import Meeting
+from circlebot.text import Text, cmd, when
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -270,10 +270,9 @@ class Timeline:
             thread_roots = {(r.channel.platform, r.channel.id): r for r in await app.store.post_messages(assignment)}
         for loc in app.locations(circle):
             root = thread_roots.get((loc.platform, loc.id))
-            text = post.text.replace("{prefix}", app.prefix(loc.platform))
             try:
                 refs.append(await app.adapters[loc.platform].send(loc, Post(
-                    text, post.mentions, post.notify, post.meeting_id, post.controls, root),
+                    post.text, post.mentions, post.notify, post.meeting_id, post.controls, root),
                     key=delivery_key(job.key, loc)))
             except Exception:
                 log.exception("could not send %s to %s %s", job.key, loc.platform, loc.id)
@@ -292,9 +291,10 @@ class Timeline:
                 part = f" (part {m.part} of {m.parts}: {p.title}, about {p.minutes} min)"
             else:
                 part = f" (part {m.part} of {m.parts})"
-        when = time_mark(m.starts_at)
+        starts = when(m.starts_at)
+        lines: list[Text | str]
         if kind is PostKind.ASSIGNMENT:
-            lines = [f"📖 **Reading for meeting #{m.id}**, {when}: **{title}**{part}"]
+            lines = [f"📖 **Reading for meeting #{m.id}**, " + starts + f": **{title}**{part}"]
             if reading is not None:
                 lines.append(f"{reading.author}, {reading.publisher}, {reading.published:%-d %B %Y}. "
                              f"About {reading.minutes} min to read." + (f" Source: {reading.source}." if reading.source
@@ -302,26 +302,27 @@ class Timeline:
                 if reading.sections and not part:
                     lines.append("Sections: " + "; ".join(s.title for s in reading.sections) + ".")
                 lines.append(f"> {reading.excerpt(300)}")
-            lines.append(f"Coming? `{{prefix}}rsvp yes {m.id}` (or maybe / no).")
-            return Post("\n".join(lines), meeting_id=m.id, controls=(Control.RSVP,))
+            lines.append("Coming? " + cmd(f"rsvp yes {m.id}") + " (or maybe / no).")
+            return Post(Text.join("\n", lines), meeting_id=m.id, controls=(Control.RSVP,))
         if kind is PostKind.REMINDER:
             rsvps = await app.store.rsvps(m.id)
             coming = tuple(u for u, a in rsvps if a in (RsvpAnswer.YES, RsvpAnswer.MAYBE))
             counts = {a: sum(1 for _, x in rsvps if x is a) for a in RsvpAnswer}
-            lines = [f"⏰ **Reminder: meeting #{m.id}** starts {when}: **{title}**{part}",
+            lines = [f"⏰ **Reminder: meeting #{m.id}** starts " + starts + f": **{title}**{part}",
                      f"RSVPs so far: {counts[RsvpAnswer.YES]} yes, {counts[RsvpAnswer.MAYBE]} maybe, "
                      f"{counts[RsvpAnswer.NO]} no."]
             if coming:
                 lines.append("See you there: " + ", ".join(u.display for u in coming))
-            return Post("\n".join(lines), mentions=coming, notify=True, meeting_id=m.id, controls=(Control.RSVP,))
+            return Post(Text.join("\n", lines), mentions=coming, notify=True, meeting_id=m.id,
+                        controls=(Control.RSVP,))
         if kind is PostKind.START:
             from circlebot.features.questions import meeting_questions
 
             questions = await meeting_questions(app, m, circle)
-            lines = [f"🟢 **Meeting #{m.id} has started**: **{title}**{part}. Check in with `{{prefix}}here` "
-                     "until it ends.", "", "**Discussion questions**"]
+            lines = [f"🟢 **Meeting #{m.id} has started**: **{title}**{part}. Check in with " + cmd("here")
+                     + " until it ends.", "", "**Discussion questions**"]
             lines += [f"{i}. {q}" for i, q in enumerate(questions, 1)] or ["(none yet)"]
-            return Post("\n".join(lines), meeting_id=m.id, controls=(Control.CHECK_IN,))
+            return Post(Text.join("\n", lines), meeting_id=m.id, controls=(Control.CHECK_IN,))
         came = await app.store.checkins(m.id)
         lines = [f"🔴 **Meeting #{m.id} has ended.** Check-in is closed.",
                  f"{len(came)} came: {', '.join(u.display for u, _ in came) or 'nobody checked in'}."]
@@ -329,8 +330,8 @@ class Timeline:
         if upcoming:
             nxt = upcoming[0]
             nxt_reading = app.readings.get(nxt.reading)
-            lines.append(f"Next: meeting #{nxt.id}, {time_mark(nxt.starts_at)}: "
-                         f"**{nxt_reading.title if nxt_reading else nxt.reading}**.")
+            lines.append(f"Next: meeting #{nxt.id}, " + when(nxt.starts_at)
+                         + f": **{nxt_reading.title if nxt_reading else nxt.reading}**.")
         else:
             lines.append("No next meeting is scheduled yet.")
-        return Post("\n".join(lines), meeting_id=m.id)
+        return Post(Text.join("\n", lines), meeting_id=m.id)

@@ -1,22 +1,20 @@
-"""The adapter boundary: what every platform adapter implements, and helpers they share."""
+"""The adapter boundary: what every platform adapter implements.
+
+Rendering (a post's `Text` as each platform writes it) lives in `circlebot.render`."""
 
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Protocol
-from zoneinfo import ZoneInfo
 
 from circlebot.domain import ChannelRef, Event, Invocation, MessageRef, PollResults, PollSpec, Post
+from circlebot.text import Text
 
-Dispatch = Callable[[Event | Sequence[Event]], Awaitable[str | None]]
+Dispatch = Callable[[Event | Sequence[Event]], Awaitable[Text | str | None]]
 """Hands events to the core: one, or a batch (votes in a batch are stored in one transaction). For an RSVP or
 check-in it returns what to tell the member, for platforms whose buttons can answer."""
-
-TIME_MARK = re.compile(r"<t:(-?\d{1,12}):([tTdDfFR])>")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,49 +67,3 @@ def idempotency_token(key: str, part: str, length: int) -> str:
     the same inputs give the same token, in any process; hex, `length` characters (Discord nonces take 25)."""
     return hashlib.sha256(f"{key}\x1f{part}".encode()).hexdigest()[:length]
 
-
-def render_times(text: str, zone: ZoneInfo) -> str:
-    """Replace Discord-style ``<t:UNIX:F>`` marks with the time in `zone`, named, for platforms without them."""
-
-    def one(m: re.Match[str]) -> str:
-        local = datetime.fromtimestamp(int(m[1]), UTC).astimezone(zone)
-        style = m[2]
-        if style in "dD":
-            return f"{local:%a %-d %b %Y}"
-        if style in "tT":
-            return f"{local:%H:%M} {local.tzname()}"
-        return f"{local:%a %-d %b %Y, %H:%M} {local.tzname()} ({zone.key})"
-
-    return TIME_MARK.sub(one, text)
-
-
-def poll_rules(poll: PollSpec, secret_note: str | None = None) -> str:
-    """How a poll works, in a few words: "pick one; closes <t:…:F>" (a secret poll adds `secret_note`)."""
-    rules = ["pick several" if poll.multi else "pick one"]
-    if poll.secret and secret_note:
-        rules.append(secret_note)
-    if poll.closes_at:
-        rules.append(f"closes {time_mark(poll.closes_at)}")
-    return "; ".join(rules)
-
-
-def time_mark(dt: datetime, style: str = "F") -> str:
-    """A time as core posts write it: Discord's mark, rendered by the others with `render_times`."""
-    return f"<t:{int(dt.timestamp())}:{style}>"
-
-
-_MD_STRIP = [
-    (re.compile(r"\*\*(.+?)\*\*", re.S), r"\1"),
-    (re.compile(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])", re.S), r"\1"),
-    (re.compile(r"`([^`\n]+)`"), r"\1"),
-    (re.compile(r"^#{1,6}\s+", re.M), ""),
-    (re.compile(r"\[([^\]]+)\]\(([^)]+)\)"), r"\1 (\2)"),
-]
-
-
-def plain_text(markdown: str) -> str:
-    """The light Markdown core posts use, as plain text for a terminal."""
-    out = markdown
-    for pattern, repl in _MD_STRIP:
-        out = pattern.sub(repl, out)
-    return out

@@ -16,8 +16,10 @@ from datetime import UTC, datetime
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
-from circlebot.adapters.base import Dispatch, PollLimits, plain_text, poll_rules, render_times
+from circlebot.adapters.base import Dispatch, PollLimits
 from circlebot.domain import ChannelRef, Invocation, MessageRef, PollResults, PollSpec, Post, UserRef
+from circlebot.render import named_markdown, plain_text
+from circlebot.text import Text, cmd
 
 PLATFORM = "console"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -59,7 +61,7 @@ class ConsoleAdapter:
         self._out.flush()
 
     def _render(self, channel: ChannelRef, post: Post) -> str:
-        return plain_text(render_times(post.text, self._zone(channel.id)))
+        return plain_text(named_markdown(post.content, self._zone(channel.id), self.prefix))
 
     async def send(self, where: ChannelRef, post: Post, *, key: str | None = None) -> MessageRef:
         """Print a post; the terminal cannot take back or recognise a repeated one, so `key` is unused."""
@@ -74,10 +76,10 @@ class ConsoleAdapter:
         self._print(f"{head}{self._render(to.channel, post)}")
 
     async def start_poll(self, where: ChannelRef, poll: PollSpec) -> MessageRef:
-        lines = [f"📊 Poll #{poll.id}: {poll.question}"]
+        lines: list[Text | str] = [f"📊 Poll #{poll.id}: {poll.question}"]
         lines += [f"  {i}. {a}" for i, a in enumerate(poll.answers, 1)]
-        lines.append(f"  ({poll_rules(poll, 'secret until it closes')}) vote with: vote {poll.id} <n>")
-        return await self.send(where, Post("\n".join(lines)))
+        lines.append("  (" + poll.rules("secret until it closes") + ") vote with: " + cmd(f"vote {poll.id} <n>"))
+        return await self.send(where, Post(Text.join("\n", lines)))
 
     async def end_poll(self, ref: MessageRef, results: PollResults, text: str) -> None:
         # the results themselves reach the terminal as the answer to `poll close`, or as the closing post

@@ -36,7 +36,7 @@ import discord.http
 import yarl
 from discord import app_commands
 
-from circlebot.adapters.base import Dispatch, PollLimits, idempotency_token, plain_text, poll_rules
+from circlebot.adapters.base import Dispatch, PollLimits, idempotency_token
 from circlebot.commands import Command, Param, Syntax
 from circlebot.domain import (
     Authority,
@@ -54,7 +54,7 @@ from circlebot.domain import (
     VoteCast,
     VoteChange,
 )
-from circlebot.render import split_text
+from circlebot.render import discord_markdown, plain_text, split_text
 
 if TYPE_CHECKING:
     from circlebot.app import App
@@ -591,7 +591,7 @@ class DiscordAdapter:
             outcome = await self._dispatch(CheckInCast(user, now, meeting_id=meeting, message=ref))
         else:
             outcome = await self._dispatch(RsvpCast(user, answer, now, meeting_id=meeting, message=ref))
-        text = outcome or f"Noted (meeting #{meeting})."
+        text = discord_markdown(outcome) if outcome else f"Noted (meeting #{meeting})."
         await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
 
     # outbound -------------------------------------------------------------------------------------
@@ -608,7 +608,7 @@ class DiscordAdapter:
         return channel
 
     def _content(self, post: Post) -> tuple[list[str], discord.AllowedMentions]:
-        text = post.text
+        text = discord_markdown(post.content, self.prefix)
         allowed = NO_MENTIONS
         if post.mentions and post.notify:
             pings = " ".join(f"<@{u.id}>" for u in post.mentions if u.platform == PLATFORM and u.id.isdigit())
@@ -652,7 +652,8 @@ class DiscordAdapter:
         if not isinstance(parent, discord.TextChannel):
             raise RuntimeError(f"cannot start a thread in Discord channel {post.thread_of.channel.id}")
         message = parent.get_partial_message(int(post.thread_of.id))
-        name = _clip(plain_text(post.text).splitlines()[0].strip() or "Discussion", 100)
+        first_line = (plain_text(discord_markdown(post.content, self.prefix)).splitlines() or [""])[0]
+        name = _clip(first_line.strip() or "Discussion", 100)
         try:
             return await message.create_thread(name=name, auto_archive_duration=1440)
         except discord.HTTPException as e:
@@ -703,10 +704,10 @@ class DiscordAdapter:
     async def start_poll(self, where: ChannelRef, poll: PollSpec) -> MessageRef:
         """A native Discord poll; a secret poll is a plain message (Discord shows native counts to voters)."""
         channel = await self._channel(where.id)
-        rules = poll_rules(poll)
+        rules = discord_markdown(poll.rules())
         if poll.secret:
-            lines = [f"📊 **Poll #{poll.id}** (secret until it closes): {poll.question}"]
-            lines += [f"{i}. {a}" for i, a in enumerate(poll.answers, 1)]
+            lines = [discord_markdown(f"📊 **Poll #{poll.id}** (secret until it closes): {poll.question}")]
+            lines += [discord_markdown(f"{i}. {a}") for i, a in enumerate(poll.answers, 1)]
             lines.append(f"({rules}) Vote with `/vote poll:{poll.id} answers:<n>`; "
                          "only you see your vote.")
             msg = await channel.send(split_text("\n".join(lines), MESSAGE_LIMIT)[0], allowed_mentions=NO_MENTIONS)
@@ -732,7 +733,7 @@ class DiscordAdapter:
                 if e.code not in (520001, 10008):  # already ended / message gone: the results still go out
                     raise
         channel = await self._channel(ref.channel.id)
-        chunks = split_text(text, MESSAGE_LIMIT)
+        chunks = split_text(discord_markdown(text), MESSAGE_LIMIT)
         reference = discord.MessageReference(message_id=int(ref.id), channel_id=int(ref.channel.id),
                                              fail_if_not_exists=False)
         for i, chunk in enumerate(chunks):

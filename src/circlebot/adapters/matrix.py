@@ -56,14 +56,7 @@ from nio.api import Api, MessageDirection, RelationshipType, RoomPreset
 from nio.responses import RoomEventRelationsResponse
 
 from circlebot.adapters import matrix_polls as polls
-from circlebot.adapters.base import (
-    Dispatch,
-    PollLimits,
-    idempotency_token,
-    plain_text,
-    poll_rules,
-    render_times,
-)
+from circlebot.adapters.base import Dispatch, PollLimits, idempotency_token
 from circlebot.config import MatrixSettings, Settings
 from circlebot.domain import (
     Authority,
@@ -81,8 +74,9 @@ from circlebot.domain import (
     UserRef,
     VoteCast,
 )
-from circlebot.render import split_text, to_html
+from circlebot.render import named_markdown, plain_text, split_text, to_html
 from circlebot.store import Store
+from circlebot.text import Text, named_time
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -753,7 +747,7 @@ class MatrixAdapter:
         if post.thread_of is not None and relates is None:
             relates = {"rel_type": "m.thread", "event_id": post.thread_of.id, "is_falling_back": True,
                        "m.in_reply_to": {"event_id": post.thread_of.id}}
-        text = render_times(post.text, zone)
+        text = named_markdown(post.content, zone, self.prefix)
         return [await self._send_event(room_id, "m.room.message", c, _txn(key, f"chunk{i}"))
                 for i, c in enumerate(self._contents(text, post, relates, extra))]
 
@@ -828,11 +822,11 @@ class MatrixAdapter:
     async def start_poll(self, where: ChannelRef, poll: PollSpec) -> MessageRef:
         """Start an MSC3381 poll (disclosed, or undisclosed for a secret poll)."""
         zone = self._zone_of(where.id)
-        lines = [f"Poll #{poll.id}: {poll.question}"]
+        lines: list[Text | str] = [f"Poll #{poll.id}: {poll.question}"]
         lines += [f"{i}. {a}" for i, a in enumerate(poll.answers, 1)]
-        rules = poll_rules(poll, "results are shown when it closes (hidden by your client, not by the server)")
-        lines.append(f"({rules}) Vote here, or with {self.prefix}vote {poll.id} <n>")
-        fallback = render_times("\n".join(lines), zone)
+        rules = poll.rules("results are shown when it closes (hidden by your client, not by the server)")
+        lines.append("(" + rules + f") Vote here, or with {self.prefix}vote {poll.id} <n>")
+        fallback = Text.join("\n", lines).render(time=lambda t: named_time(t, zone), command=lambda c: c.words)
         question = poll.question + (" (secret until it closes)" if poll.secret else "")
         content = polls.start_content(poll, question, poll.answers, fallback)
         return MessageRef(where, await self._send_event(where.id, polls.START_UNSTABLE, content))
@@ -841,7 +835,7 @@ class MatrixAdapter:
         """End the poll with its results; responses after the end no longer count."""
         if await self._poll_end(ref.id) is not None:
             return  # ended in Matrix already (a moderator in Element): the core posts the results
-        body = plain_text(render_times(text, self._zone_of(ref.channel.id)))
+        body = plain_text(text)
         end_id = await self._send_event(ref.channel.id, polls.END_UNSTABLE, polls.end_content(ref.id, body))
         resp = await self.client.room_get_event(ref.channel.id, end_id)
         if isinstance(resp, RoomGetEventResponse):

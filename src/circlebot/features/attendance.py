@@ -9,25 +9,26 @@ from circlebot.commands import MEETING, TEXT, Command, Param, Reply, UsageError,
 from circlebot.domain import CheckInCast, MessageRef, RsvpAnswer, RsvpCast
 from circlebot.features.common import meeting_or_error, meeting_title, when
 from circlebot.store import Meeting
+from circlebot.text import Text
 
 log = logging.getLogger(__name__)
 RSVP = choice("answer", "yes", "maybe", "no")
 
 
-async def rsvp(ctx: Context, answer: str, meeting: int | None) -> str:
+async def rsvp(ctx: Context, answer: str, meeting: int | None) -> Text:
     m = await meeting_or_error(ctx, meeting)
     if m.ends_at <= ctx.now:
         raise UsageError(f"meeting #{m.id} is over; RSVP to a coming one (`{ctx.prefix}upcoming`).")
     await ctx.store.set_rsvp(m.id, ctx.member_id, RsvpAnswer(answer), ctx.now)
-    return f"{ctx.user.display}: {answer} for meeting #{m.id}, {meeting_title(ctx, m)} on {when(m.starts_at)}."
+    return f"{ctx.user.display}: {answer} for meeting #{m.id}, {meeting_title(ctx, m)} on " + when(m.starts_at) + "."
 
 
 async def here(ctx: Context) -> str:
     meetings = await ctx.store.meetings(ctx.circle.slug, ending_after=ctx.now, limit=1)
     m = meetings[0] if meetings else None
     if m is None or not m.is_open(ctx.now):
-        nxt = f" The next one starts {when(m.starts_at)}." if m else ""
-        raise UsageError(f"check-in is closed: it opens when a meeting starts and closes when it ends.{nxt}")
+        nxt = " The next one starts " + when(m.starts_at) + "." if m else ""
+        raise UsageError("check-in is closed: it opens when a meeting starts and closes when it ends." + nxt)
     new = await ctx.store.check_in(m.id, ctx.member_id, ctx.now)
     return f"Welcome, {ctx.user.display}: you are checked in to meeting #{m.id}." if new else (
         f"{ctx.user.display}, you were already checked in to meeting #{m.id}.")
@@ -51,22 +52,23 @@ async def attendance(ctx: Context, who: str | None) -> Reply:
     return Reply(await _member_record(ctx, member_id, user.display), private=not ctx.organiser)
 
 
-async def _member_record(ctx: Context, member_id: int, name: str) -> str:
+async def _member_record(ctx: Context, member_id: int, name: str) -> Text | str:
     record = await ctx.store.attendance_of(member_id, ctx.circle.slug, ctx.now)
     if not record:
         return f"{ctx.circle.name} has had no meetings yet."
     came = sum(1 for _, c in record if c)
-    lines = [f"**Attendance of {name}**: {came} of {len(record)} meeting(s)"]
-    lines += [f"{'✔' if c else '✘'} #{m.id} {when(m.starts_at)}: {meeting_title(ctx, m)}" for m, c in record[-10:]]
-    return "\n".join(lines)
+    lines: list[Text | str] = [f"**Attendance of {name}**: {came} of {len(record)} meeting(s)"]
+    lines += [f"{'✔' if c else '✘'} #{m.id} " + when(m.starts_at) + f": {meeting_title(ctx, m)}"
+              for m, c in record[-10:]]
+    return Text.join("\n", lines)
 
 
-async def _meeting_record(ctx: Context, meeting_id: int) -> str:
+async def _meeting_record(ctx: Context, meeting_id: int) -> Text:
     m = await meeting_or_error(ctx, meeting_id)
     came = await ctx.store.checkins(m.id)
     rsvps = await ctx.store.rsvps(m.id)
     came_ids = {u.id for u, _ in came}
-    lines = [f"**Meeting #{m.id}**, {when(m.starts_at)}: {meeting_title(ctx, m)}",
+    lines: list[Text | str] = [f"**Meeting #{m.id}**, " + when(m.starts_at) + f": {meeting_title(ctx, m)}",
              f"Checked in ({len(came)}): {', '.join(u.display for u, _ in came) or 'nobody yet'}"]
     missing = [u.display for u, a in rsvps if a is RsvpAnswer.YES and u.id not in came_ids]
     if missing and m.starts_at <= ctx.now:
@@ -74,20 +76,20 @@ async def _meeting_record(ctx: Context, meeting_id: int) -> str:
     for answer in RsvpAnswer:
         names = [u.display for u, a in rsvps if a is answer]
         lines.append(f"RSVP {answer.value} ({len(names)}): {', '.join(names) or '-'}")
-    return "\n".join(lines)
+    return Text.join("\n", lines)
 
 
-async def _circle_record(ctx: Context) -> str:
+async def _circle_record(ctx: Context) -> Text | str:
     past = await ctx.store.meetings(ctx.circle.slug, before=ctx.now, limit=10, newest_first=True)
     if not past:
         return f"{ctx.circle.name} has had no meetings yet."
     counts = await ctx.store.checkin_counts(m.id for m in past)
     rsvps = await ctx.store.rsvp_counts(m.id for m in past)
-    lines = [f"**Attendance in {ctx.circle.name}** (latest first)"]
-    lines += [f"#{m.id} {when(m.starts_at)}: {counts[m.id]} came, {rsvps[m.id][RsvpAnswer.YES]} had said yes"
+    lines: list[Text | str] = [f"**Attendance in {ctx.circle.name}** (latest first)"]
+    lines += [f"#{m.id} " + when(m.starts_at) + f": {counts[m.id]} came, {rsvps[m.id][RsvpAnswer.YES]} had said yes"
               for m in past]
     lines.append(f"`{ctx.prefix}attendance <meeting>` for names, `{ctx.prefix}attendance <member>` for a person.")
-    return "\n".join(lines)
+    return Text.join("\n", lines)
 
 
 async def _meeting_of(app: App, meeting_id: int | None, message: MessageRef | None) -> Meeting | None:
@@ -98,7 +100,7 @@ async def _meeting_of(app: App, meeting_id: int | None, message: MessageRef | No
     return await app.store.meeting(meeting_id) if meeting_id is not None else None
 
 
-async def rsvp_from_event(app: App, event: RsvpCast) -> str:
+async def rsvp_from_event(app: App, event: RsvpCast) -> Text | str:
     """An RSVP from a button or reaction; returns what to tell the member (buttons can answer)."""
     meeting = await _meeting_of(app, event.meeting_id, event.message)
     if meeting is None or meeting.status != "scheduled":
@@ -110,16 +112,16 @@ async def rsvp_from_event(app: App, event: RsvpCast) -> str:
     await app.store.set_rsvp(meeting.id, member_id, event.answer, event.at)
     if event.answer is None:
         return f"Your RSVP for meeting #{meeting.id} is withdrawn."
-    return f"Noted: {event.answer.value} for meeting #{meeting.id} on {when(meeting.starts_at)}."
+    return f"Noted: {event.answer.value} for meeting #{meeting.id} on " + when(meeting.starts_at) + "."
 
 
-async def checkin_from_event(app: App, event: CheckInCast) -> str:
+async def checkin_from_event(app: App, event: CheckInCast) -> Text | str:
     """A check-in from a button or reaction; returns what to tell the member."""
     meeting = await _meeting_of(app, event.meeting_id, event.message)
     if meeting is None or not meeting.is_open(event.at):
         log.info("ignoring a check-in outside a meeting's time (%s)", event.meeting_id)
         if meeting is not None and meeting.starts_at > event.at:
-            return f"Check-in opens when meeting #{meeting.id} starts, {when(meeting.starts_at)}."
+            return f"Check-in opens when meeting #{meeting.id} starts, " + when(meeting.starts_at) + "."
         return "Check-in is closed: that meeting is not on now."
     new = await app.store.check_in(meeting.id, await app.store.member(event.user), event.at)
     return (f"Welcome, {event.user.display}: you are checked in to meeting #{meeting.id}." if new

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from circlebot.adapters.base import time_mark
 from circlebot.app import Context
 from circlebot.commands import UsageError
 from circlebot.domain import RsvpAnswer
 from circlebot.readings import Reading
 from circlebot.store import Meeting
+from circlebot.text import when
 
-
-def when(dt: datetime) -> str:
-    """A time in a post: rendered per platform (Discord shows each reader's zone; others the circle's)."""
-    return time_mark(dt, "F")
+__all__ = ["meeting_or_error", "meeting_title", "reading_or_error", "rsvp_summary", "when"]
 
 
 def reading_or_error(ctx: Context, slug: str) -> Reading:

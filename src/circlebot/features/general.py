@@ -6,6 +6,7 @@ from circlebot.app import Context
 from circlebot.commands import TEXT, Command, Param, help_text
 from circlebot.features.common import meeting_title, when
 from circlebot.recurrence import rule_text
+from circlebot.text import Text
 
 
 async def help_(ctx: Context, command: tuple[str, ...] | None) -> str:
@@ -14,9 +15,9 @@ async def help_(ctx: Context, command: tuple[str, ...] | None) -> str:
     return help_text(ctx.app.commands, topic, syntax=syntax, organiser=ctx.organiser)
 
 
-async def circle(ctx: Context) -> str:
+async def circle(ctx: Context) -> Text:
     c = ctx.circle
-    lines = [f"**{c.name}**"]
+    lines: list[Text | str] = [f"**{c.name}**"]
     if c.description:
         lines.append(c.description)
     lines.append(f"Meets {rule_text(c, ctx.zone)}.")
@@ -25,7 +26,7 @@ async def circle(ctx: Context) -> str:
     upcoming = await ctx.store.meetings(c.slug, ending_after=ctx.now, limit=1)
     if upcoming:
         m = upcoming[0]
-        lines.append(f"Next meeting: #{m.id}, {when(m.starts_at)}: {meeting_title(ctx, m)}.")
+        lines.append(f"Next meeting: #{m.id}, " + when(m.starts_at) + f": {meeting_title(ctx, m)}.")
     else:
         lines.append("No meeting is scheduled yet.")
     if c.syllabus:
@@ -33,7 +34,7 @@ async def circle(ctx: Context) -> str:
         lines.append(f"Syllabus: {', '.join(titles)}.")
     role = "an organiser" if ctx.organiser else "a member"
     lines.append(f"You are {role} here. `{ctx.prefix}help` lists what you can do.")
-    return "\n".join(lines)
+    return Text.join("\n", lines)
 
 
 COMMANDS = [

@@ -12,6 +12,7 @@ from circlebot.commands import DATE, MEETING, READING, TIME, WHEN, Command, Para
 from circlebot.features.common import meeting_or_error, meeting_title, reading_or_error, rsvp_summary, when
 from circlebot.recurrence import local_to_utc, occurrence_on, occurrences
 from circlebot.store import Meeting
+from circlebot.text import Text
 
 UPCOMING_LIMIT = 5
 STATE_MARKS = {"sent": "sent", "missed": "⚠ missed", "failed": "⚠ failed", "claimed": "sending"}
@@ -50,7 +51,7 @@ async def _start_on(ctx: Context, day: dt.date, at: dt.time | None, example: str
     return start
 
 
-async def schedule(ctx: Context, slug: str, date: dt.date | str | None, time: dt.time | None) -> str:
+async def schedule(ctx: Context, slug: str, date: dt.date | str | None, time: dt.time | None) -> Text:
     reading = reading_or_error(ctx, slug)
     c = ctx.circle
     parts = reading.parts(c.part_minutes)
@@ -71,24 +72,25 @@ async def schedule(ctx: Context, slug: str, date: dt.date | str | None, time: dt
             part=part.index if part else None, parts=part.count if part else None,
         ))
     await ctx.app.changed(ctx.circle)
-    lines = [f"Scheduled meeting #{m.id}: {meeting_title(ctx, m)} on {when(m.starts_at)}." for m in created]
+    lines: list[Text | str] = [f"Scheduled meeting #{m.id}: {meeting_title(ctx, m)} on " + when(m.starts_at) + "."
+                               for m in created]
     if len(parts) > 1 and not split:
         lines.append(f"This reading takes about {reading.minutes} min; split into {len(parts)} parts of about "
                      f"{c.part_minutes} min it would fit {len(parts)} meetings ({', '.join(p.title for p in parts)}). "
                      "An admin can set `split_long_readings = true` for the circle to schedule the parts.")
     first = created[0]
     lines.append(f"RSVP with `{ctx.prefix}rsvp yes {first.id}` (or maybe / no).")
-    return "\n".join(lines)
+    return Text.join("\n", lines)
 
 
-async def unschedule(ctx: Context, meeting: int) -> str:
+async def unschedule(ctx: Context, meeting: int) -> Text:
     m = await meeting_or_error(ctx, meeting)
     await ctx.store.cancel_meeting(m.id)
     await ctx.app.changed(ctx.circle)
-    return f"Meeting #{m.id} ({meeting_title(ctx, m)}, {when(m.starts_at)}) is cancelled."
+    return f"Meeting #{m.id} ({meeting_title(ctx, m)}, " + when(m.starts_at) + ") is cancelled."
 
 
-async def skip(ctx: Context, date: dt.date) -> str:
+async def skip(ctx: Context, date: dt.date) -> Text:
     start = occurrence_on(ctx.circle, ctx.zone, date)
     if start is None:
         raise UsageError(f"{ctx.circle.name} does not meet on {date:%A %-d %B %Y}; nothing to skip.")
@@ -101,10 +103,11 @@ async def skip(ctx: Context, date: dt.date) -> str:
         await ctx.store.skip_slot(ctx.circle.slug, start, start + ctx.circle.meets.duration, ctx.now)
     await ctx.app.changed(ctx.circle)
     note = f" Meeting #{existing.id} ({meeting_title(ctx, existing)}) is cancelled." if existing else ""
-    return f"{ctx.circle.name} will not meet on {when(start)}.{note} The syllabus carries on at the next meeting."
+    return (f"{ctx.circle.name} will not meet on " + when(start)
+            + f".{note} The syllabus carries on at the next meeting.")
 
 
-async def move(ctx: Context, meeting: int, date: dt.date, time: dt.time | None) -> str:
+async def move(ctx: Context, meeting: int, date: dt.date, time: dt.time | None) -> Text:
     m = await meeting_or_error(ctx, meeting)
     if m.starts_at <= ctx.now:
         raise UsageError(f"meeting #{m.id} has already started; schedule a new one instead.")
@@ -112,34 +115,34 @@ async def move(ctx: Context, meeting: int, date: dt.date, time: dt.time | None) 
     start = await _start_on(ctx, date, at, f"move {m.id}")
     await ctx.store.move_meeting(m.id, start, start + (m.ends_at - m.starts_at))
     await ctx.app.changed(ctx.circle)
-    return (f"Meeting #{m.id} ({meeting_title(ctx, m)}) moved from {when(m.starts_at)} to {when(start)}. "
-            "RSVPs are kept; please check yours.")
+    return (f"Meeting #{m.id} ({meeting_title(ctx, m)}) moved from " + when(m.starts_at) + " to " + when(start)
+            + ". RSVPs are kept; please check yours.")
 
 
-async def upcoming(ctx: Context) -> str:
+async def upcoming(ctx: Context) -> Text | str:
     meetings = await ctx.store.meetings(ctx.circle.slug, ending_after=ctx.now, limit=UPCOMING_LIMIT)
     if not meetings:
         hint = f" An organiser can add one with `{ctx.prefix}schedule <reading>`." if not ctx.organiser else (
             f" Add one with `{ctx.prefix}schedule <reading>`.")
         return f"{ctx.circle.name} has no meeting scheduled.{hint}"
     counts = await ctx.store.rsvp_counts(m.id for m in meetings)
-    lines = [f"**Upcoming meetings of {ctx.circle.name}**"]
+    lines: list[Text | str] = [f"**Upcoming meetings of {ctx.circle.name}**"]
     for m in meetings:
         reading = ctx.readings.get(m.reading)
         minutes = f", {reading.minutes} min read" if reading else ""
         now_open = " (on now: check in with `here`)" if m.is_open(ctx.now) else ""
-        lines.append(f"#{m.id} {when(m.starts_at)}: {meeting_title(ctx, m)}{minutes}{now_open}. "
+        lines.append(f"#{m.id} " + when(m.starts_at) + f": {meeting_title(ctx, m)}{minutes}{now_open}. "
                      f"RSVPs: {rsvp_summary(counts[m.id])}")
-        lines.append(f"    posts: {await _timeline_state(ctx, m)}")
-    return "\n".join(lines)
+        lines.append("    posts: " + await _timeline_state(ctx, m))
+    return Text.join("\n", lines)
 
 
-async def _timeline_state(ctx: Context, m: Meeting) -> str:
+async def _timeline_state(ctx: Context, m: Meeting) -> Text:
     """Each timeline post of a meeting: sent, due (when), or missed (organisers are told to act)."""
     from circlebot.timeline import PostKind, plan
 
     states = await ctx.store.post_states(m.id)
-    out = []
+    out: list[Text | str] = []
     next_shown = False
     for job in plan([ctx.circle], [m], ctx.now):
         state = states.get(job.kind.value)
@@ -153,11 +156,11 @@ async def _timeline_state(ctx: Context, m: Meeting) -> str:
         elif job.due_at <= ctx.now:
             out.append(f"{label} due now")
         elif not next_shown:
-            out.append(f"{label} due {when(job.due_at)}")
+            out.append(f"{label} due " + when(job.due_at))
             next_shown = True
         else:
             out.append(f"{label} to come")
-    return "; ".join(out)
+    return Text.join("; ", out)
 
 
 COMMANDS = [

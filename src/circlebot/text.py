@@ -1,0 +1,183 @@
+"""What the bot says, as structure: text, plus the parts each platform writes its own way.
+
+A `Text` is a sequence of segments. A `str` segment is shown as it is: the core's light Markdown with whatever
+users typed inside it; nothing in it is ever parsed back into a time or a command. The other segments are
+values the adapters render:
+
+- `TimeValue`: a moment. Discord writes its `<t:…>` mark (shown in each reader's zone); the other platforms
+  write the time in the circle's zone, named (`named_time`).
+- `CommandRef`: a command a reader can type, written by the adapter with its own prefix as inline code.
+
+So a question, a poll answer or a name that contains `<t:…>` or `{prefix}` is only ever text, and no stored
+value can make rendering fail. Build texts with `+` (`"Starts " + when(dt) + "."`) and `Text.join`; an
+f-string would flatten a `Text` and lose its parts, so formatting one raises `TypeError`.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+
+class TimeStyle(enum.StrEnum):
+    """How much of a time to show (the letters are Discord's)."""
+
+    FULL = "F"  # Thu 26 Nov 2026, 19:00 GMT (Europe/London)
+    DATE = "D"  # Thu 26 Nov 2026
+    TIME = "t"  # 19:00 GMT
+
+
+@dataclass(frozen=True, slots=True)
+class TimeValue:
+    """A moment in a post, rendered per platform."""
+
+    at: datetime
+    style: TimeStyle = TimeStyle.FULL
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRef:
+    """A command a reader can type (`words` without the prefix, e.g. "rsvp yes 3")."""
+
+    words: str
+
+
+Segment = str | TimeValue | CommandRef
+
+
+class Text:
+    """An immutable sequence of segments (see the module docstring)."""
+
+    __slots__ = ("segments",)
+    segments: tuple[Segment, ...]
+
+    def __init__(self, *pieces: Piece) -> None:
+        out: list[Segment] = []
+        for piece in pieces:
+            for seg in piece.segments if isinstance(piece, Text) else (piece,):
+                if isinstance(seg, str):
+                    if not seg:
+                        continue
+                    if out and isinstance(out[-1], str):
+                        out[-1] += seg
+                        continue
+                elif not isinstance(seg, TimeValue | CommandRef):
+                    raise TypeError(f"a Text is made of str, TimeValue and CommandRef, not {type(seg).__name__}")
+                out.append(seg)
+        self.segments = tuple(out)
+
+    @classmethod
+    def of(cls, value: Piece) -> Text:
+        return value if isinstance(value, Text) else cls(value)
+
+    @staticmethod
+    def join(sep: str, items: Iterable[Piece]) -> Text:
+        pieces: list[Piece] = []
+        for i, item in enumerate(items):
+            if i:
+                pieces.append(sep)
+            pieces.append(item)
+        return Text(*pieces)
+
+    def __add__(self, other: Piece) -> Text:
+        if not isinstance(other, str | TimeValue | CommandRef | Text):
+            return NotImplemented
+        return Text(self, other)
+
+    def __radd__(self, other: Piece) -> Text:
+        if not isinstance(other, str | TimeValue | CommandRef | Text):
+            return NotImplemented
+        return Text(other, self)
+
+    def __format__(self, spec: str) -> str:
+        raise TypeError("a Text in an f-string would lose its times and commands; join it with + instead")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Text) and other.segments == self.segments
+
+    def __hash__(self) -> int:
+        return hash(self.segments)
+
+    def __bool__(self) -> bool:
+        return bool(self.segments)
+
+    def __iter__(self) -> Iterator[Segment]:
+        return iter(self.segments)
+
+    def __repr__(self) -> str:
+        return f"Text{self.segments!r}"
+
+    def __str__(self) -> str:
+        """A neutral rendering (UTC times, commands without a prefix), for logs and tests."""
+        return self.render(time=lambda t: named_time(t, ZoneInfo("UTC")), command=lambda c: f"`{c.words}`")
+
+    def __contains__(self, part: str) -> bool:
+        return part in str(self)
+
+    def render(self, *, time: Callable[[TimeValue], str], command: Callable[[CommandRef], str],
+               literal: Callable[[str], str] = str) -> str:
+        """The text as one platform writes it: `literal` escapes what a platform would read as markup in text
+        (Discord's time marks), `time` and `command` write the parts."""
+        out: list[str] = []
+        for seg in self.segments:
+            if isinstance(seg, str):
+                out.append(literal(seg))
+            elif isinstance(seg, TimeValue):
+                out.append(time(seg))
+            else:
+                out.append(command(seg))
+        return "".join(out)
+
+
+Piece = Segment | Text
+"""Anything a Text is built from."""
+
+
+def when(dt: datetime, style: TimeStyle = TimeStyle.FULL) -> Text:
+    """A time in a post, as a part each platform renders (Discord in each reader's zone; others the circle's)."""
+    return Text(TimeValue(dt, style))
+
+
+def cmd(words: str) -> Text:
+    """A command in a post, written by each platform with its prefix."""
+    return Text(CommandRef(words))
+
+
+def named_time(value: TimeValue, zone: ZoneInfo) -> str:
+    """A time in `zone`, named: "Thu 26 Nov 2026, 19:00 GMT (Europe/London)". Never raises: a moment that
+    cannot be shown in the zone (the edge of the calendar) is shown in UTC."""
+    at = value.at if value.at.tzinfo is not None else value.at.replace(tzinfo=UTC)
+    local, name = at, ""
+    for target in (zone, UTC):
+        try:
+            local, name = at.astimezone(target), str(target)
+            break
+        except (OverflowError, ValueError):
+            continue
+    label = local.tzname() or name
+    if value.style is TimeStyle.DATE:
+        return f"{local:%a} {local.day} {local:%b} {local.year:04d}"
+    if value.style is TimeStyle.TIME:
+        return f"{local:%H:%M} {label}"
+    named = f" ({name})" if name and name != label else ""
+    return f"{local:%a} {local.day} {local:%b} {local.year:04d}, {local:%H:%M} {label}{named}"
+
+
+def discord_time(value: TimeValue) -> str:
+    """Discord's time mark, which each reader's client shows in their own zone."""
+    at = value.at if value.at.tzinfo is not None else value.at.replace(tzinfo=UTC)
+    return f"<t:{int(at.timestamp())}:{value.style.value}>"
+
+
+_DISCORD_MARK = re.compile(r"(\\*)<(?=[tT]:|@|#|/|:|a:)")
+
+
+def discord_literal(text: str) -> str:
+    """User text for Discord: a `<t:…>` (or mention, channel, command, emoji) mark in it is escaped with a
+    backslash, so Discord shows it as typed. A backslash before `<` in the text itself would escape the escape,
+    so the `<` always ends up after an odd number of them."""
+    return _DISCORD_MARK.sub(lambda m: m[1] + ("\\" if len(m[1]) % 2 == 0 else "") + "<", text)

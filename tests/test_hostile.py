@@ -1,0 +1,102 @@
+"""Hostile input through the whole bot (the core's test adapter, real SQLite, fake clock): no line typed in chat
+breaks an answer, stops the bot, or reaches the user as a traceback."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+
+from circlebot.domain import ChannelRef, Invocation, UserRef
+from circlebot.timeline import Timeline
+from drivers import Answer, CoreDriver
+
+OUT_OF_RANGE = "<t:999999999999:F>"  # year 33658: once read as a time, it broke every rendering of it
+VALID = "<t:1700000000:F>"  # 14 Nov 2023: once shown as that date
+
+
+@pytest.fixture
+async def bot(core: CoreDriver) -> AsyncIterator[CoreDriver]:
+    """The core driver with its timeline started (the syllabus has planned meeting #1, Thu 26 Nov 19:00)."""
+    timeline = Timeline(core.app)
+    core.app.timeline = timeline
+    await timeline.start()
+    yield core
+    core.app.timeline = None
+
+
+async def say_as(d: CoreDriver, user_id: str, name: str, text: str) -> Answer:
+    """A command from a user whose display name is `name`."""
+    before = len(d.adapter.replies)
+    await d.app.dispatch(Invocation(UserRef("console", user_id, name), d.channel, d.clock.now(), text=text))
+    new = d.adapter.replies[before:]
+    assert len(new) == 1, f"expected one answer to {text!r}, got {len(new)}"
+    return Answer(d.adapter.render(new[0][1]), new[0][2])
+
+
+# 1. time markup typed by users is only text -------------------------------------------------------------------
+
+
+async def test_time_markup_in_a_poll_is_shown_as_typed(bot: CoreDriver) -> None:
+    opened = await bot.say("olga", f'poll "Meet {OUT_OF_RANGE} or {VALID}?" "At {OUT_OF_RANGE}" "Never"')
+    assert "Poll #1 is open" in opened, opened
+    results = await bot.say("alice", "poll results 1")
+    assert f"Meet {OUT_OF_RANGE} or {VALID}?" in results and f"1. At {OUT_OF_RANGE}: 0" in results, results
+    assert "2023" not in results.text
+    closed = await bot.say("olga", "poll close 1")
+    assert f"Meet {OUT_OF_RANGE}" in closed, closed
+    assert "Test study circle" in await bot.say("alice", "circle")
+
+
+async def test_time_markup_in_a_question_does_not_break_the_meeting(bot: CoreDriver) -> None:
+    added = await bot.say("olga", f"questions add Is {OUT_OF_RANGE} a date?")
+    assert f"Is {OUT_OF_RANGE} a date?" in added, added
+    await bot.say("olga", f"questions add And {VALID}? --meeting 1")
+    shown = await bot.say("alice", "questions 1")
+    assert f"Is {OUT_OF_RANGE} a date?" in shown and f"And {VALID}?" in shown, shown
+    assert "2023" not in shown.text
+    assert "Thu 26 Nov 2026, 19:00 GMT" in await bot.say("alice", "rsvp yes")
+
+    bot.clock.advance(timedelta(days=2, hours=7, minutes=1))  # the meeting has started
+    assert bot.app.timeline is not None
+    await bot.app.timeline.tick()
+    started = [p for p in bot.posts() if "has started" in p]
+    assert started and f"Is {OUT_OF_RANGE} a date?" in started[0] and f"And {VALID}?" in started[0], bot.posts()
+    assert "checked in" in await bot.say("alice", "here")
+    report = await bot.say("olga", "attendance 1")
+    assert "Checked in (1): alice" in report, report
+
+
+async def test_time_markup_in_a_name_is_shown_as_typed(bot: CoreDriver) -> None:
+    answer = await say_as(bot, "eve", f"eve {OUT_OF_RANGE}", "rsvp yes")
+    assert f"eve {OUT_OF_RANGE}: yes for meeting #1" in answer and "Thu 26 Nov 2026" in answer, answer
+    report = await bot.say("olga", "attendance 1")
+    assert f"RSVP yes (1): eve {OUT_OF_RANGE}" in report, report
+
+
+async def test_a_prefix_placeholder_in_user_text_stays_text(bot: CoreDriver) -> None:
+    await bot.say("olga", "questions add What does {prefix}here mean?")
+    bot.clock.advance(timedelta(days=2, hours=7, minutes=1))
+    assert bot.app.timeline is not None
+    await bot.app.timeline.tick()
+    started = [p for p in bot.posts() if "has started" in p]
+    assert started and "What does {prefix}here mean?" in started[0], bot.posts()
+
+
+async def test_the_console_renders_user_time_markup_as_text() -> None:
+    import io
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from circlebot.adapters.console import ConsoleAdapter
+    from circlebot.domain import PollSpec
+
+    out = io.StringIO()
+    console = ConsoleAdapter([("study", "Study", ZoneInfo("Europe/London"))], stdin=io.StringIO(""), stdout=out)
+    closes = datetime(2026, 11, 26, 19, tzinfo=UTC)
+    await console.start_poll(ChannelRef("console", "study"),
+                             PollSpec(1, f"When {OUT_OF_RANGE}?", (VALID, "B"), False, False, closes))
+    text = out.getvalue()
+    assert f"When {OUT_OF_RANGE}?" in text and f"1. {VALID}" in text, text
+    assert "closes Thu 26 Nov 2026, 19:00 GMT (Europe/London)" in text, text
