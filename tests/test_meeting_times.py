@@ -168,3 +168,77 @@ def test_a_circle_without_a_zone_plans_in_the_configs_default_zone(tmp_path: Pat
     m = Meeting(1, "study", start, start + timedelta(minutes=90), SEED, None, None, "scheduled")
     jobs = {j.kind: j for j in plan(settings.circles, [m], datetime(2026, 10, 1, tzinfo=UTC))}
     assert jobs[PostKind.ASSIGNMENT].due_at == datetime(2026, 10, 22, 18, tzinfo=UTC)
+
+
+# one notion of a free meeting slot ------------------------------------------------------------------------
+
+
+async def test_schedule_next_does_not_book_a_skipped_date(tmp_path: Path, clock: FakeClock) -> None:
+    async with running(tmp_path, clock) as (d, _):
+        assert "will not meet on Thu 26 Nov 2026" in await d.say("olga", "skip 2026-11-26")
+        assert "on Thu 3 Dec 2026, 19:00 GMT" in await d.say("olga", f"schedule {SEED}")
+        assert "will not meet on Thu 10 Dec 2026" in await d.say("olga", "skip 2026-12-10")
+        assert "on Thu 17 Dec 2026, 18:30 GMT" in await d.say("olga", f"schedule {SEED} next 18:30")
+        listed = [line for line in (await d.say("alice", "upcoming")).text.splitlines() if line.startswith("#")]
+        assert [line.split(":")[0] for line in listed] == ["#2 Thu 3 Dec 2026, 19", "#4 Thu 17 Dec 2026, 18"], listed
+        # naming the skipped date is an organiser's explicit choice: it books it, and says so
+        booked = await d.say("olga", f"schedule {SEED} 2026-11-26")
+        assert "on Thu 26 Nov 2026, 19:00 GMT" in booked and "was skipped" in booked, booked
+
+
+async def test_a_cancelled_meetings_date_is_not_refilled_by_schedule_next_or_the_syllabus(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    async with running(tmp_path, clock, syllabus=[SEED, "second-reading"], timeline={"assignment": "14d"}) as (d, _):
+        assert "#1 Thu 26 Nov" in await d.say("alice", "upcoming")
+        await d.say("olga", "unschedule 1")
+        nxt = await d.say("olga", f"schedule {SEED}")  # 26 Nov cancelled, 3 Dec the syllabus's: 10 Dec
+        assert "on Thu 10 Dec 2026" in nxt, nxt
+        listed = (await d.say("alice", "upcoming")).text
+        assert "#1 " not in listed and "#2 Thu 3 Dec" in listed and "#3 Thu 10 Dec" in listed, listed
+
+
+async def test_move_onto_a_skipped_date_books_it_and_a_meeting_stays_a_clash(tmp_path: Path, clock: FakeClock) -> None:
+    async with running(tmp_path, clock) as (d, _):
+        await d.say("olga", f"schedule {SEED} 2026-12-03")
+        await d.say("olga", f"schedule {SEED} 2026-12-10")
+        await d.say("olga", "skip 2026-12-17")
+        assert "already at that time" in await d.say("olga", "move 1 2026-12-10")
+        moved = await d.say("olga", "move 1 2026-12-17")
+        assert "to Thu 17 Dec 2026, 19:00 GMT" in moved and "was skipped" in moved, moved
+
+
+# a split reading ------------------------------------------------------------------------------------------
+
+
+async def test_a_split_reading_on_a_later_date_schedules_every_part_from_that_date(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    async with running(tmp_path, clock, part_minutes=8, split_long_readings=True) as (d, _):
+        await d.say("olga", "skip 2026-12-24")
+        answer = (await d.say("olga", f"schedule {SEED} 2026-12-17")).text
+        lines = [line for line in answer.splitlines() if line.startswith("Scheduled meeting")]
+        assert len(lines) == 3, answer
+        for line, part, day in zip(lines, (1, 2, 3), ("Thu 17 Dec 2026", "Thu 31 Dec 2026", "Thu 7 Jan 2027"),
+                                   strict=True):
+            assert f"(part {part} of 3)" in line and f"on {day}, 19:00 GMT" in line, line
+        listed = (await d.say("alice", "upcoming")).text
+        assert "part 3 of 3" in listed and "Thu 26 Nov" not in listed, listed
+
+
+# post states after a move ---------------------------------------------------------------------------------
+
+
+async def test_upcoming_shows_the_posts_of_the_meetings_current_time(tmp_path: Path, clock: FakeClock) -> None:
+    async with running(tmp_path, clock) as (d, tl):
+        await d.say("olga", f"schedule {SEED} 2026-12-10")
+        clock.set(datetime(2026, 12, 3, 19, tzinfo=UTC))
+        await tl.tick()
+        assert "posts: reading sent" in await d.say("alice", "upcoming")
+        await d.say("olga", "move 1 2026-12-17")
+        after = (await d.say("alice", "upcoming")).text
+        assert "reading due Thu 10 Dec 2026, 19:00 GMT" in after and "reading sent" not in after, after
+        clock.set(datetime(2026, 12, 10, 19, tzinfo=UTC))
+        await tl.tick()
+        assert "posts: reading sent" in await d.say("alice", "upcoming")
+        assert sum("Reading for meeting #1" in p for p in d.posts()) == 2  # once for each time

@@ -10,7 +10,7 @@ resolved the same way, so a repeated hour is one meeting, not two. The host's zo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -73,6 +73,17 @@ def lead_before(start: datetime, lead: Lead, zone: ZoneInfo) -> datetime:
         local = start.astimezone(zone)
         start = local_to_utc(local.date() - timedelta(days=lead.days), local.time(), zone)
     return start - lead.exact
+
+
+def free_slots(circle: CircleSettings, zone: ZoneInfo, held: Container[datetime], after: datetime
+               ) -> Iterator[datetime]:
+    """The circle's meeting times after `after` that no meeting holds, in order: the one notion of a free
+    slot, for `schedule` (next), a split reading's later parts and the syllabus. `held` is the start of
+    every meeting, scheduled or cancelled: a cancelled meeting, like `skip`'s placeholder, keeps its date
+    from being filled again by itself (an organiser may still name the date)."""
+    for start in occurrences(circle, zone, after):
+        if start not in held:
+            yield start
 
 
 def next_occurrence(circle: CircleSettings, zone: ZoneInfo, after: datetime) -> datetime:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from circlebot.config import CircleSettings
 from circlebot.domain import ChannelRef, Control, MessageRef, Post, RsvpAnswer
-from circlebot.recurrence import lead_before, occurrences
+from circlebot.recurrence import free_slots, lead_before
 from circlebot.store import Meeting
 from circlebot.text import Text, cmd, when
 
@@ -97,7 +97,8 @@ def syllabus_fill(
 ) -> list[tuple[datetime, str, int | None, int | None]]:
     """Meetings the syllabus should add now: the circle's free meeting times up to its assignment lead time
     (plus a day), filled in syllabus order with readings (or parts of readings) no meeting has taken yet.
-    A slot holding any meeting, even a cancelled one (that is how `skip` marks a date), is not free. Pure."""
+    Free as `recurrence.free_slots` says: a slot holding any meeting, even a cancelled one (that is how
+    `skip` marks a date), is not free. Pure."""
     if not circle.syllabus:
         return []
     taken_slots = {m.starts_at for m in meetings}
@@ -111,12 +112,11 @@ def syllabus_fill(
                 queue.append((slug, key[1], count if count > 1 else None))
     horizon = now + circle.timeline.assignment.approx + timedelta(days=1)
     out: list[tuple[datetime, str, int | None, int | None]] = []
-    for start in occurrences(circle, zone, now):
+    for start in free_slots(circle, zone, taken_slots, now):
         if start > horizon or not queue:
             break
-        if start not in taken_slots:
-            slug, part_no, part_count = queue.pop(0)
-            out.append((start, slug, part_no, part_count))
+        slug, part_no, part_count = queue.pop(0)
+        out.append((start, slug, part_no, part_count))
     return out
 
 

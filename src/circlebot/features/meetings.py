@@ -6,11 +6,13 @@ Every change asks the timeline to re-plan, so the meeting's posts follow it.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+from collections.abc import Container
 
 from circlebot.app import Context
 from circlebot.commands import DATE, MEETING, READING, TIME, WHEN, Command, Param, UsageError
 from circlebot.features.common import meeting_or_error, meeting_title, reading_or_error, rsvp_summary, when
-from circlebot.recurrence import local_to_utc, occurrence_on, occurrences
+from circlebot.recurrence import free_slots, local_to_utc, occurrence_on
 from circlebot.store import Meeting
 from circlebot.text import Text
 
@@ -18,18 +20,38 @@ UPCOMING_LIMIT = 5
 STATE_MARKS = {"sent": "sent", "missed": "⚠ missed", "failed": "⚠ failed", "claimed": "sending"}
 
 
-async def _free_slots(ctx: Context, at: dt.time | None, count: int) -> list[dt.datetime]:
-    """The circle's next `count` meeting times with no meeting yet (optionally at another local time)."""
+async def _held(ctx: Context) -> dict[dt.datetime, Meeting]:
+    """Every coming meeting time a meeting holds, scheduled or cancelled (`skip` leaves a cancelled one);
+    where both are at one time, the scheduled one."""
+    held: dict[dt.datetime, Meeting] = {}
+    for m in await ctx.store.meetings(ctx.circle.slug, ending_after=ctx.now, limit=10_000, any_status=True):
+        if m.starts_at not in held or m.status == "scheduled":
+            held[m.starts_at] = m
+    return held
+
+
+async def _free_slots(ctx: Context, held: Container[dt.datetime], at: dt.time | None, count: int,
+                      after: dt.datetime | None = None) -> list[dt.datetime]:
+    """The circle's next `count` free meeting times (see `recurrence.free_slots`) after `after` (default:
+    now), optionally at another local time on those days."""
     found: list[dt.datetime] = []
-    for n, occ in enumerate(occurrences(ctx.circle, ctx.zone, ctx.now)):
-        if n > 200 or len(found) == count:
-            break
-        candidate = local_to_utc(occ.astimezone(ctx.zone).date(), at, ctx.zone) if at else occ
-        if candidate > ctx.now and await ctx.store.meeting_starting(ctx.circle.slug, candidate) is None:
+    for slot in itertools.islice(free_slots(ctx.circle, ctx.zone, held, after or ctx.now), 1000):
+        candidate = local_to_utc(slot.astimezone(ctx.zone).date(), at, ctx.zone) if at else slot
+        if candidate > ctx.now and candidate not in held:
             found.append(candidate)
-    if len(found) < count:
-        raise UsageError("I found no free meeting time in the circle's schedule; give a date.")
-    return found
+            if len(found) == count:
+                return found
+    raise UsageError("I found no free meeting time in the circle's schedule; give a date.")
+
+
+def _skipped_note(held: dict[dt.datetime, Meeting], start: dt.datetime) -> str:
+    """Said when an organiser names a date the circle skips (or whose meeting was cancelled) to meet then."""
+    before = held.get(start)
+    if before is None or before.status == "scheduled":
+        return ""
+    if before.reading:
+        return f" (Meeting #{before.id} at that time was cancelled; this one takes its place.)"
+    return " (That date was skipped; this meeting brings it back.)"
 
 
 async def _start_on(ctx: Context, day: dt.date, at: dt.time | None, example: str) -> dt.datetime:
@@ -56,14 +78,14 @@ async def schedule(ctx: Context, slug: str, date: dt.date | str | None, time: dt
     c = ctx.circle
     parts = reading.parts(c.part_minutes)
     split = len(parts) > 1 and c.split_long_readings
+    held = await _held(ctx)
     if date is None or date == "next":
-        starts = await _free_slots(ctx, time, len(parts) if split else 1)
+        starts = await _free_slots(ctx, held, time, len(parts) if split else 1)
     else:
         assert isinstance(date, dt.date)
         starts = [await _start_on(ctx, date, time, f"schedule {reading.slug}")]
-        if split:
-            later = [s for s in await _free_slots(ctx, None, len(parts) + 1) if s > starts[0]]
-            starts += later[: len(parts) - 1]
+        if split:  # the later parts at the next free meeting times after the first
+            starts += await _free_slots(ctx, {*held, starts[0]}, None, len(parts) - 1, after=starts[0])
     created: list[Meeting] = []
     for i, start in enumerate(starts):
         part = parts[i] if split else None
@@ -73,7 +95,7 @@ async def schedule(ctx: Context, slug: str, date: dt.date | str | None, time: dt
         ))
     await ctx.app.changed(ctx.circle)
     lines: list[Text | str] = [f"Scheduled meeting #{m.id}: {meeting_title(ctx, m)} on " + when(m.starts_at) + "."
-                               for m in created]
+                               + _skipped_note(held, m.starts_at) for m in created]
     if len(parts) > 1 and not split:
         lines.append(f"This reading takes about {reading.minutes} min; split into {len(parts)} parts of about "
                      f"{c.part_minutes} min it would fit {len(parts)} meetings ({', '.join(p.title for p in parts)}). "
@@ -113,10 +135,11 @@ async def move(ctx: Context, meeting: int, date: dt.date, time: dt.time | None) 
         raise UsageError(f"meeting #{m.id} has already started; schedule a new one instead.")
     at = time or m.starts_at.astimezone(ctx.zone).time()
     start = await _start_on(ctx, date, at, f"move {m.id}")
+    note = _skipped_note(await _held(ctx), start)
     await ctx.store.move_meeting(m.id, start, start + (m.ends_at - m.starts_at))
     await ctx.app.changed(ctx.circle)
     return (f"Meeting #{m.id} ({meeting_title(ctx, m)}) moved from " + when(m.starts_at) + " to " + when(start)
-            + ". RSVPs are kept; please check yours.")
+            + f".{note} RSVPs are kept; please check yours.")
 
 
 async def upcoming(ctx: Context) -> Text | str:
@@ -141,11 +164,12 @@ async def _timeline_state(ctx: Context, m: Meeting) -> Text:
     """Each timeline post of a meeting: sent, due (when), or missed (organisers are told to act)."""
     from circlebot.timeline import PostKind, plan
 
-    states = await ctx.store.post_states(m.id)
+    jobs = plan([ctx.circle], [m], ctx.now)
+    states = await ctx.store.post_states_of(j.key for j in jobs)  # keyed by start time: a moved meeting's own
     out: list[Text | str] = []
     next_shown = False
-    for job in plan([ctx.circle], [m], ctx.now):
-        state = states.get(job.kind.value)
+    for job in jobs:
+        state = states.get(job.key)
         label = {PostKind.ASSIGNMENT: "reading", PostKind.REMINDER: "reminder", PostKind.START: "questions",
                  PostKind.END: "summary"}[job.kind]
         if state is not None:

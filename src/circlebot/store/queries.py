@@ -469,6 +469,16 @@ class Store:
         rows = await self.db.fetchall("SELECT kind, state FROM post_log WHERE meeting_id = ?", (meeting_id,))
         return {r["kind"]: r["state"] for r in rows}
 
+    async def post_states_of(self, keys: Iterable[str]) -> dict[str, str]:
+        """The state of each of these posts (by key) that has one."""
+        wanted = list(keys)
+        if not wanted:
+            return {}
+        rows = await self.db.fetchall(
+            f"SELECT key, state FROM post_log WHERE key IN ({', '.join('?' * len(wanted))})", wanted
+        )
+        return {r["key"]: r["state"] for r in rows}
+
     async def post_for_message(self, ref: MessageRef) -> tuple[int | None, str] | None:
         """(meeting id, kind) of the scheduled post a platform message belongs to."""
         row = await self.db.fetchone(
