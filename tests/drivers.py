@@ -96,6 +96,7 @@ class RecordingAdapter:
     attempts: list[tuple[ChannelRef, str | None]] = field(default_factory=list)
     replies: list[tuple[Invocation, Post, bool]] = field(default_factory=list)
     polls: dict[int, MessageRef] = field(default_factory=dict)
+    started: list[PollSpec] = field(default_factory=list)
     ended: dict[MessageRef, str] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -122,6 +123,7 @@ class RecordingAdapter:
 
     async def start_poll(self, where: ChannelRef, poll: PollSpec) -> MessageRef:
         ref = await self.send(where, Post(f"Poll #{poll.id}: {poll.question}"))
+        self.started.append(poll)
         self.polls[poll.id] = ref
         return ref
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo
 
-from circlebot.adapters.base import ChatAdapter, PollLimits
+from circlebot.adapters.base import ChatAdapter, PlatformRefused, PollLimits
 from circlebot.commands import Command, CommandTable, Reply, Syntax, UsageError, bind_words
 from circlebot.config import CircleSettings, Settings
 from circlebot.domain import (
@@ -80,6 +80,11 @@ class Context:
     @property
     def readings(self) -> Collection:
         return self.app.readings
+
+    @property
+    def syntax(self) -> Syntax:
+        """How the asker types commands: hints in answers are written with it."""
+        return self.app.syntax(self.invocation.channel.platform)
 
 
 class App:
@@ -266,17 +271,36 @@ class App:
     def spec(poll: PollRow) -> PollSpec:
         return PollSpec(poll.id, poll.question, poll.answers, poll.multi, poll.secret, poll.closes_at)
 
-    async def start_poll(self, circle: CircleSettings, poll: PollRow) -> list[MessageRef]:
+    def vote_hint(self, platform: str, poll_id: int) -> str:
+        """How to vote in a poll by command on a platform, in its syntax (`!vote 3 <n>`)."""
+        vote = self.commands.get(("vote",))
+        syntax = self.syntax(platform)
+        return syntax.example(vote, poll=poll_id, answers="<n>") if vote else f"{syntax.prefix}vote {poll_id} <n>"
+
+    async def start_poll(self, circle: CircleSettings, poll: PollRow) -> tuple[list[MessageRef], list[str]]:
+        """Start a poll on every running location of its circle: the messages that carry it, and for each
+        location that refused it, what failed and what to do (as a sentence for the organiser)."""
+        from dataclasses import replace
+
         refs: list[MessageRef] = []
+        failed: list[str] = []
+        spec = self.spec(poll)
         for loc in self.locations(circle):
             try:
-                ref = await self.adapters[loc.platform].start_poll(loc, self.spec(poll))
+                ref = await self.adapters[loc.platform].start_poll(
+                    loc, replace(spec, vote_hint=self.vote_hint(loc.platform, poll.id)))
+            except PlatformRefused as e:
+                log.warning("%s refused poll %d in %s: %s", loc.platform, poll.id, loc.id, e)
+                failed.append(f"{loc.platform.capitalize()} refused it: {e}")
+                continue
             except Exception:
-                log.exception("could not start poll %d on %s %s", poll.id, loc.platform, loc.id)
+                error_id = secrets.token_hex(4)
+                log.exception("error %s: could not start poll %d on %s %s", error_id, poll.id, loc.platform, loc.id)
+                failed.append(f"{loc.platform.capitalize()} failed (error `{error_id}`, logged); try again later")
                 continue
             await self.store.add_poll_message(poll.id, ref)
             refs.append(ref)
-        return refs
+        return refs, failed
 
     async def tally(self, poll: PollRow) -> PollResults:
         counts = [0] * len(poll.answers)
@@ -293,7 +317,10 @@ class App:
         """Close a poll and end it on every platform; None if it was closed already."""
         from circlebot.features.polls import results_text
 
-        if not await self.store.close_poll(poll.id, self.clock.now()):
+        now = self.clock.now()
+        # a poll closes at its closing time, even when the bot was down then and closes it only now
+        at = min(now, poll.closes_at) if poll.closes_at is not None else now
+        if not await self.store.close_poll(poll.id, at):
             return None
         closed = await self.store.poll(poll.id)
         assert closed is not None
@@ -321,6 +348,7 @@ class App:
         rows: list[tuple[int, int, str, int]] = []
         counted: list[PollRow] = []
         polls: dict[object, PollRow | None] = {}  # a batch is mostly votes in the same poll: look it up once
+        now = self.clock.now()
         for vote in votes:
             msg = vote.message
             key: object = vote.poll_id if msg is None or vote.poll_id is not None else (
@@ -334,7 +362,11 @@ class App:
                 poll = polls[key] = await store.poll(poll_id) if poll_id is not None else None
             if poll is None:
                 continue
-            if poll.closed_at is not None and vote.at >= poll.closed_at:
+            # A vote cast at or after the poll's end does not count; the end is its closing time once that has
+            # passed (by the bot's clock: a vote that arrives before then counts, though a server's clock may
+            # stamp it a little later), even if the bot was down then and closes the poll only now.
+            end = poll.closed_at or (poll.closes_at if poll.closes_at is not None and now >= poll.closes_at else None)
+            if end is not None and vote.at >= end:
                 log.info("ignoring a vote in poll %d cast after it closed", poll.id)
                 continue
             answers = vote.answers

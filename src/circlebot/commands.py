@@ -256,7 +256,11 @@ class CommandTable:
         return command, bind_words(command, words)
 
     def bind(self, command: Command, options: Mapping[str, Any]) -> dict[str, Any]:
-        """Convert structured options (Discord slash-command options, by parameter name)."""
+        """Convert structured options (Discord slash-command options, by parameter name).
+
+        An option's value is only text: words in it are never read as options (``answers:"A" "B" --secret``
+        is refused, naming the option to set instead), and quote marks around a whole value are not part
+        of it (``question:"Which day?"``)."""
         words: list[Word] = []
         for p in command.params:
             if p.name not in options or options[p.name] is None:
@@ -266,14 +270,37 @@ class CommandTable:
                 if v:
                     words.append(Word(f"--{p.name}"))
             elif p.option:
-                words += [Word(f"--{p.name}"), Word(str(v), quoted=True)]
+                words += [Word(f"--{p.name}"), Word(_whole_value(v), quoted=True)]
             elif p.greedy and isinstance(v, str):
-                words += split_words(v)
+                words += _value_words(command, p, v)
             elif p.greedy and isinstance(v, list | tuple):
                 words += [Word(str(x), quoted=True) for x in v]
             else:
-                words.append(Word(str(v), quoted=True))
+                words.append(Word(_whole_value(v), quoted=True))
         return bind_words(command, words)
+
+
+def _whole_value(value: Any) -> str:
+    """A structured option's value as one word: a value that is all one quoted phrase loses its quotes."""
+    text = str(value)
+    try:
+        words = split_words(text)
+    except UsageError:
+        return text
+    return words[0].text if len(words) == 1 and words[0].quoted else text
+
+
+def _value_words(command: Command, param: Param, value: str) -> list[Word]:
+    """The words of a structured option that takes several (quoted where they contain spaces), all text."""
+    names = {p.name for p in command.params if p.option}
+    out: list[Word] = []
+    for w in split_words(value):
+        name = w.text[2:].partition("=")[0].lower()
+        if not w.quoted and w.text.startswith("--") and name in names:
+            raise UsageError(f"{w.text} inside {param.name} is text, not an option: set the command's {name} "
+                             "option instead.", command)
+        out.append(Word(w.text, quoted=True))
+    return out
 
 
 Assigned = Word | tuple[Word, ...] | bool
@@ -370,6 +397,24 @@ class Syntax:
 
     def usage(self, command: Command) -> str:
         return " ".join([self.name(command), *(self.param(p) for p in command.params)])
+
+    def example(self, command: Command, **values: object) -> str:
+        """A command as users type it on this platform, with these values (``!vote 3 <n>``,
+        ``/vote poll:3 answers:<n>``): every hint the bot gives is written by this, as usage is."""
+        parts = [self.name(command)]
+        for p in command.params:
+            if p.name not in values:
+                continue
+            v = values[p.name]
+            if self.slash:
+                parts.append(f"{p.name}:{v}")
+            elif p.is_flag:
+                parts += [f"--{p.name}"] if v else []
+            elif p.option:
+                parts.append(f"--{p.name} {v}")
+            else:
+                parts.append(str(v))
+        return " ".join(parts)
 
     def help_hint(self, command: Command) -> str:
         topic = self.label(command) if self.label else command.name

@@ -169,7 +169,8 @@ class Post:
 
 @dataclass(frozen=True, slots=True)
 class PollSpec:
-    """A poll as adapters need it to render a native poll."""
+    """A poll as adapters need it to render a native poll. `vote_hint` is how to vote by command on the
+    platform the poll is sent to (`!vote 3 <n>`, `/vote poll:3 answers:<n>`), written by the core."""
 
     id: int
     question: str
@@ -177,6 +178,7 @@ class PollSpec:
     multi: bool
     secret: bool
     closes_at: datetime | None
+    vote_hint: str = ""
 
     def rules(self, secret_note: str | None = None) -> Text:
         """How the poll works, in a few words: "pick one; closes <time>" (a secret poll adds `secret_note`)."""

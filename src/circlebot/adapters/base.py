@@ -17,6 +17,11 @@ Dispatch = Callable[[Event | Sequence[Event]], Awaitable[Text | str | None]]
 check-in it returns what to tell the member, for platforms whose buttons can answer."""
 
 
+class PlatformRefused(Exception):
+    """The platform refused a post for a reason a person can fix (a permission the bot lacks). The message
+    says what failed and what to do, in words for the organiser who asked."""
+
+
 @dataclass(frozen=True, slots=True)
 class PollLimits:
     """What a platform's native polls allow; the core refuses a poll that breaks any circle platform's limits."""

@@ -36,7 +36,7 @@ import discord.http
 import yarl
 from discord import app_commands
 
-from circlebot.adapters.base import Dispatch, PollLimits, idempotency_token
+from circlebot.adapters.base import Dispatch, PlatformRefused, PollLimits, idempotency_token
 from circlebot.commands import Command, Param, Syntax
 from circlebot.domain import (
     Authority,
@@ -69,6 +69,7 @@ DEFAULT_POLL_HOURS = 24 * 32  # a poll without a closing time stays open as long
 VOTE_BATCH = 500  # the most vote events handed to the core at once
 BARE_SUBCOMMANDS = {"poll": "open"}  # the Discord name of a command that also heads a group
 NO_MENTIONS = discord.AllowedMentions.none()
+MISSING_PERMISSIONS = 50013  # Discord's JSON error code with 403 Forbidden
 ORIGINAL_DELETED_OK = (discord.NotFound, discord.Forbidden)
 NONCE_CHARS = 25  # the longest nonce Discord takes
 
@@ -705,23 +706,44 @@ class DiscordAdapter:
         """A native Discord poll; a secret poll is a plain message (Discord shows native counts to voters)."""
         channel = await self._channel(where.id)
         rules = discord_markdown(poll.rules())
-        if poll.secret:
-            lines = [discord_markdown(f"📊 **Poll #{poll.id}** (secret until it closes): {poll.question}")]
-            lines += [discord_markdown(f"{i}. {a}") for i, a in enumerate(poll.answers, 1)]
-            lines.append(f"({rules}) Vote with `/vote poll:{poll.id} answers:<n>`; "
-                         "only you see your vote.")
-            msg = await channel.send(split_text("\n".join(lines), MESSAGE_LIMIT)[0], allowed_mentions=NO_MENTIONS)
-        else:
-            hours = DEFAULT_POLL_HOURS
-            if poll.closes_at is not None:
-                left = (poll.closes_at - self._clock()).total_seconds() / 3600
-                hours = min(768, max(1, int(left + 0.999)))
-            native = discord.Poll(question=poll.question, duration=timedelta(hours=hours), multiple=poll.multi)
-            for answer in poll.answers:
-                native.add_answer(text=answer)
-            msg = await channel.send(f"📊 **Poll #{poll.id}** ({rules})", poll=native,
-                                     allowed_mentions=NO_MENTIONS)
+        try:
+            if poll.secret:
+                lines = [discord_markdown(f"📊 **Poll #{poll.id}** (secret until it closes): {poll.question}")]
+                lines += [discord_markdown(f"{i}. {a}") for i, a in enumerate(poll.answers, 1)]
+                lines.append(f"({rules}) Vote with `{poll.vote_hint}`; only you see your vote.")
+                msg = await channel.send(split_text("\n".join(lines), MESSAGE_LIMIT)[0],
+                                         allowed_mentions=NO_MENTIONS)
+            else:
+                hours = DEFAULT_POLL_HOURS
+                if poll.closes_at is not None:
+                    left = (poll.closes_at - self._clock()).total_seconds() / 3600
+                    hours = min(768, max(1, int(left + 0.999)))
+                native = discord.Poll(question=poll.question, duration=timedelta(hours=hours), multiple=poll.multi)
+                for answer in poll.answers:
+                    native.add_answer(text=answer)
+                msg = await channel.send(f"📊 **Poll #{poll.id}** ({rules})", poll=native,
+                                         allowed_mentions=NO_MENTIONS)
+        except discord.Forbidden as e:
+            if e.code != MISSING_PERMISSIONS:
+                raise
+            raise PlatformRefused(self._missing_permissions(channel, native=not poll.secret)) from e
         return MessageRef(ChannelRef(PLATFORM, str(msg.channel.id)), str(msg.id))
+
+    def _missing_permissions(self, channel: discord.abc.Messageable, *, native: bool) -> str:
+        """What to tell an organiser when Discord answered 403 Missing Permissions (code 50013), which does
+        not say which permission: the ones the bot lacks there, by discord.py's view of its roles."""
+        needed = {"view_channel": "View Channel", "send_messages": "Send Messages"}
+        if native:
+            needed["send_polls"] = "Send Polls"
+        where = f"#{channel.name}" if isinstance(channel, discord.abc.GuildChannel) else "this channel"
+        missing = list(needed.values())
+        if isinstance(channel, discord.abc.GuildChannel):
+            perms = channel.permissions_for(channel.guild.me)
+            missing = [label for name, label in needed.items() if not getattr(perms, name)] or missing
+        names = " and ".join(", ".join(missing).rsplit(", ", 1))
+        return (f"circlebot lacks the {names} permission{'s' if len(missing) > 1 else ''} in {where}. "
+                f"Give circlebot's role {names} there (Server Settings → Roles, or the channel's Permissions), "
+                "then open the poll again")
 
     async def end_poll(self, ref: MessageRef, results: PollResults, text: str) -> None:
         """End the native poll early (Discord's expire endpoint) and post the results as a reply to it."""

@@ -825,7 +825,8 @@ class MatrixAdapter:
         lines: list[Text | str] = [f"Poll #{poll.id}: {poll.question}"]
         lines += [f"{i}. {a}" for i, a in enumerate(poll.answers, 1)]
         rules = poll.rules("results are shown when it closes (hidden by your client, not by the server)")
-        lines.append("(" + rules + f") Vote here, or with {self.prefix}vote {poll.id} <n>")
+        how = poll.vote_hint or f"{self.prefix}vote {poll.id} <n>"
+        lines.append("(" + rules + f") Vote here, or with {how}")
         fallback = Text.join("\n", lines).render(time=lambda t: named_time(t, zone), command=lambda c: c.words)
         question = poll.question + (" (secret until it closes)" if poll.secret else "")
         content = polls.start_content(poll, question, poll.answers, fallback)

@@ -20,11 +20,12 @@ def results_text(results: PollResults, *, hide_counts: bool = False) -> str:
     """The results of a poll as text: counts, shares, a bar, the winner once closed."""
     poll = results.poll
     state = "closed" if results.closed else "open"
-    lines = [f"**Poll #{poll.id}: {poll.question}** ({state}, {results.voters} voter(s))"]
-    if hide_counts:
+    if hide_counts:  # not even the turnout: how many voted is part of what a secret poll keeps until it closes
+        lines = [f"**Poll #{poll.id}: {poll.question}** ({state})"]
         lines += [f"{i}. {a}" for i, a in enumerate(poll.answers, 1)]
         lines.append("This is a secret poll: counts are shown when it closes.")
         return "\n".join(lines)
+    lines = [f"**Poll #{poll.id}: {poll.question}** ({state}, {results.voters} voter(s))"]
     total = sum(results.counts) or 1
     for i, (answer, n) in enumerate(zip(poll.answers, results.counts, strict=True), 1):
         bar = "█" * round(BAR * n / total)
@@ -48,7 +49,7 @@ async def _poll_here(ctx: Context, poll_id: int) -> PollRow:
 
 
 async def open_poll(ctx: Context, question: str, answers: tuple[str, ...], multi: bool, hours: float | None,
-                    secret: bool) -> str:
+                    secret: bool) -> str | Reply:
     problems: list[str] = []
     if len(question) > MAX_QUESTION:
         problems.append(f"the question is {len(question)} characters; the most is {MAX_QUESTION}")
@@ -85,20 +86,31 @@ async def open_poll(ctx: Context, question: str, answers: tuple[str, ...], multi
         ctx.circle.slug, question, answers, multi=multi, secret=secret, opened_by=ctx.member_id,
         now=ctx.now, closes_at=closes_at,
     )
-    refs = await ctx.app.start_poll(ctx.circle, poll)
+    refs, failed = await ctx.app.start_poll(ctx.circle, poll)
+    if not refs:  # nowhere to vote: no poll is left behind, and the organiser learns what to fix
+        await ctx.store.delete_poll(poll.id)
+        why = " ".join(f"{f}." for f in failed) or "No platform of this circle is running."
+        return Reply(f"The poll was not opened. {why}", private=True)
     if closes_at is not None:
         await ctx.app.changed(ctx.circle)
-    where = ", ".join(sorted({r.channel.platform for r in refs})) or "no platform (none is running)"
-    how = f"`{ctx.prefix}vote {poll.id} <n>`" + (" (several numbers allowed)" if multi else "")
-    return f"Poll #{poll.id} is open on {where}. Vote with {how}.{note}"
+    where = ", ".join(sorted({r.channel.platform for r in refs}))
+    how = f"`{ctx.app.vote_hint(ctx.invocation.channel.platform, poll.id)}`"
+    how += " (several numbers allowed)" if multi else ""
+    not_there = "".join(f" Not everywhere: {f}." for f in failed)
+    return f"Poll #{poll.id} is open on {where}. Vote with {how}.{note}{not_there}"
 
 
 async def close(ctx: Context, poll: int) -> str:
     p = await _poll_here(ctx, poll)
     results = await ctx.app.close_poll(p)
     if results is None:
-        raise UsageError(f"poll #{poll} is already closed; `{ctx.prefix}poll results {poll}` shows its results.")
+        raise UsageError(f"poll #{poll} is already closed; {_results_hint(ctx, poll)} shows its results.")
     return results_text(results)
+
+
+def _results_hint(ctx: Context, poll: int) -> str:
+    command = ctx.app.commands.get(("poll", "results"))
+    return f"`{ctx.syntax.example(command, poll=poll)}`" if command else "its results"
 
 
 async def results(ctx: Context, poll: int) -> Reply:
@@ -116,8 +128,8 @@ async def results(ctx: Context, poll: int) -> Reply:
 
 async def vote(ctx: Context, poll: int, answers: tuple[int, ...]) -> Reply:
     p = await _poll_here(ctx, poll)
-    if p.closed:
-        raise UsageError(f"poll #{poll} is closed; `{ctx.prefix}poll results {poll}` shows its results.")
+    if p.over(ctx.now):
+        raise UsageError(f"poll #{poll} is closed; {_results_hint(ctx, poll)} shows its results.")
     bad = [n for n in answers if not 1 <= n <= len(p.answers)]
     if bad:
         raise UsageError(f"poll #{poll} has answers 1 to {len(p.answers)}; {', '.join(map(str, bad))} is not one.")
@@ -131,7 +143,7 @@ async def vote(ctx: Context, poll: int, answers: tuple[int, ...]) -> Reply:
 
 async def unvote(ctx: Context, poll: int) -> Reply:
     p = await _poll_here(ctx, poll)
-    if p.closed:
+    if p.over(ctx.now):
         raise UsageError(f"poll #{poll} is closed.")
     await ctx.store.record_vote(p.id, ctx.member_id, (), ctx.now)
     return Reply(f"{ctx.user.display}, your vote in poll #{p.id} is withdrawn.", private=p.secret)

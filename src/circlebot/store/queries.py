@@ -84,6 +84,10 @@ class PollRow:
     def closed(self) -> bool:
         return self.closed_at is not None
 
+    def over(self, now: datetime) -> bool:
+        """Closed, or past its closing time (when the bot was down then, it closes the poll on its return)."""
+        return self.closed or (self.closes_at is not None and now >= self.closes_at)
+
 
 _VOTE_SQL = (
     "INSERT INTO votes (poll_id, member_id, answers, cast_at) VALUES (?, ?, ?, ?) "
@@ -387,6 +391,13 @@ class Store:
             )
         self._polls.pop(poll_id, None)
         return cur.rowcount == 1
+
+    async def delete_poll(self, poll_id: int) -> None:
+        """Remove a poll that never opened anywhere (its answers, messages and votes go with it)."""
+        async with self.db.transaction() as conn:
+            await conn.execute("DELETE FROM polls WHERE id = ?", (poll_id,))
+        self._polls.pop(poll_id, None)
+        self._poll_of_message = {m: p for m, p in self._poll_of_message.items() if p != poll_id}
 
     async def add_poll_message(self, poll_id: int, ref: MessageRef) -> None:
         async with self.db.transaction() as conn:

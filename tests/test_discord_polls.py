@@ -1,0 +1,70 @@
+"""Poll rules on Discord: real discord.py 2.7 against the loopback fake Discord, real SQLite file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from circlebot.render import plain_text
+from discord_driver import DiscordDriver, discord_bot, discord_driver_fixture  # noqa: F401
+from drivers import FakeClock, number_after
+from fakediscord import SEND_POLLS, FakeDiscord, fake_discord_fixture  # noqa: F401
+
+pytestmark = pytest.mark.timeout(30)
+
+
+async def answer_to(bot: DiscordDriver, user: str, name: str, options: dict[str, object]) -> str:
+    """What `user` sees after running the slash command `name` with options exactly as typed in Discord."""
+    inter = await bot.fake.slash(bot.member(user), bot.channel, name, options)
+    response = await inter.wait_response()
+    assert bot.adapter is not None
+    await bot.adapter.drain()
+    messages = [inter.original, *inter.followups] if response["type"] == 4 else await inter.wait_followups()
+    return "\n".join(plain_text(m["content"]) for m in messages if m)
+
+
+async def test_a_poll_discord_refuses_says_which_permission_to_grant_and_leaves_no_ghost(
+    fake_discord: FakeDiscord, tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_discord.bot_permissions &= ~SEND_POLLS  # invited without Send Polls, in a server whose members lack it
+    async with discord_bot(fake_discord, tmp_path, clock, monkeypatch) as bot:
+        everyone = bot.guild.everyone
+        everyone.permissions &= ~SEND_POLLS
+        fake_discord.dispatch("GUILD_ROLE_UPDATE", {"guild_id": str(bot.guild.id), "role": everyone.to_dict()})
+        answer = await bot.say(bot.organiser, 'poll "Which day?" "Mon" "Wed"')
+        assert "is open" not in answer.text, answer
+        assert "not opened" in answer and "Send Polls" in answer and "#study" in answer, answer
+        assert answer.private
+        refused = fake_discord.find_requests("POST", rf"/channels/{bot.channel.id}/messages")
+        assert [r.status for r in refused] == [403]
+        assert "there is no poll #1" in (await bot.say("alice", "vote 1 1")).text.lower()
+        assert await bot.app.store.polls("study") == []
+    fake_discord.assert_clean()
+
+
+async def test_flags_and_quotes_inside_discord_options_are_text(bot: DiscordDriver, fake_discord: FakeDiscord) -> None:
+    refused = await answer_to(bot, bot.organiser, "poll open",
+                              {"question": '"Which day?"', "answers": '"Mon" "Wed" --secret'})
+    assert "--secret" in refused and "secret option" in refused and "is open" not in refused, refused
+    assert not fake_discord.polls and await bot.app.store.polls("study") == []
+    opened = await answer_to(bot, bot.organiser, "poll open", {"question": '"Which day?"', "answers": '"Mon" "Wed"'})
+    assert "is open" in opened, opened
+    [poll] = fake_discord.polls.values()
+    assert poll.question["text"] == "Which day?"  # the quote marks a member typed are not part of the question
+
+
+@pytest.fixture
+def bot(discord_driver: DiscordDriver) -> DiscordDriver:
+    return discord_driver
+
+
+async def test_vote_hints_are_written_as_discord_slash_commands(bot: DiscordDriver) -> None:
+    opened = await bot.say(bot.organiser, 'poll "Which day?" "Mon" "Wed"')
+    poll = number_after("poll", opened.text)
+    assert f"/vote poll:{poll} answers:<n>" in opened.text, opened
+    secret = number_after("poll", (await bot.say(bot.organiser, 'poll "Keep it?" "Yes" "No" --secret')).text)
+    assert any(f"/vote poll:{secret} answers:<n>" in p for p in bot.posts()), bot.posts()
+    await bot.say(bot.organiser, f"poll close {poll}")
+    again = await bot.say(bot.organiser, f"poll close {poll}")
+    assert f"/poll results poll:{poll} shows its results" in again.text, again

@@ -1,0 +1,78 @@
+"""Poll rules through the whole core (test adapter, real SQLite file, fake clock): closing times, secret polls,
+polls that no platform accepted, and hints written in each platform's syntax."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from circlebot.adapters.base import PlatformRefused
+from circlebot.commands import CommandTable, Syntax
+from circlebot.domain import ChannelRef, MessageRef, PollSpec
+from circlebot.features import all_commands
+from drivers import CoreDriver, RecordingAdapter, number_after
+
+
+async def test_a_poll_closes_at_its_closing_time_even_when_the_bot_was_down_then(core: CoreDriver) -> None:
+    poll = number_after("poll", (await core.say("olga", 'poll "Soon?" "A" "B" --hours 2')).text)
+    await core.vote("alice", poll, [1])
+    core.clock.advance(timedelta(hours=1, minutes=59))
+    await core.vote("carol", poll, [2])  # in time
+    core.clock.advance(timedelta(hours=1))  # the bot was down at the closing time, and comes back now
+    await core.vote("bob", poll, [2])  # read back from the platform at start: cast after the closing time
+    late = await core.say("dan", f"vote {poll} 2")
+    assert "is closed" in late, late
+    assert await core.app.close_due_polls() == 1
+    results = await core.say("dan", f"poll results {poll}")
+    assert "1. A: 1" in results and "2. B: 1" in results and "2 voter(s)" in results, results
+    stored = await core.app.store.poll(poll)
+    assert stored is not None and stored.closed_at == stored.closes_at
+
+
+async def test_a_secret_poll_shows_no_turnout_until_it_closes(core: CoreDriver) -> None:
+    poll = number_after("poll", (await core.say("olga", 'poll "Keep Thursdays?" "Yes" "No" --secret')).text)
+    await core.say("alice", f"vote {poll} 1")
+    await core.vote("bob", poll, [2])
+    shown = await core.say("carol", f"poll results {poll}")
+    assert "voter" not in shown.text and "Yes: " not in shown.text, shown
+    mine = await core.say("alice", f"poll results {poll}")
+    assert "voter" not in mine.text and "Your vote: Yes" in mine, mine
+    closed = await core.say("olga", f"poll close {poll}")
+    assert "2 voter(s)" in closed and "1. Yes: 1" in closed, closed
+
+
+@dataclass
+class RefusingAdapter(RecordingAdapter):
+    """A platform that refuses every poll, saying why (as Discord does without the Send Polls permission)."""
+
+    async def start_poll(self, where: ChannelRef, poll: PollSpec) -> MessageRef:
+        raise PlatformRefused("the bot lacks the Send Polls permission in #study; grant it, then try again")
+
+
+async def test_a_poll_no_platform_accepted_is_not_left_open(core: CoreDriver) -> None:
+    refusing = RefusingAdapter(core.adapter.zone)
+    core.app.add_adapter(refusing)
+    core.adapter = refusing
+    answer = await core.say("olga", 'poll "Where next?" "Here" "There"')
+    assert "not opened" in answer and "Send Polls" in answer and "try again" in answer, answer
+    assert "is open" not in answer.text
+    ghost = await core.say("alice", "vote 1 1")
+    assert "there is no poll #1" in ghost.text.lower(), ghost
+    assert await core.app.store.polls("study") == []
+
+
+def test_hints_come_from_each_platforms_syntax() -> None:
+    table = CommandTable(all_commands())
+    vote = table.get(("vote",))
+    assert vote is not None
+    assert Syntax("!").example(vote, poll=3, answers="<n>") == "!vote 3 <n>"
+    slash = Syntax("/", slash=True)
+    assert slash.example(vote, poll=3, answers="<n>") == "/vote poll:3 answers:<n>"
+    results = table.get(("poll", "results"))
+    assert results is not None and slash.example(results, poll=3) == "/poll results poll:3"
+
+
+async def test_the_vote_hint_is_written_as_the_asker_types_commands(core: CoreDriver) -> None:
+    opened = await core.say("olga", 'poll "Which?" "A" "B"')
+    assert "Vote with vote 1 <n>." in opened, opened
+    assert [s.vote_hint for s in core.adapter.started] == ["vote 1 <n>"]
