@@ -62,7 +62,7 @@ class NullAdapter:
     async def run(self, dispatch: object) -> None:
         await asyncio.Event().wait()
 
-    async def send(self, where: ChannelRef, post: Post) -> MessageRef:
+    async def send(self, where: ChannelRef, post: Post, *, key: str | None = None) -> MessageRef:
         return MessageRef(where, "1")
 
     async def reply(self, to: Invocation, post: Post, *, private: bool = False) -> None:

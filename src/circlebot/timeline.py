@@ -4,11 +4,18 @@
 only in-memory jobs derived from it, with stable ids, rebuilt at start and after every change, and only for a
 rolling horizon (a reload job at its end), so a large deployment does not keep weeks of jobs in memory.
 
-Exactly-once, in the documented way:
+Exactly once, per location (platform + channel):
 - a post is *claimed* in the post log (unique key per circle, meeting, kind and start time) before it is sent,
-  and marked sent with its platform message ids after;
-- a claim found unfinished at start (the process died between claiming and marking) is never resent: it is
-  recorded as missed ("interrupted"), so nothing is ever posted twice, and organisers see it in `upcoming`;
+  with one delivery per location; posts due together are claimed in one transaction;
+- when a post's time comes, the bot re-checks that its meeting is still scheduled at the time it was planned
+  for (a loaded job is a reminder to look, not a promise);
+- each location is sent with an idempotency key derived from the post key and the location (Matrix txnId,
+  Discord nonce) and marked sent with its message id as soon as the platform answers (marks are batched);
+- a location that fails is retried with growing pauses (1 s doubling to 60 s) until the post is no longer
+  useful, then recorded as missed; the other locations are not held up;
+- a delivery found unfinished at start (the process died between sending and marking) is sent again with the
+  same key while the platform still recognises it (the adapter's `dedup_window`), which returns the message
+  already posted and restores its controls; past that window it is recorded as missed ("interrupted");
 - a post that fell due while the bot was down is sent at start if it is still useful (the assignment and
   the reminder until the meeting starts, the questions until it ends, the summary until 12 hours after), and
   otherwise recorded as missed.
@@ -20,14 +27,14 @@ import asyncio
 import enum
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from circlebot.config import CircleSettings
 from circlebot.domain import ChannelRef, Control, MessageRef, Post, RsvpAnswer
 from circlebot.recurrence import free_slots, lead_before
-from circlebot.store import Meeting
+from circlebot.store import Delivery, Meeting, PostClaim
 from circlebot.text import Text, cmd, when
 
 if TYPE_CHECKING:
@@ -40,6 +47,9 @@ log = logging.getLogger(__name__)
 SUMMARY_GRACE = timedelta(hours=12)
 HORIZON = timedelta(hours=24)
 LOOKBACK = timedelta(days=2)
+RETRY_FIRST = timedelta(seconds=1)  # a failed send is tried again after 1 s, 2 s, 4 s ... up to RETRY_MAX
+RETRY_MAX = timedelta(seconds=60)
+SEND_CONCURRENCY = 64  # sends in flight at once
 
 
 class PostKind(enum.StrEnum):
@@ -120,6 +130,24 @@ def syllabus_fill(
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """One location to send a post to; `resume`: an earlier process may have sent it already (first tried at
+    `first_try_at`), so only a platform that still recognises the idempotency key may be asked again."""
+
+    where: ChannelRef
+    first_try_at: datetime
+    resume: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Retry:
+    job: Job
+    target: _Target
+    attempt: int
+    at: datetime
+
+
 class Timeline:
     """Runs the plan: catches up at start, then sends each post at its time through APScheduler."""
 
@@ -128,6 +156,11 @@ class Timeline:
         self._scheduler = scheduler
         self._lock = asyncio.Lock()
         self._prepared = False
+        self._interrupted: dict[str, list[Delivery]] = {}  # post key -> locations an earlier process left unsent
+        self._retries: dict[str, _Retry] = {}  # delivery key -> its next try
+        self._inflight: set[str] = set()  # delivery keys being sent now
+        self._batch: list[Job] = []
+        self._send_slots = asyncio.Semaphore(SEND_CONCURRENCY)
 
     # planning --------------------------------------------------------------------------------------
     async def fill_syllabus(self, circles: Sequence[CircleSettings] | None = None) -> list[Meeting]:
@@ -150,9 +183,9 @@ class Timeline:
                 added.append(m)
         return added
 
-    async def current_plan(self, circle: CircleSettings | None = None) -> list[Job]:
-        """The plan for every circle, or for one."""
-        now = self.app.clock.now()
+    async def current_plan(self, circle: CircleSettings | None = None, now: datetime | None = None) -> list[Job]:
+        """The plan for every circle, or for one, at `now` (default: the clock's)."""
+        now = now or self.app.clock.now()
         since = now - LOOKBACK - SUMMARY_GRACE
         if circle is not None:
             return plan([circle], await self.app.store.meetings(circle.slug, ending_after=since, limit=100_000), now)
@@ -160,124 +193,253 @@ class Timeline:
 
     # running ---------------------------------------------------------------------------------------
     async def prepare(self) -> None:
-        """Before the adapters take commands: settle interrupted claims and fill the syllabus (database only)."""
-        now = self.app.clock.now()
-        for key, kind in await self.app.store.unfinished_posts():
+        """Before the adapters take commands: note the deliveries an earlier process left unfinished (they are
+        resent with their idempotency keys once the adapters can send) and fill the syllabus (database only)."""
+        store, now = self.app.store, self.app.clock.now()
+        for key, kind in await store.unfinished_posts():  # claimed before deliveries were kept per location
             log.warning("post %s (%s) was interrupted while sending; not resent, recorded as missed", key, kind)
-            await self.app.store.finish_post(key, "missed", now, detail="interrupted")
+            await store.finish_post(key, "missed", now, detail="interrupted")
+        self._interrupted = {}
+        for d in await store.pending_deliveries():
+            self._interrupted.setdefault(d.post_key, []).append(d)
         async with self._lock:
             await self.fill_syllabus()
         self._prepared = True
 
     async def start(self) -> None:
-        """Once the adapters can send: send or record what fell due while the bot was down, then load the
-        in-memory jobs. (Runs `prepare` first if it has not run.)"""
+        """Once the adapters can send: resend what an earlier process was sending, send or record what fell
+        due while the bot was down, then load the in-memory jobs. (Runs `prepare` first if it has not run.)"""
         if not self._prepared:
             await self.prepare()
         await self.rebuild()
+        # what is left was being sent for a meeting that has been cancelled or moved since: nothing to resume
+        left = [d for ds in self._interrupted.values() for d in ds]
+        self._interrupted = {}
+        if left:
+            now = self.app.clock.now()
+            await self.app.store.finish_deliveries(
+                [(d.post_key, d.where, "missed", now, None, "interrupted; its meeting was cancelled or moved")
+                 for d in left])
 
     async def rebuild(self, circle: CircleSettings | None = None) -> None:
         """Recompute from the database (for one circle after a change there, or for all): fill the syllabus,
-        run what is due, and reload the scheduler's jobs."""
+        run what is due, and reload the scheduler's jobs for what is due after that, both at the same `now`
+        (a post due in between would otherwise be neither sent nor scheduled)."""
         async with self._lock:
             await self.fill_syllabus(None if circle is None else [circle])
-            jobs = await self.current_plan(circle)
-            await self._run_due(jobs)
+            now = self.app.clock.now()
+            jobs = await self.current_plan(circle, now)
+            await self._run_due(jobs, now)
             if self._scheduler is not None:
-                await self._load_jobs(jobs, circle)
+                await self._load_jobs(jobs, circle, now)
 
     async def tick(self) -> int:
-        """Run every post that is due now and not yet done; returns how many were sent."""
+        """Run every post that is due now and not yet done, and every retry that is due; returns how many
+        posts were sent (to at least one location)."""
         async with self._lock:
-            return await self._run_due(await self.current_plan())
+            now = self.app.clock.now()
+            sent = await self._run_due(await self.current_plan(None, now), now)
+            return sent + await self._run_retries(now)
 
-    async def _run_due(self, jobs: Sequence[Job]) -> int:
-        now = self.app.clock.now()
-        sent = 0
-        for job in jobs:
-            if job.due_at <= now:
-                sent += await self.run(job)
+    async def _run_due(self, jobs: Sequence[Job], now: datetime) -> int:
+        sent = await self._run_jobs([job for job in jobs if job.due_at <= now], now)
         await self.app.close_due_polls()
         return sent
 
     async def run(self, job: Job) -> int:
-        """Send one post exactly once (claim, send, mark); record it as missed when it is too late."""
-        store, now = self.app.store, self.app.clock.now()
-        if now >= job.expires_at:
-            if await store.claim_post(job.key, job.circle, job.meeting_id, job.kind.value, job.due_at, now):
-                await store.finish_post(job.key, "missed", now, detail="too late")
-                log.warning("post %s was missed: the bot was not running between %s and %s", job.key,
-                            job.due_at, job.expires_at)
-            return 0
-        if not await store.claim_post(job.key, job.circle, job.meeting_id, job.kind.value, job.due_at, now):
-            return 0
-        try:
-            refs = await self._send(job)
-        except Exception as e:
-            log.exception("post %s failed", job.key)
-            await store.finish_post(job.key, "failed", self.app.clock.now(), detail=type(e).__name__)
-            return 0
-        await store.finish_post(job.key, "sent" if refs else "failed", self.app.clock.now(), refs,
-                                detail=None if refs else "no platform accepted it")
-        return 1 if refs else 0
+        """Send one post exactly once (claim, send per location, mark); record it as missed when too late."""
+        return await self._run_jobs([job], self.app.clock.now())
 
-    async def _load_jobs(self, jobs: Sequence[Job], circle: CircleSettings | None) -> None:
-        """Replace the scheduler's jobs for one circle (or all) with `jobs` due within the horizon."""
+    async def _run_jobs(self, jobs: Sequence[Job], now: datetime) -> int:
+        """Claim the posts together (one transaction), send each to its locations concurrently, and mark each
+        location as the platform takes it (batched). A post whose meeting was cancelled or moved since the job
+        was planned is not sent; one that is too late is recorded as missed."""
+        if not jobs:
+            return 0
+        store = self.app.store
+        late = [j for j in jobs if now >= j.expires_at]
+        live = [j for j in jobs if now < j.expires_at]
+        if late:
+            for key in await store.record_missed([self._claim(j, ()) for j in late], now, "too late"):
+                log.warning("post %s was missed: the bot was not running in time", key)
+            gone = [d for j in late for d in self._interrupted.pop(j.key, [])]
+            await store.finish_deliveries([(d.post_key, d.where, "missed", now, None, "too late") for d in gone])
+        if not live:
+            return 0
+        meetings = await store.meetings_by_id(j.meeting_id for j in live)
+        current: list[tuple[Job, Meeting]] = []
+        for j in live:
+            m = meetings.get(j.meeting_id)
+            if m is None or m.status != "scheduled" or job_key(m, j.kind) != j.key:
+                log.info("post %s not sent: its meeting was cancelled or moved", j.key)
+                continue
+            current.append((j, m))
+        claims = [self._claim(j, tuple(self._locations(j))) for j, _ in current]
+        new = await store.claim_posts(claims, now)
+        work = []
+        for (j, m), claim in zip(current, claims, strict=True):
+            if j.key in new:
+                targets = [_Target(where, now, resume=False) for where in claim.locations]
+            else:  # claimed before: resume what an earlier process left unfinished, if anything
+                targets = [_Target(d.where, d.first_try_at, resume=True) for d in self._interrupted.pop(j.key, [])]
+            if targets:
+                work.append(self._deliver_post(j, m, targets))
+        return sum(await asyncio.gather(*work))
+
+    def _claim(self, job: Job, locations: tuple[ChannelRef, ...]) -> PostClaim:
+        return PostClaim(job.key, job.circle, job.meeting_id, job.kind.value, job.due_at, locations)
+
+    def _locations(self, job: Job) -> list[ChannelRef]:
+        circle = self.app.settings.circle(job.circle)
+        return self.app.locations(circle) if circle is not None else []
+
+    async def _deliver_post(self, job: Job, meeting: Meeting, targets: Sequence[_Target], attempt: int = 0) -> int:
+        """Compose one post and send it to each target location concurrently; 1 if any location took it."""
+        app = self.app
+        circle = app.settings.circle(job.circle)
+        try:
+            assert circle is not None
+            post = await self.compose(job.kind, meeting, circle)
+            roots = await self._thread_roots(job, meeting)
+        except Exception as e:
+            log.exception("post %s could not be composed", job.key)
+            await app.store.finish_deliveries([(job.key, t.where, "missed", app.clock.now(), None,
+                                                f"failed: {type(e).__name__}") for t in targets])
+            return 0
+        sent = await asyncio.gather(*(self._deliver_one(job, post, t, roots.get((t.where.platform, t.where.id)),
+                                                        attempt) for t in targets))
+        return 1 if any(sent) else 0
+
+    async def _thread_roots(self, job: Job, meeting: Meeting) -> dict[tuple[str, str], MessageRef]:
+        if job.kind is not PostKind.START:
+            return {}
+        refs = await self.app.store.post_messages(job_key(meeting, PostKind.ASSIGNMENT))
+        return {(r.channel.platform, r.channel.id): r for r in refs}
+
+    async def _deliver_one(self, job: Job, post: Post, target: _Target, root: MessageRef | None,
+                           attempt: int) -> bool:
+        """Send a post to one location with its idempotency key; on failure, try again later."""
+        app, where = self.app, target.where
+        dkey = delivery_key(job.key, where)
+        if dkey in self._inflight:
+            return False
+        adapter = app.adapters.get(where.platform)
+        now = app.clock.now()
+        if adapter is None:
+            await app.store.finish_deliveries([(job.key, where, "missed", now, None, f"{where.platform} not running")])
+            return False
+        if target.resume:
+            window: timedelta = getattr(adapter, "dedup_window", timedelta(0))
+            if now - target.first_try_at >= window:
+                log.warning("post %s was interrupted while sending to %s %s, too long ago for the platform to "
+                            "recognise a resend: recorded as missed", job.key, where.platform, where.id)
+                await app.store.finish_deliveries([(job.key, where, "missed", now, None,
+                                                    "interrupted; the platform can no longer tell if it was posted")])
+                return False
+        self._inflight.add(dkey)
+        try:
+            try:
+                async with self._send_slots:
+                    ref = await adapter.send(where, replace(post, thread_of=root), key=dkey)
+            except Exception as e:
+                log.warning("could not send %s to %s %s (attempt %d): %s: %s", job.key, where.platform, where.id,
+                            attempt + 1, type(e).__name__, e)
+                await self._retry_later(job, target, attempt + 1, e)
+                return False
+            await app.store.finish_deliveries([(job.key, where, "sent", app.clock.now(), ref.id, None)])
+            return True
+        finally:
+            self._inflight.discard(dkey)
+
+    async def _retry_later(self, job: Job, target: _Target, attempt: int, error: Exception) -> None:
+        """Try a location again after a growing pause, as long as the post is still useful; else it is missed."""
+        delay = min(RETRY_MAX, RETRY_FIRST * 2 ** min(attempt - 1, 16))
+        when = self.app.clock.now() + delay
+        where = target.where
+        if when >= job.expires_at:
+            log.warning("post %s was missed on %s %s: it could not be sent before %s", job.key, where.platform,
+                        where.id, job.expires_at)
+            await self.app.store.finish_deliveries([(job.key, where, "missed", self.app.clock.now(), None,
+                                                     f"not sent in time ({type(error).__name__})")])
+            return
+        dkey = delivery_key(job.key, where)
+        self._retries[dkey] = _Retry(job, target, attempt, when)
+        if self._scheduler is not None:
+            from apscheduler.triggers.date import DateTrigger
+
+            self._scheduler.add_job(self._fire_retries, DateTrigger(when), id=f"retry:{dkey}", replace_existing=True,
+                                    misfire_grace_time=None)
+
+    async def _run_retries(self, now: datetime) -> int:
+        """Send again every location whose retry is due (a post composed once for its locations)."""
+        due = [r for r in self._retries.values() if r.at <= now]
+        if not due:
+            return 0
+        for r in due:
+            self._retries.pop(delivery_key(r.job.key, r.target.where), None)
+        store = self.app.store
+        meetings = await store.meetings_by_id(r.job.meeting_id for r in due)
+        by_post: dict[str, list[_Retry]] = {}
+        for r in due:
+            by_post.setdefault(r.job.key, []).append(r)
+        work = []
+        for group in by_post.values():
+            job, m = group[0].job, meetings.get(group[0].job.meeting_id)
+            if now >= job.expires_at or m is None or m.status != "scheduled" or job_key(m, job.kind) != job.key:
+                detail = "too late" if now >= job.expires_at else "its meeting was cancelled or moved"
+                await store.finish_deliveries([(job.key, r.target.where, "missed", now, None, detail) for r in group])
+                continue
+            work.append(self._deliver_post(job, m, [r.target for r in group], max(r.attempt for r in group)))
+        return sum(await asyncio.gather(*work))
+
+    async def _fire_retries(self) -> None:
+        await self._run_retries(self.app.clock.now())
+
+    async def _load_jobs(self, jobs: Sequence[Job], circle: CircleSettings | None,
+                         now: datetime | None = None) -> None:
+        """Replace the scheduler's jobs for one circle (or all) with `jobs` due after `now`, within the horizon.
+
+        Job ids are namespaced (`post:<key>`, `poll:<id>`, `retry:<delivery>`, `timeline:reload`), so no circle
+        slug can name another kind of job."""
         from apscheduler.triggers.date import DateTrigger
 
         assert self._scheduler is not None
-        now = self.app.clock.now()
+        now = now or self.app.clock.now()
         horizon = now + HORIZON
         if circle is None:
-            self._scheduler.remove_all_jobs()
-            self._scheduler.add_job(self.rebuild, DateTrigger(horizon), id="timeline/reload", replace_existing=True,
+            for old in self._scheduler.get_jobs():
+                if not old.id.startswith("retry:"):
+                    old.remove()
+            self._scheduler.add_job(self.rebuild, DateTrigger(horizon), id="timeline:reload", replace_existing=True,
                                     misfire_grace_time=None)
         else:
             for old in self._scheduler.get_jobs():
-                if old.id.startswith(f"{circle.slug}/"):
+                if old.id.startswith(f"post:{circle.slug}/"):
                     old.remove()
         for job in jobs:
             if now < job.due_at <= horizon:
                 self._scheduler.add_job(
-                    self._fire, DateTrigger(job.due_at), args=[job], id=job.key, replace_existing=True,
+                    self._fire, DateTrigger(job.due_at), args=[job], id=f"post:{job.key}", replace_existing=True,
                     misfire_grace_time=max(1, int((job.expires_at - job.due_at).total_seconds())),
                 )
         for poll in await self.app.store.open_polls_closing(before=horizon):
             assert poll.closes_at is not None
-            self._scheduler.add_job(self._close_polls, DateTrigger(max(poll.closes_at, now)), id=f"poll/{poll.id}",
+            self._scheduler.add_job(self._close_polls, DateTrigger(max(poll.closes_at, now)), id=f"poll:{poll.id}",
                                     replace_existing=True, misfire_grace_time=None)
 
     async def _fire(self, job: Job) -> None:
-        # no lock: the claim in the database is what makes a post go out once, so jobs due together run together
-        await self.run(job)
+        """A job's time has come. Jobs the scheduler starts together are run as one batch (one claim
+        transaction); no lock: the claim in the database is what makes a post go out once."""
+        self._batch.append(job)
+        await asyncio.sleep(0)  # let the jobs started in the same pass join
+        batch, self._batch = self._batch, []
+        await self._run_jobs(batch, self.app.clock.now())
 
     async def _close_polls(self) -> None:
         async with self._lock:
             await self.app.close_due_polls()
 
     # composing -------------------------------------------------------------------------------------
-    async def _send(self, job: Job) -> list[MessageRef]:
-        app = self.app
-        meeting = await app.store.meeting(job.meeting_id)
-        circle = app.settings.circle(job.circle)
-        if meeting is None or circle is None:
-            return []
-        post = await self.compose(job.kind, meeting, circle)
-        refs: list[MessageRef] = []
-        thread_roots: dict[tuple[str, str], MessageRef] = {}
-        if job.kind is PostKind.START:
-            assignment = job_key(meeting, PostKind.ASSIGNMENT)
-            thread_roots = {(r.channel.platform, r.channel.id): r for r in await app.store.post_messages(assignment)}
-        for loc in app.locations(circle):
-            root = thread_roots.get((loc.platform, loc.id))
-            try:
-                refs.append(await app.adapters[loc.platform].send(loc, Post(
-                    post.text, post.mentions, post.notify, post.meeting_id, post.controls, root),
-                    key=delivery_key(job.key, loc)))
-            except Exception:
-                log.exception("could not send %s to %s %s", job.key, loc.platform, loc.id)
-        return refs
-
     async def compose(self, kind: PostKind, m: Meeting, circle: CircleSettings) -> Post:
         """The text of one timeline post."""
         app = self.app

@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from circlebot.store.db import Database, StoreError
-from circlebot.store.queries import Meeting, PollRow, Store
+from circlebot.store.queries import Delivery, Meeting, PollRow, PostClaim, Store
 
-__all__ = ["Database", "Meeting", "PollRow", "Store", "StoreError"]
+__all__ = ["Database", "Delivery", "Meeting", "PollRow", "PostClaim", "Store", "StoreError"]

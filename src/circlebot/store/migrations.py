@@ -117,4 +117,46 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             ) WITHOUT ROWID""",
         ],
     ),
+    (
+        "timeline posts delivered per location (platform + channel), each retried on its own",
+        [
+            # one row per location of a claimed post; 'sending' until the platform took it ('sent', with its
+            # message id) or it was no longer useful ('missed'); first_try_at is when the first attempt began,
+            # which bounds how long the platform can still recognise a resend by its idempotency key
+            """CREATE TABLE post_deliveries (
+                post_key TEXT NOT NULL REFERENCES post_log (key) ON DELETE CASCADE,
+                platform TEXT NOT NULL,
+                channel TEXT NOT NULL,
+                state TEXT NOT NULL CHECK (state IN ('sending', 'sent', 'missed')),
+                first_try_at TEXT NOT NULL,
+                done_at TEXT,
+                message_id TEXT,
+                detail TEXT,
+                PRIMARY KEY (post_key, platform, channel)
+            ) WITHOUT ROWID""",
+            "CREATE INDEX post_deliveries_sending ON post_deliveries (state) WHERE state = 'sending'",
+            # a location done: its message joins post_messages, and the post is done once every location is
+            """CREATE TRIGGER post_delivery_done AFTER UPDATE OF state ON post_deliveries
+            WHEN NEW.state != 'sending' AND OLD.state = 'sending'
+            BEGIN
+                INSERT OR REPLACE INTO post_messages (post_key, platform, channel, message_id)
+                    SELECT NEW.post_key, NEW.platform, NEW.channel, NEW.message_id WHERE NEW.message_id IS NOT NULL;
+                UPDATE post_log SET
+                    state = CASE
+                        WHEN EXISTS (SELECT 1 FROM post_deliveries d WHERE d.post_key = NEW.post_key
+                                     AND d.state = 'sending') THEN 'claimed'
+                        WHEN EXISTS (SELECT 1 FROM post_deliveries d WHERE d.post_key = NEW.post_key
+                                     AND d.state = 'missed') THEN 'missed'
+                        ELSE 'sent' END,
+                    done_at = CASE
+                        WHEN EXISTS (SELECT 1 FROM post_deliveries d WHERE d.post_key = NEW.post_key
+                                     AND d.state = 'sending') THEN NULL
+                        ELSE NEW.done_at END,
+                    detail = CASE WHEN NEW.state = 'missed'
+                        THEN NEW.platform || ' ' || NEW.channel || ': ' || COALESCE(NEW.detail, 'missed')
+                        ELSE detail END
+                WHERE key = NEW.post_key;
+            END""",
+        ],
+    ),
 ]

@@ -66,6 +66,31 @@ class Meeting:
 
 
 @dataclass(frozen=True, slots=True)
+class PostClaim:
+    """A timeline post to claim, and the locations to deliver it to."""
+
+    key: str
+    circle: str
+    meeting_id: int | None
+    kind: str
+    due_at: datetime
+    locations: tuple[ChannelRef, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One location of a claimed post, not yet done."""
+
+    post_key: str
+    where: ChannelRef
+    first_try_at: datetime
+
+
+_DELIVERY_SQL = ("UPDATE post_deliveries SET state = ?, done_at = ?, message_id = ?, detail = ? "
+                 "WHERE post_key = ? AND platform = ? AND channel = ? AND state = 'sending'")
+
+
+@dataclass(frozen=True, slots=True)
 class PollRow:
     """A poll as stored."""
 
@@ -185,6 +210,16 @@ class Store:
     async def meeting(self, meeting_id: int) -> Meeting | None:
         row = await self.db.fetchone("SELECT * FROM meetings WHERE id = ?", (meeting_id,))
         return Meeting.from_row(row) if row else None
+
+    async def meetings_by_id(self, ids: Iterable[int]) -> dict[int, Meeting]:
+        """The meetings with these ids (any status), as stored now."""
+        wanted = sorted(set(ids))
+        out: dict[int, Meeting] = {}
+        for i in range(0, len(wanted), 500):
+            part = wanted[i : i + 500]
+            rows = await self.db.fetchall(f"SELECT * FROM meetings WHERE id IN ({','.join('?' * len(part))})", part)
+            out.update((int(r["id"]), Meeting.from_row(r)) for r in rows)
+        return out
 
     async def cancel_meeting(self, meeting_id: int) -> None:
         async with self._meeting_write() as conn:
@@ -506,8 +541,80 @@ class Store:
         return [MessageRef(ChannelRef(r["platform"], r["channel"]), r["message_id"]) for r in rows]
 
     async def unfinished_posts(self) -> list[tuple[str, str]]:
-        rows = await self.db.fetchall("SELECT key, kind FROM post_log WHERE state = 'claimed'")
+        """Posts claimed but not finished that have no per-location deliveries (claimed before those existed)."""
+        rows = await self.db.fetchall(
+            "SELECT key, kind FROM post_log p WHERE state = 'claimed' "
+            "AND NOT EXISTS (SELECT 1 FROM post_deliveries d WHERE d.post_key = p.key)"
+        )
         return [(r[0], r[1]) for r in rows]
+
+    async def claim_posts(self, claims: Sequence[PostClaim], now: datetime) -> set[str]:
+        """Claim many posts in one transaction, each with a delivery per location (state 'sending', first try
+        `now`); returns the keys claimed now (the others were claimed before). A claim with no location is
+        recorded as failed at once: there is nowhere to post it."""
+        if not claims:
+            return set()
+        async with self.db.transaction() as conn:
+            keys = [c.key for c in claims]
+            existing: set[str] = set()
+            for i in range(0, len(keys), 500):
+                part = keys[i : i + 500]
+                rows = await conn.execute_fetchall(
+                    f"SELECT key FROM post_log WHERE key IN ({','.join('?' * len(part))})", part)
+                existing.update(str(r[0]) for r in rows)
+            new = [c for c in claims if c.key not in existing]
+            stamp = ts(now)
+            await conn.executemany(
+                "INSERT OR IGNORE INTO post_log (key, circle, meeting_id, kind, due_at, state, claimed_at, done_at, "
+                "detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(c.key, c.circle, c.meeting_id, c.kind, ts(c.due_at), "claimed" if c.locations else "failed",
+                  stamp, None if c.locations else stamp, None if c.locations else "no platform to post on")
+                 for c in new],
+            )
+            await conn.executemany(
+                "INSERT INTO post_deliveries (post_key, platform, channel, state, first_try_at) "
+                "VALUES (?, ?, ?, 'sending', ?)",
+                [(c.key, loc.platform, loc.id, stamp) for c in new for loc in c.locations],
+            )
+        return {c.key for c in new}
+
+    async def record_missed(self, claims: Sequence[PostClaim], now: datetime, detail: str) -> set[str]:
+        """Record posts that were never claimed as missed (in one transaction); returns the keys recorded now."""
+        if not claims:
+            return set()
+        async with self.db.transaction() as conn:
+            keys = [c.key for c in claims]
+            existing: set[str] = set()
+            for i in range(0, len(keys), 500):
+                part = keys[i : i + 500]
+                rows = await conn.execute_fetchall(
+                    f"SELECT key FROM post_log WHERE key IN ({','.join('?' * len(part))})", part)
+                existing.update(str(r[0]) for r in rows)
+            new = [c for c in claims if c.key not in existing]
+            stamp = ts(now)
+            await conn.executemany(
+                "INSERT OR IGNORE INTO post_log (key, circle, meeting_id, kind, due_at, state, claimed_at, done_at, "
+                "detail) VALUES (?, ?, ?, ?, ?, 'missed', ?, ?, ?)",
+                [(c.key, c.circle, c.meeting_id, c.kind, ts(c.due_at), stamp, stamp, detail) for c in new],
+            )
+        return {c.key for c in new}
+
+    async def pending_deliveries(self) -> list[Delivery]:
+        """Every location of a claimed post still 'sending'."""
+        rows = await self.db.fetchall(
+            "SELECT post_key, platform, channel, first_try_at FROM post_deliveries WHERE state = 'sending'"
+        )
+        return [Delivery(r[0], ChannelRef(r[1], r[2]), from_ts(r[3])) for r in rows]
+
+    async def finish_deliveries(self, rows: Sequence[tuple[str, ChannelRef, str, datetime, str | None,
+                                                           str | None]]) -> None:
+        """Mark locations done: (post key, where, 'sent' | 'missed', when, message id, detail). Batched with
+        other small writes; returns once committed. The post is marked done with its last location."""
+        await self.batcher.submit_many(
+            _DELIVERY_SQL,
+            [(state, ts(at), message_id, detail, key, where.platform, where.id)
+             for key, where, state, at, message_id, detail in rows],
+        )
 
     # adapter state ---------------------------------------------------------------------------------
     async def get_state(self, platform: str, key: str) -> str | None:
