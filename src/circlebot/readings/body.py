@@ -1,4 +1,10 @@
-"""The body of a reading file: its introduction and ``##`` sections, with word counts and file lines."""
+"""The body of a reading file: its introduction and ``##`` sections, with word counts and file lines.
+
+A line is a section heading when it starts with ``##`` after at most three spaces, followed by a space, a
+tab or the end of the line (``###`` and deeper belong to the current section); closing hashes are dropped
+from the title.  Lines inside fenced code blocks (```` ``` ```` or ``~~~``, closed by a fence of the same
+character at least as long) are never headings.  Text before the first heading is the introduction.
+"""
 
 from __future__ import annotations
 
@@ -7,118 +13,52 @@ import re
 from circlebot.readings.model import Problems, Section
 from circlebot.readings.text import count_words
 
-_HEADING_RE = re.compile(r" {0,3}##(?=[ \t]|$)(.*)")
+# The start of each line that opens or closes a fence, or is a "##" heading (the body is scanned with a
+# newline put in front of it, so every line starts with one: one search over the text finds them all).
+_LINE_START_RE = re.compile(r"\n {0,3}(?:(`{3,}|~{3,})|##(?=[ \t\n]|\Z)([^\n]*))")
 _CLOSING_HASHES_RE = re.compile(r"(?:^|[ \t]+)#+[ \t]*$")
-_FENCE_RE = re.compile(r" {0,3}(`{3,}|~{3,})")
 
 
-def _parse_body(body: str, first_line: int, problems: Problems) -> tuple[str, tuple[Section, ...], int]:
-    """Split the body into introduction and sections; return (intro, sections, words).
+def parse_body(body: str, first_line: int, problems: Problems) -> tuple[str, tuple[Section, ...], int]:
+    """Split *body* into introduction and sections; return ``(intro, sections, words)``.
 
-    *body* is the text after the front matter (newlines normalised), starting on file line
-    *first_line*.  Without fenced code blocks, only the lines holding ``##`` are looked at and the
-    parts are sliced out of *body*; otherwise it goes line by line (see :func:`_parse_body_lines`).
+    *body* is the text after the front matter (newlines normalised), starting on file line *first_line*.
+    ``words`` counts the whole body, headings included.  Empty headings and a body without text are
+    recorded in *problems*.
     """
-    if ("`" in body and "```" in body) or ("~" in body and "~~~" in body):  # one character is found faster
-        return _parse_body_lines(body.split("\n"), first_line, problems)
-    # headings: (title, file line, start and end offsets of the heading line in body)
+    text = "\n" + body  # offsets in text are those of body plus one
+    # headings: (title, file line, start of the heading line and end of it, as offsets in body)
     headings: list[tuple[str, int, int, int]] = []
-    line_number, counted = first_line, 0
-    hit = body.find("##")
-    while hit >= 0:
-        start = body.rfind("\n", 0, hit) + 1
-        end = body.find("\n", hit)
-        if end < 0:
-            end = len(body)
-        # a heading line has its first '##' after at most three spaces: look at no other '##' of the line
-        heading = _HEADING_RE.match(body[start:end]) if hit - start <= 3 else None
-        if heading:
-            line_number += body.count("\n", counted, start)
-            counted = start
-            title = heading.group(1).strip()
-            if title.endswith("#"):  # else there are no closing hashes to remove
-                title = _CLOSING_HASHES_RE.sub("", title).strip()
-            if not title:
-                problems.add(line_number, "empty '##' heading: give the section a title")
-            headings.append((title, line_number, start, end))
-        hit = body.find("##", end)
-
-    sections: tuple[Section, ...] = ()
-    if not headings:
-        intro, words = body, count_words(body)
-    else:
-        intro = body[: headings[0][2]]
-        # Word counts go line by line (see count_words), so the body's count is the sum of those of
-        # the introduction, the heading lines and the section texts: each of those is counted once.
-        # Stripping spaces, tabs and newlines off the front of a section keeps its count (a link
-        # reference definition may follow spaces or tabs); if other whitespace comes off, the whole
-        # body is counted instead.
-        words = count_words(intro) + count_words("\n".join(body[start:end] for _, _, start, end in headings))
-        counts_add_up = True
-        following = [start for _, _, start, _ in headings[1:]] + [len(body)]
-        built: list[Section] = []
-        for (title, number, _, end), stop in zip(headings, following, strict=True):
-            text = body[end + 1 : stop].lstrip(" \t\n")
-            if text[:1].isspace():
-                counts_add_up = False
-                text = text.lstrip()
-            text = text.rstrip()
-            section_words = count_words(text)
-            words += section_words
-            built.append(Section(title=title, line=number, body=text, words=section_words))
-        sections = tuple(built)
-        if not counts_add_up:
-            words = count_words(body)
-    if words == 0:
-        problems.add(
-            max(first_line - 1, 1), "the article has no text: add the Markdown body after the closing '+++'"
-        )
-    return intro.strip(), sections, words
-
-
-def _parse_body_lines(
-    lines: list[str], first_line: int, problems: Problems
-) -> tuple[str, tuple[Section, ...], int]:
-    """:func:`_parse_body` line by line, following fenced code blocks (whose headings do not count)."""
-    intro_lines: list[str] = []
-    headings: list[tuple[str, int]] = []
-    bodies: list[list[str]] = []
-    current = intro_lines
     fence: str | None = None
-    for number, line in enumerate(lines, start=first_line):
-        fence_match = _FENCE_RE.match(line)
+    line_number, counted = first_line, 0
+    for match in _LINE_START_RE.finditer(text):
+        marker, title = match.group(1, 2)
         if fence is not None:
-            if (
-                fence_match
-                and fence_match.group(1)[0] == fence[0]
-                and len(fence_match.group(1)) >= len(fence)
-            ):
+            if marker and marker[0] == fence[0] and len(marker) >= len(fence):
                 fence = None
-        elif fence_match:
-            fence = fence_match.group(1)
-        else:
-            heading = _HEADING_RE.match(line)
-            if heading:
-                title = _CLOSING_HASHES_RE.sub("", heading.group(1).strip()).strip()
-                if not title:
-                    problems.add(number, "empty '##' heading: give the section a title")
-                headings.append((title, number))
-                current = []
-                bodies.append(current)
-                continue
-        current.append(line)
+            continue
+        if marker:
+            fence = marker
+            continue
+        start = match.start()  # the newline before the line: its offset in body is where the line starts
+        line_number += body.count("\n", counted, start)
+        counted = start
+        title = title.strip()
+        if title.endswith("#"):
+            title = _CLOSING_HASHES_RE.sub("", title).strip()
+        if not title:
+            problems.add(line_number, "empty '##' heading: give the section a title")
+        headings.append((title, line_number, start, match.end() - 1))
 
-    intro = "\n".join(intro_lines).strip()
-    sections = tuple(
-        Section(title=title, line=number, body=body, words=count_words(body))
-        for (title, number), body in (
-            (h, "\n".join(b).strip()) for h, b in zip(headings, bodies, strict=True)
-        )
-    )
-    words = count_words("\n".join(lines))
+    ends = [start for _, _, start, _ in headings[1:]] + [len(body)] if headings else []
+    sections: list[Section] = []
+    for (title, number, _, end), stop in zip(headings, ends, strict=True):
+        section_text = body[end + 1 : stop].strip()
+        sections.append(Section(title=title, line=number, body=section_text, words=count_words(section_text)))
+    intro = body[: headings[0][2]] if headings else body
+    words = count_words(body)
     if words == 0:
         problems.add(
             max(first_line - 1, 1), "the article has no text: add the Markdown body after the closing '+++'"
         )
-    return intro, sections, words
-
+    return intro.strip(), tuple(sections), words

@@ -7,14 +7,13 @@ import pathlib
 import re
 import stat
 
-from circlebot.readings.body import _parse_body
+from circlebot.readings.body import parse_body
 from circlebot.readings.frontmatter import (
-    _DELIMITER,
-    _attach_section_questions,
-    _check_fields,
-    _KeyLines,
-    _no_front_matter_message,
-    _parse_front_matter,
+    KeyLines,
+    attach_section_questions,
+    check_fields,
+    parse_toml,
+    split_front_matter,
 )
 from circlebot.readings.model import (
     MAX_FILE_BYTES,
@@ -54,34 +53,15 @@ def parse_reading(path: pathlib.Path, text: str) -> Reading:
 
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
-    end = text.find("\n")
-    if (text if end < 0 else text[:end]).rstrip() != _DELIMITER:
-        problems.add(1, _no_front_matter_message(text.split("\n")))
+    front = split_front_matter(text, problems)
+    if front is None:
         raise problems.fail()
-    # Lines 1..close-1 (0-based) are the front matter; the body is what follows line `close`.
-    front_lines: list[str] = []
-    close = 0
-    while end >= 0:
-        start = end + 1
-        end = text.find("\n", start)
-        front_line = text[start:] if end < 0 else text[start:end]
-        close += 1
-        if front_line.rstrip() == _DELIMITER:
-            break
-        front_lines.append(front_line)
-    else:
-        problems.add(
-            1,
-            "front matter opened with '+++' on line 1 is never closed: "
-            "add a line '+++' after the last metadata line",
-        )
-        raise problems.fail()
-
-    meta = _parse_front_matter(front_lines, close + 1, problems)
-    fields = _check_fields(meta, _KeyLines(front_lines), problems) if meta is not None else None
-    intro, sections, words = _parse_body("" if end < 0 else text[end + 1 :], close + 2, problems)
+    meta = parse_toml(front, problems)
+    key_lines = KeyLines(front.lines)
+    fields = check_fields(meta, key_lines, problems) if meta is not None else None
+    intro, sections, words = parse_body(front.body, front.closing_line + 1, problems)
     if meta is not None and "sections" in meta:
-        sections = _attach_section_questions(meta["sections"], front_lines, sections, problems)
+        sections = attach_section_questions(meta["sections"], key_lines, sections, problems)
 
     if problems.errors or fields is None:
         raise problems.fail()

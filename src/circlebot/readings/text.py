@@ -14,7 +14,6 @@ _MARKUP_SUBSTITUTIONS = (
     (re.compile(r"</?[A-Za-z][^>\n]*>"), ""),  # inline HTML tags
 )
 _MARKUP_CHARS = str.maketrans("", "", "#*_>`")
-_WORD_TOKEN_RE = re.compile(r"[^\s\w]*\w\S*")  # one match per whitespace-separated token holding a \w
 
 
 class _WordShapes(dict[int, int | None]):
@@ -50,7 +49,7 @@ def plain_text(markdown: str) -> str:
 def count_words(markdown: str) -> int:
     """Count the words of a Markdown text (tokens with at least one letter or digit).
 
-    Same result as ``len(_WORD_TOKEN_RE.findall(plain_text(markdown)))``, without regular
+    Same result as ``len(re.findall(r"[^\\s\\w]*\\w\\S*", plain_text(markdown)))``, without regular
     expressions in the common case: the markup substitutions only run when their trigger
     character is present (each pattern holds a literal ``[`` or ``<`` and only copies text),
     then each token is reduced to a run of ``a`` (see :class:`_WordShapes`) and the runs counted.
