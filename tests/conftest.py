@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,14 @@ pytest_plugins = ["synapse_harness"]
 REPO = Path(__file__).resolve().parent.parent
 SEED = "bolivia-2003-first-balance-sheet"
 START = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)  # a Tuesday; the circle meets on Thursdays at 19:00
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cache_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The readings load cache of every test (and of the processes tests start) stays in this run's tmp."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache-home")))
+        yield
 
 
 def circle_config(**overrides: Any) -> dict[str, Any]:

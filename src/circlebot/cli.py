@@ -13,6 +13,7 @@ from pathlib import Path
 
 from circlebot import config as config_mod
 from circlebot.readings import Collection, load_collection
+from circlebot.readings.cache import default_cache_path
 
 log = logging.getLogger("circlebot")
 DEFAULT_CONFIG = "circlebot.toml"
@@ -63,6 +64,11 @@ def _load_settings(path: Path) -> config_mod.Settings | None:
         return None
 
 
+def _load_readings(directory: Path) -> Collection:
+    """The collection in *directory*, through the user's load cache (see circlebot.readings.cache)."""
+    return load_collection(directory, cache=default_cache_path(directory))
+
+
 def _syllabus_problems(settings: config_mod.Settings, collection: Collection) -> list[str]:
     return [
         f"circles[{i}].syllabus: no reading {slug!r} in {settings.readings}"
@@ -77,7 +83,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     settings = _load_settings(path)
     if settings is None:
         return 2
-    collection = load_collection(settings.readings)
+    collection = _load_readings(settings.readings)
     problems = _syllabus_problems(settings, collection)
     for p in problems:
         print(f"{path}: {p}", file=sys.stderr)
@@ -140,7 +146,7 @@ def cmd_readings(args: argparse.Namespace) -> int:
         print(f"{len(checked.collection)} reading(s) loaded, {len(checked.errors)} error(s), "
               f"{len(checked.warnings)} warning(s) in {directory}.")
         return 1 if checked.errors else 0
-    collection = load_collection(directory)
+    collection = _load_readings(directory)
     for err in collection.errors:
         print(f"warning: {err}", file=sys.stderr)
     if args.action == "list":
@@ -182,7 +188,7 @@ async def serve(settings: config_mod.Settings, *, console: bool) -> int:
     from circlebot.app import App
     from circlebot.store import Database, Store, StoreError
 
-    collection = load_collection(settings.readings)
+    collection = await asyncio.to_thread(_load_readings, settings.readings)
     for err in collection.errors:
         log.warning("reading skipped: %s", err)
     for p in _syllabus_problems(settings, collection):
@@ -256,7 +262,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         db = await Database.open(settings.database)
         try:
             store = Store(db)
-            collection = load_collection(settings.readings)
+            collection = await asyncio.to_thread(_load_readings, settings.readings)
             now = datetime.now(UTC)
             return [to_ics(c, await store.meetings(c.slug, limit=100_000, any_status=True), collection, now)
                     for c in circles]

@@ -43,6 +43,7 @@ are still loaded.
 The package, one purpose a module: :mod:`~circlebot.readings.model` (the values),
 :mod:`~circlebot.readings.text` (word counts, plain text), :mod:`~circlebot.readings.frontmatter`,
 :mod:`~circlebot.readings.body`, :mod:`~circlebot.readings.load` (one file, a directory),
+:mod:`~circlebot.readings.cache` (what was parsed, kept between loads),
 :mod:`~circlebot.readings.check`, :mod:`~circlebot.readings.importer`,
 :mod:`~circlebot.readings.search` and :mod:`~circlebot.readings.starter_questions`.
 """

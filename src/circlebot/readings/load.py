@@ -8,6 +8,7 @@ import re
 import stat
 
 from circlebot.readings.body import parse_body
+from circlebot.readings.cache import ReadingCache, file_key
 from circlebot.readings.frontmatter import (
     KeyLines,
     attach_section_questions,
@@ -42,7 +43,7 @@ def parse_reading(path: pathlib.Path, text: str) -> Reading:
             f"hyphens, starting with a letter or digit; rename it e.g. to "
             f"'{_suggest_slug(slug)}{path.suffix}'",
         )
-    text = text.removeprefix("\ufeff")
+    text = _normalised(text)
     if "\x00" in text:
         line = text.count("\n", 0, text.index("\x00")) + 1
         problems.add(line, "binary file (contains NUL bytes): a reading must be a UTF-8 Markdown text file")
@@ -51,8 +52,6 @@ def parse_reading(path: pathlib.Path, text: str) -> Reading:
         problems.add(1, "empty file: a reading starts with a '+++' line, TOML metadata, '+++', then the text")
         raise problems.fail()
 
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
     front = split_front_matter(text, problems)
     if front is None:
         raise problems.fail()
@@ -75,18 +74,30 @@ def parse_reading(path: pathlib.Path, text: str) -> Reading:
     )
 
 
+def _normalised(text: str) -> str:
+    """A file's text as it is parsed: without a byte-order mark, every line ending a "\\n"."""
+    text = text.removeprefix("\ufeff")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
 def _suggest_slug(stem: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-")[:80].rstrip("-")
     return slug or "my-article"
 
 
-def load_collection(directory: pathlib.Path) -> Collection:
+def load_collection(directory: pathlib.Path, *, cache: pathlib.Path | None = None) -> Collection:
     """Load every ``*.md`` reading of *directory* (not recursive).
 
     Never raises for bad files: their problems end up in
     :attr:`Collection.errors` and the other files still load.  A missing
     directory is reported as a single error.  ``README.md`` and hidden files
     are skipped; symlinks pointing outside *directory* are refused.
+
+    With *cache* (a file, see :mod:`circlebot.readings.cache`), files that have
+    not changed since they were last parsed are taken from it, and it is
+    updated; the result is the same with or without it.
     """
     try:
         with os.scandir(directory) as scan:
@@ -102,6 +113,7 @@ def load_collection(directory: pathlib.Path) -> Collection:
         message = f"cannot list the readings directory: {_os_reason(exc)}"
         return Collection({}, (ReadingError(directory, 0, message),))
 
+    store = ReadingCache(cache) if cache is not None else None
     readings: dict[str, Reading] = {}
     errors: list[ReadingError] = []
     for name, is_symlink in entries:
@@ -109,11 +121,24 @@ def load_collection(directory: pathlib.Path) -> Collection:
             continue
         entry = directory / name
         try:
-            reading = parse_reading(entry, _read_text(entry, root, is_symlink=is_symlink))
+            data, info = _read_file(entry, root, is_symlink=is_symlink)
+            text = _decode(entry, data)
+            if store is None:
+                reading = parse_reading(entry, text)
+            else:
+                key, normalised = file_key(info, data), _normalised(text)
+                cached = store.get(name, key, entry, normalised)
+                if cached is None:
+                    reading = parse_reading(entry, text)
+                    store.put(name, key, reading, normalised)
+                else:
+                    reading = cached
         except ReadingFormatError as exc:
             errors.extend(exc.errors)
         else:
             readings[reading.slug] = reading
+    if store is not None:
+        store.save()
     return Collection(readings, tuple(errors))
 
 
@@ -131,8 +156,10 @@ def _os_reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _read_text(path: pathlib.Path, root: pathlib.Path, *, is_symlink: bool | None = None) -> str:
-    """Read a reading file safely as UTF-8, raising ReadingFormatError on any problem.
+def _read_file(
+    path: pathlib.Path, root: pathlib.Path, *, is_symlink: bool | None = None
+) -> tuple[bytes, os.stat_result]:
+    """Read a reading file safely: its bytes and what fstat said, or ReadingFormatError on any problem.
 
     *is_symlink* is what the directory listing said about *path* (checked again when None).
     """
@@ -190,6 +217,14 @@ def _read_text(path: pathlib.Path, root: pathlib.Path, *, is_symlink: bool | Non
             os.close(fd)
     if len(data) > MAX_FILE_BYTES:
         raise fail(0, f"file too large (over {MAX_FILE_BYTES:,} bytes): a reading should be one article")
+    return data, info
+
+
+def _decode(path: pathlib.Path, data: bytes) -> str:
+    """The text of a reading file: UTF-8 without NUL bytes, else ReadingFormatError saying where."""
+
+    def fail(line: int, message: str) -> ReadingFormatError:
+        return ReadingFormatError((ReadingError(path, line, message),))
 
     nul = data.find(b"\x00")
     if nul >= 0:
