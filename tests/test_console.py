@@ -23,10 +23,11 @@ def config(tmp_path: Path) -> Path:
     return path
 
 
-def spawn(tmp_path: Path, *args: str) -> pexpect.spawn:
-    env = dict(os.environ, TZ="Asia/Kathmandu", PYTHONUNBUFFERED="1")  # the host zone must not leak in
+def spawn(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> pexpect.spawn:
+    environ = dict(os.environ, TZ="Asia/Kathmandu", PYTHONUNBUFFERED="1", **(env or {}))  # no host zone leaks in
     return pexpect.spawn(sys.executable, ["-m", "circlebot", "run", "--config", str(config(tmp_path)), *args],
-                         env=env, cwd=str(tmp_path), encoding="utf-8", timeout=20, dimensions=(50, 200))
+                         env=environ, cwd=str(tmp_path), encoding="utf-8", codec_errors="replace", timeout=20,
+                         dimensions=(50, 200))
 
 
 @pytest.mark.timeout(60)
@@ -81,6 +82,24 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
         again.expect(pexpect.EOF)
     finally:
         again.close(force=True)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("locale", ["en_US.UTF-8", "C.UTF-8", "C"])
+def test_a_byte_that_is_not_utf8_is_replaced_and_answered(tmp_path: Path, locale: str) -> None:
+    bot = spawn(tmp_path, env={"LANG": locale, "LC_ALL": locale})
+    try:
+        bot.expect("you are in")
+        os.write(bot.child_fd, "questions add Café or ".encode("latin-1") + b"\xff\xfe?\r")
+        bot.expect("Question added")
+        bot.expect(r"\d+\. Caf\ufffd or \ufffd\ufffd\?")
+        bot.sendline("circle")
+        bot.expect("Lives on: console")  # the bot is still there
+        bot.sendline("/quit")
+        bot.expect(pexpect.EOF)
+    finally:
+        bot.close(force=True)
+    assert bot.exitstatus == 0, bot.before
 
 
 def test_a_bad_config_stops_with_every_problem(tmp_path: Path) -> None:

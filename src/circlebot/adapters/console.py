@@ -7,11 +7,12 @@ command change the session: `/as NAME` speaks as someone else, `/circle SLUG` sw
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import re
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import TextIO
 from zoneinfo import ZoneInfo
@@ -48,6 +49,8 @@ class ConsoleAdapter:
         self._user = user
         self._in = stdin or sys.stdin
         self._out = stdout or sys.stdout
+        if stdout is None and isinstance(self._out, io.TextIOWrapper):
+            self._out.reconfigure(errors="replace")  # whatever the terminal's encoding, a post always prints
         self._clock = clock or (lambda: datetime.now(UTC))
         self._ids = itertools.count(1)
 
@@ -103,7 +106,7 @@ class ConsoleAdapter:
 
         def reader() -> None:  # a daemon thread: a blocked read never holds up shutdown
             try:
-                for line in self._in:
+                for line in _decoded_lines(self._in):
                     loop.call_soon_threadsafe(lines.put_nowait, line)
             except (OSError, ValueError):
                 pass
@@ -159,3 +162,16 @@ class ConsoleAdapter:
             self._print(f"You are '{self._user}' in {self._circle}.")
             return True
         return False
+
+
+def _decoded_lines(stream: TextIO) -> Iterator[str]:
+    """The lines of a text stream; from a terminal, read as bytes and decoded with every byte that is not in
+    its encoding replaced (U+FFFD), so a stray byte is answered like any other line instead of ending the
+    console (a strict decoder raises, and the read loop would stop)."""
+    raw = getattr(stream, "buffer", None)
+    if not isinstance(raw, io.BufferedIOBase | io.RawIOBase):
+        yield from stream
+        return
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    for line in raw:
+        yield line.decode(encoding, errors="replace")
