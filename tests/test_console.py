@@ -102,6 +102,35 @@ def test_a_byte_that_is_not_utf8_is_replaced_and_answered(tmp_path: Path, locale
     assert bot.exitstatus == 0, bot.before
 
 
+@pytest.mark.timeout(60)
+def test_errors_go_to_a_log_file_and_the_chat_shows_only_the_apology(tmp_path: Path) -> None:
+    import io
+    import re
+    import sqlite3
+
+    log_file = tmp_path / "circlebot.log"  # beside the database
+    bot = spawn(tmp_path)
+    bot.logfile_read = seen = io.StringIO()
+    try:
+        bot.expect("you are in")
+        assert f"log: {log_file}" in seen.getvalue(), seen.getvalue()  # said at start
+        with sqlite3.connect(tmp_path / "bot.sqlite3") as db:  # the database breaks under the bot
+            db.execute("DROP TABLE rsvps")
+        bot.sendline("rsvp yes")
+        bot.expect(r"something went wrong on my side \(error ([0-9a-f]{8})\)")
+        error_id = bot.match[1]
+        bot.sendline("circle")
+        bot.expect("Lives on: console")  # the bot carries on
+        bot.sendline("/quit")
+        bot.expect(pexpect.EOF)
+    finally:
+        bot.close(force=True)
+    shown = seen.getvalue()
+    assert "Traceback" not in shown and "ERROR" not in shown, shown
+    logged = log_file.read_text(encoding="utf-8")
+    assert re.search(rf"error {error_id} in command 'rsvp yes'.*\nTraceback", logged), logged
+
+
 def test_a_bad_config_stops_with_every_problem(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('[[circles]]\nslug = "x"\nname = "X"\nmeets = {weekdays = ["thu"], time = "25:00"}\nfoo = 1\n')

@@ -283,17 +283,35 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _setup_logging(settings: config_mod.Settings, *, console: bool) -> None:
+    """Log to stderr; with the console, to a file beside the database instead (the terminal is the chat: a
+    traceback there would land in the conversation), and say where at start."""
+    level = getattr(logging, settings.log_level)
+    if console:
+        path = settings.database.parent / "circlebot.log"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
+        except OSError as e:
+            print(f"circlebot: cannot write the log to {path} ({e.strerror}); warnings and errors will show here.",
+                  file=sys.stderr)
+            logging.basicConfig(level=max(level, logging.WARNING), format=LOG_FORMAT, stream=sys.stderr)
+            return
+        print(f"circlebot: log: {path}", file=sys.stderr)
+        logging.basicConfig(level=level, format=LOG_FORMAT, handlers=[handler])
+        return
+    logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _load_settings(_config_path(args.config))
     if settings is None:
         return 2
     console = settings.console_enabled if args.console is None else args.console
-    level = getattr(logging, settings.log_level)
-    logging.basicConfig(
-        level=max(level, logging.WARNING) if console else level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    _setup_logging(settings, console=console)
     redact = RedactSecrets(_secrets(settings))
     for handler in logging.getLogger().handlers:
         handler.addFilter(redact)
