@@ -58,7 +58,7 @@ def test_schedule_arguments_are_typed() -> None:
     [
         ("rsvp", "missing <answer>"),
         ("rsvp often", "expected one of yes, maybe, no"),
-        ("vote 1 0", "expected a positive number"),
+        ("vote 1 0", "expected a number from 1 to 999999999"),
         ("vote -1 2", "expected a number"),
         ("vote 1 2 --fast", "unknown option --fast"),
         ("poll --hours", "--hours needs a value"),

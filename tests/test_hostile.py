@@ -100,3 +100,65 @@ async def test_the_console_renders_user_time_markup_as_text() -> None:
     text = out.getvalue()
     assert f"When {OUT_OF_RANGE}?" in text and f"1. {VALID}" in text, text
     assert "closes Thu 26 Nov 2026, 19:00 GMT (Europe/London)" in text, text
+
+
+# 3. dates at the ends of the calendar ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("schedule {seed} 9999-12-31", "more than 3 years ahead"),
+    ("schedule {seed} 9999-12-30", "more than 3 years ahead"),
+    ("schedule {seed} 2029-11-29", "more than 3 years ahead"),
+    ("schedule {seed} 0001-01-01", "has already passed"),
+    ("schedule {seed} 0001-01-01 00:00", "has already passed"),
+    ("skip 9999-12-31", "more than 3 years ahead"),
+    ("skip 0001-01-01", "has already passed"),
+    ("move 1 9999-12-31 23:59", "more than 3 years ahead"),
+    ("move 1 0001-01-01 00:00", "has already passed"),
+])
+async def test_dates_at_the_ends_of_the_calendar_are_refused_clearly(bot: CoreDriver, line: str,
+                                                                     expected: str) -> None:
+    answer = await bot.say("olga", line.format(seed="bolivia-2003-first-balance-sheet"))
+    assert expected in answer and "Usage:" in answer and answer.private, answer
+    assert "pick a date" in answer, answer
+    assert "#1 " in await bot.say("alice", "upcoming")  # nothing was changed
+
+
+async def test_a_date_within_three_years_is_still_a_meeting(bot: CoreDriver) -> None:
+    answer = await bot.say("olga", "schedule bolivia-2003-first-balance-sheet 2029-11-22")
+    assert "Scheduled meeting #2" in answer and "Thu 22 Nov 2029, 19:00 GMT" in answer, answer
+
+
+# 4. numbers ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("attendance 99999999999999999999", "expected a meeting number from 1 to 999999999"),
+    ("attendance #99999999999999999999", "expected a meeting number from 1 to 999999999"),
+    ("attendance ²", "I know no member '²'"),
+    ("vote ² 1", "expected a number from 1 to 999999999, got '²'"),
+    ("vote 1 ²", "expected a number from 1 to 999999999, got '²'"),
+    ("vote 1 99999999999999999999", "expected a number from 1 to 999999999"),
+    ("rsvp yes ٣", "expected a number from 1 to 999999999, got '٣'"),
+    ("questions remove 0", "expected a number from 1 to 999999999, got '0'"),
+])
+async def test_numbers_are_ascii_digits_in_a_sane_range(bot: CoreDriver, line: str, expected: str) -> None:
+    await bot.say("olga", 'poll "Q?" "A" "B"')
+    answer = await bot.say("olga", line)
+    assert expected in answer and answer.private, answer
+    assert "invalid literal" not in answer.text and "went wrong" not in answer.text, answer
+
+
+# 6. poll hours ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("hours", ["0.5", "1e-300", "0", "-3", "nan", "inf", "769", "1e400"])
+async def test_poll_hours_outside_1_to_768_are_refused(bot: CoreDriver, hours: str) -> None:
+    answer = await bot.say("olga", f'poll "Soon?" "A" "B" --hours {hours}')
+    assert "between 1 and 768 hours" in answer and "Usage:" in answer, answer
+    assert bot.adapter.polls == {}
+
+
+async def test_poll_hours_at_the_limits_are_accepted(bot: CoreDriver) -> None:
+    assert "is open" in await bot.say("olga", 'poll "Short?" "A" "B" --hours 1')
+    assert "is open" in await bot.say("olga", 'poll "Long?" "A" "B" --hours 768')

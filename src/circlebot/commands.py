@@ -100,14 +100,26 @@ class Command:
 # parameter types
 
 
-def _positive_int(text: str) -> int:
-    t = text.strip().lstrip("#")
-    if not t.isdigit() or len(t) > 9:
-        raise ValueError(f"expected a number, got {text!r}")
-    n = int(t)
-    if n <= 0:
-        raise ValueError(f"expected a positive number, got {text!r}")
+MAX_NUMBER = 999_999_999
+_NUMBER = re.compile(r"#?([0-9]+)")
+
+
+def looks_like_number(text: str) -> bool:
+    """ASCII digits, perhaps after a `#` (a meeting or poll as the bot writes it: #3)."""
+    return _NUMBER.fullmatch(text.strip()) is not None
+
+
+def positive_int(text: str, what: str = "a number") -> int:
+    """A number a user typed: ASCII digits (other digits, like ² or ٣, are not numbers here), 1 to MAX_NUMBER."""
+    m = _NUMBER.fullmatch(text.strip())
+    n = int(m[1]) if m and len(m[1]) <= 12 else 0
+    if not 1 <= n <= MAX_NUMBER:
+        raise ValueError(f"expected {what} from 1 to {MAX_NUMBER}, got {text[:40]!r}")
     return n
+
+
+def _positive_int(text: str) -> int:
+    return positive_int(text)
 
 
 def _date(text: str) -> date:
@@ -139,8 +151,8 @@ def _hours(text: str) -> float:
         h = float(text)
     except ValueError:
         raise ValueError(f"expected a number of hours, got {text!r}") from None
-    if not 0 < h <= 768:
-        raise ValueError("must be between 1 and 768 hours (32 days)")
+    if not 1 <= h <= 768:  # also refuses nan and inf
+        raise ValueError(f"must be between 1 and 768 hours (32 days), got {text[:20]!r}")
     return h
 
 

@@ -5,7 +5,17 @@ from __future__ import annotations
 import logging
 
 from circlebot.app import App, Context, Refused
-from circlebot.commands import MEETING, TEXT, Command, Param, Reply, UsageError, choice
+from circlebot.commands import (
+    MEETING,
+    TEXT,
+    Command,
+    Param,
+    Reply,
+    UsageError,
+    choice,
+    looks_like_number,
+    positive_int,
+)
 from circlebot.domain import CheckInCast, MessageRef, RsvpAnswer, RsvpCast
 from circlebot.features.common import meeting_or_error, meeting_title, when
 from circlebot.store import Meeting
@@ -39,10 +49,14 @@ async def attendance(ctx: Context, who: str | None) -> Reply:
         return Reply(await _member_record(ctx, ctx.member_id, ctx.user.display), private=True)
     if who is None:
         return Reply(await _circle_record(ctx))
-    if who.lstrip("#").isdigit():
+    if looks_like_number(who):
         if not ctx.organiser:
             raise Refused("members see their own attendance; organisers see who came to a meeting.")
-        return Reply(await _meeting_record(ctx, int(who.lstrip("#"))))
+        try:
+            number = positive_int(who, "a meeting number")
+        except ValueError as e:
+            raise UsageError(f"<who> {e}, or a member's name.") from None
+        return Reply(await _meeting_record(ctx, number))
     user = await ctx.store.find_member(ctx.user.platform, who.lstrip("@"))
     if user is None:
         raise UsageError(f"I know no member {who[:40]!r} here.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from circlebot.app import Context
 from circlebot.commands import UsageError
 from circlebot.domain import RsvpAnswer
@@ -9,7 +11,25 @@ from circlebot.readings import Reading
 from circlebot.store import Meeting
 from circlebot.text import when
 
-__all__ = ["meeting_or_error", "meeting_title", "reading_or_error", "rsvp_summary", "when"]
+__all__ = ["check_date", "meeting_or_error", "meeting_title", "reading_or_error", "rsvp_summary", "when"]
+
+YEARS_AHEAD = 3
+
+
+def check_date(ctx: Context, day: dt.date) -> None:
+    """Refuse a meeting date in the past or more than YEARS_AHEAD years ahead (in the circle's zone): beyond
+    that nobody plans a meeting, and at the ends of the calendar a time cannot even be computed."""
+    today = ctx.now.astimezone(ctx.zone).date()
+    try:
+        limit = today.replace(year=today.year + YEARS_AHEAD)
+    except ValueError:  # 29 February
+        limit = today.replace(year=today.year + YEARS_AHEAD, day=28)
+    if day < today:
+        raise UsageError(f"{day.isoformat()} has already passed; pick a date from today "
+                         f"({today.isoformat()}) on.")
+    if day > limit:
+        raise UsageError(f"{day.isoformat()} is more than {YEARS_AHEAD} years ahead; pick a date up to "
+                         f"{limit.isoformat()}.")
 
 
 def reading_or_error(ctx: Context, slug: str) -> Reading:

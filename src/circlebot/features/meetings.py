@@ -11,7 +11,14 @@ from collections.abc import Container
 
 from circlebot.app import Context
 from circlebot.commands import DATE, MEETING, READING, TIME, WHEN, Command, Param, UsageError
-from circlebot.features.common import meeting_or_error, meeting_title, reading_or_error, rsvp_summary, when
+from circlebot.features.common import (
+    check_date,
+    meeting_or_error,
+    meeting_title,
+    reading_or_error,
+    rsvp_summary,
+    when,
+)
 from circlebot.recurrence import free_slots, local_to_utc, occurrence_on
 from circlebot.store import Meeting
 from circlebot.text import Text
@@ -56,6 +63,7 @@ def _skipped_note(held: dict[dt.datetime, Meeting], start: dt.datetime) -> str:
 
 async def _start_on(ctx: Context, day: dt.date, at: dt.time | None, example: str) -> dt.datetime:
     """A meeting start on a local date: at a given time, or at the circle's usual time that day."""
+    check_date(ctx, day)
     if at is not None:
         start = local_to_utc(day, at, ctx.zone)
     else:
@@ -113,6 +121,7 @@ async def unschedule(ctx: Context, meeting: int) -> Text:
 
 
 async def skip(ctx: Context, date: dt.date) -> Text:
+    check_date(ctx, date)
     start = occurrence_on(ctx.circle, ctx.zone, date)
     if start is None:
         raise UsageError(f"{ctx.circle.name} does not meet on {date:%A %-d %B %Y}; nothing to skip.")
