@@ -240,4 +240,58 @@ def test_cli_import_refuses_a_bad_date_and_slug_with_many_files(
     assert main(["readings", "import", "--dir", str(tmp_path), "--slug", "s", "a.txt", "b.txt"]) == 1
     assert "--slug names one file only" in capsys.readouterr().err
     assert main(["readings", "import", "--dir", str(tmp_path / "nope"), "a.txt"]) == 1
-    assert "does not exist" in capsys.readouterr().err
+    assert "a.txt: cannot open the file" in capsys.readouterr().err
+    assert not (tmp_path / "nope").exists()  # nothing imported: no directory made either
+
+
+def test_cli_import_of_the_seed_into_a_new_directory_passes_its_check(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "new" / "readings"
+    code = main(
+        ["readings", "import", "--dir", str(out), "--author", OPTIONS.author or "", "--publisher",
+         OPTIONS.publisher or "", str(SEED_TXT)]
+    )  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "1 imported, 0 failed." in captured.out
+    assert main(["readings", "check", "--dir", str(out)]) == 0, capsys.readouterr().err
+    text = (out / "bolivia-2003-first-balance-sheet.md").read_text(encoding="utf-8")
+    # a heading-like line with no text before the next heading is text, not an empty section
+    assert "\n\nYou can find more photos on the events in Bolivia here\n\n## Join us\n\n" in text
+
+
+def test_cli_import_says_why_the_directory_cannot_be_made(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "simple.txt"
+    source.write_text(SIMPLE, encoding="utf-8")
+    (tmp_path / "a-file").write_text("in the way")
+    assert main(["readings", "import", "--dir", str(tmp_path / "a-file" / "readings"), "--publisher", "P",
+                 str(source)]) == 1  # fmt: skip
+    err = capsys.readouterr().err
+    assert f"could not import {source}: cannot create the readings directory {tmp_path / 'a-file' / 'readings'}" in err
+
+
+@pytest.mark.parametrize(
+    ("text", "sections"),
+    [
+        ("Title\n\nIntro text.\n\nOne\n\nTwo\n\nText of two.\n", ["Two"]),
+        ("Title\n\nIntro text.\n\nOne\n\nText.\n\nTwo\n\n* * *\n", ["One"]),
+        ("Title\n\nIntro text.\n\nOne\n\nTwo\n", ["One"]),
+        ("Title\n\nOne\n\nTwo\n\nThree\n\nText.\n\nFour\n\nFive\n", ["Three", "Four"]),
+        ("# Title\n\nIntro.\n\n## One\n\n## Two\n\nText.\n\n## Three\n", ["Two"]),
+        ("# Title\n\nIntro.\n\n## One\n\n### Sub\n\n## Two\n\n---\n", ["One"]),
+    ],
+)
+def test_a_heading_without_text_after_it_is_not_a_section(
+    text: str, sections: list[str], tmp_path: pathlib.Path
+) -> None:
+    name = "a.md" if text.startswith("#") else "a.txt"
+    converted = convert(name, text, ImportOptions(author="A", publisher="P", published=datetime.date(2020, 1, 1)))
+    assert list(converted.headings) == sections
+    (tmp_path / "a.md").write_text(converted.text, encoding="utf-8")
+    assert main(["readings", "check", "--dir", str(tmp_path)]) == 0
+    reading = load_collection(tmp_path).readings["a"]
+    assert [s.title for s in reading.sections] == sections
+    assert all(s.words > 0 for s in reading.sections)

@@ -18,6 +18,17 @@ class CheckReport:
     warnings: tuple[ReadingError, ...]
 
 
+def reading_problems(reading: Reading) -> list[ReadingError]:
+    """What ``readings check`` rejects in one reading that loads: a section without text."""
+    return [
+        ReadingError(
+            reading.path, section.line, f"section {section.title!r} is empty: add its text or remove the heading"
+        )
+        for section in reading.sections
+        if section.words == 0
+    ]
+
+
 def check_collection(directory: pathlib.Path) -> CheckReport:
     """Load *directory* and apply the stricter checks of ``readings check``.
 
@@ -33,15 +44,7 @@ def check_collection(directory: pathlib.Path) -> CheckReport:
     errors = list(collection.errors)
     warnings: list[ReadingError] = []
     for reading in collection:
-        for section in reading.sections:
-            if section.words == 0:
-                errors.append(
-                    ReadingError(
-                        reading.path,
-                        section.line,
-                        f"section {section.title!r} is empty: add its text or remove the heading",
-                    )
-                )
+        errors += reading_problems(reading)
     try:
         names = sorted(entry.name for entry in directory.iterdir())
     except OSError:

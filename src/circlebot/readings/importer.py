@@ -12,7 +12,9 @@ The conversion (:func:`convert`) is pure and follows documented heuristics:
   list item, and has a paragraph after it.  A Markdown file (``.md`` or
   ``.markdown``) keeps its ``#`` headings (``#`` becomes ``##``, ``###`` and
   deeper stay inside the section) and no heuristic is applied; any other file
-  is plain text, where a line starting with ``#`` is text.
+  is plain text, where a line starting with ``#`` is text.  Either way, a heading with no
+  words after it before the next heading is not a section: it stays text (so an import never
+  writes a reading that ``readings check`` rejects).
   Photo captions look exactly like headings in plain text ("Miner with a
   dynamite stick"): the heuristic cannot tell them apart, so remove them with
   ``drop_lines`` (``--drop-line TEXT``, matched against whole lines, case
@@ -27,8 +29,9 @@ The conversion (:func:`convert`) is pure and follows documented heuristics:
   options always win over the text.
 * **Questions**: the starter set of :mod:`circlebot.readings.starter_questions`.
 
-The result is validated with :func:`circlebot.readings.load.parse_reading` before
-anything is written; an existing reading is never replaced without ``force``.
+The result is validated with :func:`circlebot.readings.load.parse_reading` and the checks of
+``readings check`` before anything is written; an existing reading is never replaced without
+``force``; the readings directory is created when it does not exist.
 """
 
 from __future__ import annotations
@@ -43,9 +46,11 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from circlebot.readings.check import reading_problems
 from circlebot.readings.load import parse_reading
 from circlebot.readings.model import MAX_FILE_BYTES, SLUG_PATTERN, ReadingFormatError
 from circlebot.readings.starter_questions import starter_questions
+from circlebot.readings.text import count_words
 
 __all__ = [
     "Converted",
@@ -170,6 +175,11 @@ def _is_heading(block: list[str], has_next: bool) -> bool:
     )
 
 
+def _escape_hash(line: str) -> str:
+    """A line of text that starts with ``#``, escaped so that it stays text."""
+    return re.sub(r"^(\s*)#", r"\1\\#", line)
+
+
 def _toml(value: str) -> str:
     return json.dumps(_CONTROL_RE.sub("", value), ensure_ascii=False)
 
@@ -222,26 +232,40 @@ def convert(name: str, text: str, options: ImportOptions) -> Converted:
     published = published or date_found
 
     markdown = name.lower().endswith((".md", ".markdown"))
+    # Each block as (heading, text): a heading's title, and the text it is should it not be one; or (None, text).
+    items: list[tuple[str | None, str]] = []
+    for number, block in enumerate(kept):
+        md = _MD_HEADING_RE.match(block[0]) if markdown and len(block) == 1 else None
+        if md and md.group(2).strip():
+            if len(md.group(1)) > 2:  # ### and deeper stay inside the current section
+                items.append((None, block[0].strip()))
+            else:
+                items.append((md.group(2).strip(), _escape_hash(md.group(2).strip())))
+        elif markdown:
+            items.append((None, "\n".join(block)))
+        else:
+            paragraph = "\n".join(_escape_hash(line) for line in block)
+            items.append((block[0].strip() if _is_heading(block, number + 1 < len(kept)) else None, paragraph))
+    # A heading with no text after it (before the next heading) is not a section: it stays text.
+    words_after = 0
+    for number in range(len(items) - 1, -1, -1):
+        heading, paragraph = items[number]
+        if heading is None:
+            words_after += count_words(paragraph)
+        elif words_after:
+            words_after = 0
+        else:
+            items[number] = (None, paragraph)
+
     body: list[str] = []
     sections: list[tuple[str | None, list[str]]] = [(None, [])]
-    for number, block in enumerate(kept):
-        heading: str | None = None
-        md = _MD_HEADING_RE.match(block[0]) if markdown and len(block) == 1 else None
-        if md:
-            heading = md.group(2).strip()
-            if len(md.group(1)) > 2:  # ### and deeper stay inside the current section
-                body.append(block[0].strip())
-                sections[-1][1].append(block[0].strip())
-                continue
-        elif not markdown and _is_heading(block, number + 1 < len(kept)):
-            heading = block[0].strip()
-        if heading:
+    for heading, paragraph in items:
+        if heading is not None:
             body.append(f"## {heading}")
             sections.append((heading, []))
-            continue
-        paragraph = "\n".join(block if markdown else [re.sub(r"^(\s*)#", r"\1\\#", ln) for ln in block])
-        body.append(paragraph)
-        sections[-1][1].append(paragraph)
+        else:
+            body.append(paragraph)
+            sections[-1][1].append(paragraph)
 
     missing = [
         flag
@@ -294,10 +318,11 @@ def convert(name: str, text: str, options: ImportOptions) -> Converted:
             "(give one with --slug)"
         )
     try:
-        parse_reading(pathlib.Path(f"{slug}.md"), document)
+        problems = [e.message for e in reading_problems(parse_reading(pathlib.Path(f"{slug}.md"), document))]
     except ReadingFormatError as exc:
-        problems = "; ".join(e.message for e in exc.errors)
-        raise ImportFailure(f"the converted reading does not pass the check: {problems}") from None
+        problems = [e.message for e in exc.errors]
+    if problems:
+        raise ImportFailure(f"the converted reading does not pass the check: {'; '.join(problems)}")
     return Converted(slug, document, tuple(t for t, _ in sections if t is not None))
 
 
@@ -373,9 +398,24 @@ def _write(directory: pathlib.Path, converted: Converted, force: bool) -> pathli
     return target
 
 
+def _make_directory(directory: pathlib.Path) -> None:
+    """Create the readings directory (and its parents) if it does not exist yet."""
+    if directory.is_dir():
+        return
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ImportFailure(f"{directory} is a file, not a directory: give --dir a directory") from None
+    except OSError as exc:
+        raise ImportFailure(
+            f"cannot create the readings directory {directory}: {exc.strerror or exc}"
+        ) from None
+
+
 def import_file(path: pathlib.Path, directory: pathlib.Path, options: ImportOptions) -> pathlib.Path:
     """Convert and write one article; return the written file. Raises :class:`ImportFailure`."""
     converted = convert(path.name, read_source(path), options)
+    _make_directory(directory)
     try:
         return _write(directory, converted, options.force)
     except OSError as exc:
@@ -395,11 +435,6 @@ def import_files(
             (p, "--slug names one file only; leave it out when importing several") for p in paths
         ]
         return report
-    if not directory.is_dir():
-        report.failed += [
-            (p, f"the readings directory {directory} does not exist: create it first") for p in paths
-        ]
-        return report
     written: dict[str, pathlib.Path] = {}
     for number, path in enumerate(paths, start=1):
         if progress is not None:
@@ -411,6 +446,7 @@ def import_files(
                     f"gives the slug {converted.slug!r} like {written[converted.slug]} in this batch: "
                     "rename one of them"
                 )
+            _make_directory(directory)
             try:
                 target = _write(directory, converted, options.force)
             except OSError as exc:
