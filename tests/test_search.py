@@ -71,3 +71,18 @@ def test_cli_search(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["readings", "search", "--dir", str(REPO / "readings"), "cabildos"]) == 0
     assert "bolivia-2003-first-balance-sheet" in capsys.readouterr().out
     assert main(["readings", "search", "--dir", str(REPO / "readings"), "zzzqqq"]) == 1
+    assert "no reading matches 'zzzqqq'" in capsys.readouterr().err
+
+
+def test_cli_list_says_when_nothing_matches_like_search(
+    capsys: pytest.CaptureFixture[str], tmp_path: pathlib.Path
+) -> None:
+    assert main(["readings", "list", "--dir", str(REPO / "readings"), "bolivia"]) == 0
+    assert "bolivia-2003-first-balance-sheet" in capsys.readouterr().out
+    assert main(["readings", "list", "--dir", str(REPO / "readings"), "zzzz"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and "no reading matches 'zzzz'" in captured.err
+    empty = tmp_path / "readings"
+    empty.mkdir()
+    assert main(["readings", "list", "--dir", str(empty)]) == 1
+    assert f"no readings in {empty}" in capsys.readouterr().err

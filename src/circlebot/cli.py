@@ -150,9 +150,14 @@ def cmd_readings(args: argparse.Namespace) -> int:
     for err in collection.errors:
         print(f"warning: {err}", file=sys.stderr)
     if args.action == "list":
-        for r in collection.search(" ".join(args.words)):
+        listed = collection.search(" ".join(args.words))
+        for r in listed:
             print(f"{r.slug}\t{r.published}\t{r.minutes} min\t{r.title}")
-        return 0
+        if not listed and args.words:
+            print(f"no reading matches {' '.join(args.words)!r}", file=sys.stderr)
+        elif not listed:
+            print(f"no readings in {directory}", file=sys.stderr)
+        return 0 if listed else 1
     if args.action == "search":
         hits = collection.index.search(" ".join(args.words), args.limit)
         for hit in hits:
