@@ -377,6 +377,32 @@ async def test_a_send_with_the_same_key_after_a_restart_posts_nothing_twice(
     assert other != first and len(fake_discord.channel_messages(bot.channel)) == 2 * count
 
 
+async def test_a_reminder_due_while_discord_answers_503_arrives_once_when_it_is_back(
+    bot: DiscordDriver, fake_discord: FakeDiscord
+) -> None:
+    from datetime import UTC, datetime
+
+    from circlebot.timeline import Timeline
+
+    timeline = Timeline(bot.app)  # driven by the fake clock: tick() instead of a scheduler
+    bot.app.timeline = timeline
+    await timeline.start()  # the syllabus fills Thu 26 Nov; its reading goes out at once
+    bot.clock.set(datetime(2026, 11, 25, 19, tzinfo=UTC))  # the reminder's due time, and Discord is down
+    fake_discord.outage("POST", r"/channels/\d+/messages")
+    assert await timeline.tick() == 0
+    for _ in range(3):
+        bot.clock.advance(timedelta(seconds=10))
+        assert await timeline.tick() == 0
+    fake_discord.end_outage()
+    for _ in range(8):
+        bot.clock.advance(timedelta(seconds=10))
+        await timeline.tick()
+    reminders = [m for m in fake_discord.channel_messages(bot.channel) if "Reminder: meeting #1" in m["content"]]
+    assert len(reminders) == 1
+    assert 503 in {r.status for r in fake_discord.find_requests("POST", r"/channels/\d+/messages")}
+    assert (await bot.app.store.post_states(1))["reminder"] == "sent"
+
+
 # --- wiring ------------------------------------------------------------------------------------------------------
 
 

@@ -482,3 +482,123 @@ async def test_a_password_login_keeps_the_configured_device(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+# the timeline on Matrix: outages and a kill between sending and recording -----------------------------------
+@pytest.mark.timeout(60)
+async def test_a_reminder_due_while_the_homeserver_is_down_arrives_once_when_it_is_back(
+    matrix_driver: MatrixDriver, synapse: SynapseServer
+) -> None:
+    from circlebot.timeline import Timeline
+
+    d = matrix_driver
+    alice = await d.user("alice")
+    timeline = Timeline(d.app)  # driven by the fake clock: tick() instead of a scheduler
+    d.app.timeline = timeline
+    await timeline.start()  # the syllabus fills Thu 26 Nov; its reading goes out at once
+    clock = d.clock
+    clock.set(datetime(2026, 11, 25, 19, tzinfo=UTC))  # the reminder's due time ...
+    try:
+        await asyncio.to_thread(synapse.stop)  # ... and the homeserver is down
+        assert await timeline.tick() == 0
+        for _ in range(3):
+            clock.advance(timedelta(seconds=10))
+            assert await timeline.tick() == 0
+    finally:
+        await asyncio.to_thread(synapse.start)
+    for _ in range(8):  # back: the next retry sends it
+        clock.advance(timedelta(seconds=10))
+        await timeline.tick()
+    events = await messages(alice.client, d.room_id, limit=100)
+    reminders = [e for e in events if e.get("sender") == d.bot.bot.user_id
+                 and "Reminder: meeting #1" in str(e["content"].get("body", ""))]
+    assert len(reminders) == 1
+    assert (await d.app.store.post_states(1))["reminder"] == "sent"
+
+
+def _process_env(bot: MatrixAccount) -> dict[str, str]:
+    import os
+
+    return {**os.environ, "CIRCLEBOT_TEST_MATRIX_HOMESERVER": bot.user.homeserver,
+            "CIRCLEBOT_TEST_MATRIX_USER": bot.user_id, "CIRCLEBOT_TEST_MATRIX_DEVICE": bot.user.device_id,
+            "CIRCLEBOT_TEST_MATRIX_TOKEN": bot.user.access_token}
+
+
+@pytest.mark.timeout(90)
+async def test_a_bot_killed_between_sending_and_recording_the_reading_resends_it_once_with_its_controls(
+    matrix_user: MakeUser, tmp_path: Path
+) -> None:
+    """A real bot process on Synapse is killed (SIGKILL) after Synapse took the reading, before its RSVP
+    reactions and before the bot recorded it. The next process sends it again with the same transaction id:
+    one event in the room, its reactions restored, a member's ✅ on it counts, the questions are threaded
+    under it."""
+    import signal
+    import sys
+
+    from circlebot.store import Database
+
+    olga, bot, alice = await matrix_user("olga"), await matrix_user("bot"), await matrix_user("alice")
+    room = await create_room(olga.client, name="study circle")
+    for account in (bot, alice):
+        await invite(olga.client, room, account.user_id)
+        await join(account.client, room)
+    database = tmp_path / "circlebot.sqlite3"
+    start = datetime(2026, 12, 10, 19, tzinfo=UTC)
+    db = await Database.open(database)
+    await Store(db).add_meeting("study", start, start + timedelta(minutes=90), SEED, None,
+                                datetime(2026, 11, 24, tzinfo=UTC))
+    await db.close()
+    script = str(Path(__file__).with_name("timeline_process.py"))
+    env = _process_env(bot)
+
+    async def run(at: datetime, *extra: str) -> list[str]:
+        proc = await asyncio.create_subprocess_exec(sys.executable, script, str(database), at.isoformat(),
+                                                    "--matrix", room, *extra, env=env,
+                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 40)
+        assert proc.returncode == 0, err.decode()[-3000:]
+        return out.decode().splitlines()
+
+    due = start - timedelta(days=7)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, script, str(database), (due + timedelta(milliseconds=20)).isoformat(), "--matrix", room,
+        "--hang-after-send", "Reading for meeting", env=env, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None
+    lines: list[str] = []
+    while "SENT" not in lines:
+        line = await asyncio.wait_for(proc.stdout.readline(), 40)
+        assert line, "the bot process ended before sending the reading"
+        lines.append(line.decode().strip())
+    proc.send_signal(signal.SIGKILL)  # between the homeserver taking the reading and the bot recording it
+    await proc.wait()
+
+    def bot_events(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+        return [e for e in events if e.get("sender") == bot.user_id and e.get("type") == kind]
+
+    events = await messages(alice.client, room, limit=100)
+    (reading,) = [e for e in bot_events(events, "m.room.message") if "Reading for meeting" in e["content"]["body"]]
+    assert bot_events(events, "m.reaction") == []  # the broken state: no RSVP reactions yet
+
+    await run(due + timedelta(minutes=1))  # a new process: resends with the same transaction id
+    events = await messages(alice.client, room, limit=100)
+    readings = [e for e in bot_events(events, "m.room.message") if "Reading for meeting" in e["content"]["body"]]
+    assert [e["event_id"] for e in readings] == [reading["event_id"]]  # exactly one event in the room
+    offered = [e for e in bot_events(events, "m.reaction")
+               if e["content"]["m.relates_to"]["event_id"] == reading["event_id"]]
+    assert sorted(e["content"]["m.relates_to"]["key"] for e in offered) == sorted(["✅", "❔", "❌"])
+
+    await react(alice.client, room, reading["event_id"], "✅")  # while no bot runs
+    await run(start + timedelta(minutes=1))  # the meeting starts: the next process reads the ✅, posts questions
+    db = await Database.open(database)
+    try:
+        store = Store(db)
+        assert [(u.id, a) for u, a in await store.rsvps(1)] == [(alice.user_id, RsvpAnswer.YES)]
+        states = await store.post_states(1)
+        assert states["assignment"] == "sent" and states["start"] == "sent"
+    finally:
+        await db.close()
+    events = await messages(alice.client, room, limit=100)
+    (questions,) = [e for e in bot_events(events, "m.room.message") if "has started" in e["content"]["body"]]
+    rel = questions["content"]["m.relates_to"]
+    assert rel["rel_type"] == "m.thread" and rel["event_id"] == reading["event_id"]
