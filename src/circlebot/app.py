@@ -126,7 +126,10 @@ class App:
 
     def locations(self, circle: CircleSettings) -> list[ChannelRef]:
         """Every channel of a circle on the platforms that are running."""
-        return [ChannelRef(p, cid) for (p, cid), c in self._channels.items() if c is circle and p in self.adapters]
+        where = [*((("console", circle.slug),) if circle.where.console else ()),
+                 *(("discord", ch) for ch in circle.where.discord_channels),
+                 *(("matrix", room) for room in circle.where.matrix_rooms)]
+        return [ChannelRef(p, cid) for p, cid in where if p in self.adapters and self._channels.get((p, cid)) is circle]
 
     def zone(self, circle: CircleSettings) -> ZoneInfo:
         return self.settings.zone_of(circle)

@@ -26,13 +26,13 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from circlebot.config import CircleSettings
-from circlebot.domain import ChannelRef, Control, MessageRef, Post, RsvpAnswer
+from circlebot.domain import ChannelRef, Control, MessageRef, Post, RsvpAnswer, UserRef
 from circlebot.recurrence import free_slots, lead_before
 from circlebot.store import Delivery, Meeting, PostClaim
 from circlebot.text import Text, cmd, when
@@ -148,6 +148,10 @@ class _Retry:
     at: datetime
 
 
+async def _none() -> None:
+    return None
+
+
 class Timeline:
     """Runs the plan: catches up at start, then sends each post at its time through APScheduler."""
 
@@ -161,6 +165,7 @@ class Timeline:
         self._inflight: set[str] = set()  # delivery keys being sent now
         self._batch: list[Job] = []
         self._send_slots = asyncio.Semaphore(SEND_CONCURRENCY)
+        self._circles = {c.slug: c for c in app.settings.circles}  # settings are frozen; look-ups by slug are many
 
     # planning --------------------------------------------------------------------------------------
     async def fill_syllabus(self, circles: Sequence[CircleSettings] | None = None) -> list[Meeting]:
@@ -266,7 +271,10 @@ class Timeline:
             await store.finish_deliveries([(d.post_key, d.where, "missed", now, None, "too late") for d in gone])
         if not live:
             return 0
-        meetings = await store.meetings_by_id(j.meeting_id for j in live)
+        reminders = [j.meeting_id for j in live if j.kind is PostKind.REMINDER]
+        meetings, rsvps_of = await asyncio.gather(  # read together: a batch's RSVPs for its reminders
+            store.meetings_by_id(j.meeting_id for j in live),
+            store.rsvps_of(reminders) if len(reminders) > 1 else _none())
         current: list[tuple[Job, Meeting]] = []
         for j in live:
             m = meetings.get(j.meeting_id)
@@ -283,29 +291,33 @@ class Timeline:
             else:  # claimed before: resume what an earlier process left unfinished, if anything
                 targets = [_Target(d.where, d.first_try_at, resume=True) for d in self._interrupted.pop(j.key, [])]
             if targets:
-                work.append(self._deliver_post(j, m, targets))
+                work.append(self._deliver_post(j, m, targets, rsvps_of=rsvps_of))
         return sum(await asyncio.gather(*work))
 
     def _claim(self, job: Job, locations: tuple[ChannelRef, ...]) -> PostClaim:
         return PostClaim(job.key, job.circle, job.meeting_id, job.kind.value, job.due_at, locations)
 
     def _locations(self, job: Job) -> list[ChannelRef]:
-        circle = self.app.settings.circle(job.circle)
+        circle = self._circles.get(job.circle)
         return self.app.locations(circle) if circle is not None else []
 
-    async def _deliver_post(self, job: Job, meeting: Meeting, targets: Sequence[_Target], attempt: int = 0) -> int:
+    async def _deliver_post(self, job: Job, meeting: Meeting, targets: Sequence[_Target], attempt: int = 0,
+                            rsvps_of: Mapping[int, list[tuple[UserRef, RsvpAnswer]]] | None = None) -> int:
         """Compose one post and send it to each target location concurrently; 1 if any location took it."""
         app = self.app
-        circle = app.settings.circle(job.circle)
+        circle = self._circles.get(job.circle)
         try:
             assert circle is not None
-            post = await self.compose(job.kind, meeting, circle)
+            post = await self.compose(job.kind, meeting, circle, rsvps_of)
             roots = await self._thread_roots(job, meeting)
         except Exception as e:
             log.exception("post %s could not be composed", job.key)
             await app.store.finish_deliveries([(job.key, t.where, "missed", app.clock.now(), None,
                                                 f"failed: {type(e).__name__}") for t in targets])
             return 0
+        if len(targets) == 1:  # the common case: no task per location
+            t = targets[0]
+            return int(await self._deliver_one(job, post, t, roots.get((t.where.platform, t.where.id)), attempt))
         sent = await asyncio.gather(*(self._deliver_one(job, post, t, roots.get((t.where.platform, t.where.id)),
                                                         attempt) for t in targets))
         return 1 if any(sent) else 0
@@ -440,8 +452,9 @@ class Timeline:
             await self.app.close_due_polls()
 
     # composing -------------------------------------------------------------------------------------
-    async def compose(self, kind: PostKind, m: Meeting, circle: CircleSettings) -> Post:
-        """The text of one timeline post."""
+    async def compose(self, kind: PostKind, m: Meeting, circle: CircleSettings,
+                      rsvps_of: Mapping[int, list[tuple[UserRef, RsvpAnswer]]] | None = None) -> Post:
+        """The text of one timeline post (`rsvps_of`: RSVPs read for a whole batch of reminders at once)."""
         app = self.app
         reading = app.readings.get(m.reading)
         title = reading.title if reading else m.reading
@@ -467,7 +480,7 @@ class Timeline:
             lines.append("Coming? " + cmd(f"rsvp yes {m.id}") + " (or maybe / no).")
             return Post(Text.join("\n", lines), meeting_id=m.id, controls=(Control.RSVP,))
         if kind is PostKind.REMINDER:
-            rsvps = await app.store.rsvps(m.id)
+            rsvps = rsvps_of[m.id] if rsvps_of is not None and m.id in rsvps_of else await app.store.rsvps(m.id)
             coming = tuple(u for u, a in rsvps if a in (RsvpAnswer.YES, RsvpAnswer.MAYBE))
             counts = {a: sum(1 for _, x in rsvps if x is a) for a in RsvpAnswer}
             lines = [f"⏰ **Reminder: meeting #{m.id}** starts " + starts + f": **{title}**{part}",

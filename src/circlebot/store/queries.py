@@ -308,6 +308,20 @@ class Store:
         )
         return [(UserRef(r["platform"], r["user_id"], r["name"]), RsvpAnswer(r["answer"])) for r in rows]
 
+    async def rsvps_of(self, meeting_ids: Iterable[int]) -> dict[int, list[tuple[UserRef, RsvpAnswer]]]:
+        """`rsvps` for many meetings in one query per 500 (a batch of reminders)."""
+        ids = sorted(set(meeting_ids))
+        out: dict[int, list[tuple[UserRef, RsvpAnswer]]] = {i: [] for i in ids}
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            rows = await self.db.fetchall(
+                "SELECT r.meeting_id, m.platform, m.user_id, m.name, r.answer FROM rsvps r "
+                f"JOIN members m ON m.id = r.member_id WHERE r.meeting_id IN ({','.join('?' * len(part))}) "
+                "ORDER BY r.at", part)
+            for r in rows:
+                out[int(r[0])].append((UserRef(r["platform"], r["user_id"], r["name"]), RsvpAnswer(r["answer"])))
+        return out
+
     async def rsvp_counts(self, meeting_ids: Iterable[int]) -> dict[int, dict[RsvpAnswer, int]]:
         ids = list(meeting_ids)
         out: dict[int, dict[RsvpAnswer, int]] = {i: dict.fromkeys(RsvpAnswer, 0) for i in ids}
