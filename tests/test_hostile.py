@@ -162,3 +162,31 @@ async def test_poll_hours_outside_1_to_768_are_refused(bot: CoreDriver, hours: s
 async def test_poll_hours_at_the_limits_are_accepted(bot: CoreDriver) -> None:
     assert "is open" in await bot.say("olga", 'poll "Short?" "A" "B" --hours 1')
     assert "is open" in await bot.say("olga", 'poll "Long?" "A" "B" --hours 768')
+
+
+# 8. quoting as the README says -----------------------------------------------------------------------------------
+
+
+async def test_a_leading_apostrophe_is_a_letter(bot: CoreDriver) -> None:
+    added = await bot.say("olga", "questions add 'Tis the season?")
+    assert "Question added" in added and "'Tis the season?" in added, added
+    opened = await bot.say("olga", "poll \"What's next?\" 'Bolivia again' 'Tis Chile")
+    assert "is open" in opened, opened
+    results = await bot.say("alice", "poll results 1")
+    assert "1. Bolivia again: 0" in results and "2. 'Tis: 0" in results and "3. Chile: 0" in results, results
+
+
+@pytest.mark.parametrize("line, usage", [
+    ('poll "never closed', "Usage: poll <question> <answers...>"),
+    ('poll "Q?" "A" "B --hours 3', "Usage: poll <question> <answers...>"),
+    ('questions add "Why now?', "Usage: questions add <question...> [--meeting MEETING]"),
+    ("vote 1 «2", "Usage: vote <poll> <answers...>"),
+])
+async def test_an_unclosed_quote_gets_the_commands_usage(bot: CoreDriver, line: str, usage: str) -> None:
+    answer = await bot.say("olga", line)
+    assert "quote is not closed" in answer and usage in answer, answer
+
+
+async def test_an_unclosed_quote_before_any_command_gets_a_hint(bot: CoreDriver) -> None:
+    answer = await bot.say("olga", '"poll')
+    assert "quote is not closed" in answer and "Usage" not in answer.text, answer

@@ -6,6 +6,7 @@ generated from these declarations.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +16,8 @@ from typing import Any, Literal
 from circlebot.text import Text
 
 MAX_INPUT = 2000
-_QUOTES = {'"': '"', "“": "”„“", "„": "“”", "«": "»", "'": "'", "‘": "’‘"}
+_QUOTES = {'"': '"', "“": "”„“", "„": "“”", "«": "»"}
+_SINGLE_QUOTES = {"'": "'", "‘": "’‘"}  # group words only where they close: else an apostrophe is a letter
 
 
 class UsageError(Exception):
@@ -29,6 +31,14 @@ class UsageError(Exception):
 
 class UnknownCommand(UsageError):
     """No command has that name."""
+
+
+class UnclosedQuote(UsageError):
+    """A quote that is never closed; `start` is where it opens in the line."""
+
+    def __init__(self, message: str, start: int, command: Command | None = None) -> None:
+        super().__init__(message, command)
+        self.start = start
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,16 +199,31 @@ class Word:
     quoted: bool = False
 
 
+def _single_quote_end(text: str, i: int) -> int:
+    """Where the single quote opening at `i` closes: the first closing quote that ends a word; -1 if none
+    does (then the quote is an apostrophe, a letter: 'Tis, 'n')."""
+    closers = _SINGLE_QUOTES[text[i]]
+    for k in range(i + 1, len(text)):
+        if text[k] in closers and (k + 1 == len(text) or text[k + 1].isspace()):
+            return k
+    return -1
+
+
 def split_words(text: str) -> list[Word]:
-    """Split a command line into words. Double, curly and guillemet quotes group words; an apostrophe inside
-    a word (what's) is just a letter. Raises UsageError for a quote that is never closed."""
+    """Split a command line into words. Double, curly and guillemet quotes group words (a backslash before the
+    closing quote keeps it in the word); single quotes group words where they close at the end of a word, and
+    are otherwise an apostrophe, a letter like any other (what's, 'Tis). Raises UnclosedQuote for a double
+    quote that is never closed."""
     words: list[Word] = []
     i, n = 0, len(text)
     while i < n:
         if text[i].isspace():
             i += 1
             continue
-        if text[i] in _QUOTES:
+        if text[i] in _SINGLE_QUOTES and (end := _single_quote_end(text, i)) > 0:
+            words.append(Word(text[i + 1:end], quoted=True))
+            i = end + 1
+        elif text[i] in _QUOTES:
             closers = _QUOTES[text[i]]
             j = i + 1
             buf: list[str] = []
@@ -208,7 +233,7 @@ def split_words(text: str) -> list[Word]:
                 buf.append(text[j])
                 j += 1
             if j >= n:
-                raise UsageError(f"a quote is not closed: {text[i:][:40]!r}. Close it with {closers[0]}.")
+                raise UnclosedQuote(f"a quote is not closed: {text[i:][:40]!r}. Close it with {closers[0]}.", i)
             words.append(Word("".join(buf), quoted=True))
             i = j + 1
         else:
@@ -244,7 +269,12 @@ class CommandTable:
         """Find the command a line names (without the prefix); the rest of its words are not bound yet."""
         if len(text) > MAX_INPUT:
             raise UsageError(f"that message is too long ({len(text)} characters; the most is {MAX_INPUT}).")
-        words = split_words(text)
+        try:
+            words = split_words(text)
+        except UnclosedQuote as e:  # name the command the quote belongs to, for its usage line
+            with contextlib.suppress(UsageError):
+                e.command = self.resolve(text[:e.start])[0] if e.start else None
+            raise
         if not words:
             raise UnknownCommand("type a command; `help` lists them.")
         head = words[0].text.lower()
@@ -306,7 +336,12 @@ def _value_words(command: Command, param: Param, value: str) -> list[Word]:
     """The words of a structured option that takes several (quoted where they contain spaces), all text."""
     names = {p.name for p in command.params if p.option}
     out: list[Word] = []
-    for w in split_words(value):
+    try:
+        split = split_words(value)
+    except UnclosedQuote as e:
+        e.command = command
+        raise
+    for w in split:
         name = w.text[2:].partition("=")[0].lower()
         if not w.quoted and w.text.startswith("--") and name in names:
             raise UsageError(f"{w.text} inside {param.name} is text, not an option: set the command's {name} "
