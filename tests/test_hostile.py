@@ -190,3 +190,48 @@ async def test_an_unclosed_quote_gets_the_commands_usage(bot: CoreDriver, line: 
 async def test_an_unclosed_quote_before_any_command_gets_a_hint(bot: CoreDriver) -> None:
     answer = await bot.say("olga", '"poll')
     assert "quote is not closed" in answer and "Usage" not in answer.text, answer
+
+
+# 7. invisible characters -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("answers", ['"a\u200b" "a"', '"e\u0301" "é"', '"Mon\u200d" "mon"', '"\u202eB" "b"'])
+async def test_answers_that_look_the_same_are_the_same(bot: CoreDriver, answers: str) -> None:
+    answer = await bot.say("olga", f'poll "Which?" {answers}')
+    assert "Two answers are the same" in answer, answer
+
+
+async def test_slugs_and_names_are_found_through_invisible_characters(bot: CoreDriver) -> None:
+    found = await bot.say("alice", "reading bolivia-2003-first-\u200bbalance-sheet\u2060")
+    assert "In Defence of Marxism" in found, found
+    assert "Question added" in await bot.say("olga", "questions add Why now?")
+    again = await bot.say("olga", "questions add Why\u200b now?")
+    assert "already has that question" in again, again
+    await say_as(bot, "a1", "ali\u200bce", "rsvp yes")
+    bot.clock.advance(timedelta(days=3))  # meeting #1 is over
+    record = await bot.say("olga", "attendance alice")
+    assert "Attendance of alice" in record, record
+
+
+async def test_a_right_to_left_override_ends_with_the_text_it_is_in(bot: CoreDriver) -> None:
+    answer = await say_as(bot, "m1", "mal\u202eyrolla", "rsvp yes")
+    assert "mal\u202eyrolla\u202c: yes for meeting #1" in answer, answer
+    await bot.say("olga", 'poll "Which?" "\u2067\u202eAB" "CD"')
+    results = await bot.say("alice", "poll results 1")
+    assert "1. \u2067\u202eAB\u202c\u2069: 0" in results, results
+
+
+async def test_the_console_shows_bidi_controls_harmlessly() -> None:
+    import io
+    from zoneinfo import ZoneInfo
+
+    from circlebot.adapters.console import ConsoleAdapter
+    from circlebot.domain import PollSpec
+
+    out = io.StringIO()
+    console = ConsoleAdapter([("study", "Study", ZoneInfo("UTC"))], stdin=io.StringIO(""), stdout=out)
+    await console.start_poll(ChannelRef("console", "study"),
+                             PollSpec(1, "Q\u202e?", ("A\u2067B\u200f", "C"), False, False, None))
+    text = out.getvalue()
+    assert not any(c in text for c in "\u202e\u2067\u200f"), ascii(text)
+    assert "Q�?" in text and "1. A�B�" in text, text

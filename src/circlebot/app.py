@@ -7,6 +7,7 @@ sends it. Nothing here knows which platform an event came from beyond the names 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import secrets
 from collections.abc import Sequence
@@ -36,7 +37,7 @@ from circlebot.domain import (
 )
 from circlebot.readings import Collection
 from circlebot.store import PollRow, Store
-from circlebot.text import Text
+from circlebot.text import Text, clean
 
 if TYPE_CHECKING:
     from circlebot.timeline import Timeline
@@ -174,6 +175,7 @@ class App:
         For an RSVP or check-in from a button or reaction, returns what to tell the member (a platform whose
         buttons can answer shows it); otherwise None: commands are answered through the adapter's reply."""
         if not isinstance(event, Invocation | VoteCast | RsvpCast | CheckInCast | PollEndCast):
+            event = [_cleaned(e) for e in event]
             votes = [e for e in event if isinstance(e, VoteCast)]
             if votes:
                 try:
@@ -184,6 +186,7 @@ class App:
                 if not isinstance(e, VoteCast):
                     await self.dispatch(e)
             return None
+        event = _cleaned(event)
         try:
             if isinstance(event, Invocation):
                 await self._invoke(event)
@@ -475,6 +478,18 @@ class App:
                 scheduler.shutdown(wait=False)
             self.timeline = None
             await self.store.batcher.stop()
+
+
+def _cleaned(event: Event) -> Event:
+    """An event with the user's text and name as the core keeps user text (see `text.clean`)."""
+    user = event.user
+    if not user.name.isascii():
+        user = dataclasses.replace(user, name=clean(user.name))
+    if isinstance(event, Invocation):
+        text = clean(event.text, balance=False) if event.text is not None else None  # its words: when bound
+        options = {k: clean(v, balance=False) if isinstance(v, str) else v for k, v in event.options.items()}
+        return dataclasses.replace(event, user=user, text=text, options=options)
+    return event if user is event.user else dataclasses.replace(event, user=user)
 
 
 def _capital(text: Text) -> Text:

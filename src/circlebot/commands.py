@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, time
 from typing import Any, Literal
 
-from circlebot.text import Text
+from circlebot.text import Text, clean, fold
 
 MAX_INPUT = 2000
 _QUOTES = {'"': '"', "“": "”„“", "„": "“”", "«": "»"}
@@ -179,7 +179,7 @@ def choice(name: str, *options: str) -> ParamType:
 TEXT = ParamType("text", _text)
 WORD = ParamType("word", _text)
 NUMBER = ParamType("number", _positive_int, "int")
-READING = ParamType("reading", lambda t: _text(t).lower(), complete="reading")
+READING = ParamType("reading", lambda t: fold(_text(t)), complete="reading")
 MEETING = ParamType("meeting", _positive_int, "int", complete="meeting")
 POLL = ParamType("poll", _positive_int, "int", complete="poll")
 DATE = ParamType("date", _date)
@@ -417,7 +417,7 @@ def bind_words(command: Command, words: list[Word]) -> dict[str, Any]:
 
 def _convert(command: Command, p: Param, text: str) -> Any:
     try:
-        return p.type.convert(text)
+        return p.type.convert(clean(text))
     except ValueError as e:
         raise UsageError(f"<{p.name}> {e}", command) from None
 

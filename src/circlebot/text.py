@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -181,3 +182,46 @@ def discord_literal(text: str) -> str:
     backslash, so Discord shows it as typed. A backslash before `<` in the text itself would escape the escape,
     so the `<` always ends up after an odd number of them."""
     return _DISCORD_MARK.sub(lambda m: m[1] + ("\\" if len(m[1]) % 2 == 0 else "") + "<", text)
+
+
+# user text: normalised on the way in, compared by its visible letters -------------------------------------------
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u2060\ufeff\u180e"), None)  # zero-width space, joiner, BOM, MVS
+_OPENERS = {"\u202a": "\u202c", "\u202b": "\u202c", "\u202d": "\u202c", "\u202e": "\u202c",  # LRE RLE LRO RLO
+            "\u2066": "\u2069", "\u2067": "\u2069", "\u2068": "\u2069"}  # LRI RLI FSI
+BIDI_CONTROLS = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+_UNSEEN = dict.fromkeys(map(ord, BIDI_CONTROLS + "\u200b\u200c\u200d\u2060\ufeff\u180e\u00ad"), None)
+
+
+def clean(text: str, *, balance: bool = True) -> str:
+    """User text as the core keeps it: NFC, lone surrogates replaced (U+FFFD), zero-width spaces and joiners
+    removed, and (with `balance`) bidi embeddings, overrides and isolates balanced, so a right-to-left override
+    typed in an answer or a name ends where that text ends instead of turning the rest of the bot's line
+    around. A command line is cleaned without balancing, and each of its words with it."""
+    if text.isascii():
+        return text
+    text = unicodedata.normalize("NFC", _SURROGATE.sub("\ufffd", text)).translate(_INVISIBLE)
+    if not balance or not any(c in _OPENERS or c in "\u202c\u2069" for c in text):
+        return text
+    out: list[str] = []
+    stack: list[str] = []
+    for c in text:
+        if c in _OPENERS:
+            stack.append(_OPENERS[c])
+        elif c in "\u202c\u2069":
+            if c not in stack:
+                continue  # a closer with nothing to close
+            while stack and stack[-1] != c:  # closing an isolate closes the embeddings inside it
+                out.append(stack.pop())
+            stack.pop()
+        out.append(c)
+    out.extend(reversed(stack))
+    return "".join(out)
+
+
+def fold(text: str) -> str:
+    """The key two user texts are compared by (answers, slugs, names, questions): NFC, without zero-width
+    characters, soft hyphens and bidi controls, case-folded, spaces collapsed."""
+    text = unicodedata.normalize("NFC", _SURROGATE.sub("\ufffd", text)).translate(_UNSEEN)
+    return " ".join(text.casefold().split())

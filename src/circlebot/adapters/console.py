@@ -20,10 +20,10 @@ from zoneinfo import ZoneInfo
 from circlebot.adapters.base import Dispatch, PollLimits
 from circlebot.domain import ChannelRef, Invocation, MessageRef, PollResults, PollSpec, Post, UserRef
 from circlebot.render import named_markdown, plain_text
-from circlebot.text import Text, cmd
+from circlebot.text import BIDI_CONTROLS, Text, cmd
 
 PLATFORM = "console"
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL = re.compile(f"[\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f{BIDI_CONTROLS}]")  # terminal escapes, bidi controls
 
 
 class ConsoleAdapter:

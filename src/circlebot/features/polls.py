@@ -9,6 +9,7 @@ from circlebot.app import Context
 from circlebot.commands import FLAG, HOURS, NUMBER, POLL, TEXT, Command, Param, Reply, UsageError
 from circlebot.domain import PollResults
 from circlebot.store import PollRow
+from circlebot.text import fold
 
 MAX_QUESTION = 300
 MAX_ANSWERS = 20
@@ -57,7 +58,7 @@ async def open_poll(ctx: Context, question: str, answers: tuple[str, ...], multi
         problems.append("a poll needs at least two answers, each in quotes")
     if len(answers) > MAX_ANSWERS:
         problems.append(f"{len(answers)} answers; the most is {MAX_ANSWERS}")
-    if len({a.casefold() for a in answers}) != len(answers):
+    if len({fold(a) for a in answers}) != len(answers):
         problems.append("two answers are the same")
     problems += [f"answer {i} is {len(a)} characters; the most is {MAX_ANSWER}"
                  for i, a in enumerate(answers, 1) if len(a) > MAX_ANSWER]

@@ -17,6 +17,7 @@ from circlebot.features.common import meeting_or_error, meeting_title
 from circlebot.readings import Part, Reading
 from circlebot.readings.starter_questions import starter_questions
 from circlebot.store import Meeting, Store
+from circlebot.text import fold
 
 MAX_QUESTION = 500
 MAX_ADDED = 30
@@ -119,7 +120,7 @@ async def questions_add(ctx: Context, question: tuple[str, ...], meeting: int | 
     existing = await ctx.store.meeting_questions(m.id)
     if len(existing) >= MAX_ADDED:
         raise UsageError(f"meeting #{m.id} already has {MAX_ADDED} added questions; remove some first.")
-    if any(t == text for _, t in existing):
+    if any(fold(t) == fold(text) for _, t in existing):
         raise UsageError(f"meeting #{m.id} already has that question.")
     await ctx.store.add_meeting_question(m.id, text, ctx.member_id, ctx.now)
     return await _show(ctx, m, "Question added.")
