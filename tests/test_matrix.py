@@ -530,8 +530,8 @@ async def test_a_bot_killed_between_sending_and_recording_the_reading_resends_it
 ) -> None:
     """A real bot process on Synapse is killed (SIGKILL) after Synapse took the reading, before its RSVP
     reactions and before the bot recorded it. The next process sends it again with the same transaction id:
-    one event in the room, its reactions restored, a member's ✅ on it counts, the questions are threaded
-    under it."""
+    one event in the room, its reactions restored, members' answers on it count (one made while no bot ran,
+    one after), the questions are threaded under it."""
     import signal
     import sys
 
@@ -579,6 +579,7 @@ async def test_a_bot_killed_between_sending_and_recording_the_reading_resends_it
     events = await messages(alice.client, room, limit=100)
     (reading,) = [e for e in bot_events(events, "m.room.message") if "Reading for meeting" in e["content"]["body"]]
     assert bot_events(events, "m.reaction") == []  # the broken state: no RSVP reactions yet
+    await react(alice.client, room, reading["event_id"], "✅")  # a member answers while no bot runs
 
     await run(due + timedelta(minutes=1))  # a new process: resends with the same transaction id
     events = await messages(alice.client, room, limit=100)
@@ -588,12 +589,16 @@ async def test_a_bot_killed_between_sending_and_recording_the_reading_resends_it
                if e["content"]["m.relates_to"]["event_id"] == reading["event_id"]]
     assert sorted(e["content"]["m.relates_to"]["key"] for e in offered) == sorted(["✅", "❔", "❌"])
 
-    await react(alice.client, room, reading["event_id"], "✅")  # while no bot runs
-    await run(start + timedelta(minutes=1))  # the meeting starts: the next process reads the ✅, posts questions
+    bob = await matrix_user("bob")
+    await invite(olga.client, room, bob.user_id)
+    await join(bob.client, room)
+    await react(bob.client, room, reading["event_id"], "❔")
+    await run(start + timedelta(minutes=1))  # the meeting starts: the next process reads bob's answer, posts questions
     db = await Database.open(database)
     try:
         store = Store(db)
-        assert [(u.id, a) for u, a in await store.rsvps(1)] == [(alice.user_id, RsvpAnswer.YES)]
+        assert [(u.id, a) for u, a in await store.rsvps(1)] == [(alice.user_id, RsvpAnswer.YES),
+                                                                (bob.user_id, RsvpAnswer.MAYBE)]
         states = await store.post_states(1)
         assert states["assignment"] == "sent" and states["start"] == "sent"
     finally:
