@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from circlebot.store.db import Database, StoreError
+from circlebot.store.db import Database, StoreError, WriteRejected
 from circlebot.store.queries import Delivery, Meeting, PollRow, PostClaim, Store
 
-__all__ = ["Database", "Delivery", "Meeting", "PollRow", "PostClaim", "Store", "StoreError"]
+__all__ = ["Database", "Delivery", "Meeting", "PollRow", "PostClaim", "Store", "StoreError", "WriteRejected"]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,9 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """A short write transaction; commits on success, rolls back on any error or cancellation.
+        """A short write transaction; commits on success, rolls back on any error or cancellation, and when
+        the COMMIT itself fails (disk full, an I/O error, a deferred constraint), so the connection never stays
+        inside a failed transaction.
 
         BEGIN, COMMIT and ROLLBACK run to completion even if the task is cancelled meanwhile (the statement
         runs in aiosqlite's thread anyway); otherwise a cancelled task could leave the connection inside a
@@ -66,11 +69,11 @@ class Database:
             try:
                 await _to_completion(self.conn.execute("BEGIN IMMEDIATE"))
                 yield self.conn
+                await _to_completion(self.conn.execute("COMMIT"))
             except BaseException:
                 if self.conn.in_transaction:
                     await _to_completion(self.conn.execute("ROLLBACK"))
                 raise
-            await _to_completion(self.conn.execute("COMMIT"))
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
         """All rows, in one trip to aiosqlite's thread (execute + fetch + close would be three)."""
@@ -127,57 +130,100 @@ class _Pending:
     done: asyncio.Future[None]
 
 
+class WriteRejected(Exception):
+    """Some rows of one multi-row write were refused by the database; its other rows are committed.
+
+    `rejected` holds (index of the row in the write, the database's error) for each refused row."""
+
+    def __init__(self, rejected: list[tuple[int, Exception]], total: int) -> None:
+        self.rejected = rejected
+        self.total = total
+        index, error = rejected[0]
+        super().__init__(f"{len(rejected)} of {total} rows were refused by the database (the others are "
+                         f"committed); row {index}: {error}")
+
+
 class WriteBatcher:
-    """Gathers many small writes into short transactions.
+    """Gathers many small writes from concurrent writers into short shared transactions.
 
     `submit` returns only after the transaction holding the write has committed, so a caller acknowledges
-    nothing that is not on disk. Writes keep their order; consecutive writes with the same SQL go through one
-    `executemany`.
+    nothing that is not on disk; a write that fails raises in its own writer only (a failed batch is retried
+    one write, and for a multi-row write one row, at a time, so one bad row does not fail the others). Writes
+    keep their order; consecutive writes with the same SQL go through one `executemany`. A batch is never
+    cancelled inside its transaction, and `stop` writes everything queued before it returns.
     """
 
     def __init__(self, db: Database, max_batch: int = 2000) -> None:
         self._db = db
         self._max = max_batch
         self._queue: list[_Pending] = []
-        self._wake = asyncio.Event()
+        self._wake: asyncio.Future[None] | None = None  # the idle runner waits on it
         self._task: asyncio.Task[None] | None = None
-        self.before_flush: Callable[[aiosqlite.Connection], Awaitable[None]] | None = None
+        self._batching = False  # a runner is taking writes (started, not stopping)
 
     def start(self) -> None:
-        if self._task is None:
+        if self._task is None or self._task.done():
+            self._batching = True
             self._task = asyncio.create_task(self._run(), name="circlebot-write-batcher")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        if self._queue:
-            await self._flush()
+        """Write everything queued (waiting for the batch in hand to commit), then stop batching: later
+        writes are written at once, each batch of them in its own transaction."""
+        self._batching = False
+        self._wake_runner()
+        task, self._task = self._task, None
+        if task is not None:
+            await asyncio.wait([task])  # never cancelled from here: it ends once the queue is empty
+        await _to_completion(self._drain())  # whatever a runner cancelled from outside left behind
 
     async def submit(self, sql: str, params: tuple[Any, ...]) -> None:
         await self.submit_many(sql, (params,))
 
     async def submit_many(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Write several rows; returns once all are committed (in one transaction, in order)."""
+        """Write several rows; returns once all are committed, or raises `WriteRejected` naming the rows the
+        database refused (the others are committed). A one-row write raises the database's own error."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(sql, rows, fut))
-        self._wake.set()
-        if self._task is None:  # not started: write at once
-            await self._flush()
+        if self._batching:
+            wake = self._wake
+            if wake is not None and not wake.done():
+                wake.set_result(None)
+        elif self._task is None or self._task.done():  # not started, or stopped: write at once
+            await _to_completion(self._drain())
         await fut
 
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            await asyncio.sleep(0)  # let the writers that are ready now join this batch
-            while self._queue:
-                await self._flush()
+    def _wake_runner(self) -> None:
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
 
-    async def _flush(self) -> None:
-        batch, self._queue = self._queue[: self._max], self._queue[self._max :]
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._queue:
+                if not self._batching:
+                    return
+                # woken by the first write of a moment; the other writers ready at that moment run before
+                # this task resumes, so they join the same batch
+                self._wake = loop.create_future()
+                await self._wake
+                continue
+            batch, self._queue = self._queue[: self._max], self._queue[self._max :]
+            try:
+                await self._write(batch)
+            except asyncio.CancelledError:
+                # cancelled from outside (the loop is closing): the batch's transaction was rolled back, so
+                # write it again with whatever is queued, to completion, then stop
+                self._queue[:0] = [p for p in batch if not p.done.done()]
+                await _to_completion(self._drain())
+                raise
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[: self._max], self._queue[self._max :]
+            await self._write(batch)
+
+    async def _write(self, batch: list[_Pending]) -> None:
         runs: list[tuple[str, list[tuple[Any, ...]]]] = []
         for p in batch:
             if runs and runs[-1][0] == p.sql:
@@ -189,11 +235,73 @@ class WriteBatcher:
                 for sql, rows in runs:
                     await conn.executemany(sql, rows)
         except Exception as e:
-            log.exception("a batch of %d writes failed", len(batch))
-            for p in batch:
-                if not p.done.done():
-                    p.done.set_exception(e)
+            if len(batch) == 1 and len(batch[0].rows) == 1:
+                _fail(batch[0], e)
+            else:
+                await self._write_one_by_one(batch)
             return
         for p in batch:
             if not p.done.done():
                 p.done.set_result(None)
+
+    async def _write_one_by_one(self, batch: list[_Pending]) -> None:
+        """Retry a failed batch in one transaction, each write (and each row of a write that fails) inside
+        its own savepoint: the writes that fail are rolled back alone and get the error."""
+        errors: dict[int, Exception] = {}
+        try:
+            async with self._db.transaction() as conn:
+                for i, p in enumerate(batch):
+                    error = await _isolated(conn, p)
+                    if error is not None:
+                        errors[i] = error
+        except Exception as e:  # the transaction itself failed (the disk is full, say): nothing was written
+            log.error("a batch of %d writes failed: %s", len(batch), e)
+            for p in batch:
+                _fail(p, e)
+            return
+        if errors:
+            log.warning("%d of %d writes in a batch were refused; the others are committed", len(errors), len(batch))
+        for i, p in enumerate(batch):
+            error = errors.get(i)
+            if error is not None:
+                _fail(p, error)
+            elif not p.done.done():
+                p.done.set_result(None)
+
+
+async def _isolated(conn: aiosqlite.Connection, p: _Pending) -> Exception | None:
+    """Run one write inside a savepoint; on failure roll back to it and retry its rows one at a time.
+    Returns the write's error, if any. Raises if SQLite gave up the whole transaction."""
+    await conn.execute("SAVEPOINT batch_write")
+    try:
+        await conn.executemany(p.sql, p.rows)
+        return None
+    except sqlite3.Error as e:
+        _still_in_transaction(conn, e)
+        await conn.execute("ROLLBACK TO batch_write")
+        if len(p.rows) == 1:
+            return e
+        rejected: list[tuple[int, Exception]] = []
+        for index, row in enumerate(p.rows):
+            await conn.execute("SAVEPOINT batch_row")
+            try:
+                await conn.execute(p.sql, row)
+            except sqlite3.Error as row_error:
+                _still_in_transaction(conn, row_error)
+                await conn.execute("ROLLBACK TO batch_row")
+                rejected.append((index, row_error))
+            await conn.execute("RELEASE batch_row")
+        return WriteRejected(rejected, len(p.rows)) if rejected else None
+    finally:
+        if conn.in_transaction:
+            await conn.execute("RELEASE batch_write")
+
+
+def _still_in_transaction(conn: aiosqlite.Connection, error: Exception) -> None:
+    if not conn.in_transaction:  # some errors (SQLITE_FULL, an I/O error) roll the whole transaction back
+        raise error
+
+
+def _fail(p: _Pending, error: Exception) -> None:
+    if not p.done.done():
+        p.done.set_exception(error)

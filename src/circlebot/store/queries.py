@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
@@ -114,6 +115,16 @@ class PollRow:
         return self.closed or (self.closes_at is not None and now >= self.closes_at)
 
 
+@dataclass(slots=True)
+class _Joining:
+    """A new identity waiting to be created, with the name it was last seen with."""
+
+    name: str
+    done: asyncio.Future[int]
+
+
+_MEMBERS_PER_STATEMENT = 500  # 1,500 parameters a statement
+
 _VOTE_SQL = (
     "INSERT INTO votes (poll_id, member_id, answers, cast_at) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (poll_id, member_id) DO UPDATE SET answers = excluded.answers, cast_at = excluded.cast_at "
@@ -130,6 +141,9 @@ class Store:
         self.db = db
         self.batcher = WriteBatcher(db)
         self._members: dict[tuple[str, str], int] = {}
+        # identities seen for the first time (or with a new name), waiting to be created together
+        self._joining: dict[tuple[str, str], _Joining] = {}
+        self._join_task: asyncio.Task[None] | None = None
         self._names: dict[int, str] = {}
         self._polls: dict[int, PollRow] = {}
         self._poll_of_message: dict[MessageRef, int] = {}
@@ -145,26 +159,65 @@ class Store:
         return None
 
     async def member(self, user: UserRef) -> int:
-        """The member id of a platform identity, created on first sight; the shown name kept current."""
+        """The member id of a platform identity, created on first sight; the shown name kept current.
+
+        New identities seen at the same moment (the first votes of a crowd) are created together, in one
+        transaction and one statement."""
         mid = self.known_member(user)
         if mid is not None:
             return mid
         key = (user.platform, user.id)
+        joining = self._joining.get(key)
+        if joining is None:
+            joining = self._joining[key] = _Joining(user.name, asyncio.get_running_loop().create_future())
+        else:
+            joining.name = user.name
+        if self._join_task is None:
+            self._join_task = asyncio.create_task(self._add_members(), name="circlebot-new-members")
+        return await asyncio.shield(joining.done)  # one waiter cancelled does not cancel the others
+
+    async def _add_members(self) -> None:
+        """Create (or rename) the members waiting in `_joining`, a group at a time."""
+        group: dict[tuple[str, str], _Joining] = {}
+        try:
+            await asyncio.sleep(0)  # let everyone new at this moment join the group
+            while self._joining:
+                group, self._joining = self._joining, {}
+                try:
+                    rows = await self._upsert_members([(p, u, j.name) for (p, u), j in group.items()])
+                except Exception as e:
+                    for j in group.values():
+                        if not j.done.done():
+                            j.done.set_exception(e)
+                    continue
+                for row in rows:
+                    mid = int(row[0])
+                    self._members[(row[1], row[2])] = mid
+                    self._names[mid] = row[3]
+                for key, j in group.items():
+                    if not j.done.done():
+                        j.done.set_result(self._members[key])
+        except BaseException:  # cancelled (the loop is closing): nobody waits for ever
+            for j in (*group.values(), *self._joining.values()):
+                j.done.cancel()
+            self._joining = {}
+            raise
+        finally:
+            self._join_task = None
+
+    async def _upsert_members(self, people: list[tuple[str, str, str]]) -> list[aiosqlite.Row]:
+        out: list[aiosqlite.Row] = []
         async with self.db.transaction() as conn:
-            await conn.execute(
-                "INSERT INTO members (platform, user_id, name) VALUES (?, ?, ?) "
-                "ON CONFLICT (platform, user_id) DO UPDATE SET name = CASE WHEN excluded.name = '' "
-                "THEN members.name ELSE excluded.name END",
-                (user.platform, user.id, user.name),
-            )
-            async with conn.execute(
-                "SELECT id, name FROM members WHERE platform = ? AND user_id = ?", (user.platform, user.id)
-            ) as cur:
-                row = await cur.fetchone()
-        assert row is not None
-        self._members[key] = row["id"]
-        self._names[row["id"]] = row["name"]
-        return int(row["id"])
+            for i in range(0, len(people), _MEMBERS_PER_STATEMENT):
+                chunk = people[i : i + _MEMBERS_PER_STATEMENT]
+                out += await conn.execute_fetchall(
+                    "INSERT INTO members (platform, user_id, name) VALUES "
+                    + ", ".join(["(?, ?, ?)"] * len(chunk))
+                    + " ON CONFLICT (platform, user_id) DO UPDATE SET name = CASE WHEN excluded.name = '' "
+                    "THEN members.name ELSE excluded.name END RETURNING id, platform, user_id, name",
+                    [v for person in chunk for v in person],
+                )
+        return out
 
     async def find_member(self, platform: str, text: str) -> UserRef | None:
         """A member of `platform` by id or shown name (case-insensitive)."""
