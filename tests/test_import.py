@@ -295,3 +295,18 @@ def test_a_heading_without_text_after_it_is_not_a_section(
     reading = load_collection(tmp_path).readings["a"]
     assert [s.title for s in reading.sections] == sections
     assert all(s.words > 0 for s in reading.sections)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("Only a title\n", "there is no text after the title"),
+        ("A title\n\nOctober 20, 2003\n\nBy Ada Writer\n", "there is no text after the title"),
+        ("\x1b\n\nA title\n\nSome text.\n", "the first line is not a title"),
+        ("A title\n\nBy \x1b\n\nSome text.\n", "the text does not give author"),
+    ],
+)
+def test_an_article_that_cannot_be_a_reading_says_why(text: str, reason: str) -> None:
+    with pytest.raises(ImportFailure) as info:
+        convert("a.txt", text, ImportOptions(publisher="P", published=datetime.date(2020, 1, 1)))
+    assert reason in str(info.value) and "does not pass the check" not in str(info.value)

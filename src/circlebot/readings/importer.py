@@ -207,7 +207,7 @@ def convert(name: str, text: str, options: ImportOptions) -> Converted:
         raise ImportFailure("every line was dropped: nothing is left to import")
 
     title_line = blocks[0][0].strip()
-    title = re.sub(r"^#+\s*", "", title_line).strip()
+    title = _CONTROL_RE.sub("", re.sub(r"^#+\s*", "", title_line)).strip()
     if len(title) > TITLE_MAX_CHARS or not title:
         raise ImportFailure(
             f"the first line is not a title ({len(title_line)} characters): put the title alone on the first line"
@@ -225,8 +225,9 @@ def convert(name: str, text: str, options: ImportOptions) -> Converted:
             if options.cut_after_date:
                 break
             continue
-        if number < 3 and len(block) == 1 and (byline := _BYLINE_RE.match(block[0])) and author is None:
-            author = byline.group(1).strip()
+        byline = _BYLINE_RE.match(block[0]) if number < 3 and len(block) == 1 and author is None else None
+        if byline and (named := _CONTROL_RE.sub("", byline.group(1)).strip()):
+            author = named
             continue
         kept.append(block)
     published = published or date_found
@@ -266,6 +267,8 @@ def convert(name: str, text: str, options: ImportOptions) -> Converted:
         else:
             body.append(paragraph)
             sections[-1][1].append(paragraph)
+    if not count_words("\n\n".join(body)):
+        raise ImportFailure("there is no text after the title (only the title, a date or a byline): nothing to import")
 
     missing = [
         flag
