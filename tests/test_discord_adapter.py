@@ -205,6 +205,17 @@ async def test_time_marks_typed_by_members_are_shown_as_typed(bot: DiscordDriver
     assert re.search(r"(?<!\\)<t:\d+:F>", scheduled.text), scheduled  # the bot's own times stay time marks
 
 
+async def test_attendance_finds_a_member_by_discord_id_or_mention(bot: DiscordDriver) -> None:
+    assert "Scheduled meeting #1" in await bot.say(bot.organiser, f"schedule {SEED}")
+    assert "yes for meeting #1" in await bot.say("alice", "rsvp yes")
+    alice = bot.member("alice")
+    bot.clock.advance(timedelta(days=3))  # the first meeting (26 Nov) is over
+    for who in (str(alice.id), f"<@{alice.id}>", f"<@!{alice.id}>"):
+        answer = await bot.say(bot.organiser, f"attendance {who}")
+        assert "Attendance of alice" in answer.text and "0 of 1 meeting" in answer.text, (who, answer)
+    assert "Meeting #1" in (await bot.say(bot.organiser, "attendance 1")).text
+
+
 async def test_discord_poll_limits_are_checked_before_sending(bot: DiscordDriver, fake_discord: FakeDiscord) -> None:
     eleven = " ".join(f'"A{i}"' for i in range(11))
     too_many = await bot.say(bot.organiser, f'poll "Q?" {eleven}')

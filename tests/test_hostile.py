@@ -133,7 +133,8 @@ async def test_a_date_within_three_years_is_still_a_meeting(bot: CoreDriver) -> 
 
 
 @pytest.mark.parametrize("line, expected", [
-    ("attendance 99999999999999999999", "expected a meeting number from 1 to 999999999"),
+    ("attendance 99999999999999999999", "I know no member with the id 99999999999999999999 here (and meeting "
+     "numbers go from 1 to 999999999)"),
     ("attendance #99999999999999999999", "expected a meeting number from 1 to 999999999"),
     ("attendance ²", "I know no member '²'"),
     ("vote ² 1", "expected a number from 1 to 999999999, got '²'"),
@@ -235,3 +236,20 @@ async def test_the_console_shows_bidi_controls_harmlessly() -> None:
     text = out.getvalue()
     assert not any(c in text for c in "\u202e\u2067\u200f"), ascii(text)
     assert "Q�?" in text and "1. A�B�" in text, text
+
+
+# 9. platform ids as arguments ------------------------------------------------------------------------------------
+
+
+async def test_a_member_is_found_by_their_platform_id(bot: CoreDriver) -> None:
+    await say_as(bot, "@alice:example.org", "alice", "rsvp yes")
+    await say_as(bot, "234567890123456789", "bob", "rsvp yes")
+    bot.clock.advance(timedelta(days=3))  # meeting #1 is over
+    for who, name in [("@alice:example.org", "alice"), ("@alice", "alice"), ("alice", "alice"),
+                      ("234567890123456789", "bob"), ("<@234567890123456789>", "bob"),
+                      ("<@!234567890123456789>", "bob")]:
+        record = await bot.say("olga", f"attendance {who}")
+        assert f"Attendance of {name}" in record, (who, record)
+    assert "Meeting #1" in await bot.say("olga", "attendance 1")
+    unknown = await bot.say("olga", "attendance 345678901234567890")
+    assert "I know no member with the id 345678901234567890" in unknown, unknown

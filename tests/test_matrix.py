@@ -347,6 +347,17 @@ async def test_time_markup_typed_in_matrix_is_shown_as_typed(matrix_driver: Matr
 
 
 @pytest.mark.timeout(30)
+async def test_attendance_finds_a_member_by_matrix_id(matrix_driver: MatrixDriver) -> None:
+    d = matrix_driver
+    assert "Scheduled meeting #1" in await d.say("olga", f"schedule {SEED}")
+    assert "yes for meeting #1" in await d.say("alice", "rsvp yes")
+    alice = await d.user("alice")
+    d.clock.advance(timedelta(days=3))  # the first meeting (26 Nov) is over
+    record = await d.say("olga", f"attendance {alice.user_id}")
+    assert "Attendance of alice" in record and "0 of 1 meeting" in record, record
+
+
+@pytest.mark.timeout(30)
 async def test_reminders_mention_threads_hold_questions_long_posts_split(matrix_driver: MatrixDriver) -> None:
     d = matrix_driver
     alice = await d.user("alice")

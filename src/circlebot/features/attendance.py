@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from circlebot.app import App, Context, Refused
 from circlebot.commands import (
+    MAX_NUMBER,
     MEETING,
     TEXT,
     Command,
@@ -16,7 +18,7 @@ from circlebot.commands import (
     looks_like_number,
     positive_int,
 )
-from circlebot.domain import CheckInCast, MessageRef, RsvpAnswer, RsvpCast
+from circlebot.domain import CheckInCast, MessageRef, RsvpAnswer, RsvpCast, UserRef
 from circlebot.features.common import meeting_or_error, meeting_title, when
 from circlebot.store import Meeting
 from circlebot.text import Text
@@ -49,7 +51,8 @@ async def attendance(ctx: Context, who: str | None) -> Reply:
         return Reply(await _member_record(ctx, ctx.member_id, ctx.user.display), private=True)
     if who is None:
         return Reply(await _circle_record(ctx))
-    if looks_like_number(who):
+    platform_id = who.isascii() and who.isdigit() and len(who) > len(str(MAX_NUMBER))  # a Discord id, say
+    if looks_like_number(who) and not platform_id:
         if not ctx.organiser:
             raise Refused("members see their own attendance; organisers see who came to a meeting.")
         try:
@@ -57,13 +60,32 @@ async def attendance(ctx: Context, who: str | None) -> Reply:
         except ValueError as e:
             raise UsageError(f"<who> {e}, or a member's name.") from None
         return Reply(await _meeting_record(ctx, number))
-    user = await ctx.store.find_member(ctx.user.platform, who.lstrip("@"))
+    user = await _find_member(ctx, who)
+    if user is None and platform_id:
+        raise UsageError(f"I know no member with the id {who[:40]} here (and meeting numbers go from 1 to "
+                         f"{MAX_NUMBER}).")
     if user is None:
         raise UsageError(f"I know no member {who[:40]!r} here.")
     if user.id != ctx.user.id and not ctx.organiser:
         raise Refused("members see only their own attendance.")
     member_id = await ctx.store.member(user)
     return Reply(await _member_record(ctx, member_id, user.display), private=not ctx.organiser)
+
+
+_MENTION = re.compile(r"<@!?([0-9]+)>")  # a Discord user mention
+
+
+async def _find_member(ctx: Context, who: str) -> UserRef | None:
+    """A member named in a command: by their platform id (a Matrix id like @alice:example.org, a Discord id
+    or mention) or by the name shown (a leading @ is fine)."""
+    platform = ctx.user.platform
+    mention = _MENTION.fullmatch(who)
+    if mention:
+        return await ctx.store.find_member(platform, mention[1])
+    found = await ctx.store.find_member(platform, who)
+    if found is None and who.startswith("@"):
+        found = await ctx.store.find_member(platform, who[1:])
+    return found
 
 
 async def _member_record(ctx: Context, member_id: int, name: str) -> Text | str:
