@@ -357,6 +357,22 @@ async def test_discussion_questions_go_into_a_thread_on_the_meetings_post(
     assert len(fake_discord.find_requests("POST", r"/channels/\d+/messages/\d+/threads")) == 1
 
 
+async def test_slash_commands_in_a_meetings_thread_belong_to_its_circle(
+    bot: DiscordDriver, fake_discord: FakeDiscord
+) -> None:
+    assert bot.adapter is not None
+    meeting = number_after("meeting", (await bot.say(bot.organiser, f"schedule {SEED}")).text)
+    where = ChannelRef("discord", str(bot.channel.id))
+    ref = await bot.adapter.send(where, Post(f"**Meeting #{meeting}** tonight"))
+    await bot.adapter.send(where, Post("**Questions**\n1. Why?", thread_of=ref))
+    bot.channel = bot.guild.threads[int(ref.id)]  # members now type in the meeting's thread
+    assert "Test study circle" in (await bot.say("alice", "circle")).text
+    assert f"yes for meeting #{meeting}" in (await bot.say("alice", "rsvp yes")).text
+    inter = await fake_discord.autocomplete(bot.member("alice"), bot.channel, "rsvp", "meeting",
+                                            {"answer": "yes", "meeting": ""})
+    assert [c["value"] for c in (await inter.wait_response())["data"]["choices"]] == [meeting]
+
+
 async def test_long_posts_are_split_at_discords_limit(bot: DiscordDriver, fake_discord: FakeDiscord) -> None:
     assert bot.adapter is not None
     text = "\n\n".join(f"Paragraph {i}: " + "word " * 80 for i in range(12))

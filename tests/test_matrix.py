@@ -358,6 +358,23 @@ async def test_attendance_finds_a_member_by_matrix_id(matrix_driver: MatrixDrive
 
 
 @pytest.mark.timeout(30)
+async def test_commands_in_a_thread_belong_to_the_rooms_circle(matrix_driver: MatrixDriver) -> None:
+    d = matrix_driver
+    alice = await d.user("alice")
+    root = await d.bot.adapter.send(ChannelRef("matrix", d.room_id), Post("**Meeting #1** tonight"))
+    event_id = await send_event(alice.client, d.room_id, "m.room.message", {
+        "msgtype": "m.text", "body": "!circle",
+        "m.relates_to": {"rel_type": "m.thread", "event_id": root.id, "is_falling_back": True,
+                         "m.in_reply_to": {"event_id": root.id}},
+    })
+    await d.bot.processed(event_id)
+    answers = replies_to(await messages(alice.client, d.room_id), event_id)
+    assert answers and "Test study circle" in answers[0]["content"]["body"], answers
+    relates = answers[0]["content"]["m.relates_to"]
+    assert relates["rel_type"] == "m.thread" and relates["event_id"] == root.id  # answered in the thread
+
+
+@pytest.mark.timeout(30)
 async def test_reminders_mention_threads_hold_questions_long_posts_split(matrix_driver: MatrixDriver) -> None:
     d = matrix_driver
     alice = await d.user("alice")

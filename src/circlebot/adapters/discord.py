@@ -555,7 +555,7 @@ class DiscordAdapter:
         path, options, _ = parse_command_data(dict(interaction.data or {}), self._paths)
         user, authority = self._user(interaction)
         pending = _Pending(interaction, self._private.get(path, False))
-        inv = Invocation(user, ChannelRef(PLATFORM, str(interaction.channel_id)), self._clock(), path=path,
+        inv = Invocation(user, _circle_channel(interaction), self._clock(), path=path,
                          options=options, authority=authority, handle=pending)
         loop = asyncio.get_running_loop()
         timer = loop.call_later(self._defer_after, lambda: self._spawn(self._defer(pending), "discord-defer"))
@@ -576,7 +576,7 @@ class DiscordAdapter:
         param = self._params.get(path, {}).get(focused or "")
         found: list[tuple[str, str | int]] = []
         if param is not None and param.type.complete is not None:
-            channel = ChannelRef(PLATFORM, str(interaction.channel_id))
+            channel = _circle_channel(interaction)
             found = await self._lookups.choices(param.type.complete, channel, str(options.get(param.name) or ""))
         await interaction.response.autocomplete(
             [app_commands.Choice(name=label, value=value) for label, value in found[:25]]
@@ -763,6 +763,15 @@ class DiscordAdapter:
                 await channel.send(chunk, allowed_mentions=NO_MENTIONS, reference=reference)
             else:
                 await channel.send(chunk, allowed_mentions=NO_MENTIONS)
+
+
+def _circle_channel(interaction: discord.Interaction[Any]) -> ChannelRef:
+    """The channel a command belongs to: where it was typed, or for a thread (a meeting's questions) the
+    channel the thread is in, whose circle it is."""
+    channel = interaction.channel
+    if isinstance(channel, discord.Thread) and channel.parent_id is not None:
+        return ChannelRef(PLATFORM, str(channel.parent_id))
+    return ChannelRef(PLATFORM, str(interaction.channel_id))
 
 
 def adapter_from_app(app: App) -> DiscordAdapter:
