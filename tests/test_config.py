@@ -149,3 +149,32 @@ def test_a_lead_time_of_zero_is_refused(tmp_path: Path, key: str, value: str) ->
         load(p)
     assert any(p.startswith(f"circles[0].timeline.{key}: a post 0 minutes before the meeting") for p in
                info.value.problems), info.value.problems
+
+
+def test_a_channel_or_room_in_two_circles_is_an_error_naming_both(tmp_path: Path) -> None:
+    def circle(slug: str, where: str) -> str:
+        return (f'[[circles]]\nslug = "{slug}"\nname = "{slug.upper()}"\n'
+                f'meets = {{weekdays = ["mon"], time = "18:00"}}\nwhere = {{{where}}}\n')
+
+    p = write(tmp_path, circle("a", 'discord_channels = ["123456789012345678"], matrix_rooms = ["!r:x.org"]')
+              + circle("b", 'discord_channels = ["123456789012345678"]')
+              + circle("c", 'matrix_rooms = ["!r:x.org"]'))
+    with pytest.raises(ConfigError) as e:
+        load(p)
+    text = str(e.value)
+    assert ("circles[1].where.discord_channels: Discord channel '123456789012345678' is also in circle 'a' "
+            "(circles[0]); a channel belongs to one circle") in text, text
+    assert "circles[2].where.matrix_rooms: Matrix room '!r:x.org' is also in circle 'a' (circles[0])" in text, text
+    res = subprocess.run([sys.executable, "-m", "circlebot", "run", "--config", str(p)],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "is also in circle 'a'" in res.stderr, res
+
+
+def test_check_config_reports_a_bad_syllabus_slug_beside_other_errors(tmp_path: Path) -> None:
+    bad = write(tmp_path, f'readings = "{REPO / "readings"}"\n[[circles]]\nslug = "a"\nname = "A"\n'
+                'meets = {weekdays = ["funday"], time = "18:00"}\nsyllabus = ["missing-reading"]\n')
+    res = subprocess.run([sys.executable, "-m", "circlebot", "check-config", str(bad)],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2
+    assert "circles[0].meets.weekdays[0]: expected a weekday" in res.stderr, res.stderr
+    assert "circles[0].syllabus: no reading 'missing-reading'" in res.stderr, res.stderr

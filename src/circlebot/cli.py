@@ -78,10 +78,39 @@ def _syllabus_problems(settings: config_mod.Settings, collection: Collection) ->
     ]
 
 
+def _raw_syllabus_problems(path: Path) -> list[str]:
+    """The syllabus check on a config that does not validate: from the raw TOML, where it can be read, so
+    check-config reports a bad slug beside the other problems."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return []
+    readings, circles = data.get("readings", "readings"), data.get("circles")
+    if not isinstance(readings, str) or not isinstance(circles, list):
+        return []
+    directory = Path(readings) if Path(readings).is_absolute() else path.parent / readings
+    if not directory.is_dir():
+        return []
+    collection = load_collection(directory)
+    return [
+        f"circles[{i}].syllabus: no reading {slug!r} in {directory}"
+        for i, c in enumerate(circles) if isinstance(c, dict) and isinstance(c.get("syllabus"), list)
+        for slug in c["syllabus"] if isinstance(slug, str) and collection.get(slug) is None
+    ]
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     path = Path(args.path)
-    settings = _load_settings(path)
-    if settings is None:
+    if not path.exists():
+        _load_settings(path)  # says there is no file
+        return 2
+    try:
+        settings = config_mod.load(path)
+    except config_mod.ConfigError as e:  # every problem at once, the syllabus's too
+        error = config_mod.ConfigError(path, e.problems + _raw_syllabus_problems(path))
+        print(f"circlebot: the config has errors.\n{error}", file=sys.stderr)
         return 2
     collection = _load_readings(settings.readings)
     problems = _syllabus_problems(settings, collection)

@@ -336,13 +336,44 @@ def _explain(err: Any) -> str:
     return msg
 
 
+_PLACES = (("discord_channels", "Discord channel", "a channel"), ("matrix_rooms", "Matrix room", "a room"))
+
+
+def _shared_places(data: dict[str, Any]) -> list[str]:
+    """A Discord channel or Matrix room named by two circles (read from the raw TOML, so it is reported beside
+    every other problem): the second is an error naming the first."""
+    circles = data.get("circles")
+    if not isinstance(circles, list):
+        return []
+    problems: list[str] = []
+    owners: dict[tuple[str, str], tuple[int, str]] = {}
+    for i, circle in enumerate(circles):
+        where = circle.get("where") if isinstance(circle, dict) else None
+        if not isinstance(where, dict):
+            continue
+        slug = str(circle.get("slug", f"circles[{i}]"))
+        for key, label, one in _PLACES:
+            ids = where.get(key)
+            if not isinstance(ids, list):
+                continue
+            for place in dict.fromkeys(str(x) for x in ids):
+                first = owners.setdefault((key, place), (i, slug))
+                if first[0] != i:
+                    problems.append(f"circles[{i}].where.{key}: {label} {place!r} is also in circle {first[1]!r} "
+                                    f"(circles[{first[0]}]); {one} belongs to one circle")
+    return problems
+
+
 def validate(data: dict[str, Any], path: Path) -> Settings:
     """Validate parsed TOML; raise `ConfigError` with every problem."""
+    shared = _shared_places(data)
     try:
         settings = Settings.model_validate(data)
     except ValidationError as e:
         problems = [f"{_loc(err['loc'])}: {_explain(err)}" for err in e.errors()]
-        raise ConfigError(path, problems) from None
+        raise ConfigError(path, problems + shared) from None
+    if shared:
+        raise ConfigError(path, shared)
     base = path.parent
     return settings.model_copy(
         update={
