@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import pathlib
 import re
+import time
 
 import pytest
 
@@ -146,3 +147,15 @@ def test_a_wrong_value_is_reported_on_the_line_of_its_key() -> None:
         (17, "sections.\"Two\" has no 'questions' list"),
     ]
     assert lines[9 - 1] == "tags = [" and lines[17 - 1] == '[sections."Two"]'
+
+
+def test_a_huge_front_matter_with_a_wrong_value_is_reported_quickly() -> None:
+    keys = "".join(f'k{number} = "v"\n' for number in range(400))
+    text = '+++\nsummary = "' + "x" * 4_000_000 + '"\n' + keys + "title = 42\n+++\nText.\n"
+    start = time.perf_counter()
+    with pytest.raises(ReadingFormatError) as info:
+        parse_reading(pathlib.Path("a.md"), text)
+    assert time.perf_counter() - start < 10  # locating every key by prefixes would take about a minute
+    messages = [error.message for error in info.value.errors]
+    assert "'title' must be a string in quotes, got 42 (a number)" in messages
+    assert "unknown key 'k399' in the front matter" in " ".join(messages)

@@ -32,7 +32,10 @@ _KNOWN_KEYS = frozenset(
 _TITLE_NOISE = str.maketrans("", "", "\"'“”‘’«»„")
 _LANGUAGE_RE = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*")
 _TOML_HINT = 'strings need quotes, lists look like ["a", "b"] and dates like 2003-10-20'
-_LOCATE_MAX_LINES = 500  # past this many lines, keys are not located (their problems point at line 1)
+# Locating keys reads ever longer prefixes: at most this many, of at most this many characters in all (a huge
+# front matter would otherwise take minutes); keys not located by then are reported on line 1.
+_LOCATE_MAX_LINES = 500
+_LOCATE_MAX_CHARS = 4_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +130,12 @@ class KeyLines:
     def _locate(self) -> dict[tuple[str, ...], int]:
         found: dict[tuple[str, ...], int] = {}
         parsed = 0  # the longest prefix read so far; a key new in a longer one starts on the line after it
+        size = spent = 0
         for end in range(1, min(len(self._lines), _LOCATE_MAX_LINES) + 1):
+            size += len(self._lines[end - 1]) + 1
+            spent += size
+            if spent > _LOCATE_MAX_CHARS:
+                break
             try:
                 document = tomli.loads("\n".join(self._lines[:end]))
             except tomli.TOMLDecodeError:
