@@ -11,6 +11,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     TZ=UTC \
     CIRCLEBOT_CONFIG=/etc/circlebot/circlebot.toml
 
+# tini as PID 1 passes `docker stop`'s SIGTERM to the bot (which then finishes what is in hand, flushes its
+# writes and exits 0) and reaps any child process
+RUN apt-get update && apt-get install -y --no-install-recommends tini && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY src ./src
@@ -28,4 +32,6 @@ VOLUME ["/data"]
 USER circlebot
 WORKDIR /data
 RUN circlebot check-config /etc/circlebot/circlebot.toml
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["circlebot", "run"]

@@ -23,6 +23,16 @@ def test_dockerfile_runs_as_non_root_with_the_database_on_a_volume() -> None:
             assert (REPO / part).exists(), f"the Dockerfile copies {part}, which is not in the repo"
 
 
+def test_dockerfile_delivers_docker_stop_to_the_bot() -> None:
+    # `docker stop` sends the STOPSIGNAL to PID 1: an init (tini) that passes it on to the bot, which is run in
+    # exec form (a shell form CMD would make /bin/sh PID 1, and sh does not pass SIGTERM on)
+    text = (REPO / "Dockerfile").read_text(encoding="utf-8")
+    assert re.search(r"^STOPSIGNAL SIGTERM$", text, re.M)
+    assert re.search(r"^RUN apt-get update && apt-get install -y --no-install-recommends tini\b", text, re.M)
+    assert re.search(r'^ENTRYPOINT \["/usr/bin/tini", "--"\]$', text, re.M)
+    assert re.search(r'^CMD \[', text, re.M) and not re.search(r"^CMD [^\[]", text, re.M)
+
+
 def test_readme_commands_are_the_makefile_targets() -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     make = (REPO / "Makefile").read_text(encoding="utf-8")

@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+STOP_GRACE = 7.0  # seconds a stopping bot gives what is in hand; `docker stop` kills after 10
+
 
 class Clock(Protocol):
     """Where the core gets the time; tests inject a fake one."""
@@ -109,6 +111,7 @@ class App:
         self.adapters: dict[str, ChatAdapter] = {}
         self._ballot_locks: dict[tuple[int, int], asyncio.Lock] = {}
         self.timeline: Timeline | None = None
+        self._stop = asyncio.Event()
         self._channels: dict[tuple[str, str], CircleSettings] = {}
         for c in settings.circles:
             if c.where.console:
@@ -444,37 +447,83 @@ class App:
         if self.timeline is not None:
             await self.timeline.rebuild(circle)
 
+    def stop(self) -> None:
+        """Ask `run` to stop (SIGTERM, SIGINT): no new events are taken, those in hand are finished, the
+        writes flushed and the platforms closed. Safe to call from a signal handler, and more than once."""
+        if not self._stop.is_set():
+            log.info("stopping: finishing what is in hand")
+        self._stop.set()
+
     async def run(self, ready_timeout: float = 60.0) -> None:
-        """Run every adapter and the timeline until the first adapter finishes or all are cancelled.
+        """Run every adapter and the timeline until the first adapter finishes, `stop` is called, or the task
+        is cancelled.
 
         The timeline starts (and catches up on what fell due while the bot was down) once every adapter that
-        has a `ready` event has set it, so catch-up posts are not sent into a platform still connecting."""
+        has a `ready` event has set it, so catch-up posts are not sent into a platform still connecting.
+
+        Stopping, in order: the scheduler takes no new job; each adapter is cancelled, which is how it is told
+        to stop taking events, finish those in hand and close (given until STOP_GRACE after the stop began,
+        then cancelled again); the timeline jobs already running finish (within the same bound); then every
+        queued write is committed. The caller closes the database."""
+        from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_SUBMITTED, JobEvent
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
         from circlebot.timeline import Timeline
 
         self.store.batcher.start()
         scheduler = AsyncIOScheduler(timezone=UTC)
+        jobs_running: list[int] = [0]
+        jobs_idle = asyncio.Event()
+
+        def job_counted(event: JobEvent) -> None:
+            jobs_running[0] += 1 if event.code == EVENT_JOB_SUBMITTED else -1
+            if jobs_running[0] <= 0:
+                jobs_idle.set()
+            else:
+                jobs_idle.clear()
+
+        scheduler.add_listener(job_counted, EVENT_JOB_SUBMITTED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
         self.timeline = Timeline(self, scheduler)
+        stop_by: float | None = None
+        loop = asyncio.get_running_loop()
         try:
             await self.timeline.prepare()  # the syllabus's meetings exist before the first command arrives
             async with asyncio.TaskGroup() as tg:
                 tasks = [tg.create_task(a.run(self.dispatch), name=f"adapter-{p}") for p, a in self.adapters.items()]
+                stopping = tg.create_task(self._stop.wait(), name="circlebot-stop")
                 for adapter in self.adapters.values():
                     ready = getattr(adapter, "ready", None)
-                    if isinstance(ready, asyncio.Event):
-                        try:
-                            await asyncio.wait_for(ready.wait(), ready_timeout)
-                        except TimeoutError:
+                    if isinstance(ready, asyncio.Event) and not stopping.done():
+                        waiting = asyncio.ensure_future(ready.wait())
+                        await asyncio.wait([waiting, stopping], timeout=ready_timeout,
+                                           return_when=asyncio.FIRST_COMPLETED)
+                        waiting.cancel()
+                        if not ready.is_set() and not stopping.done():
                             log.warning("%s is not ready after %.0f s; starting the timeline anyway",
                                         adapter.platform, ready_timeout)
-                scheduler.start()
-                await self.timeline.start()
-                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                if not stopping.done():
+                    scheduler.start()
+                    await self.timeline.start()
+                    await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
+                stop_by = loop.time() + STOP_GRACE
+                if scheduler.running:
+                    scheduler.pause()  # no new job; those running finish below
+                stopping.cancel()
                 for t in tasks:
+                    t.cancel()
+                _, late = await asyncio.wait(tasks, timeout=STOP_GRACE)
+                for t in late:
+                    log.warning("%s did not stop within %.0f s; cut short", t.get_name(), STOP_GRACE)
                     t.cancel()
         finally:
             if scheduler.running:
+                scheduler.pause()
+                if jobs_running[0] > 0:
+                    left = (stop_by or loop.time() + STOP_GRACE) - loop.time()
+                    try:
+                        await asyncio.wait_for(jobs_idle.wait(), max(left, 0.5))
+                    except TimeoutError:
+                        log.warning("%d timeline job(s) still running at stop; cut short", jobs_running[0])
                 scheduler.shutdown(wait=False)
             self.timeline = None
             await self.store.batcher.stop()

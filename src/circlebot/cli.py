@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +17,8 @@ from circlebot.readings import Collection, load_collection
 from circlebot.readings.cache import default_cache_path
 
 log = logging.getLogger("circlebot")
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 DEFAULT_CONFIG = "circlebot.toml"
 
 
@@ -260,10 +263,21 @@ async def serve(settings: config_mod.Settings, *, console: bool) -> int:
             print("circlebot: no adapter to run: enable the console or configure a platform.", file=sys.stderr)
             return 2
         failed: list[Exception] = []
+        loop = asyncio.get_running_loop()
+
+        def on_signal(sig: signal.Signals) -> None:
+            log.warning("received %s: stopping", sig.name)
+            app.stop()
+
+        for sig in STOP_SIGNALS:  # as `docker stop`, systemd and Ctrl-C ask: finish what is in hand, then exit 0
+            loop.add_signal_handler(sig, on_signal, sig)
         try:
             await app.run()
         except* Exception as group:  # an adapter that cannot go on (a rejected token, say) stops the bot
             failed.extend(x for x in group.exceptions if isinstance(x, Exception))
+        finally:
+            for sig in STOP_SIGNALS:
+                loop.remove_signal_handler(sig)
         redact = RedactSecrets(_secrets(settings)).redact
         for error in failed:
             log.debug("the bot stopped", exc_info=error)

@@ -133,7 +133,12 @@ class ConsoleAdapter:
                 at=self._clock(),
                 text=text,
             )
-            await dispatch(inv)
+            handling = asyncio.ensure_future(dispatch(inv))
+            try:
+                await asyncio.shield(handling)
+            except asyncio.CancelledError:
+                await asyncio.wait([handling])  # stopping: the command in hand is finished and answered
+                raise
 
     def _meta(self, text: str) -> bool:
         """Handle a console command; False if the line is an ordinary bot command."""

@@ -67,6 +67,7 @@ MESSAGE_LIMIT = 2000
 TOKEN_LIFETIME = timedelta(minutes=14, seconds=30)  # Discord's is 15 min; keep a margin
 DEFAULT_POLL_HOURS = 24 * 32  # a poll without a closing time stays open as long as Discord allows
 VOTE_BATCH = 500  # the most vote events handed to the core at once
+STOP_DRAIN = 5.0  # seconds a stopping adapter waits for the votes and interactions in hand
 BARE_SUBCOMMANDS = {"poll": "open"}  # the Discord name of a command that also heads a group
 NO_MENTIONS = discord.AllowedMentions.none()
 MISSING_PERMISSIONS = 50013  # Discord's JSON error code with 403 Forbidden
@@ -410,9 +411,14 @@ class DiscordAdapter:
         try:
             await client.start(self._token, reconnect=True)
         finally:
-            self.ready.clear()
-            with contextlib.suppress(Exception):
-                await client.close()
+            try:
+                if self._recovered.is_set():  # stopping: what was received is stored and answered first
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.drain(), STOP_DRAIN)
+            finally:
+                self.ready.clear()
+                with contextlib.suppress(Exception):
+                    await client.close()
             for task in list(self._tasks):
                 task.cancel()
             for task in list(self._tasks):
