@@ -44,7 +44,7 @@ def test_walk_through_in_the_terminal(tmp_path: Path) -> None:
         bot.sendline("rsvp yes")
         bot.expect("alice: yes for meeting #1")
         bot.sendline("schedule x")
-        bot.expect("schedule is for the organisers")
+        bot.expect("`schedule` is for the organisers")
         bot.sendline("/as organiser")
         bot.sendline('poll "Next reading?" "More Bolivia" "Something else"')
         bot.expect(r"1\. More Bolivia")
@@ -117,7 +117,7 @@ def test_errors_go_to_a_log_file_and_the_chat_shows_only_the_apology(tmp_path: P
         with sqlite3.connect(tmp_path / "bot.sqlite3") as db:  # the database breaks under the bot
             db.execute("DROP TABLE rsvps")
         bot.sendline("rsvp yes")
-        bot.expect(r"something went wrong on my side \(error ([0-9a-f]{8})\)")
+        bot.expect(r"something went wrong on my side \(error `([0-9a-f]{8})`\)")
         error_id = bot.match[1]
         bot.sendline("circle")
         bot.expect("Lives on: console")  # the bot carries on
@@ -129,6 +129,31 @@ def test_errors_go_to_a_log_file_and_the_chat_shows_only_the_apology(tmp_path: P
     assert "Traceback" not in shown and "ERROR" not in shown, shown
     logged = log_file.read_text(encoding="utf-8")
     assert re.search(rf"error {error_id} in command 'rsvp yes'.*\nTraceback", logged), logged
+
+
+@pytest.mark.timeout(60)
+def test_post_numbers_go_on_after_a_restart_and_commands_keep_their_backticks(tmp_path: Path) -> None:
+    bot = spawn(tmp_path)
+    try:
+        bot.expect(r"\[bolivia-2003 #1\] 📖 Reading for meeting #1")
+        bot.sendline('poll "First?" "A" "B"')
+        bot.expect(r"\[bolivia-2003 #2\] 📊 Poll #1: First\?")
+        bot.sendline(f"reading {SEED}")
+        bot.expect("`questions` during a meeting on it")  # the command stays recognisable as one
+        bot.sendline("/quit")
+        bot.expect(pexpect.EOF)
+    finally:
+        bot.close(force=True)
+    again = spawn(tmp_path)
+    try:
+        again.expect("you are in")
+        again.sendline('poll "Second?" "A" "B"')
+        again.expect(r"\[bolivia-2003 #(\d+)\] 📊 Poll #2: Second\?")
+        assert int(again.match[1]) == 3, again.match[0]
+        again.sendline("/quit")
+        again.expect(pexpect.EOF)
+    finally:
+        again.close(force=True)
 
 
 def test_a_bad_config_stops_with_every_problem(tmp_path: Path) -> None:

@@ -253,3 +253,33 @@ async def test_a_member_is_found_by_their_platform_id(bot: CoreDriver) -> None:
     assert "Meeting #1" in await bot.say("olga", "attendance 1")
     unknown = await bot.say("olga", "attendance 345678901234567890")
     assert "I know no member with the id 345678901234567890" in unknown, unknown
+
+
+# 12. small things users noticed ----------------------------------------------------------------------------------
+
+
+async def test_unvote_without_a_vote_says_so(bot: CoreDriver) -> None:
+    await bot.say("olga", 'poll "Q?" "A" "B"')
+    none = await bot.say("alice", "unvote 1")
+    assert "no vote in poll #1" in none and "withdrawn" not in none.text, none
+    await bot.say("alice", "vote 1 2")
+    assert "withdrawn" in await bot.say("alice", "unvote 1")
+
+
+async def test_the_limit_on_poll_answers_is_stated_once(bot: CoreDriver) -> None:
+    answers = " ".join(f'"A{i}"' for i in range(21))
+    refused = await bot.say("olga", f'poll "Q?" {answers}')
+    assert "the most is 20" in refused and refused.text.count("20") == 1, refused
+
+
+async def test_a_multi_answer_polls_shares_are_of_voters_and_say_so(bot: CoreDriver) -> None:
+    await bot.say("olga", 'poll "Evenings?" "Mon" "Wed" "Thu" --multi')
+    await bot.say("alice", "vote 1 1 2")
+    await bot.say("bob", "vote 1 1")
+    results = await bot.say("carol", "poll results 1")
+    assert "1. Mon: 2 (100%)" in results and "2. Wed: 1 (50%)" in results and "3. Thu: 0 (0%)" in results, results
+    assert "shares of the 2 voters" in results, results
+    await bot.say("olga", 'poll "One?" "X" "Y"')
+    await bot.say("alice", "vote 2 1")
+    single = await bot.say("carol", "poll results 2")
+    assert "1. X: 1 (100%)" in single and "shares of" not in single.text, single

@@ -470,6 +470,12 @@ async def test_rsvp_and_check_in_by_reaction(matrix_driver: MatrixDriver) -> Non
 
 
 @pytest.mark.timeout(30)
+async def test_the_unknown_command_hint_names_help_with_the_prefix(matrix_driver: MatrixDriver) -> None:
+    answer = await matrix_driver.say("alice", "frobnicate")
+    assert "There is no command 'frobnicate'" in answer and "!help lists them" in answer, answer
+
+
+@pytest.mark.timeout(30)
 async def test_private_answers_go_by_direct_message(matrix_driver: MatrixDriver) -> None:
     d = matrix_driver
     first = await d.say("alice", "vote 99 1")

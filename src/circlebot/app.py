@@ -219,7 +219,7 @@ class App:
             if circle is None:
                 raise UsageError("this channel is not part of any study circle; an admin can add it in the config.")
             if inv.text is not None:
-                command, words = self.commands.resolve(inv.text)
+                command, words = self.commands.resolve(inv.text, prefix)
             else:
                 command = self.commands.get(inv.path)
                 if command is None:

@@ -242,7 +242,7 @@ async def serve(settings: config_mod.Settings, *, console: bool) -> int:
             if not circles:
                 print("circlebot: no circle lives on the console (where.console = false everywhere).", file=sys.stderr)
                 return 2
-            app.add_adapter(ConsoleAdapter(circles, user=settings.console.user))
+            app.add_adapter(ConsoleAdapter(circles, user=settings.console.user, store=app.store))
         if settings.matrix is not None:
             from circlebot.adapters.matrix import adapter_from_settings
 

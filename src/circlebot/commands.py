@@ -265,18 +265,19 @@ class CommandTable:
     def names(self) -> list[str]:
         return sorted({c.path[0] for c in self.commands})
 
-    def resolve(self, text: str) -> tuple[Command, list[Word]]:
-        """Find the command a line names (without the prefix); the rest of its words are not bound yet."""
+    def resolve(self, text: str, prefix: str = "") -> tuple[Command, list[Word]]:
+        """Find the command a line names (without the prefix); the rest of its words are not bound yet.
+        `prefix` is how the platform's users start a command, for the hints in its errors."""
         if len(text) > MAX_INPUT:
             raise UsageError(f"that message is too long ({len(text)} characters; the most is {MAX_INPUT}).")
         try:
             words = split_words(text)
         except UnclosedQuote as e:  # name the command the quote belongs to, for its usage line
             with contextlib.suppress(UsageError):
-                e.command = self.resolve(text[:e.start])[0] if e.start else None
+                e.command = self.resolve(text[:e.start], prefix)[0] if e.start else None
             raise
         if not words:
-            raise UnknownCommand("type a command; `help` lists them.")
+            raise UnknownCommand(f"type a command; `{prefix}help` lists them.")
         head = words[0].text.lower()
         command = None
         if len(words) > 1 and not words[1].quoted:
@@ -289,7 +290,7 @@ class CommandTable:
         if command is None:
             near = [c.name for c in self.commands if c.path[0].startswith(head[:3])] if head else []
             hint = f" Did you mean: {', '.join(near)}?" if near else ""
-            raise UnknownCommand(f"there is no command {head[:40]!r}.{hint} `help` lists them.")
+            raise UnknownCommand(f"there is no command {head[:40]!r}.{hint} `{prefix}help` lists them.")
         return command, words
 
     def parse(self, text: str) -> tuple[Command, dict[str, Any]]:

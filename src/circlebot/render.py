@@ -35,18 +35,21 @@ def _code(prefix: str, command: CommandRef) -> str:
 _MD_STRIP = [
     (re.compile(r"\*\*(.+?)\*\*", re.S), r"\1"),
     (re.compile(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])", re.S), r"\1"),
-    (re.compile(r"`([^`\n]+)`"), r"\1"),
     (re.compile(r"^#{1,6}\s+", re.M), ""),
     (re.compile(r"\[([^\]]+)\]\(([^)]+)\)"), r"\1 (\2)"),
 ]
 
 
-def plain_text(markdown: str) -> str:
-    """The light Markdown core posts use, as plain text for a terminal (or a Matrix ``body``)."""
+_CODE = re.compile(r"`([^`\n]+)`")
+
+
+def plain_text(markdown: str, *, keep_code: bool = False) -> str:
+    """The light Markdown core posts use, as plain text (for a Matrix ``body``). With `keep_code` (the
+    terminal) inline code keeps its backticks, so a command in a sentence stays recognisable as one."""
     out = markdown
     for pattern, repl in _MD_STRIP:
         out = pattern.sub(repl, out)
-    return out
+    return out if keep_code else _CODE.sub(r"\1", out)
 
 
 @lru_cache(maxsize=1)

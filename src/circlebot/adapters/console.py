@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import itertools
 import re
 import sys
 import threading
@@ -20,6 +19,7 @@ from zoneinfo import ZoneInfo
 from circlebot.adapters.base import Dispatch, PollLimits
 from circlebot.domain import ChannelRef, Invocation, MessageRef, PollResults, PollSpec, Post, UserRef
 from circlebot.render import named_markdown, plain_text
+from circlebot.store import Store
 from circlebot.text import BIDI_CONTROLS, Text, cmd
 
 PLATFORM = "console"
@@ -41,6 +41,7 @@ class ConsoleAdapter:
         stdin: TextIO | None = None,
         stdout: TextIO | None = None,
         clock: Callable[[], datetime] | None = None,
+        store: Store | None = None,
     ) -> None:
         if not circles:
             raise ValueError("the console needs at least one circle that lives on the console")
@@ -52,7 +53,9 @@ class ConsoleAdapter:
         if stdout is None and isinstance(self._out, io.TextIOWrapper):
             self._out.reconfigure(errors="replace")  # whatever the terminal's encoding, a post always prints
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._ids = itertools.count(1)
+        self._store = store  # where the post numbers are kept, so they go on after a restart
+        self._next_id: int | None = None
+        self._ids_lock = asyncio.Lock()
 
     # output -----------------------------------------------------------------------------------------
     def _zone(self, channel_id: str) -> ZoneInfo:
@@ -64,15 +67,26 @@ class ConsoleAdapter:
         self._out.flush()
 
     def _render(self, channel: ChannelRef, post: Post) -> str:
-        return plain_text(named_markdown(post.content, self._zone(channel.id), self.prefix))
+        return plain_text(named_markdown(post.content, self._zone(channel.id), self.prefix), keep_code=True)
 
     async def send(self, where: ChannelRef, post: Post, *, key: str | None = None) -> MessageRef:
         """Print a post; the terminal cannot take back or recognise a repeated one, so `key` is unused."""
-        ref = MessageRef(where, str(next(self._ids)))
+        ref = MessageRef(where, str(await self._post_number()))
         tag = f"[{where.id} #{ref.id}]"
         mentions = " ".join(f"@{u.display}" for u in post.mentions)
         self._print(f"{tag} {mentions + ' ' if mentions else ''}{self._render(where, post)}")
         return ref
+
+    async def _post_number(self) -> int:
+        """The next post's number: 1, 2, ... across restarts when the console has a store."""
+        async with self._ids_lock:
+            if self._next_id is None:
+                stored = await self._store.get_state(PLATFORM, "next_post") if self._store else None
+                self._next_id = int(stored) if stored and stored.isdigit() else 1
+            number, self._next_id = self._next_id, self._next_id + 1
+            if self._store is not None:
+                await self._store.set_state(PLATFORM, "next_post", str(self._next_id))
+            return number
 
     async def reply(self, to: Invocation, post: Post, *, private: bool = False) -> None:
         head = f"(only {to.user.display} sees this) " if private else ""

@@ -27,10 +27,14 @@ def results_text(results: PollResults, *, hide_counts: bool = False) -> str:
         lines.append("This is a secret poll: counts are shown when it closes.")
         return "\n".join(lines)
     lines = [f"**Poll #{poll.id}: {poll.question}** ({state}, {results.voters} voter(s))"]
-    total = sum(results.counts) or 1
+    # a share is of the voters: in a multi-answer poll one voter counts for several answers, so the shares of
+    # votes would not say how many people want an answer
+    total = (results.voters if poll.multi else sum(results.counts)) or 1
     for i, (answer, n) in enumerate(zip(poll.answers, results.counts, strict=True), 1):
         bar = "█" * round(BAR * n / total)
         lines.append(f"{i}. {answer}: {n} ({100 * n / total:.0f}%) {bar}")
+    if poll.multi and results.voters:
+        lines.append(f"(Percentages are shares of the {results.voters} voters; each could pick several answers.)")
     if results.closed:
         winners = results.winners()
         if not winners:
@@ -62,12 +66,13 @@ async def open_poll(ctx: Context, question: str, answers: tuple[str, ...], multi
         problems.append("two answers are the same")
     problems += [f"answer {i} is {len(a)} characters; the most is {MAX_ANSWER}"
                  for i, a in enumerate(answers, 1) if len(a) > MAX_ANSWER]
-    for platform, limits in ctx.app.poll_limits(ctx.circle):
-        if len(question) > limits.question_chars:
+    for platform, limits in ctx.app.poll_limits(ctx.circle):  # a platform's limit is said where it is stricter
+        if len(question) > limits.question_chars and limits.question_chars < MAX_QUESTION:
             problems.append(f"{platform} allows questions of at most {limits.question_chars} characters")
-        if len(answers) > limits.answers:
+        if len(answers) > limits.answers and limits.answers < MAX_ANSWERS:
             problems.append(f"{platform} allows at most {limits.answers} answers")
-        long = [i for i, a in enumerate(answers, 1) if len(a) > limits.answer_chars]
+        long = [i for i, a in enumerate(answers, 1) if len(a) > limits.answer_chars] if (
+            limits.answer_chars < MAX_ANSWER) else []
         if long:
             problems.append(f"{platform} allows answers of at most {limits.answer_chars} characters "
                             f"(too long: answer {', '.join(map(str, long))})")
@@ -146,6 +151,8 @@ async def unvote(ctx: Context, poll: int) -> Reply:
     p = await _poll_here(ctx, poll)
     if p.over(ctx.now):
         raise UsageError(f"poll #{poll} is closed.")
+    if not await ctx.store.ballot_of(p.id, ctx.member_id):
+        return Reply(f"{ctx.user.display}, you have no vote in poll #{p.id}: nothing to withdraw.", private=True)
     await ctx.store.record_vote(p.id, ctx.member_id, (), ctx.now)
     return Reply(f"{ctx.user.display}, your vote in poll #{p.id} is withdrawn.", private=p.secret)
 
