@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from circlebot.domain import RsvpAnswer, UserRef
+from circlebot.domain import ChannelRef, MessageRef, RsvpAnswer, UserRef
 from circlebot.store import Database, Store, StoreError, WriteRejected
 from circlebot.store.migrations import MIGRATIONS
 
@@ -221,5 +221,100 @@ async def test_members_seen_together_are_created_together_with_their_names(tmp_p
         rows = {(r[0], r[1]): (r[2], r[3]) for r in stored}
         assert len(rows) == 301
         assert all(rows[(u.platform, u.id)] == (mid, u.name) for u, mid in zip(people, ids, strict=True))
+    finally:
+        await db.close()
+
+
+async def test_adapter_state_of_meetings_and_polls_long_past_is_cleaned_up(tmp_path: Path) -> None:
+    db = await Database.open(tmp_path / "x.sqlite3")
+    store = Store(db)
+    try:
+        day = timedelta(days=1)
+        old = await store.add_meeting("c", NOW - 40 * day, NOW - 40 * day + timedelta(hours=1), "r", None, NOW)
+        recent = await store.add_meeting("c", NOW - 10 * day, NOW - 10 * day + timedelta(hours=1), "r", None, NOW)
+        closed_long_ago = await store.create_poll("c", "Q?", ("A", "B"), multi=False, secret=False, opened_by=None,
+                                                  now=NOW - 50 * day, closes_at=None)
+        open_poll = await store.create_poll("c", "Q2?", ("A", "B"), multi=False, secret=False, opened_by=None,
+                                            now=NOW - 50 * day, closes_at=None)
+        await store.close_poll(closed_long_ago.id, NOW - 45 * day)
+        for poll, event in ((closed_long_ago, "$poll-old"), (open_poll, "$poll-open")):
+            await store.add_poll_message(poll.id, MessageRef(ChannelRef("matrix", "!room"), event))
+        state = store.adapter_state("matrix")
+        await state.put("controls", "$post-old", '{"meeting": 1}', meeting_id=old.id)
+        await state.put("reaction", "$r-old", "{}", meeting_id=old.id)
+        await state.put("controls", "$post-recent", '{"meeting": 2}', meeting_id=recent.id)
+        await state.put("poll_end", "$poll-old", "1", poll_message="$poll-old")
+        await state.put("poll_end", "$poll-open", "2", poll_message="$poll-open")
+        await state.put("note", "unowned-old", "x", now=NOW - 31 * day)
+        await state.put("note", "unowned-new", "x", now=NOW - day)
+        await store.set_state("matrix", "sync_token", "s1")  # the platform's own settings stay
+        assert await store.clean_up(NOW) == 4
+        assert await state.get("controls", "$post-old") is None and await state.get("reaction", "$r-old") is None
+        assert await state.get("poll_end", "$poll-old") is None and await state.get("note", "unowned-old") is None
+        assert await state.get("controls", "$post-recent") == '{"meeting": 2}'
+        assert await state.get("poll_end", "$poll-open") == "2"
+        assert await state.get("note", "unowned-new") == "x"
+        assert await store.get_state("matrix", "sync_token") == "s1"
+        await state.delete("controls", "$post-recent")
+        assert await state.get("controls", "$post-recent") is None
+    finally:
+        await db.close()
+
+
+async def test_the_matrix_adapters_old_state_rows_move_with_their_owners(tmp_path: Path) -> None:
+    path = tmp_path / "x.sqlite3"
+    with sqlite3.connect(path) as raw:  # a database at the version before adapter_items, with Matrix's rows
+        for version, (_, statements) in enumerate(MIGRATIONS[:-1], 1):
+            for stmt in statements:
+                raw.execute(stmt)
+            raw.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            raw.execute("DELETE FROM schema_version")
+            raw.execute("INSERT INTO schema_version VALUES (?)", (version,))
+        raw.execute("INSERT INTO meetings (id, circle, starts_at, ends_at, reading, created_at) "
+                    "VALUES (7, 'c', 'a', 'b', 'r', 'x')")
+        raw.execute("INSERT INTO polls (id, circle, question, multi, secret, opened_at) "
+                    "VALUES (3, 'c', 'q', 0, 0, 'x')")
+        raw.execute("INSERT INTO poll_messages VALUES (3, 'matrix', '!room', '$poll')")
+        raw.executemany("INSERT INTO adapter_state VALUES ('matrix', ?, ?)", [
+            ("controls:$post", '{"meeting": 7, "controls": ["rsvp"]}'),
+            ("reaction:$r1", '{"target": "$post", "sender": "@a:x", "key": "👍"}'),
+            ("reaction:$r2", ""),  # forgotten
+            ("poll_end:$poll", "1234"),
+            ("sync_token", "s9"),
+        ])
+    db = await Database.open(path)
+    try:
+        rows = await db.fetchall("SELECT namespace, key, meeting_id, poll_id FROM adapter_items ORDER BY namespace")
+        assert [tuple(r) for r in rows] == [("controls", "$post", 7, None), ("poll_end", "$poll", None, 3),
+                                            ("reaction", "$r1", 7, None)]
+        assert [r[0] for r in await db.fetchall("SELECT key FROM adapter_state")] == ["sync_token"]
+    finally:
+        await db.close()
+
+
+async def test_the_bot_cleans_up_old_adapter_state_when_it_starts_and_stops_when_asked(tmp_path: Path) -> None:
+    from circlebot.app import App
+    from circlebot.readings import load_collection
+    from conftest import START, circle_config, make_settings
+    from drivers import FakeClock, RecordingAdapter
+
+    settings = make_settings(tmp_path, circles=[circle_config(syllabus=[])])
+    db = await Database.open(settings.database)
+    store = Store(db)
+    try:
+        ended = START - timedelta(days=31)
+        meeting = await store.add_meeting("study", ended - timedelta(hours=1), ended, "r", None, START)
+        state = store.adapter_state("matrix")
+        await state.put("controls", "$post", "{}", meeting_id=meeting.id)
+        app = App(settings, store, load_collection(settings.readings), FakeClock(START))
+        app.add_adapter(RecordingAdapter(settings.zone_of(settings.circles[0])))
+        running = asyncio.create_task(app.run())
+        for _ in range(2000):
+            if await state.get("controls", "$post") is None:
+                break
+            await asyncio.sleep(0.001)
+        assert await state.get("controls", "$post") is None
+        app.stop()
+        await asyncio.wait_for(running, 10)
     finally:
         await db.close()

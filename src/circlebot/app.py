@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+CLEAN_UP_EVERY = 24 * 3600.0  # seconds between clean-ups of old adapter state
 STOP_GRACE = 7.0  # seconds a stopping bot gives what is in hand; `docker stop` kills after 10
 
 
@@ -447,6 +448,17 @@ class App:
         if self.timeline is not None:
             await self.timeline.rebuild(circle)
 
+    async def _clean_up_daily(self) -> None:
+        """Remove adapter state of meetings and polls long past, at start and then once a day."""
+        while True:
+            try:
+                removed = await self.store.clean_up(self.clock.now())
+                if removed:
+                    log.info("clean-up: removed %d item(s) of adapter state of meetings and polls long past", removed)
+            except Exception:
+                log.exception("clean-up failed; trying again in a day")
+            await asyncio.sleep(CLEAN_UP_EVERY)
+
     def stop(self) -> None:
         """Ask `run` to stop (SIGTERM, SIGINT): no new events are taken, those in hand are finished, the
         writes flushed and the platforms closed. Safe to call from a signal handler, and more than once."""
@@ -491,6 +503,7 @@ class App:
             async with asyncio.TaskGroup() as tg:
                 tasks = [tg.create_task(a.run(self.dispatch), name=f"adapter-{p}") for p, a in self.adapters.items()]
                 stopping = tg.create_task(self._stop.wait(), name="circlebot-stop")
+                cleaning = tg.create_task(self._clean_up_daily(), name="circlebot-clean-up")
                 for adapter in self.adapters.values():
                     ready = getattr(adapter, "ready", None)
                     if isinstance(ready, asyncio.Event) and not stopping.done():
@@ -509,6 +522,7 @@ class App:
                 if scheduler.running:
                     scheduler.pause()  # no new job; those running finish below
                 stopping.cancel()
+                cleaning.cancel()
                 for t in tasks:
                     t.cancel()
                 _, late = await asyncio.wait(tasks, timeout=STOP_GRACE)

@@ -75,7 +75,7 @@ from circlebot.domain import (
     VoteCast,
 )
 from circlebot.render import named_markdown, plain_text, split_text, to_html
-from circlebot.store import Store
+from circlebot.store import AdapterState, Store
 from circlebot.text import Text, named_time
 
 log = logging.getLogger(__name__)
@@ -228,6 +228,11 @@ class MatrixAdapter:
         self._controls: dict[str, tuple[int | None, frozenset[Control]] | None] = {}
         self._warned_encrypted: set[str] = set()
         self._ignored_invites: set[str] = set()
+
+    @property
+    def _state(self) -> AdapterState:
+        """Per-post and per-poll items (controls, reactions, poll ends), cleaned up with their meeting or poll."""
+        return self._store.adapter_state(PLATFORM)
 
     # running ---------------------------------------------------------------------------------------
     async def run(self, dispatch: Dispatch) -> None:
@@ -573,11 +578,11 @@ class MatrixAdapter:
         known = self._poll_ends.get(end.start_id)
         if known is None or end.ts < known:
             self._poll_ends[end.start_id] = end.ts
-            await self._store.set_state(PLATFORM, f"poll_end:{end.start_id}", str(end.ts))
+            await self._state.put("poll_end", end.start_id, str(end.ts), poll_message=end.start_id)
 
     async def _poll_end(self, start_id: str) -> int | None:
         if start_id not in self._poll_ends:
-            value = await self._store.get_state(PLATFORM, f"poll_end:{start_id}")
+            value = await self._state.get("poll_end", start_id)
             self._poll_ends[start_id] = int(value) if value else None
         return self._poll_ends[start_id]
 
@@ -642,7 +647,7 @@ class MatrixAdapter:
     # reactions -------------------------------------------------------------------------------------
     async def _post_controls(self, event_id: str) -> tuple[int | None, frozenset[Control]] | None:
         if event_id not in self._controls:
-            value = await self._store.get_state(PLATFORM, f"controls:{event_id}")
+            value = await self._state.get("controls", event_id)
             parsed: tuple[int | None, frozenset[Control]] | None = None
             if value:
                 data = json.loads(value)
@@ -665,8 +670,8 @@ class MatrixAdapter:
         at = _ts(int(src.get("origin_server_ts", 0)))
         message = MessageRef(ChannelRef(PLATFORM, room_id), target)
         if Control.RSVP in kinds and key in RSVP_KEYS:
-            await self._store.set_state(PLATFORM, f"reaction:{src['event_id']}",
-                                        json.dumps({"target": target, "sender": sender, "key": key}))
+            await self._state.put("reaction", str(src["event_id"]),
+                                  json.dumps({"target": target, "sender": sender, "key": key}), meeting_id=meeting_id)
             await self._dispatch(RsvpCast(user, RSVP_KEYS[key], at, meeting_id=meeting_id, message=message))
         elif Control.CHECK_IN in kinds and (Control.RSVP not in kinds or key == CHECK_IN_KEY):
             await self._dispatch(CheckInCast(user, at, meeting_id=meeting_id, message=message))
@@ -676,12 +681,12 @@ class MatrixAdapter:
         redacts = content.get("redacts") or src.get("redacts")
         if not isinstance(redacts, str) or self._dispatch is None:
             return
-        value = await self._store.get_state(PLATFORM, f"reaction:{redacts}")
+        value = await self._state.get("reaction", redacts)
         if not value:
             return
         data = json.loads(value)
         target, sender = str(data["target"]), str(data["sender"])
-        await self._store.set_state(PLATFORM, f"reaction:{redacts}", "")
+        await self._state.delete("reaction", redacts)
         controls = await self._post_controls(target)
         meeting_id = controls[0] if controls else None
         remaining = await self._rsvp_reactions_left(room_id, target, sender, redacts)
@@ -761,7 +766,7 @@ class MatrixAdapter:
         ref = MessageRef(where, ids[0])
         if post.controls:
             data = {"meeting": post.meeting_id, "controls": [c.value for c in post.controls]}
-            await self._store.set_state(PLATFORM, f"controls:{ref.id}", json.dumps(data))
+            await self._state.put("controls", ref.id, json.dumps(data), meeting_id=post.meeting_id)
             self._controls[ref.id] = (post.meeting_id, frozenset(post.controls))
             keys = [*(RSVP_OFFERED if Control.RSVP in post.controls else ()),
                     *((CHECK_IN_KEY,) if Control.CHECK_IN in post.controls else ())]

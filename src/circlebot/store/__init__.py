@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from circlebot.store.db import Database, StoreError, WriteRejected
-from circlebot.store.queries import Delivery, Meeting, PollRow, PostClaim, Store
+from circlebot.store.queries import AdapterState, Delivery, Meeting, PollRow, PostClaim, Store
 
-__all__ = ["Database", "Delivery", "Meeting", "PollRow", "PostClaim", "Store", "StoreError", "WriteRejected"]
+__all__ = [
+    "AdapterState", "Database", "Delivery", "Meeting", "PollRow", "PostClaim", "Store", "StoreError", "WriteRejected",
+]

@@ -159,4 +159,43 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             END""",
         ],
     ),
+    (
+        "adapter state by namespace and key, each item tied to the meeting or poll it belongs to (for clean-up)",
+        [
+            """CREATE TABLE adapter_items (
+                platform TEXT NOT NULL,
+                namespace TEXT NOT NULL,
+                key TEXT NOT NULL,
+                value TEXT NOT NULL,
+                meeting_id INTEGER REFERENCES meetings (id) ON DELETE CASCADE,
+                poll_id INTEGER REFERENCES polls (id) ON DELETE CASCADE,
+                written_at TEXT NOT NULL,
+                PRIMARY KEY (platform, namespace, key)
+            ) WITHOUT ROWID""",
+            "CREATE INDEX adapter_items_by_meeting ON adapter_items (meeting_id) WHERE meeting_id IS NOT NULL",
+            "CREATE INDEX adapter_items_by_poll ON adapter_items (poll_id) WHERE poll_id IS NOT NULL",
+            "CREATE INDEX adapter_items_unowned ON adapter_items (written_at) "
+            "WHERE meeting_id IS NULL AND poll_id IS NULL",
+            # what the Matrix adapter kept in adapter_state under prefixed keys moves here, with its owner: a
+            # post's controls name their meeting, a reaction its post, a poll's end is keyed by the poll's event
+            """INSERT INTO adapter_items (platform, namespace, key, value, meeting_id, poll_id, written_at)
+                SELECT platform, 'controls', substr(key, 10), value,
+                       (SELECT id FROM meetings WHERE id = json_extract(value, '$.meeting')), NULL,
+                       strftime('%Y-%m-%dT%H:%M:%f', 'now') || '000+00:00'
+                FROM adapter_state WHERE substr(key, 1, 9) = 'controls:' AND json_valid(value)""",
+            """INSERT INTO adapter_items (platform, namespace, key, value, meeting_id, poll_id, written_at)
+                SELECT s.platform, 'reaction', substr(s.key, 10), s.value,
+                       (SELECT c.meeting_id FROM adapter_items c WHERE c.platform = s.platform
+                        AND c.namespace = 'controls' AND c.key = json_extract(s.value, '$.target')), NULL,
+                       strftime('%Y-%m-%dT%H:%M:%f', 'now') || '000+00:00'
+                FROM adapter_state s WHERE substr(s.key, 1, 9) = 'reaction:' AND json_valid(s.value)""",
+            """INSERT INTO adapter_items (platform, namespace, key, value, meeting_id, poll_id, written_at)
+                SELECT s.platform, 'poll_end', substr(s.key, 10), s.value, NULL,
+                       (SELECT m.poll_id FROM poll_messages m WHERE m.platform = s.platform
+                        AND m.message_id = substr(s.key, 10) LIMIT 1),
+                       strftime('%Y-%m-%dT%H:%M:%f', 'now') || '000+00:00'
+                FROM adapter_state s WHERE substr(s.key, 1, 9) = 'poll_end:'""",
+            "DELETE FROM adapter_state WHERE substr(key, 1, 9) IN ('controls:', 'reaction:', 'poll_end:')",
+        ],
+    ),
 ]

@@ -36,6 +36,48 @@ def _opt_ts(text: str | None) -> datetime | None:
     return from_ts(text) if text else None
 
 
+KEEP_STATE = timedelta(days=30)  # adapter state outlives its meeting's end or its poll's closing by this much
+
+
+class AdapterState:
+    """A platform adapter's items of state (what a post's reactions mean, who reacted how, when a poll ended),
+    by namespace and key. Each item may name the meeting it belongs to, or the platform message of its poll;
+    `Store.clean_up` removes it once that meeting or poll is long past."""
+
+    def __init__(self, db: Database, platform: str) -> None:
+        self._db = db
+        self.platform = platform
+
+    async def get(self, namespace: str, key: str) -> str | None:
+        row = await self._db.fetchone(
+            "SELECT value FROM adapter_items WHERE platform = ? AND namespace = ? AND key = ?",
+            (self.platform, namespace, key),
+        )
+        return str(row[0]) if row else None
+
+    async def put(self, namespace: str, key: str, value: str, *, meeting_id: int | None = None,
+                  poll_message: str | None = None, now: datetime | None = None) -> None:
+        """Keep an item; `meeting_id`, or `poll_message` (the id of a poll's message on this platform), says
+        what it belongs to."""
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO adapter_items (platform, namespace, key, value, meeting_id, poll_id, written_at) "
+                "VALUES (?, ?, ?, ?, (SELECT id FROM meetings WHERE id = ?), "
+                "(SELECT poll_id FROM poll_messages WHERE platform = ? AND message_id = ? LIMIT 1), ?) "
+                "ON CONFLICT (platform, namespace, key) DO UPDATE SET value = excluded.value, "
+                "meeting_id = excluded.meeting_id, poll_id = excluded.poll_id, written_at = excluded.written_at",
+                (self.platform, namespace, key, value, meeting_id, self.platform, poll_message,
+                 ts(now or datetime.now(UTC))),
+            )
+
+    async def delete(self, namespace: str, key: str) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "DELETE FROM adapter_items WHERE platform = ? AND namespace = ? AND key = ?",
+                (self.platform, namespace, key),
+            )
+
+
 @dataclass(frozen=True, slots=True)
 class Meeting:
     """A circle's meeting, with the reading (or part of it) it discusses."""
@@ -685,6 +727,8 @@ class Store:
 
     # adapter state ---------------------------------------------------------------------------------
     async def get_state(self, platform: str, key: str) -> str | None:
+        """A platform's own setting that lives as long as the bot does (a sync token, its DM rooms); state that
+        belongs to a meeting or a poll goes through `adapter_state` instead, and is cleaned up."""
         row = await self.db.fetchone(
             "SELECT value FROM adapter_state WHERE platform = ? AND key = ?", (platform, key)
         )
@@ -697,6 +741,23 @@ class Store:
                 "ON CONFLICT (platform, key) DO UPDATE SET value = excluded.value",
                 (platform, key, value),
             )
+
+    def adapter_state(self, platform: str) -> AdapterState:
+        """One platform's items of state, by namespace and key, each tied to its meeting or poll."""
+        return AdapterState(self.db, platform)
+
+    async def clean_up(self, now: datetime, keep: timedelta = KEEP_STATE) -> int:
+        """Remove adapter state that belongs to meetings that ended, and polls that closed, more than `keep`
+        ago (and state that belongs to neither, written that long ago). Returns how many items went."""
+        cutoff = ts(now - keep)
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "DELETE FROM adapter_items WHERE meeting_id IN (SELECT id FROM meetings WHERE ends_at < ?) "
+                "OR poll_id IN (SELECT id FROM polls WHERE closed_at < ?) "
+                "OR (meeting_id IS NULL AND poll_id IS NULL AND written_at < ?)",
+                (cutoff, cutoff, cutoff),
+            )
+            return int(cur.rowcount)
 
     # meeting questions -----------------------------------------------------------------------------
     async def meeting_questions(self, meeting_id: int) -> list[tuple[int, str]]:
