@@ -25,7 +25,7 @@ import contextlib
 import logging
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -154,18 +154,26 @@ def core_paths(commands: Sequence[Command]) -> dict[tuple[str, ...], tuple[str, 
 def parse_command_data(data: dict[str, Any], paths: dict[tuple[str, ...], tuple[str, ...]]) -> tuple[
         tuple[str, ...], dict[str, Any], str | None]:
     """An interaction's ``data`` as the core's command path (`paths` from `core_paths`), its options by name, and
-    the focused option."""
+    the focused option. Whatever is not as Discord documents it (an option without a name, a sub-command that
+    is not an object) is left out: the core then refuses the command for what is missing."""
+
+    def objects(value: object) -> list[Mapping[str, Any]]:
+        return [o for o in value if isinstance(o, Mapping)] if isinstance(value, list) else []
+
     path = [str(data.get("name", ""))]
-    options: list[dict[str, Any]] = list(data.get("options") or [])
-    while options and int(options[0].get("type", 0)) in (1, 2):
-        path.append(str(options[0]["name"]))
-        options = list(options[0].get("options") or [])
+    options = objects(data.get("options"))
+    while options and options[0].get("type") in (1, 2):  # SUB_COMMAND, SUB_COMMAND_GROUP
+        path.append(str(options[0].get("name", "")))
+        options = objects(options[0].get("options"))
     values: dict[str, Any] = {}
     focused: str | None = None
     for o in options:
-        values[str(o["name"])] = o.get("value")
+        name = o.get("name")
+        if not isinstance(name, str):
+            continue
+        values[name] = o.get("value")
         if o.get("focused"):
-            focused = str(o["name"])
+            focused = name
     return paths.get(tuple(path), tuple(path)), values, focused
 
 

@@ -140,8 +140,77 @@ def client_config() -> AsyncClientConfig:
     )
 
 
-def _ts(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
+def _ts(ms: object) -> datetime:
+    """An event's ``origin_server_ts`` (milliseconds) as a time; one that is not a usable number (a server's
+    mistake, or a forged event) is taken as now."""
+    if isinstance(ms, int | float) and not isinstance(ms, bool):
+        try:
+            return datetime.fromtimestamp(ms / 1000, UTC)
+        except (OverflowError, OSError, ValueError):
+            pass
+    return datetime.now(UTC)
+
+
+def _dict(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+@dataclass(frozen=True, slots=True)
+class CommandEvent:
+    """A command typed in a room: the text after the prefix."""
+
+    event_id: str
+    sender: str
+    text: str
+    at: datetime
+    thread_root: str | None = None
+
+
+def parse_command(src: Mapping[str, Any], prefix: str) -> CommandEvent | None:
+    """The command in a raw ``m.room.message`` event, or None when there is none (not text, no prefix, an edit,
+    or an event that is not well formed)."""
+    content = _dict(src.get("content"))
+    body, event_id, sender = content.get("body"), src.get("event_id"), src.get("sender")
+    if content.get("msgtype") != "m.text" or not isinstance(body, str) or not body.startswith(prefix):
+        return None
+    if not isinstance(event_id, str) or not isinstance(sender, str):
+        return None
+    rel = _dict(content.get("m.relates_to"))
+    if rel.get("rel_type") == "m.replace":  # an edit: the command ran when it was first sent
+        return None
+    text = body[len(prefix):].strip()
+    if not text:
+        return None
+    thread = rel.get("event_id") if rel.get("rel_type") == "m.thread" else None
+    return CommandEvent(event_id, sender, text, _ts(src.get("origin_server_ts")),
+                        thread if isinstance(thread, str) else None)
+
+
+@dataclass(frozen=True, slots=True)
+class ReactionEvent:
+    """A reaction (``m.annotation``) on an event: `key` without emoji variation selectors."""
+
+    event_id: str
+    sender: str
+    target: str
+    key: str
+    at: datetime
+
+
+def parse_reaction(src: Mapping[str, Any]) -> ReactionEvent | None:
+    """The reaction in a raw ``m.reaction`` event, or None when it is not a well-formed one."""
+    rel = _dict(_dict(src.get("content")).get("m.relates_to"))
+    target, key, event_id, sender = rel.get("event_id"), rel.get("key"), src.get("event_id"), src.get("sender")
+    if rel.get("rel_type") != "m.annotation" or not all(isinstance(x, str) for x in (target, key, event_id, sender)):
+        return None
+    return ReactionEvent(str(event_id), str(sender), str(target), str(key).replace("\ufe0f", ""),
+                         _ts(src.get("origin_server_ts")))
+
+
+def parse_redaction(src: Mapping[str, Any]) -> tuple[str, datetime] | None:
+    """The event a raw ``m.room.redaction`` removes (room v11 puts it in the content), and when."""
+    redacts = _dict(src.get("content")).get("redacts") or src.get("redacts")
+    return (redacts, _ts(src.get("origin_server_ts"))) if isinstance(redacts, str) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -470,22 +539,13 @@ class MatrixAdapter:
 
     # commands --------------------------------------------------------------------------------------
     async def _on_message(self, room_id: str, src: Mapping[str, Any]) -> None:
-        content = src.get("content") or {}
-        body = content.get("body")
-        if content.get("msgtype") != "m.text" or not isinstance(body, str) or not body.startswith(self.prefix):
+        command = parse_command(src, self.prefix)
+        if command is None or (room_id not in self._rooms and room_id not in self._dm_rooms):
             return
-        rel = content.get("m.relates_to") or {}
-        if rel.get("rel_type") == "m.replace":  # an edit: the command ran when it was first sent
-            return
-        if room_id not in self._rooms and room_id not in self._dm_rooms:
-            return
-        text = body[len(self.prefix):].strip()
-        event_id = str(src["event_id"])
-        if not text or self._dispatch is None or event_id in self._commands:
+        event_id, sender = command.event_id, command.sender
+        if self._dispatch is None or event_id in self._commands:
             return
         await self._remember_command(event_id)
-        sender = str(src["sender"])
-        thread = rel.get("event_id") if rel.get("rel_type") == "m.thread" else None
         authority = Authority()
         if room_id in self._rooms:
             try:
@@ -495,10 +555,10 @@ class MatrixAdapter:
         inv = Invocation(
             user=UserRef(PLATFORM, sender, await self._display_name(room_id, sender)),
             channel=ChannelRef(PLATFORM, room_id),
-            at=_ts(int(src.get("origin_server_ts", 0))),
-            text=text,
+            at=command.at,
+            text=command.text,
             authority=authority,
-            handle=_Handle(room_id, event_id, thread if isinstance(thread, str) else None),
+            handle=_Handle(room_id, event_id, command.thread_root),
         )
         await self._dispatch(inv)
 
@@ -656,31 +716,28 @@ class MatrixAdapter:
         return self._controls[event_id]
 
     async def _on_reaction(self, room_id: str, src: Mapping[str, Any]) -> None:
-        rel = (src.get("content") or {}).get("m.relates_to") or {}
-        target, key = rel.get("event_id"), rel.get("key")
-        if rel.get("rel_type") != "m.annotation" or not isinstance(target, str) or not isinstance(key, str):
+        reaction = parse_reaction(src)
+        if reaction is None:
             return
+        target, key, sender, at = reaction.target, reaction.key, reaction.sender, reaction.at
         controls = await self._post_controls(target)
         if controls is None or self._dispatch is None:
             return
         meeting_id, kinds = controls
-        key = key.replace("\ufe0f", "")
-        sender = str(src["sender"])
         user = UserRef(PLATFORM, sender, await self._display_name(room_id, sender))
-        at = _ts(int(src.get("origin_server_ts", 0)))
         message = MessageRef(ChannelRef(PLATFORM, room_id), target)
         if Control.RSVP in kinds and key in RSVP_KEYS:
-            await self._state.put("reaction", str(src["event_id"]),
+            await self._state.put("reaction", reaction.event_id,
                                   json.dumps({"target": target, "sender": sender, "key": key}), meeting_id=meeting_id)
             await self._dispatch(RsvpCast(user, RSVP_KEYS[key], at, meeting_id=meeting_id, message=message))
         elif Control.CHECK_IN in kinds and (Control.RSVP not in kinds or key == CHECK_IN_KEY):
             await self._dispatch(CheckInCast(user, at, meeting_id=meeting_id, message=message))
 
     async def _on_redaction(self, room_id: str, src: Mapping[str, Any]) -> None:
-        content = src.get("content") or {}
-        redacts = content.get("redacts") or src.get("redacts")
-        if not isinstance(redacts, str) or self._dispatch is None:
+        redaction = parse_redaction(src)
+        if redaction is None or self._dispatch is None:
             return
+        redacts, at = redaction
         value = await self._state.get("reaction", redacts)
         if not value:
             return
@@ -691,7 +748,7 @@ class MatrixAdapter:
         meeting_id = controls[0] if controls else None
         remaining = await self._rsvp_reactions_left(room_id, target, sender, redacts)
         user = UserRef(PLATFORM, sender, await self._display_name(room_id, sender))
-        await self._dispatch(RsvpCast(user, remaining, _ts(int(src.get("origin_server_ts", 0))),
+        await self._dispatch(RsvpCast(user, remaining, at,
                                       meeting_id=meeting_id, message=MessageRef(ChannelRef(PLATFORM, room_id), target)))
 
     async def _rsvp_reactions_left(self, room_id: str, target: str, sender: str, gone: str) -> RsvpAnswer | None:

@@ -91,14 +91,16 @@ class PollResponse:
 
 def _related(event: Mapping[str, Any], types: Container[str]) -> tuple[Mapping[str, Any], str, str, str, int] | None:
     """(content, start event id, sender, event id, timestamp) of a well-formed poll event of one of `types`."""
-    if event.get("type") not in types:
+    kind = event.get("type")
+    if not isinstance(kind, str) or kind not in types:
         return None
     content = event.get("content")
     if not isinstance(content, Mapping):
         return None
     start_id = _reference(content)
     sender, event_id, ts = event.get("sender"), event.get("event_id"), event.get("origin_server_ts")
-    if start_id is None or not isinstance(sender, str) or not isinstance(event_id, str) or not isinstance(ts, int):
+    if (start_id is None or not isinstance(sender, str) or not isinstance(event_id, str) or not isinstance(ts, int)
+            or isinstance(ts, bool)):
         return None
     return content, start_id, sender, event_id, ts
 
