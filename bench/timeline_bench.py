@@ -32,11 +32,11 @@ from core_bench import NullAdapter  # noqa: E402
 
 from circlebot.app import App, SystemClock  # noqa: E402
 from circlebot.config import validate  # noqa: E402
-from circlebot.domain import ChannelRef, MessageRef, Post  # noqa: E402
+from circlebot.core.domain import ChannelRef, MessageRef, Post  # noqa: E402
+from circlebot.core.timeline import Job, Timeline  # noqa: E402
 from circlebot.readings import load_collection  # noqa: E402
 from circlebot.store import Database, Store  # noqa: E402
 from circlebot.store.queries import ts  # noqa: E402
-from circlebot.timeline import Job, Timeline  # noqa: E402
 
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 SEED = "bolivia-2003-first-balance-sheet"
@@ -63,7 +63,7 @@ def rss_mb() -> float:
 
 
 async def plan_and_load(tmp: Path) -> None:
-    from circlebot.recurrence import next_occurrence
+    from circlebot.core.recurrence import next_occurrence
 
     n = 10_000
     settings = settings_for(tmp, n, "plan")

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 
 from circlebot.adapters.discord import AppLookups, DiscordAdapter, discord_path
+from circlebot.adapters.render import plain_text
 from circlebot.app import App
-from circlebot.commands import Command, CommandTable, Param, UsageError, Word, assign_words
 from circlebot.config import Settings
+from circlebot.core.commands import Command, CommandTable, Param, UsageError, Word, assign_words
 from circlebot.readings import load_collection
-from circlebot.render import plain_text
 from circlebot.store import Database, Store
 from conftest import circle_config, make_settings
 from drivers import Answer, FakeClock, Unsendable

@@ -15,8 +15,9 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from circlebot.adapters.base import Dispatch, PollLimits
+from circlebot.adapters.render import named_markdown, plain_text
 from circlebot.app import App
-from circlebot.domain import (
+from circlebot.core.domain import (
     ChannelRef,
     Invocation,
     MessageRef,
@@ -26,7 +27,6 @@ from circlebot.domain import (
     UserRef,
     VoteCast,
 )
-from circlebot.render import named_markdown, plain_text
 
 
 class FakeClock:

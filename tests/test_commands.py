@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from circlebot.commands import CommandTable, UnknownCommand, UsageError, split_words
+from circlebot.core.commands import CommandTable, UnknownCommand, UsageError, split_words
 from circlebot.features import all_commands
 
 TABLE = CommandTable(all_commands())

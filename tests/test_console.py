@@ -177,7 +177,7 @@ async def test_terminal_escapes_typed_by_a_user_never_reach_the_terminal() -> No
     from zoneinfo import ZoneInfo
 
     from circlebot.adapters.console import ConsoleAdapter
-    from circlebot.domain import ChannelRef, PollSpec
+    from circlebot.core.domain import ChannelRef, PollSpec
 
     out = io.StringIO()
     console = ConsoleAdapter([("study", "Study", ZoneInfo("UTC"))], stdin=io.StringIO(""), stdout=out,

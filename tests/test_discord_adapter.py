@@ -13,8 +13,8 @@ import pytest
 
 from circlebot.adapters.discord import command_payloads, core_paths, intents, parse_command_data
 from circlebot.app import Context
-from circlebot.commands import Command, Reply
-from circlebot.domain import ChannelRef, Control, MessageRef, Post, RsvpAnswer
+from circlebot.core.commands import Command, Reply
+from circlebot.core.domain import ChannelRef, Control, MessageRef, Post, RsvpAnswer
 from circlebot.features import all_commands
 from discord_driver import DiscordDriver, discord_bot, discord_driver_fixture  # noqa: F401
 from drivers import FakeClock, number_after
@@ -126,7 +126,7 @@ async def test_a_slow_command_is_deferred_then_followed_up(
         await gate.wait()
         return Reply("done at last @everyone", private=private)
 
-    from circlebot.commands import FLAG, Param
+    from circlebot.core.commands import FLAG, Param
 
     commands = [*all_commands(), Command(("slow",), "Takes its time.", slow,
                                          (Param("private", FLAG, "answer privately", option=True),))]
@@ -409,7 +409,7 @@ async def test_a_reminder_due_while_discord_answers_503_arrives_once_when_it_is_
 ) -> None:
     from datetime import UTC, datetime
 
-    from circlebot.timeline import Timeline
+    from circlebot.core.timeline import Timeline
 
     timeline = Timeline(bot.app)  # driven by the fake clock: tick() instead of a scheduler
     bot.app.timeline = timeline

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from circlebot.render import plain_text
+from circlebot.adapters.render import plain_text
 from discord_driver import DiscordDriver, discord_bot, discord_driver_fixture  # noqa: F401
 from drivers import FakeClock, number_after
 from fakediscord import SEND_POLLS, FakeDiscord, fake_discord_fixture  # noqa: F401

@@ -8,8 +8,8 @@ from datetime import timedelta
 
 import pytest
 
-from circlebot.domain import ChannelRef, Invocation, UserRef
-from circlebot.timeline import Timeline
+from circlebot.core.domain import ChannelRef, Invocation, UserRef
+from circlebot.core.timeline import Timeline
 from drivers import Answer, CoreDriver
 
 OUT_OF_RANGE = "<t:999999999999:F>"  # year 33658: once read as a time, it broke every rendering of it
@@ -90,7 +90,7 @@ async def test_the_console_renders_user_time_markup_as_text() -> None:
     from zoneinfo import ZoneInfo
 
     from circlebot.adapters.console import ConsoleAdapter
-    from circlebot.domain import PollSpec
+    from circlebot.core.domain import PollSpec
 
     out = io.StringIO()
     console = ConsoleAdapter([("study", "Study", ZoneInfo("Europe/London"))], stdin=io.StringIO(""), stdout=out)
@@ -227,7 +227,7 @@ async def test_the_console_shows_bidi_controls_harmlessly() -> None:
     from zoneinfo import ZoneInfo
 
     from circlebot.adapters.console import ConsoleAdapter
-    from circlebot.domain import PollSpec
+    from circlebot.core.domain import PollSpec
 
     out = io.StringIO()
     console = ConsoleAdapter([("study", "Study", ZoneInfo("UTC"))], stdin=io.StringIO(""), stdout=out)

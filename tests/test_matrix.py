@@ -23,10 +23,10 @@ from circlebot.adapters.matrix import (
     adapter_from_settings,
 )
 from circlebot.app import App
-from circlebot.domain import ChannelRef, Control, MessageRef, PollSpec, Post, RsvpAnswer, UserRef
+from circlebot.core.domain import ChannelRef, Control, MessageRef, PollSpec, Post, RsvpAnswer, UserRef
+from circlebot.core.text import when
 from circlebot.readings import load_collection
 from circlebot.store import Store
-from circlebot.text import when
 from drivers import FakeClock, number_after
 from synapse_harness import (
     MatrixAccount,
@@ -523,7 +523,7 @@ async def test_a_password_login_keeps_the_configured_device(
 async def test_a_reminder_due_while_the_homeserver_is_down_arrives_once_when_it_is_back(
     matrix_driver: MatrixDriver, synapse: SynapseServer
 ) -> None:
-    from circlebot.timeline import Timeline
+    from circlebot.core.timeline import Timeline
 
     d = matrix_driver
     alice = await d.user("alice")

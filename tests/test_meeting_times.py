@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from circlebot.app import App
+from circlebot.core.timeline import Timeline
 from circlebot.readings import load_collection
 from circlebot.store import Database, Store
-from circlebot.timeline import Timeline
 from conftest import SEED, circle_config, make_settings
 from drivers import CoreDriver, FakeClock, RecordingAdapter
 
@@ -146,8 +146,8 @@ def test_plan_counts_lead_days_on_the_circles_calendar(tmp_path: Path, lead: str
     """New York springs forward on Sunday 8 Mar 2026; the meeting is Thursday 12 Mar, 19:00 EDT."""
     from zoneinfo import ZoneInfo
 
+    from circlebot.core.timeline import PostKind, plan
     from circlebot.store import Meeting
-    from circlebot.timeline import PostKind, plan
 
     settings = make_settings(tmp_path, circles=[circle_config(timezone="America/New_York",
                                                               timeline={"assignment": lead})])
@@ -158,8 +158,8 @@ def test_plan_counts_lead_days_on_the_circles_calendar(tmp_path: Path, lead: str
 
 
 def test_a_circle_without_a_zone_plans_in_the_configs_default_zone(tmp_path: Path) -> None:
+    from circlebot.core.timeline import PostKind, plan
     from circlebot.store import Meeting
-    from circlebot.timeline import PostKind, plan
 
     circle = circle_config()
     del circle["timezone"]

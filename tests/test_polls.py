@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from circlebot.adapters.base import PlatformRefused
-from circlebot.commands import CommandTable, Syntax
-from circlebot.domain import ChannelRef, MessageRef, PollSpec
+from circlebot.core.commands import CommandTable, Syntax
+from circlebot.core.domain import ChannelRef, MessageRef, PollSpec
 from circlebot.features import all_commands
 from drivers import CoreDriver, RecordingAdapter, number_after
 

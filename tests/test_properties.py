@@ -26,8 +26,8 @@ from circlebot.adapters import matrix_polls
 from circlebot.adapters.discord import core_paths, discord_path, parse_command_data
 from circlebot.adapters.matrix import CommandEvent, ReactionEvent, parse_command, parse_reaction, parse_redaction
 from circlebot.app import App
-from circlebot.commands import CommandTable, UsageError
 from circlebot.config import ConfigError, Settings, validate
+from circlebot.core.commands import CommandTable, UsageError
 from circlebot.features import all_commands
 from circlebot.readings import load_collection
 from circlebot.store import Database, Store

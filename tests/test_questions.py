@@ -7,7 +7,7 @@ import pathlib
 from datetime import timedelta
 
 from circlebot.app import App
-from circlebot.domain import UserRef
+from circlebot.core.domain import UserRef
 from circlebot.features.questions import base_questions
 from circlebot.readings import load_collection, parse_reading
 from circlebot.readings.importer import ImportOptions, import_files

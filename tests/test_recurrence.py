@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from circlebot.config import validate
-from circlebot.recurrence import local_to_utc, occurrence_on, occurrences, rule_text
+from circlebot.core.recurrence import local_to_utc, occurrence_on, occurrences, rule_text
 from conftest import circle_config
 
 

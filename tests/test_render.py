@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from circlebot.render import split_text, to_html
+from circlebot.adapters.render import split_text, to_html
 
 
 def test_markdown_becomes_html_and_user_html_is_escaped() -> None:

@@ -12,8 +12,8 @@ import pytest
 
 import scenarios
 from circlebot.app import App
-from circlebot.commands import Command
-from circlebot.domain import ChannelRef
+from circlebot.core.commands import Command
+from circlebot.core.domain import ChannelRef
 from drivers import CoreDriver, FakeClock, RecordingAdapter
 
 
@@ -119,7 +119,7 @@ async def test_polls_with_a_closing_time_close_by_themselves(core: CoreDriver) -
 
 
 async def test_native_ballots_are_cleaned_the_msc3381_way(core: CoreDriver) -> None:
-    from circlebot.domain import UserRef, VoteCast
+    from circlebot.core.domain import UserRef, VoteCast
 
     multi = int(re.findall(r"#(\d+)", (await core.say("olga", 'poll "Days?" "Mon" "Tue" "Wed" --multi')).text)[0])
     single = int(re.findall(r"#(\d+)", (await core.say("olga", 'poll "One?" "X" "Y"')).text)[0])
@@ -141,7 +141,7 @@ async def test_native_ballots_are_cleaned_the_msc3381_way(core: CoreDriver) -> N
 
 async def test_add_and_remove_votes_one_answer_at_a_time(core: CoreDriver) -> None:
     """Discord sends one event per answer; the core keeps the whole ballot."""
-    from circlebot.domain import UserRef, VoteCast, VoteChange
+    from circlebot.core.domain import UserRef, VoteCast, VoteChange
 
     poll = int(re.findall(r"#(\d+)", (await core.say("olga", 'poll "Days?" "Mon" "Tue" "Wed" --multi')).text)[0])
     single = int(re.findall(r"#(\d+)", (await core.say("olga", 'poll "One?" "X" "Y"')).text)[0])
@@ -159,7 +159,7 @@ async def test_one_circle_on_several_platforms_shares_meetings_polls_and_tallies
     tmp_path: Path, clock: FakeClock
 ) -> None:
     """A circle in the terminal and in a Matrix room at once: one poll, posted to both, one tally."""
-    from circlebot.domain import ChannelRef, Invocation, UserRef, VoteCast
+    from circlebot.core.domain import ChannelRef, Invocation, UserRef, VoteCast
     from circlebot.readings import load_collection
     from circlebot.store import Database, Store
     from conftest import circle_config, make_settings
@@ -198,7 +198,7 @@ async def test_one_circle_on_several_platforms_shares_meetings_polls_and_tallies
 
 
 async def _say(app: App, adapter: RecordingAdapter, where: ChannelRef, text: str) -> str:
-    from circlebot.domain import Invocation, UserRef
+    from circlebot.core.domain import Invocation, UserRef
 
     await app.dispatch(Invocation(UserRef(where.platform, "someone"), where, datetime.now(UTC), text=text))
     return adapter.replies[-1][1].text

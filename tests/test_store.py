@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from circlebot.domain import ChannelRef, MessageRef, RsvpAnswer, UserRef
+from circlebot.core.domain import ChannelRef, MessageRef, RsvpAnswer, UserRef
 from circlebot.store import Database, Store, StoreError, WriteRejected
 from circlebot.store.migrations import MIGRATIONS
 

@@ -20,10 +20,10 @@ import pytest
 
 from circlebot.app import App
 from circlebot.config import Settings
-from circlebot.domain import ChannelRef, Control, MessageRef, Post, RsvpAnswer, RsvpCast, UserRef
+from circlebot.core.domain import ChannelRef, Control, MessageRef, Post, RsvpAnswer, RsvpCast, UserRef
+from circlebot.core.timeline import PostKind, Timeline, plan, syllabus_fill
 from circlebot.readings import load_collection
 from circlebot.store import Database, Meeting, Store
-from circlebot.timeline import PostKind, Timeline, plan, syllabus_fill
 from conftest import REPO, SEED, circle_config, make_settings
 from drivers import CoreDriver, FakeClock, RecordingAdapter, number_after
 

@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from circlebot.adapters.matrix import MatrixAdapter, rooms_from_settings
 from circlebot.app import App
 from circlebot.config import Settings
-from circlebot.domain import ChannelRef, MessageRef, Post
+from circlebot.core.domain import ChannelRef, MessageRef, Post
+from circlebot.core.timeline import Timeline
 from circlebot.readings import load_collection
 from circlebot.store import Database, Store
-from circlebot.timeline import Timeline
 from conftest import circle_config, make_settings
 from drivers import FakeClock, RecordingAdapter
 

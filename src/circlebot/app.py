@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo
 
 from circlebot.adapters.base import ChatAdapter, PlatformRefused, PollLimits
-from circlebot.commands import Command, CommandTable, Reply, Syntax, UsageError, bind_words
 from circlebot.config import CircleSettings, Settings
-from circlebot.domain import (
+from circlebot.core.commands import Command, CommandTable, Reply, Syntax, UsageError, bind_words
+from circlebot.core.domain import (
     Authority,
     ChannelRef,
     CheckInCast,
@@ -35,12 +35,12 @@ from circlebot.domain import (
     VoteCast,
     VoteChange,
 )
+from circlebot.core.text import Text, clean
 from circlebot.readings import Collection
 from circlebot.store import PollRow, Store
-from circlebot.text import Text, clean
 
 if TYPE_CHECKING:
-    from circlebot.timeline import Timeline
+    from circlebot.core.timeline import Timeline
 
 log = logging.getLogger(__name__)
 
@@ -480,7 +480,7 @@ class App:
         from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_SUBMITTED, JobEvent
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-        from circlebot.timeline import Timeline
+        from circlebot.core.timeline import Timeline
 
         self.store.batcher.start()
         scheduler = AsyncIOScheduler(timezone=UTC)

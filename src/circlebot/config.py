@@ -114,7 +114,7 @@ def _weekday(value: Any) -> str:
 
 
 def _cron(value: str) -> str:
-    from circlebot import cron
+    from circlebot.core import cron
 
     cron.parse(value)  # ValueError says which field is wrong
     return value.strip()

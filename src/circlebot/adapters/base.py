@@ -1,6 +1,6 @@
 """The adapter boundary: what every platform adapter implements.
 
-Rendering (a post's `Text` as each platform writes it) lives in `circlebot.render`."""
+Rendering (a post's `Text` as each platform writes it) lives in `circlebot.adapters.render`."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from circlebot.domain import ChannelRef, Event, Invocation, MessageRef, PollResults, PollSpec, Post
-from circlebot.text import Text
+from circlebot.core.domain import ChannelRef, Event, Invocation, MessageRef, PollResults, PollSpec, Post
+from circlebot.core.text import Text
 
 Dispatch = Callable[[Event | Sequence[Event]], Awaitable[Text | str | None]]
 """Hands events to the core: one, or a batch (votes in a batch are stored in one transaction). For an RSVP or

@@ -17,10 +17,10 @@ from typing import TextIO
 from zoneinfo import ZoneInfo
 
 from circlebot.adapters.base import Dispatch, PollLimits
-from circlebot.domain import ChannelRef, Invocation, MessageRef, PollResults, PollSpec, Post, UserRef
-from circlebot.render import named_markdown, plain_text
+from circlebot.adapters.render import named_markdown, plain_text
+from circlebot.core.domain import ChannelRef, Invocation, MessageRef, PollResults, PollSpec, Post, UserRef
+from circlebot.core.text import BIDI_CONTROLS, Text, cmd
 from circlebot.store import Store
-from circlebot.text import BIDI_CONTROLS, Text, cmd
 
 PLATFORM = "console"
 _CONTROL = re.compile(f"[\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f{BIDI_CONTROLS}]")  # terminal escapes, bidi controls

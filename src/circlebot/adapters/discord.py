@@ -37,8 +37,9 @@ import yarl
 from discord import app_commands
 
 from circlebot.adapters.base import Dispatch, PlatformRefused, PollLimits, idempotency_token
-from circlebot.commands import Command, Param, Syntax
-from circlebot.domain import (
+from circlebot.adapters.render import discord_markdown, plain_text, split_text
+from circlebot.core.commands import Command, Param, Syntax
+from circlebot.core.domain import (
     Authority,
     ChannelRef,
     CheckInCast,
@@ -54,7 +55,6 @@ from circlebot.domain import (
     VoteCast,
     VoteChange,
 )
-from circlebot.render import discord_markdown, plain_text, split_text
 
 if TYPE_CHECKING:
     from circlebot.app import App

@@ -57,8 +57,9 @@ from nio.responses import RoomEventRelationsResponse
 
 from circlebot.adapters import matrix_polls as polls
 from circlebot.adapters.base import Dispatch, PollLimits, idempotency_token
+from circlebot.adapters.render import named_markdown, plain_text, split_text, to_html
 from circlebot.config import MatrixSettings, Settings
-from circlebot.domain import (
+from circlebot.core.domain import (
     Authority,
     ChannelRef,
     CheckInCast,
@@ -74,9 +75,8 @@ from circlebot.domain import (
     UserRef,
     VoteCast,
 )
-from circlebot.render import named_markdown, plain_text, split_text, to_html
+from circlebot.core.text import Text, named_time
 from circlebot.store import AdapterState, Store
-from circlebot.text import Text, named_time
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")

@@ -16,7 +16,7 @@ from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from circlebot.domain import PollSpec
+from circlebot.core.domain import PollSpec
 
 START_UNSTABLE = "org.matrix.msc3381.poll.start"
 RESPONSE_UNSTABLE = "org.matrix.msc3381.poll.response"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from circlebot.commands import Command
+from circlebot.core.commands import Command
 
 
 def all_commands() -> list[Command]:

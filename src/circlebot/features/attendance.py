@@ -6,7 +6,7 @@ import logging
 import re
 
 from circlebot.app import App, Context, Refused
-from circlebot.commands import (
+from circlebot.core.commands import (
     MAX_NUMBER,
     MEETING,
     TEXT,
@@ -18,10 +18,10 @@ from circlebot.commands import (
     looks_like_number,
     positive_int,
 )
-from circlebot.domain import CheckInCast, MessageRef, RsvpAnswer, RsvpCast, UserRef
+from circlebot.core.domain import CheckInCast, MessageRef, RsvpAnswer, RsvpCast, UserRef
+from circlebot.core.text import Text
 from circlebot.features.common import meeting_or_error, meeting_title, when
 from circlebot.store import Meeting
-from circlebot.text import Text
 
 log = logging.getLogger(__name__)
 RSVP = choice("answer", "yes", "maybe", "no")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 from circlebot.app import Context
-from circlebot.commands import UsageError
-from circlebot.domain import RsvpAnswer
+from circlebot.core.commands import UsageError
+from circlebot.core.domain import RsvpAnswer
+from circlebot.core.text import when
 from circlebot.readings import Reading
 from circlebot.store import Meeting
-from circlebot.text import when
 
 __all__ = ["check_date", "meeting_or_error", "meeting_title", "reading_or_error", "rsvp_summary", "when"]
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from circlebot.app import Context
-from circlebot.commands import TEXT, Command, Param, help_text
+from circlebot.core.commands import TEXT, Command, Param, help_text
+from circlebot.core.recurrence import rule_text
+from circlebot.core.text import Text
 from circlebot.features.common import meeting_title, when
-from circlebot.recurrence import rule_text
-from circlebot.text import Text
 
 
 async def help_(ctx: Context, command: tuple[str, ...] | None) -> str:

@@ -10,7 +10,9 @@ import itertools
 from collections.abc import Container
 
 from circlebot.app import Context
-from circlebot.commands import DATE, MEETING, READING, TIME, WHEN, Command, Param, UsageError
+from circlebot.core.commands import DATE, MEETING, READING, TIME, WHEN, Command, Param, UsageError
+from circlebot.core.recurrence import free_slots, local_to_utc, occurrence_on
+from circlebot.core.text import Text
 from circlebot.features.common import (
     check_date,
     meeting_or_error,
@@ -19,9 +21,7 @@ from circlebot.features.common import (
     rsvp_summary,
     when,
 )
-from circlebot.recurrence import free_slots, local_to_utc, occurrence_on
 from circlebot.store import Meeting
-from circlebot.text import Text
 
 UPCOMING_LIMIT = 5
 STATE_MARKS = {"sent": "sent", "missed": "⚠ missed", "failed": "⚠ failed", "claimed": "sending"}
@@ -171,7 +171,7 @@ async def upcoming(ctx: Context) -> Text | str:
 
 async def _timeline_state(ctx: Context, m: Meeting) -> Text:
     """Each timeline post of a meeting: sent, due (when), or missed (organisers are told to act)."""
-    from circlebot.timeline import PostKind, plan
+    from circlebot.core.timeline import PostKind, plan
 
     jobs = plan([ctx.circle], [m], ctx.now)
     states = await ctx.store.post_states_of(j.key for j in jobs)  # keyed by start time: a moved meeting's own

@@ -6,10 +6,10 @@ from datetime import timedelta
 
 from circlebot.adapters.base import PollLimits
 from circlebot.app import Context
-from circlebot.commands import FLAG, HOURS, NUMBER, POLL, TEXT, Command, Param, Reply, UsageError
-from circlebot.domain import PollResults
+from circlebot.core.commands import FLAG, HOURS, NUMBER, POLL, TEXT, Command, Param, Reply, UsageError
+from circlebot.core.domain import PollResults
+from circlebot.core.text import fold
 from circlebot.store import PollRow
-from circlebot.text import fold
 
 MAX_QUESTION = 300
 MAX_ANSWERS = 20

@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from circlebot.app import App, Context
-from circlebot.commands import MEETING, NUMBER, TEXT, Command, Param, UsageError
 from circlebot.config import CircleSettings
+from circlebot.core.commands import MEETING, NUMBER, TEXT, Command, Param, UsageError
+from circlebot.core.text import fold
 from circlebot.features.common import meeting_or_error, meeting_title
 from circlebot.readings import Part, Reading
 from circlebot.readings.starter_questions import starter_questions
 from circlebot.store import Meeting, Store
-from circlebot.text import fold
 
 MAX_QUESTION = 500
 MAX_ADDED = 30

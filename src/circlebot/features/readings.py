@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from circlebot.app import Context
-from circlebot.commands import READING, TEXT, Command, Param
+from circlebot.core.commands import READING, TEXT, Command, Param
 from circlebot.features.common import reading_or_error
 from circlebot.readings import Reading
 

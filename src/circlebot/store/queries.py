@@ -11,7 +11,7 @@ from typing import Any
 
 import aiosqlite
 
-from circlebot.domain import ChannelRef, MessageRef, RsvpAnswer, UserRef
+from circlebot.core.domain import ChannelRef, MessageRef, RsvpAnswer, UserRef
 from circlebot.store.db import Database, WriteBatcher
 
 

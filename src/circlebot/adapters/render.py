@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from markdown_it import MarkdownIt
 
-from circlebot.text import CommandRef, Text, discord_literal, discord_time, named_time
+from circlebot.core.text import CommandRef, Text, discord_literal, discord_time, named_time
 
 
 def named_markdown(text: Text | str, zone: ZoneInfo, prefix: str) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, time
 from typing import Any, Literal
 
-from circlebot.text import Text, clean, fold
+from circlebot.core.text import Text, clean, fold
 
 MAX_INPUT = 2000
 _QUOTES = {'"': '"', "“": "”„“", "„": "“”", "«": "»"}

@@ -14,8 +14,8 @@ from collections.abc import Container, Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from circlebot import cron
 from circlebot.config import CircleSettings, Lead
+from circlebot.core import cron
 
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 ANCHOR = date(2026, 1, 5)  # a Monday: fortnightly circles without `starting` count their weeks from here

@@ -32,10 +32,10 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from circlebot.config import CircleSettings
-from circlebot.domain import ChannelRef, Control, MessageRef, Post, RsvpAnswer, UserRef
-from circlebot.recurrence import free_slots, lead_before
+from circlebot.core.domain import ChannelRef, Control, MessageRef, Post, RsvpAnswer, UserRef
+from circlebot.core.recurrence import free_slots, lead_before
+from circlebot.core.text import Text, cmd, when
 from circlebot.store import Delivery, Meeting, PostClaim
-from circlebot.text import Text, cmd, when
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from circlebot.text import Text, TimeValue
+from circlebot.core.text import Text, TimeValue
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +147,7 @@ class Control(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Post:
-    """Something the bot says: light Markdown with structured parts (times, commands; see `circlebot.text`),
+    """Something the bot says: light Markdown with structured parts (times, commands; see `circlebot.core.text`),
     rendered by each adapter for its platform. User text inside it is only ever text.
 
     `mentions` are people the post is meant to notify; `meeting_id` and `controls` let adapters attach RSVP
