@@ -222,6 +222,9 @@ async def test_discord_poll_limits_are_checked_before_sending(bot: DiscordDriver
     assert "Discord allows at most 10 answers" in too_many.text and too_many.private
     long = await bot.say(bot.organiser, f'poll "Q?" "{"x" * 56}" "B"')
     assert "Discord allows answers of at most 55 characters (too long: answer 1)" in long.text
+    many = " ".join(f'"A{i}"' for i in range(21))
+    one_limit = await bot.say(bot.organiser, f'poll "Q?" {many}')  # the strictest limit, stated once
+    assert "Discord allows at most 10 answers" in one_limit.text and "the most is 20" not in one_limit.text
     assert not fake_discord.polls
 
 

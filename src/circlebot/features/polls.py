@@ -56,26 +56,28 @@ async def _poll_here(ctx: Context, poll_id: int) -> PollRow:
 async def open_poll(ctx: Context, question: str, answers: tuple[str, ...], multi: bool, hours: float | None,
                     secret: bool) -> str | Reply:
     problems: list[str] = []
-    if len(question) > MAX_QUESTION:
-        problems.append(f"the question is {len(question)} characters; the most is {MAX_QUESTION}")
+    platforms = ctx.app.poll_limits(ctx.circle)
+    # each limit is stated once: the strictest of the bot's own and the circle's platforms' (naming the platform)
+    most_chars, chars_by = min([(MAX_QUESTION, ""), *((lim.question_chars, p) for p, lim in platforms)])
+    most_answers, answers_by = min([(MAX_ANSWERS, ""), *((lim.answers, p) for p, lim in platforms)])
+    answer_chars, answer_by = min([(MAX_ANSWER, ""), *((lim.answer_chars, p) for p, lim in platforms)])
+    if len(question) > most_chars:
+        problems.append(f"{chars_by} allows questions of at most {most_chars} characters" if chars_by else
+                        f"the question is {len(question)} characters; the most is {most_chars}")
     if len(answers) < 2:
         problems.append("a poll needs at least two answers, each in quotes")
-    if len(answers) > MAX_ANSWERS:
-        problems.append(f"{len(answers)} answers; the most is {MAX_ANSWERS}")
+    if len(answers) > most_answers:
+        problems.append(f"{answers_by} allows at most {most_answers} answers" if answers_by else
+                        f"{len(answers)} answers; the most is {most_answers}")
     if len({fold(a) for a in answers}) != len(answers):
         problems.append("two answers are the same")
-    problems += [f"answer {i} is {len(a)} characters; the most is {MAX_ANSWER}"
-                 for i, a in enumerate(answers, 1) if len(a) > MAX_ANSWER]
-    for platform, limits in ctx.app.poll_limits(ctx.circle):  # a platform's limit is said where it is stricter
-        if len(question) > limits.question_chars and limits.question_chars < MAX_QUESTION:
-            problems.append(f"{platform} allows questions of at most {limits.question_chars} characters")
-        if len(answers) > limits.answers and limits.answers < MAX_ANSWERS:
-            problems.append(f"{platform} allows at most {limits.answers} answers")
-        long = [i for i, a in enumerate(answers, 1) if len(a) > limits.answer_chars] if (
-            limits.answer_chars < MAX_ANSWER) else []
-        if long:
-            problems.append(f"{platform} allows answers of at most {limits.answer_chars} characters "
-                            f"(too long: answer {', '.join(map(str, long))})")
+    long = [i for i, a in enumerate(answers, 1) if len(a) > answer_chars]
+    if long and answer_by:
+        problems.append(f"{answer_by} allows answers of at most {answer_chars} characters "
+                        f"(too long: answer {', '.join(map(str, long))})")
+    elif long:
+        problems += [f"answer {i} is {len(answers[i - 1])} characters; the most is {answer_chars}" for i in long]
+    for platform, limits in platforms:
         if hours is not None and not limits.min_hours <= hours <= limits.max_hours:
             problems.append(f"{platform} polls last between {limits.min_hours:g} and {limits.max_hours:g} hours")
     if problems:
