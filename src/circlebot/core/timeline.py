@@ -71,9 +71,13 @@ class Job:
     expires_at: datetime
 
 
+_KIND_NAME = {k: k.value for k in PostKind}  # plan() names 4 posts per meeting: skip the enum's descriptor
+_KIND_ORDER = {k: i for i, k in enumerate(PostKind)}
+
+
 def job_key(meeting: Meeting, kind: PostKind) -> str:
     """Stable id: a moved meeting gets fresh posts for its new time; the same plan gives the same keys."""
-    return f"{meeting.circle}/{meeting.id}/{kind.value}/{int(meeting.starts_at.timestamp())}"
+    return f"{meeting.circle}/{meeting.id}/{_KIND_NAME[kind]}/{int(meeting.starts_at.timestamp())}"
 
 
 def delivery_key(post_key: str, where: ChannelRef) -> str:
@@ -98,7 +102,7 @@ def plan(circles: Sequence[CircleSettings], meetings: Iterable[Meeting], now: da
             (PostKind.END, m.ends_at, m.ends_at + SUMMARY_GRACE),
         ):
             jobs.append(Job(job_key(m, kind), m.circle, m.id, kind, due, expires))
-    jobs.sort(key=lambda j: (j.due_at, j.meeting_id, list(PostKind).index(j.kind)))
+    jobs.sort(key=lambda j: (j.due_at, j.meeting_id, _KIND_ORDER[j.kind]))
     return jobs
 
 
