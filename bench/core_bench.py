@@ -30,9 +30,9 @@ import aiosqlite
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
-from circlebot.adapters.base import PollLimits  # noqa: E402
 from circlebot.app import App  # noqa: E402
 from circlebot.config import validate  # noqa: E402
+from circlebot.core.adapter import PollLimits  # noqa: E402
 from circlebot.core.domain import ChannelRef, Invocation, MessageRef, PollResults, PollSpec, Post, UserRef, VoteCast  # noqa: E402
 from circlebot.readings import load_collection  # noqa: E402
 from circlebot.store import Database, PollRow, Store  # noqa: E402

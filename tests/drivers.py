@@ -14,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from circlebot.adapters.base import Dispatch, PollLimits
 from circlebot.adapters.render import named_markdown, plain_text
 from circlebot.app import App
+from circlebot.core.adapter import Dispatch, PollLimits
 from circlebot.core.domain import (
     ChannelRef,
     Invocation,

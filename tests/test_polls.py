@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from circlebot.adapters.base import PlatformRefused
+from circlebot.core.adapter import PlatformRefused
 from circlebot.core.commands import CommandTable, Syntax
 from circlebot.core.domain import ChannelRef, MessageRef, PollSpec
 from circlebot.features import all_commands

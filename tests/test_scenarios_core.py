@@ -99,7 +99,7 @@ async def test_poll_limits_are_checked_before_anything_is_sent(core: CoreDriver)
 
 
 async def test_a_platform_whose_polls_expire_sets_the_end_for_every_platform(core: CoreDriver) -> None:
-    from circlebot.adapters.base import PollLimits
+    from circlebot.core.adapter import PollLimits
 
     core.adapter.poll_limits = PollLimits(max_hours=768)  # as Discord's
     opened = await core.say("olga", 'poll "Long?" "A" "B"')

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo
 
-from circlebot.adapters.base import ChatAdapter, PlatformRefused, PollLimits
 from circlebot.config import CircleSettings, Settings
+from circlebot.core.adapter import ChatAdapter, PlatformRefused, PollLimits
 from circlebot.core.commands import Command, CommandTable, Reply, Syntax, UsageError, bind_words
 from circlebot.core.domain import (
     Authority,

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
-from circlebot.adapters.base import Dispatch, PollLimits
 from circlebot.adapters.render import named_markdown, plain_text
+from circlebot.core.adapter import Dispatch, PollLimits
 from circlebot.core.domain import ChannelRef, Invocation, MessageRef, PollResults, PollSpec, Post, UserRef
 from circlebot.core.text import BIDI_CONTROLS, Text, cmd
 from circlebot.store import Store

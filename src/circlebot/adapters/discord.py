@@ -36,8 +36,8 @@ import discord.http
 import yarl
 from discord import app_commands
 
-from circlebot.adapters.base import Dispatch, PlatformRefused, PollLimits, idempotency_token
 from circlebot.adapters.render import discord_markdown, plain_text, split_text
+from circlebot.core.adapter import Dispatch, PlatformRefused, PollLimits, idempotency_token
 from circlebot.core.commands import Command, Param, Syntax
 from circlebot.core.domain import (
     Authority,

@@ -56,9 +56,9 @@ from nio.api import Api, MessageDirection, RelationshipType, RoomPreset
 from nio.responses import RoomEventRelationsResponse
 
 from circlebot.adapters import matrix_polls as polls
-from circlebot.adapters.base import Dispatch, PollLimits, idempotency_token
 from circlebot.adapters.render import named_markdown, plain_text, split_text, to_html
 from circlebot.config import MatrixSettings, Settings
+from circlebot.core.adapter import Dispatch, PollLimits, idempotency_token
 from circlebot.core.domain import (
     Authority,
     ChannelRef,

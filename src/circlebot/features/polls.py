@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from circlebot.adapters.base import PollLimits
 from circlebot.app import Context
+from circlebot.core.adapter import PollLimits
 from circlebot.core.commands import FLAG, HOURS, NUMBER, POLL, TEXT, Command, Param, Reply, UsageError
 from circlebot.core.domain import PollResults
 from circlebot.core.text import fold
