@@ -376,6 +376,18 @@ async def test_slash_commands_in_a_meetings_thread_belong_to_its_circle(
     assert [c["value"] for c in (await inter.wait_response())["data"]["choices"]] == [meeting]
 
 
+async def test_commands_in_posts_are_written_as_slash_commands(bot: DiscordDriver) -> None:
+    from circlebot.core.timeline import Timeline
+
+    timeline = Timeline(bot.app)
+    bot.app.timeline = timeline
+    await timeline.start()  # the syllabus plans meeting #1 and its reading goes out at once
+    assert bot.adapter is not None
+    await asyncio.wait_for(bot.adapter.drain(), 5)
+    reading = [p for p in bot.posts() if "Reading for meeting #1" in p]
+    assert reading and "Coming? /rsvp answer:yes meeting:1 (or maybe / no)." in reading[0], bot.posts()
+
+
 async def test_long_posts_are_split_at_discords_limit(bot: DiscordDriver, fake_discord: FakeDiscord) -> None:
     assert bot.adapter is not None
     text = "\n\n".join(f"Paragraph {i}: " + "word " * 80 for i in range(12))

@@ -95,7 +95,7 @@ class ConsoleAdapter:
     async def start_poll(self, where: ChannelRef, poll: PollSpec) -> MessageRef:
         lines: list[Text | str] = [f"📊 Poll #{poll.id}: {poll.question}"]
         lines += [f"  {i}. {a}" for i, a in enumerate(poll.answers, 1)]
-        how = Text(f"`{poll.vote_hint}`") if poll.vote_hint else cmd(f"vote {poll.id} <n>")
+        how = Text(f"`{poll.vote_hint}`") if poll.vote_hint else cmd("vote", poll=poll.id, answers="<n>")
         lines.append("  (" + poll.rules("secret until it closes") + ") vote with: " + how)
         return await self.send(where, Post(Text.join("\n", lines)))
 

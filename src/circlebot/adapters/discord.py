@@ -55,6 +55,7 @@ from circlebot.core.domain import (
     VoteCast,
     VoteChange,
 )
+from circlebot.core.text import CommandRef, Text
 
 if TYPE_CHECKING:
     from circlebot.app import App
@@ -389,6 +390,7 @@ class DiscordAdapter:
         self.syntax = Syntax("/", slash=True, label=lambda c: " ".join(discord_path(c, self._commands)))
         self._paths = core_paths(commands)
         self._private = {c.path: c.private for c in commands}
+        self._by_path = {c.path: c for c in commands}
         self._params = {c.path: {p.name: p for p in c.params} for c in commands}
         self._lookups = lookups
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -606,10 +608,18 @@ class DiscordAdapter:
             outcome = await self._dispatch(CheckInCast(user, now, meeting_id=meeting, message=ref))
         else:
             outcome = await self._dispatch(RsvpCast(user, answer, now, meeting_id=meeting, message=ref))
-        text = discord_markdown(outcome) if outcome else f"Noted (meeting #{meeting})."
+        text = self._markdown(outcome) if outcome else f"Noted (meeting #{meeting})."
         await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
 
     # outbound -------------------------------------------------------------------------------------
+    def _markdown(self, text: Text | str) -> str:
+        """A post's text as Discord Markdown, commands written as the slash commands they are."""
+        return discord_markdown(text, self._slash)
+
+    def _slash(self, ref: CommandRef) -> str:
+        command = self._by_path.get(ref.path)
+        return self.syntax.example(command, **dict(ref.values)) if command else "/" + ref.words
+
     def _live(self) -> _Client:
         if self._client is None or self._client.is_closed():
             raise RuntimeError("the Discord adapter is not connected")
@@ -623,7 +633,7 @@ class DiscordAdapter:
         return channel
 
     def _content(self, post: Post) -> tuple[list[str], discord.AllowedMentions]:
-        text = discord_markdown(post.content, self.prefix)
+        text = self._markdown(post.content)
         allowed = NO_MENTIONS
         if post.mentions and post.notify:
             pings = " ".join(f"<@{u.id}>" for u in post.mentions if u.platform == PLATFORM and u.id.isdigit())
@@ -667,7 +677,7 @@ class DiscordAdapter:
         if not isinstance(parent, discord.TextChannel):
             raise RuntimeError(f"cannot start a thread in Discord channel {post.thread_of.channel.id}")
         message = parent.get_partial_message(int(post.thread_of.id))
-        first_line = (plain_text(discord_markdown(post.content, self.prefix)).splitlines() or [""])[0]
+        first_line = (plain_text(self._markdown(post.content)).splitlines() or [""])[0]
         name = _clip(first_line.strip() or "Discussion", 100)
         try:
             return await message.create_thread(name=name, auto_archive_duration=1440)
@@ -719,7 +729,7 @@ class DiscordAdapter:
     async def start_poll(self, where: ChannelRef, poll: PollSpec) -> MessageRef:
         """A native Discord poll; a secret poll is a plain message (Discord shows native counts to voters)."""
         channel = await self._channel(where.id)
-        rules = discord_markdown(poll.rules())
+        rules = self._markdown(poll.rules())
         try:
             if poll.secret:
                 lines = [discord_markdown(f"📊 **Poll #{poll.id}** (secret until it closes): {poll.question}")]
@@ -769,7 +779,7 @@ class DiscordAdapter:
                 if e.code not in (520001, 10008):  # already ended / message gone: the results still go out
                     raise
         channel = await self._channel(ref.channel.id)
-        chunks = split_text(discord_markdown(text), MESSAGE_LIMIT)
+        chunks = split_text(self._markdown(text), MESSAGE_LIMIT)
         reference = discord.MessageReference(message_id=int(ref.id), channel_id=int(ref.channel.id),
                                              fail_if_not_exists=False)
         for i, chunk in enumerate(chunks):

@@ -10,6 +10,7 @@ escaped, not rendered); Discord takes the Markdown as it is; the console gets pl
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -23,9 +24,13 @@ def named_markdown(text: Text | str, zone: ZoneInfo, prefix: str) -> str:
     return Text.of(text).render(time=lambda t: named_time(t, zone), command=lambda c: _code(prefix, c))
 
 
-def discord_markdown(text: Text | str, prefix: str = "/") -> str:
-    """Markdown for Discord: its time marks for times; time (and mention) marks in user text escaped."""
-    return Text.of(text).render(time=discord_time, command=lambda c: _code(prefix, c), literal=discord_literal)
+def discord_markdown(text: Text | str, command: Callable[[CommandRef], str] | None = None) -> str:
+    """Markdown for Discord: its time marks for times; time (and mention) marks in user text escaped;
+    commands as `command` writes them (the slash command with its options), as inline code."""
+    def code(c: CommandRef) -> str:
+        return f"`{(command(c) if command else '/' + c.words).replace('`', '')}`"
+
+    return Text.of(text).render(time=discord_time, command=code, literal=discord_literal)
 
 
 def _code(prefix: str, command: CommandRef) -> str:

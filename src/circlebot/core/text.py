@@ -42,9 +42,16 @@ class TimeValue:
 
 @dataclass(frozen=True, slots=True)
 class CommandRef:
-    """A command a reader can type (`words` without the prefix, e.g. "rsvp yes 3")."""
+    """A command a reader can type: its path and parameter values (``("rsvp",), (("answer", "yes"), ("meeting",
+    "3"))``), written by each platform in its syntax (``!rsvp yes 3``, ``/rsvp answer:yes meeting:3``)."""
 
-    words: str
+    path: tuple[str, ...]
+    values: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def words(self) -> str:
+        """The command as text after a prefix (positional values, in the order given)."""
+        return " ".join([*self.path, *(v for _, v in self.values)])
 
 
 Segment = str | TimeValue | CommandRef
@@ -143,9 +150,10 @@ def when(dt: datetime, style: TimeStyle = TimeStyle.FULL) -> Text:
     return Text(TimeValue(dt, style))
 
 
-def cmd(words: str) -> Text:
-    """A command in a post, written by each platform with its prefix."""
-    return Text(CommandRef(words))
+def cmd(path: str, **values: object) -> Text:
+    """A command in a post (`path` like "poll results", values by parameter name, in the order of the
+    command's parameters), written by each platform in its own syntax."""
+    return Text(CommandRef(tuple(path.split()), tuple((k, str(v)) for k, v in values.items())))
 
 
 def named_time(value: TimeValue, zone: ZoneInfo) -> str:

@@ -481,7 +481,7 @@ class Timeline:
                 if reading.sections and not part:
                     lines.append("Sections: " + "; ".join(s.title for s in reading.sections) + ".")
                 lines.append(f"> {reading.excerpt(300)}")
-            lines.append("Coming? " + cmd(f"rsvp yes {m.id}") + " (or maybe / no).")
+            lines.append("Coming? " + cmd("rsvp", answer="yes", meeting=m.id) + " (or maybe / no).")
             return Post(Text.join("\n", lines), meeting_id=m.id, controls=(Control.RSVP,))
         if kind is PostKind.REMINDER:
             rsvps = rsvps_of[m.id] if rsvps_of is not None and m.id in rsvps_of else await app.store.rsvps(m.id)
