@@ -30,8 +30,9 @@ sys.path.insert(0, str(REPO / "bench"))
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # noqa: E402
 from core_bench import NullAdapter  # noqa: E402
 
-from circlebot.app import App, SystemClock  # noqa: E402
+from circlebot.app import App  # noqa: E402
 from circlebot.config import validate  # noqa: E402
+from circlebot.core.clock import SystemClock  # noqa: E402
 from circlebot.core.domain import ChannelRef, MessageRef, Post  # noqa: E402
 from circlebot.core.timeline import Job, Timeline  # noqa: E402
 from circlebot.readings import load_collection  # noqa: E402

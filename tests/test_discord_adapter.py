@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from circlebot.adapters.discord import command_payloads, core_paths, intents, parse_command_data
-from circlebot.app import Context
 from circlebot.core.commands import Command, Reply
+from circlebot.core.context import Context
 from circlebot.core.domain import ChannelRef, Control, MessageRef, Post, RsvpAnswer
 from circlebot.features import all_commands
 from discord_driver import DiscordDriver, discord_bot, discord_driver_fixture  # noqa: F401

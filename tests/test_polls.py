@@ -22,7 +22,7 @@ async def test_a_poll_closes_at_its_closing_time_even_when_the_bot_was_down_then
     await core.vote("bob", poll, [2])  # read back from the platform at start: cast after the closing time
     late = await core.say("dan", f"vote {poll} 2")
     assert "is closed" in late, late
-    assert await core.app.close_due_polls() == 1
+    assert await core.app.polls.close_due_polls() == 1
     results = await core.say("dan", f"poll results {poll}")
     assert "1. A: 1" in results and "2. B: 1" in results and "2 voter(s)" in results, results
     stored = await core.app.store.poll(poll)

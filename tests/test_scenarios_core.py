@@ -111,11 +111,11 @@ async def test_a_platform_whose_polls_expire_sets_the_end_for_every_platform(cor
 async def test_polls_with_a_closing_time_close_by_themselves(core: CoreDriver) -> None:
     poll = int(re.findall(r"#(\d+)", (await core.say("olga", 'poll "Soon?" "A" "B" --hours 2')).text)[0])
     await core.say("alice", f"vote {poll} 2")
-    assert await core.app.close_due_polls() == 0
+    assert await core.app.polls.close_due_polls() == 0
     core.clock.advance(timedelta(hours=2, seconds=1))
-    assert await core.app.close_due_polls() == 1
+    assert await core.app.polls.close_due_polls() == 1
     assert any("Poll #1 has closed" in p and "Result: B" in p for p in core.posts()), core.posts()
-    assert await core.app.close_due_polls() == 0
+    assert await core.app.polls.close_due_polls() == 0
 
 
 async def test_native_ballots_are_cleaned_the_msc3381_way(core: CoreDriver) -> None:

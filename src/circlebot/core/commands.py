@@ -20,13 +20,21 @@ _QUOTES = {'"': '"', "“": "”„“", "„": "“”", "«": "»"}
 _SINGLE_QUOTES = {"'": "'", "‘": "’‘"}  # group words only where they close: else an apostrophe is a letter
 
 
-class UsageError(Exception):
-    """The user typed something wrong; the message says what, and the command's usage is shown with it."""
+class UserError(Exception):
+    """Something to tell the user instead of doing what they asked; the router answers it privately."""
 
     def __init__(self, message: Text | str, command: Command | None = None) -> None:
         super().__init__(str(message))
         self.text = Text.of(message)
         self.command = command
+
+
+class UsageError(UserError):
+    """The user typed something wrong; the message says what, and the command's usage is shown with it."""
+
+
+class Refused(UserError):
+    """The user may not do that (not an organiser, not their data); no usage text is added."""
 
 
 class UnknownCommand(UsageError):
@@ -177,7 +185,6 @@ def choice(name: str, *options: str) -> ParamType:
 
 
 TEXT = ParamType("text", _text)
-WORD = ParamType("word", _text)
 NUMBER = ParamType("number", _positive_int, "int")
 READING = ParamType("reading", lambda t: fold(_text(t)), complete="reading")
 MEETING = ParamType("meeting", _positive_int, "int", complete="meeting")

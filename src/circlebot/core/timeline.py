@@ -29,18 +29,21 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
+from zoneinfo import ZoneInfo
 
-from circlebot.config import CircleSettings
+from circlebot.config import CircleSettings, Settings
+from circlebot.core.adapter import ChatAdapter
+from circlebot.core.clock import Clock
 from circlebot.core.domain import ChannelRef, Control, MessageRef, Post, RsvpAnswer, UserRef
+from circlebot.core.polls import Polls
 from circlebot.core.recurrence import free_slots, lead_before
 from circlebot.core.text import Text, cmd, when
-from circlebot.store import Delivery, Meeting, PostClaim
+from circlebot.readings import Collection
+from circlebot.store import Delivery, Meeting, PostClaim, Store
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
-    from circlebot.app import App
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,28 @@ LOOKBACK = timedelta(days=2)
 RETRY_FIRST = timedelta(seconds=1)  # a failed send is tried again after 1 s, 2 s, 4 s ... up to RETRY_MAX
 RETRY_MAX = timedelta(seconds=60)
 SEND_CONCURRENCY = 64  # sends in flight at once
+
+
+class TimelineHost(Protocol):
+    """What the timeline needs of the bot: the circles, the store, the clock, the running platforms to send to
+    and a circle's locations on them, the readings and questions it composes posts from, and the polls it
+    closes when they are due."""
+
+    settings: Settings
+    store: Store
+    readings: Collection
+    clock: Clock
+    polls: Polls
+
+    @property
+    def adapters(self) -> Mapping[str, ChatAdapter]: ...
+
+    def zone(self, circle: CircleSettings) -> ZoneInfo: ...
+
+    def locations(self, circle: CircleSettings) -> list[ChannelRef]: ...
+
+    async def meeting_questions(self, meeting: Meeting, circle: CircleSettings) -> list[str]:
+        """The discussion questions posted when a meeting starts."""
 
 
 class PostKind(enum.StrEnum):
@@ -159,7 +184,7 @@ async def _none() -> None:
 class Timeline:
     """Runs the plan: catches up at start, then sends each post at its time through APScheduler."""
 
-    def __init__(self, app: App, scheduler: AsyncIOScheduler | None = None) -> None:
+    def __init__(self, app: TimelineHost, scheduler: AsyncIOScheduler | None = None) -> None:
         self.app = app
         self._scheduler = scheduler
         self._lock = asyncio.Lock()
@@ -252,7 +277,7 @@ class Timeline:
 
     async def _run_due(self, jobs: Sequence[Job], now: datetime) -> int:
         sent = await self._run_jobs([job for job in jobs if job.due_at <= now], now)
-        await self.app.close_due_polls()
+        await self.app.polls.close_due_polls()
         return sent
 
     async def run(self, job: Job) -> int:
@@ -453,7 +478,7 @@ class Timeline:
 
     async def _close_polls(self) -> None:
         async with self._lock:
-            await self.app.close_due_polls()
+            await self.app.polls.close_due_polls()
 
     # composing -------------------------------------------------------------------------------------
     async def compose(self, kind: PostKind, m: Meeting, circle: CircleSettings,
@@ -495,9 +520,7 @@ class Timeline:
             return Post(Text.join("\n", lines), mentions=coming, notify=True, meeting_id=m.id,
                         controls=(Control.RSVP,))
         if kind is PostKind.START:
-            from circlebot.features.questions import meeting_questions
-
-            questions = await meeting_questions(app, m, circle)
+            questions = await app.meeting_questions(m, circle)
             lines = [f"🟢 **Meeting #{m.id} has started**: **{title}**{part}. Check in with " + cmd("here")
                      + " until it ends.", "", "**Discussion questions**"]
             lines += [f"{i}. {q}" for i, q in enumerate(questions, 1)] or ["(none yet)"]

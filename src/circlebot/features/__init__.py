@@ -1,8 +1,10 @@
-"""One module per capability; each exports COMMANDS. `all_commands` is the order `help` shows them in."""
+"""The collection of features: one module per capability, each exporting COMMANDS (and EVENT_HANDLERS where
+it handles events other than commands). `all_commands` is the order `help` shows them in."""
 
 from __future__ import annotations
 
 from circlebot.core.commands import Command
+from circlebot.core.context import EventHandler
 
 
 def all_commands() -> list[Command]:
@@ -10,3 +12,9 @@ def all_commands() -> list[Command]:
 
     modules = (general, readings, meetings, questions, attendance, polls)
     return [c for m in modules for c in m.COMMANDS]
+
+
+def all_event_handlers() -> list[EventHandler]:
+    from circlebot.features import attendance, polls
+
+    return [*attendance.EVENT_HANDLERS, *polls.EVENT_HANDLERS]

@@ -5,19 +5,20 @@ from __future__ import annotations
 import logging
 import re
 
-from circlebot.app import App, Context, Refused
 from circlebot.core.commands import (
     MAX_NUMBER,
     MEETING,
     TEXT,
     Command,
     Param,
+    Refused,
     Reply,
     UsageError,
     choice,
     looks_like_number,
     positive_int,
 )
+from circlebot.core.context import Bot, Context, EventHandler
 from circlebot.core.domain import CheckInCast, MessageRef, RsvpAnswer, RsvpCast, UserRef
 from circlebot.core.text import Text
 from circlebot.features.common import meeting_or_error, meeting_title, when
@@ -128,7 +129,7 @@ async def _circle_record(ctx: Context) -> Text | str:
     return Text.join("\n", lines)
 
 
-async def _meeting_of(app: App, meeting_id: int | None, message: MessageRef | None) -> Meeting | None:
+async def _meeting_of(app: Bot, meeting_id: int | None, message: MessageRef | None) -> Meeting | None:
     """The meeting a button or reaction belongs to: named by the button, or found from the post it is on."""
     if meeting_id is None and message is not None:
         found = await app.store.post_for_message(message)
@@ -136,7 +137,7 @@ async def _meeting_of(app: App, meeting_id: int | None, message: MessageRef | No
     return await app.store.meeting(meeting_id) if meeting_id is not None else None
 
 
-async def rsvp_from_event(app: App, event: RsvpCast) -> Text | str:
+async def rsvp_from_event(app: Bot, event: RsvpCast) -> Text | str:
     """An RSVP from a button or reaction; returns what to tell the member (buttons can answer)."""
     meeting = await _meeting_of(app, event.meeting_id, event.message)
     if meeting is None or meeting.status != "scheduled":
@@ -151,7 +152,7 @@ async def rsvp_from_event(app: App, event: RsvpCast) -> Text | str:
     return f"Noted: {event.answer.value} for meeting #{meeting.id} on " + when(meeting.starts_at) + "."
 
 
-async def checkin_from_event(app: App, event: CheckInCast) -> Text | str:
+async def checkin_from_event(app: Bot, event: CheckInCast) -> Text | str:
     """A check-in from a button or reaction; returns what to tell the member."""
     meeting = await _meeting_of(app, event.meeting_id, event.message)
     if meeting is None or not meeting.is_open(event.at):
@@ -174,3 +175,5 @@ COMMANDS = [
             (Param("who", TEXT, "a meeting number or a member's name", required=False),),
             examples=("attendance", "attendance 3", "attendance alice")),
 ]
+
+EVENT_HANDLERS = [EventHandler(RsvpCast, rsvp_from_event), EventHandler(CheckInCast, checkin_from_event)]

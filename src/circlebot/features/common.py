@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from circlebot.app import Context
 from circlebot.core.commands import UsageError
+from circlebot.core.context import Context
 from circlebot.core.domain import RsvpAnswer
 from circlebot.core.text import when
 from circlebot.readings import Reading

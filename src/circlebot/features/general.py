@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from circlebot.app import Context
 from circlebot.core.commands import TEXT, Command, Param, help_text
+from circlebot.core.context import Context
 from circlebot.core.recurrence import rule_text
 from circlebot.core.text import Text
 from circlebot.features.common import meeting_title, when

@@ -9,8 +9,8 @@ import datetime as dt
 import itertools
 from collections.abc import Container
 
-from circlebot.app import Context
 from circlebot.core.commands import DATE, MEETING, READING, TIME, WHEN, Command, Param, UsageError
+from circlebot.core.context import Context
 from circlebot.core.recurrence import free_slots, local_to_utc, occurrence_on
 from circlebot.core.text import Text
 from circlebot.features.common import (

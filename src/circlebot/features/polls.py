@@ -1,49 +1,21 @@
-"""`poll`, `poll close`, `poll results`, `vote` and `unvote`; tallies and their text."""
+"""`poll`, `poll close`, `poll results`, `vote` and `unvote`, and the votes and ends of platforms' native polls
+(handled by the poll lifecycle, `core.polls`)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from circlebot.app import Context
 from circlebot.core.adapter import PollLimits
 from circlebot.core.commands import FLAG, HOURS, NUMBER, POLL, TEXT, Command, Param, Reply, UsageError
-from circlebot.core.domain import PollResults
+from circlebot.core.context import Bot, Context, EventHandler
+from circlebot.core.domain import PollEndCast, VoteCast
+from circlebot.core.polls import results_text
 from circlebot.core.text import fold
 from circlebot.store import PollRow
 
 MAX_QUESTION = 300
 MAX_ANSWERS = 20
 MAX_ANSWER = 100
-BAR = 12
-
-
-def results_text(results: PollResults, *, hide_counts: bool = False) -> str:
-    """The results of a poll as text: counts, shares, a bar, the winner once closed."""
-    poll = results.poll
-    state = "closed" if results.closed else "open"
-    if hide_counts:  # not even the turnout: how many voted is part of what a secret poll keeps until it closes
-        lines = [f"**Poll #{poll.id}: {poll.question}** ({state})"]
-        lines += [f"{i}. {a}" for i, a in enumerate(poll.answers, 1)]
-        lines.append("This is a secret poll: counts are shown when it closes.")
-        return "\n".join(lines)
-    lines = [f"**Poll #{poll.id}: {poll.question}** ({state}, {results.voters} voter(s))"]
-    # a share is of the voters: in a multi-answer poll one voter counts for several answers, so the shares of
-    # votes would not say how many people want an answer
-    total = (results.voters if poll.multi else sum(results.counts)) or 1
-    for i, (answer, n) in enumerate(zip(poll.answers, results.counts, strict=True), 1):
-        bar = "█" * round(BAR * n / total)
-        lines.append(f"{i}. {answer}: {n} ({100 * n / total:.0f}%) {bar}")
-    if poll.multi and results.voters:
-        lines.append(f"(Percentages are shares of the {results.voters} voters; each could pick several answers.)")
-    if results.closed:
-        winners = results.winners()
-        if not winners:
-            lines.append("Nobody voted.")
-        elif len(winners) == 1:
-            lines.append(f"Result: **{poll.answers[winners[0]]}**")
-        else:
-            lines.append("Tie between: " + ", ".join(f"**{poll.answers[w]}**" for w in winners))
-    return "\n".join(lines)
 
 
 async def _poll_here(ctx: Context, poll_id: int) -> PollRow:
@@ -94,7 +66,7 @@ async def open_poll(ctx: Context, question: str, answers: tuple[str, ...], multi
         ctx.circle.slug, question, answers, multi=multi, secret=secret, opened_by=ctx.member_id,
         now=ctx.now, closes_at=closes_at,
     )
-    refs, failed = await ctx.app.start_poll(ctx.circle, poll)
+    refs, failed = await ctx.app.polls.start_poll(ctx.circle, poll)
     if not refs:  # nowhere to vote: no poll is left behind, and the organiser learns what to fix
         await ctx.store.delete_poll(poll.id)
         why = " ".join(f"{f}." for f in failed) or "No platform of this circle is running."
@@ -102,7 +74,7 @@ async def open_poll(ctx: Context, question: str, answers: tuple[str, ...], multi
     if closes_at is not None:
         await ctx.app.changed(ctx.circle)
     where = ", ".join(sorted({r.channel.platform for r in refs}))
-    how = f"`{ctx.app.vote_hint(ctx.invocation.channel.platform, poll.id)}`"
+    how = f"`{ctx.app.polls.vote_hint(ctx.invocation.channel.platform, poll.id)}`"
     how += " (several numbers allowed)" if multi else ""
     not_there = "".join(f" Not everywhere: {f}." for f in failed)
     return f"Poll #{poll.id} is open on {where}. Vote with {how}.{note}{not_there}"
@@ -110,7 +82,7 @@ async def open_poll(ctx: Context, question: str, answers: tuple[str, ...], multi
 
 async def close(ctx: Context, poll: int) -> str:
     p = await _poll_here(ctx, poll)
-    results = await ctx.app.close_poll(p)
+    results = await ctx.app.polls.close_poll(p)
     if results is None:
         raise UsageError(f"poll #{poll} is already closed; {_results_hint(ctx, poll)} shows its results.")
     return results_text(results)
@@ -123,7 +95,7 @@ def _results_hint(ctx: Context, poll: int) -> str:
 
 async def results(ctx: Context, poll: int) -> Reply:
     p = await _poll_here(ctx, poll)
-    tally = await ctx.app.tally(p)
+    tally = await ctx.app.polls.tally(p)
     hide = p.secret and not p.closed
     text = results_text(tally, hide_counts=hide)
     if not hide:
@@ -178,3 +150,14 @@ COMMANDS = [
             examples=("vote 1 2",)),
     Command(("unvote",), "Withdraw your vote in a poll.", unvote, (Param("poll", POLL, "the poll's number"),)),
 ]
+
+
+async def _votes(bot: Bot, votes: list[VoteCast]) -> None:
+    await bot.polls.cast_votes(votes)
+
+
+async def _ended(bot: Bot, event: PollEndCast) -> None:
+    await bot.polls.poll_ended_on_platform(event)
+
+
+EVENT_HANDLERS = [EventHandler(VoteCast, _votes, batch=True), EventHandler(PollEndCast, _ended)]

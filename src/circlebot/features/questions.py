@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from circlebot.app import App, Context
 from circlebot.config import CircleSettings
 from circlebot.core.commands import MEETING, NUMBER, TEXT, Command, Param, UsageError
+from circlebot.core.context import Bot, Context
 from circlebot.core.text import fold
 from circlebot.features.common import meeting_or_error, meeting_title
 from circlebot.readings import Part, Reading
@@ -82,7 +82,7 @@ async def listed(store: Store, reading: Reading | None, m: Meeting, part_minutes
     return items, bool(base and base.starter)
 
 
-async def meeting_questions(app: App, m: Meeting, circle: CircleSettings) -> list[str]:
+async def meeting_questions(app: Bot, m: Meeting, circle: CircleSettings) -> list[str]:
     """The questions the timeline posts when a meeting starts."""
     items, _ = await listed(app.store, app.readings.get(m.reading), m, circle.part_minutes)
     return [item.text for item in items]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from circlebot.app import Context
 from circlebot.core.commands import READING, TEXT, Command, Param
+from circlebot.core.context import Context
 from circlebot.features.common import reading_or_error
 from circlebot.readings import Reading
 

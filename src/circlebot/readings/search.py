@@ -16,13 +16,35 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from circlebot.readings.model import Collection
+from typing import Protocol
 
 __all__ = ["MAX_WORDS", "SearchHit", "SearchIndex", "fts_query"]
+
+
+class _Section(Protocol):
+    @property
+    def title(self) -> str: ...
+    @property
+    def body(self) -> str: ...
+
+
+class Document(Protocol):
+    """What the index reads of a reading (a `circlebot.readings.model.Reading` is one)."""
+
+    @property
+    def slug(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def tags(self) -> Sequence[str]: ...
+    @property
+    def author(self) -> str: ...
+    @property
+    def intro(self) -> str: ...
+    @property
+    def sections(self) -> Sequence[_Section]: ...
 
 MAX_WORDS = 12
 """Only the first words of a query are used (a bound on the query's cost)."""
@@ -61,8 +83,8 @@ class SearchIndex:
     them in a worker thread (``asyncio.to_thread``).
     """
 
-    def __init__(self, collection: Collection) -> None:
-        """Index every reading of *collection*."""
+    def __init__(self, collection: Iterable[Document]) -> None:
+        """Index every reading of *collection* (iterated twice: a `Collection`, a list)."""
         self._lock = threading.Lock()
         self._db = sqlite3.connect(":memory:", check_same_thread=False)
         self._db.execute(

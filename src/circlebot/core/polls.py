@@ -1,0 +1,235 @@
+"""The poll lifecycle, in one place: opening a poll on every platform, casting votes (from commands and from
+native polls), the tally and its text, closing (by command, at its time, or ended on a platform)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Protocol
+
+from circlebot.config import CircleSettings, Settings
+from circlebot.core.adapter import ChatAdapter, PlatformRefused
+from circlebot.core.clock import Clock
+from circlebot.core.commands import CommandTable, Syntax
+from circlebot.core.domain import ChannelRef, MessageRef, PollEndCast, PollResults, PollSpec, Post, VoteCast, VoteChange
+from circlebot.store import PollRow, Store
+
+log = logging.getLogger(__name__)
+
+BAR = 12
+
+
+class PollHost(Protocol):
+    """What the poll lifecycle needs of the router: the store, the clock, the running platforms."""
+
+    settings: Settings
+    store: Store
+    clock: Clock
+    commands: CommandTable
+
+    @property
+    def adapters(self) -> Mapping[str, ChatAdapter]: ...
+
+    def syntax(self, platform: str) -> Syntax: ...
+
+    def locations(self, circle: CircleSettings) -> list[ChannelRef]: ...
+
+    async def post_to_circle(self, circle: CircleSettings, post: Post) -> list[MessageRef]: ...
+
+
+def results_text(results: PollResults, *, hide_counts: bool = False) -> str:
+    """The results of a poll as text: counts, shares, a bar, the winner once closed."""
+    poll = results.poll
+    state = "closed" if results.closed else "open"
+    if hide_counts:  # not even the turnout: how many voted is part of what a secret poll keeps until it closes
+        lines = [f"**Poll #{poll.id}: {poll.question}** ({state})"]
+        lines += [f"{i}. {a}" for i, a in enumerate(poll.answers, 1)]
+        lines.append("This is a secret poll: counts are shown when it closes.")
+        return "\n".join(lines)
+    lines = [f"**Poll #{poll.id}: {poll.question}** ({state}, {results.voters} voter(s))"]
+    # a share is of the voters: in a multi-answer poll one voter counts for several answers, so the shares of
+    # votes would not say how many people want an answer
+    total = (results.voters if poll.multi else sum(results.counts)) or 1
+    for i, (answer, n) in enumerate(zip(poll.answers, results.counts, strict=True), 1):
+        bar = "█" * round(BAR * n / total)
+        lines.append(f"{i}. {answer}: {n} ({100 * n / total:.0f}%) {bar}")
+    if poll.multi and results.voters:
+        lines.append(f"(Percentages are shares of the {results.voters} voters; each could pick several answers.)")
+    if results.closed:
+        winners = results.winners()
+        if not winners:
+            lines.append("Nobody voted.")
+        elif len(winners) == 1:
+            lines.append(f"Result: **{poll.answers[winners[0]]}**")
+        else:
+            lines.append("Tie between: " + ", ".join(f"**{poll.answers[w]}**" for w in winners))
+    return "\n".join(lines)
+
+
+class Polls:
+    """Every poll of every circle, from open to closed."""
+
+    def __init__(self, bot: PollHost) -> None:
+        self.bot = bot
+        self._ballot_locks: dict[tuple[int, int], asyncio.Lock] = {}
+
+    @staticmethod
+    def spec(poll: PollRow) -> PollSpec:
+        return PollSpec(poll.id, poll.question, poll.answers, poll.multi, poll.secret, poll.closes_at)
+
+    def vote_hint(self, platform: str, poll_id: int) -> str:
+        """How to vote in a poll by command on a platform, in its syntax (`!vote 3 <n>`)."""
+        vote = self.bot.commands.get(("vote",))
+        syntax = self.bot.syntax(platform)
+        return syntax.example(vote, poll=poll_id, answers="<n>") if vote else f"{syntax.prefix}vote {poll_id} <n>"
+
+    async def start_poll(self, circle: CircleSettings, poll: PollRow) -> tuple[list[MessageRef], list[str]]:
+        """Start a poll on every running location of its circle: the messages that carry it, and for each
+        location that refused it, what failed and what to do (as a sentence for the organiser)."""
+        refs: list[MessageRef] = []
+        failed: list[str] = []
+        spec = self.spec(poll)
+        for loc in self.bot.locations(circle):
+            try:
+                ref = await self.bot.adapters[loc.platform].start_poll(
+                    loc, replace(spec, vote_hint=self.vote_hint(loc.platform, poll.id)))
+            except PlatformRefused as e:
+                log.warning("%s refused poll %d in %s: %s", loc.platform, poll.id, loc.id, e)
+                failed.append(f"{loc.platform.capitalize()} refused it: {e}")
+                continue
+            except Exception:
+                error_id = secrets.token_hex(4)
+                log.exception("error %s: could not start poll %d on %s %s", error_id, poll.id, loc.platform, loc.id)
+                failed.append(f"{loc.platform.capitalize()} failed (error `{error_id}`, logged); try again later")
+                continue
+            await self.bot.store.add_poll_message(poll.id, ref)
+            refs.append(ref)
+        return refs, failed
+
+    async def tally(self, poll: PollRow) -> PollResults:
+        counts = [0] * len(poll.answers)
+        voters = 0
+        for _member, answers in await self.bot.store.ballots(poll.id):
+            if answers:
+                voters += 1
+            for a in answers:
+                if 0 <= a < len(counts):
+                    counts[a] += 1
+        return PollResults(self.spec(poll), tuple(counts), voters, poll.closed)
+
+    async def close_poll(self, poll: PollRow) -> PollResults | None:
+        """Close a poll and end it on every platform; None if it was closed already."""
+        now = self.bot.clock.now()
+        # a poll closes at its closing time, even when the bot was down then and closes it only now
+        at = min(now, poll.closes_at) if poll.closes_at is not None else now
+        if not await self.bot.store.close_poll(poll.id, at):
+            return None
+        closed = await self.bot.store.poll(poll.id)
+        assert closed is not None
+        results = await self.tally(closed)
+        text = results_text(results)
+        for ref in await self.bot.store.poll_messages(poll.id):
+            adapter = self.bot.adapters.get(ref.channel.platform)
+            if adapter is None:
+                continue
+            try:
+                await adapter.end_poll(ref, results, text)
+            except Exception:
+                log.exception("could not end poll %d on %s", poll.id, ref.channel.platform)
+        return results
+
+    async def cast_vote(self, vote: VoteCast) -> PollRow | None:
+        """One vote from a platform's native poll (see `cast_votes`); the poll it counted in, if any."""
+        polls = await self.cast_votes([vote])
+        return polls[0] if polls else None
+
+    async def cast_votes(self, votes: Sequence[VoteCast]) -> list[PollRow]:
+        """Votes from platforms' native polls, cleaned the lenient way (clipped, not refused) and stored
+        together: one short transaction for the lot, returning once it is committed."""
+        store = self.bot.store
+        rows: list[tuple[int, int, str, int]] = []
+        counted: list[PollRow] = []
+        polls: dict[object, PollRow | None] = {}  # a batch is mostly votes in the same poll: look it up once
+        now = self.bot.clock.now()
+        for vote in votes:
+            msg = vote.message
+            key: object = vote.poll_id if msg is None or vote.poll_id is not None else (
+                msg.channel.platform, msg.channel.id, msg.id)
+            if key in polls:
+                poll = polls[key]
+            else:
+                poll_id = vote.poll_id
+                if poll_id is None and msg is not None:
+                    poll_id = await store.poll_for_message(msg)
+                poll = polls[key] = await store.poll(poll_id) if poll_id is not None else None
+            if poll is None:
+                continue
+            # A vote cast at or after the poll's end does not count; the end is its closing time once that has
+            # passed (by the bot's clock: a vote that arrives before then counts, though a server's clock may
+            # stamp it a little later), even if the bot was down then and closes the poll only now.
+            end = poll.closed_at or (poll.closes_at if poll.closes_at is not None and now >= poll.closes_at else None)
+            if end is not None and vote.at >= end:
+                log.info("ignoring a vote in poll %d cast after it closed", poll.id)
+                continue
+            answers = vote.answers
+            n = len(poll.answers)
+            if len(answers) != 1 or not 0 <= answers[0] < n:
+                # the same answer twice counts once; an unknown answer spoils the ballot, as MSC3381 counts it
+                answers = tuple(dict.fromkeys(answers)) if all(0 <= a < n for a in answers) else ()
+            member_id = store.known_member(vote.user) or await store.member(vote.user)
+            counted.append(poll)
+            if vote.change is VoteChange.SET:
+                rows.append(store.vote_row(poll.id, member_id, answers if poll.multi else answers[:1], vote.at))
+            else:
+                if rows:  # keep the order of this member's earlier whole-ballot votes
+                    await store.write_vote_rows(rows)
+                    rows = []
+                await self._change_ballot(poll, member_id, vote.change, answers, vote.at)
+        if rows:
+            await store.write_vote_rows(rows)
+        return counted
+
+    async def _change_ballot(
+        self, poll: PollRow, member_id: int, change: VoteChange, answers: tuple[int, ...], at: datetime
+    ) -> None:
+        key = (poll.id, member_id)
+        lock = self._ballot_locks.setdefault(key, asyncio.Lock())
+        async with lock:  # add/remove read the ballot, so one member's changes go one at a time
+            current = await self.bot.store.ballot_of(poll.id, member_id) or ()
+            if change is VoteChange.ADD:
+                new = tuple(dict.fromkeys((*current, *answers))) if poll.multi else answers[:1] or current
+            else:
+                new = tuple(a for a in current if a not in answers)
+            await self.bot.store.record_vote(poll.id, member_id, new, at)
+        if not lock.locked():
+            self._ballot_locks.pop(key, None)
+
+    async def poll_ended_on_platform(self, event: PollEndCast) -> None:
+        """A poll ended on a platform by someone entitled to: close it everywhere and post its results."""
+        poll_id = await self.bot.store.poll_for_message(event.message)
+        poll = await self.bot.store.poll(poll_id) if poll_id is not None else None
+        if poll is None or poll.closed:
+            return
+        results = await self.close_poll(poll)
+        circle = self.bot.settings.circle(poll.circle)
+        if results is not None and circle is not None:
+            where = event.message.channel.platform
+            await self.bot.post_to_circle(circle, Post(f"Poll #{poll.id} was ended by {event.user.display} on "
+                                                       f"{where}.\n{results_text(results)}"))
+
+    async def close_due_polls(self) -> int:
+        """Close every poll whose closing time has passed and announce its results."""
+        closed = 0
+        for poll in await self.bot.store.due_polls(self.bot.clock.now()):
+            results = await self.close_poll(poll)
+            if results is None:
+                continue
+            closed += 1
+            circle = self.bot.settings.circle(poll.circle)
+            if circle is not None:
+                await self.bot.post_to_circle(circle, Post(f"Poll #{poll.id} has closed.\n{results_text(results)}"))
+        return closed

@@ -1,0 +1,252 @@
+"""The router: the platform-free bot. It finds the circle of a channel, checks who may do what, dispatches each
+inbound event by its type to the handler a feature declared (commands through their declarations), and is the
+one place that catches handler errors. It names no feature: the commands and event handlers are given to it."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
+from typing import cast
+from zoneinfo import ZoneInfo
+
+from circlebot.config import CircleSettings, Settings
+from circlebot.core.adapter import ChatAdapter, PollLimits
+from circlebot.core.clock import Clock, SystemClock
+from circlebot.core.commands import Command, CommandTable, Refused, Reply, Syntax, UsageError, bind_words
+from circlebot.core.context import Context, EventHandler
+from circlebot.core.domain import Authority, ChannelRef, Event, Invocation, MessageRef, Post, UserRef
+from circlebot.core.polls import Polls
+from circlebot.core.text import Text, clean
+from circlebot.core.timeline import Timeline
+from circlebot.readings import Collection
+from circlebot.store import Meeting, Store
+
+log = logging.getLogger(__name__)
+
+QuestionsOf = Callable[[Meeting, CircleSettings], Awaitable[list[str]]]
+"""The discussion questions of a meeting, as the timeline posts them when it starts."""
+
+
+async def _no_questions(meeting: Meeting, circle: CircleSettings) -> list[str]:
+    return []
+
+
+class Router:
+    """The platform-free bot: adapters hand it events; handlers return their answer and it sends it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        readings: Collection,
+        clock: Clock | None = None,
+        commands: Sequence[Command] = (),
+        event_handlers: Sequence[EventHandler] = (),
+        questions: QuestionsOf = _no_questions,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.readings = readings
+        self.clock: Clock = clock or SystemClock()
+        self.commands = CommandTable(list(commands))
+        self.handlers = {h.event: h for h in event_handlers}
+        self._questions = questions
+        self.adapters: dict[str, ChatAdapter] = {}
+        self.polls = Polls(self)
+        self.timeline: Timeline | None = None
+        self._channels: dict[tuple[str, str], CircleSettings] = {}
+        for c in settings.circles:
+            if c.where.console:
+                self._channels[("console", c.slug)] = c
+            for ch in c.where.discord_channels:
+                self._channels[("discord", ch)] = c
+            for room in c.where.matrix_rooms:
+                self._channels[("matrix", room)] = c
+
+    async def meeting_questions(self, meeting: Meeting, circle: CircleSettings) -> list[str]:
+        """The discussion questions the timeline posts when a meeting starts."""
+        return await self._questions(meeting, circle)
+
+    # wiring ----------------------------------------------------------------------------------------
+    def add_adapter(self, adapter: ChatAdapter) -> None:
+        self.adapters[adapter.platform] = adapter
+
+    def circle_for(self, channel: ChannelRef) -> CircleSettings | None:
+        return self._channels.get((channel.platform, channel.id))
+
+    def locations(self, circle: CircleSettings) -> list[ChannelRef]:
+        """Every channel of a circle on the platforms that are running."""
+        where = [*((("console", circle.slug),) if circle.where.console else ()),
+                 *(("discord", ch) for ch in circle.where.discord_channels),
+                 *(("matrix", room) for room in circle.where.matrix_rooms)]
+        return [ChannelRef(p, cid) for p, cid in where if p in self.adapters and self._channels.get((p, cid)) is circle]
+
+    def zone(self, circle: CircleSettings) -> ZoneInfo:
+        return self.settings.zone_of(circle)
+
+    def prefix(self, platform: str) -> str:
+        adapter = self.adapters.get(platform)
+        return adapter.prefix if adapter else ""
+
+    def syntax(self, platform: str) -> Syntax:
+        """How commands are written on a platform (an adapter may declare its own `syntax`)."""
+        adapter = self.adapters.get(platform)
+        declared = getattr(adapter, "syntax", None)
+        return declared if isinstance(declared, Syntax) else Syntax(self.prefix(platform))
+
+    def is_organiser(self, circle: CircleSettings, user: UserRef, authority: Authority) -> bool:
+        """The one permission rule: configured ids, or the platform's own standing as configured."""
+        org = circle.organisers
+        if user.platform == "console":
+            return user.id in org.console
+        if user.platform == "discord":
+            return (
+                user.id in org.discord_users
+                or bool(authority.roles & set(org.discord_roles))
+                or (org.discord_manage_server and authority.manages_server)
+            )
+        if user.platform == "matrix":
+            return user.id in org.matrix_users or (
+                org.matrix_power_level is not None
+                and authority.power_level is not None
+                and authority.power_level >= org.matrix_power_level
+            )
+        return False
+
+    def poll_limits(self, circle: CircleSettings) -> list[tuple[str, PollLimits]]:
+        return [(loc.platform, self.adapters[loc.platform].poll_limits) for loc in self.locations(circle)]
+
+    # dispatch --------------------------------------------------------------------------------------
+    async def dispatch(self, event: Event | Sequence[Event]) -> Text | str | None:
+        """Handle an inbound event, or a batch of them (a sync response, a back-fill), by its type: a command
+        through its declaration, any other event through the handler a feature declared for its type (the
+        events of a `batch` handler's type in a batch go to it together: votes are stored in one transaction).
+        Never raises: every error is answered or logged here.
+
+        For an RSVP or check-in from a button or reaction, returns what to tell the member (a platform whose
+        buttons can answer shows it); otherwise None: commands are answered through the adapter's reply."""
+        if isinstance(event, (list, tuple)):
+            events = [_cleaned(e) for e in event]
+            batched: dict[type, list[Event]] = {}
+            for e in events:
+                handler = self.handlers.get(type(e))
+                if handler is not None and handler.batch:
+                    batched.setdefault(type(e), []).append(e)
+            for kind, group in batched.items():
+                try:
+                    await self.handlers[kind].handle(self, group)
+                except Exception:
+                    log.exception("error handling %d %s events", len(group), kind.__name__)
+            for e in events:
+                if type(e) not in batched:
+                    await self.dispatch(e)
+            return None
+        event = _cleaned(cast(Event, event))
+        try:
+            if isinstance(event, Invocation):
+                await self._invoke(event)
+                return None
+            handler = self.handlers.get(type(event))
+            if handler is None:
+                log.warning("no handler for %s", type(event).__name__)
+                return None
+            if handler.batch:
+                await handler.handle(self, [event])
+                return None
+            return await handler.handle(self, event)
+        except Exception:
+            error_id = secrets.token_hex(4)
+            log.exception("error %s handling %s", error_id, type(event).__name__)
+            return f"Sorry, something went wrong on my side (error `{error_id}`)."
+
+    async def _invoke(self, inv: Invocation) -> None:
+        prefix = self.prefix(inv.channel.platform)
+        command: Command | None = None
+        try:
+            circle = self.circle_for(inv.channel)
+            if circle is None:
+                raise UsageError("this channel is not part of any study circle; an admin can add it in the config.")
+            if inv.text is not None:
+                command, words = self.commands.resolve(inv.text, prefix)
+            else:
+                command = self.commands.get(inv.path)
+                if command is None:
+                    raise UsageError(f"there is no command {' '.join(inv.path)!r}.")
+            organiser = self.is_organiser(circle, inv.user, inv.authority)
+            if command.organiser and not organiser:
+                raise Refused(f"`{self.syntax(inv.channel.platform).name(command)}` is for the organisers of "
+                              f"{circle.name}.")
+            kwargs = bind_words(command, words) if inv.text is not None else self.commands.bind(command, inv.options)
+            member_id = await self.store.member(inv.user)
+            ctx = Context(self, circle, self.zone(circle), inv.user, member_id, organiser, self.clock.now(), inv,
+                          prefix)
+            result = await command.handler(ctx, **kwargs)
+            reply = result if isinstance(result, Reply) else Reply(result)
+            await self._answer(inv, Post(reply.text), private=reply.private or command.private)
+        except Refused as e:
+            await self._answer(inv, Post("Sorry: " + e.text), private=True)
+        except UsageError as e:
+            cmd = e.command or command
+            text = _capital(e.text)
+            if cmd is not None:
+                syntax = self.syntax(inv.channel.platform)
+                text += f"\nUsage: `{syntax.usage(cmd)}` ({syntax.help_hint(cmd)} for more)"
+            await self._answer(inv, Post(text), private=True)
+        except Exception:
+            error_id = secrets.token_hex(4)
+            log.exception("error %s in command %r from %s", error_id, inv.text or inv.path, inv.user.id)
+            await self._answer(
+                inv,
+                Post(f"Sorry, something went wrong on my side (error `{error_id}`). It is logged; "
+                     "an admin can look it up. Nothing you did was lost."),
+                private=True,
+            )
+
+    async def _answer(self, inv: Invocation, post: Post, *, private: bool) -> None:
+        adapter = self.adapters.get(inv.channel.platform)
+        if adapter is None:
+            log.warning("no adapter for %s to answer on", inv.channel.platform)
+            return
+        try:
+            await adapter.reply(inv, post, private=private)
+        except Exception:
+            log.exception("could not send an answer on %s", inv.channel.platform)
+
+    # posting ---------------------------------------------------------------------------------------
+    async def post_to_circle(self, circle: CircleSettings, post: Post) -> list[MessageRef]:
+        """Send a post to every running location of a circle; a platform that fails does not stop the others."""
+        refs: list[MessageRef] = []
+        for loc in self.locations(circle):
+            try:
+                refs.append(await self.adapters[loc.platform].send(loc, post))
+            except Exception:
+                log.exception("could not post to %s %s", loc.platform, loc.id)
+        return refs
+
+    # running ---------------------------------------------------------------------------------------
+    async def changed(self, circle: CircleSettings | None = None) -> None:
+        """Meetings or polls changed (in one circle, or anywhere): the timeline re-plans from the database."""
+        if self.timeline is not None:
+            await self.timeline.rebuild(circle)
+
+
+def _cleaned(event: Event) -> Event:
+    """An event with the user's text and name as the core keeps user text (see `text.clean`)."""
+    user = event.user
+    if not user.name.isascii():
+        user = dataclasses.replace(user, name=clean(user.name))
+    if isinstance(event, Invocation):
+        text = clean(event.text, balance=False) if event.text is not None else None  # its words: when bound
+        options = {k: clean(v, balance=False) if isinstance(v, str) else v for k, v in event.options.items()}
+        return dataclasses.replace(event, user=user, text=text, options=options)
+    return event if user is event.user else dataclasses.replace(event, user=user)
+
+
+def _capital(text: Text) -> Text:
+    first = text.segments[0] if text.segments else ""
+    if not isinstance(first, str):
+        return text
+    return Text(first[:1].upper() + first[1:], *text.segments[1:])
+
