@@ -68,3 +68,51 @@ async def test_vote_hints_are_written_as_discord_slash_commands(bot: DiscordDriv
     await bot.say(bot.organiser, f"poll close {poll}")
     again = await bot.say(bot.organiser, f"poll close {poll}")
     assert f"/poll results poll:{poll} shows its results" in again.text, again
+
+
+async def open_native(bot: DiscordDriver) -> tuple[int, int]:
+    poll = number_after("poll", (await bot.say(bot.organiser, 'poll "Which day?" "Mon" "Wed"')).text)
+    return poll, await bot.poll_message(poll)
+
+
+async def test_a_vote_withdrawn_while_the_bot_was_down_no_longer_counts(
+    bot: DiscordDriver, fake_discord: FakeDiscord
+) -> None:
+    poll, mid = await open_native(bot)
+    await bot.vote("alice", poll, [1])
+    await bot.vote("bob", poll, [2])
+    await bot.stop()
+    await fake_discord.unvote(bot.member("alice"), mid, 1)  # nobody is connected to see it
+    await bot.start()
+    results = await bot.say("carol", f"poll results {poll}")
+    assert "1. Mon: 0" in results and "2. Wed: 1" in results and "(open, 1 voter(s))" in results, results
+
+
+async def test_a_vote_command_after_a_native_vote_survives_the_read_back(bot: DiscordDriver) -> None:
+    poll, _ = await open_native(bot)
+    await bot.vote("alice", poll, [1])
+    assert "counted: Wed" in await bot.say("alice", f"vote {poll} 2")  # her latest word
+    await bot.restart()
+    results = await bot.say("carol", f"poll results {poll}")
+    assert "1. Mon: 0" in results and "2. Wed: 1" in results, results
+
+
+async def test_votes_missed_while_reconnecting_without_resuming_are_read_back(
+    bot: DiscordDriver, fake_discord: FakeDiscord
+) -> None:
+    poll, mid = await open_native(bot)
+    await bot.vote("alice", poll, [1])
+    answers = rf"/channels/{bot.channel.id}/polls/{mid}/answers/\d"
+    read_before = len(fake_discord.find_requests("GET", answers))
+    assert bot.adapter is not None
+    bot.adapter.reidentify_pause = 0  # no need to space out IDENTIFYs with the fake
+    fake_discord.hold_gateway()
+    await fake_discord.invalidate_sessions(resumable=False)  # the session is gone: the client must identify again
+    await fake_discord.vote(bot.member("bob"), mid, 2)  # no session is there to be told
+    await fake_discord.unvote(bot.member("alice"), mid, 1)
+    fake_discord.release_gateway()
+    await fake_discord.wait_identified(2)
+    await fake_discord.wait_for(lambda: len(fake_discord.find_requests("GET", answers)) >= read_before + 2)
+    await bot.adapter.drain()
+    results = await bot.say("carol", f"poll results {poll}")
+    assert "1. Mon: 0" in results and "2. Wed: 1" in results and "(open, 1 voter(s))" in results, results

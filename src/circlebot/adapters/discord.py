@@ -37,7 +37,7 @@ import yarl
 from discord import app_commands
 
 from circlebot.adapters.render import discord_markdown, plain_text, split_text
-from circlebot.core.adapter import Dispatch, PlatformRefused, PollLimits, idempotency_token
+from circlebot.core.adapter import Dispatch, NotStored, PlatformRefused, PollLimits, idempotency_token
 from circlebot.core.commands import Command, Param, Syntax
 from circlebot.core.domain import (
     Authority,
@@ -46,6 +46,7 @@ from circlebot.core.domain import (
     Control,
     Invocation,
     MessageRef,
+    PollReadBack,
     PollResults,
     PollSpec,
     Post,
@@ -231,6 +232,8 @@ class AppLookups:
             if not circle.where.discord_channels:
                 continue
             for poll in await self._app.store.polls(circle.slug, open_only=True, limit=1000):
+                if poll.secret:
+                    continue  # a plain message: its votes are all /vote
                 out += [(ref, len(poll.answers)) for ref in await self._app.store.poll_messages(poll.id)
                         if ref.channel.platform == PLATFORM]
         return out
@@ -321,6 +324,10 @@ class _Client(discord.Client):
     async def setup_hook(self) -> None:
         await self.adapter._setup(self)
 
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        if not initial:  # Discord allows one IDENTIFY per 5 s: wait as discord.py does (adjustable)
+            await asyncio.sleep(self.adapter.reidentify_pause)
+
     async def on_ready(self) -> None:
         await self.adapter._on_ready()
 
@@ -366,6 +373,7 @@ class DiscordAdapter:
 
     platform = PLATFORM
     prefix = "/"
+    reidentify_pause = 5.0  # seconds before identifying again after a session was lost (discord.py's default)
     poll_limits = PollLimits(question_chars=300, answers=10, answer_chars=55, min_hours=1, max_hours=768)
     # Discord checks a nonce "in the past few minutes": count on two
     dedup_window = timedelta(minutes=2)
@@ -400,8 +408,8 @@ class DiscordAdapter:
         self._channels = {ch for c in circles for ch in c.where.discord_channels}
         self._dispatch: Dispatch | None = None
         self._client: _Client | None = None
-        self._votes: asyncio.Queue[VoteCast] = asyncio.Queue()
-        self._recovered = asyncio.Event()
+        # raw vote events in arrival order, and read-back requests (a future, set once done) among them
+        self._votes: asyncio.Queue[VoteCast | asyncio.Future[None]] = asyncio.Queue()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._busy: set[asyncio.Task[Any]] = set()
         self.ready = asyncio.Event()
@@ -416,13 +424,12 @@ class DiscordAdapter:
         client = _Client(self, intents=intents(), guild_ready_timeout=self._guild_ready_timeout,
                          allowed_mentions=NO_MENTIONS)
         self._client = client
-        self._recovered.clear()
         self._spawn(self._vote_worker(), "discord-votes")
         try:
             await client.start(self._token, reconnect=True)
         finally:
             try:
-                if self._recovered.is_set():  # stopping: what was received is stored and answered first
+                if self.ready.is_set():  # stopping: what was received is stored and answered first
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.drain(), STOP_DRAIN)
             finally:
@@ -468,13 +475,14 @@ class DiscordAdapter:
                  f"{len(self._guilds)} guild(s)" if self._guilds else "all guilds (global)")
 
     async def _on_ready(self) -> None:
-        if not self._recovered.is_set():
-            try:
-                await self._recover_votes()
-            except Exception:
-                log.exception("could not read back the votes cast while the bot was away")
-            finally:
-                self._recovered.set()
+        """Every READY (the first, and each new session after a reconnect that could not resume, when vote
+        events may have been missed): read the open polls' votes back, in turn with the live vote events."""
+        request: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._votes.put_nowait(request)
+        try:
+            await request
+        except Exception:
+            log.exception("could not read back the votes cast while the bot was away")
         self.ready.set()
 
     # inbound: votes -------------------------------------------------------------------------------
@@ -492,26 +500,50 @@ class DiscordAdapter:
         ))
 
     async def _vote_worker(self) -> None:
-        await self._recovered.wait()  # the read-back after a restart goes first; live events then apply on top
+        """Store vote events in arrival order (a burst in one go) and run read-backs in their turn, so live
+        events apply on top of what was read. Votes the database could not take are offered again."""
+        delay = 0.05
         while True:
-            batch = [await self._votes.get()]
-            while not self._votes.empty() and len(batch) < VOTE_BATCH:
-                batch.append(self._votes.get_nowait())  # a burst is stored in one go, in arrival order
+            item = await self._votes.get()
+            batch: list[VoteCast] = []
+            request: asyncio.Future[None] | None = None
+            while True:
+                if not isinstance(item, VoteCast):
+                    request = item
+                    break
+                batch.append(item)
+                if self._votes.empty() or len(batch) >= VOTE_BATCH:
+                    break
+                item = self._votes.get_nowait()
             try:
-                if self._dispatch is not None:
-                    await self._dispatch(batch)
-            except Exception:
-                log.exception("could not store %d vote(s)", len(batch))
+                while batch and self._dispatch is not None:
+                    try:
+                        await self._dispatch(batch)
+                        delay = 0.05
+                        break
+                    except NotStored as e:
+                        log.warning("could not store %d vote(s) (%s); trying again in %.2f s", len(batch), e, delay)
+                        await asyncio.sleep(delay)
+                        delay = min(delay * 2, 5.0)
+                    except Exception:
+                        log.exception("could not store %d vote(s)", len(batch))
+                        break
+                if request is not None:
+                    try:
+                        await self._recover_votes()
+                        if not request.done():
+                            request.set_result(None)
+                    except Exception as e:
+                        if not request.done():
+                            request.set_exception(e)
             finally:
                 self.votes_handled += len(batch)
-                for _ in batch:
+                for _ in range(len(batch) + (request is not None)):
                     self._votes.task_done()
 
     async def _recover_votes(self) -> None:
-        """Read every open poll's voters back from Discord and set each voter's ballot to what Discord has.
-
-        Members who voted with ``/vote`` and not natively are left alone (their ballot is not Discord's to set).
-        """
+        """Read every open native poll's voters back from Discord; the core makes the native ballots exactly what
+        Discord holds (a vote withdrawn while the bot was away is withdrawn; a later ``/vote`` stays)."""
         client = self._client
         if client is None or self._dispatch is None:
             return
@@ -536,8 +568,9 @@ class DiscordAdapter:
             except discord.HTTPException as e:
                 log.warning("could not read the voters of poll message %s (%s)", ref.id, e.status)
                 continue
-            await self._dispatch([VoteCast(UserRef(PLATFORM, str(uid), names[uid]), tuple(answers), now, message=ref,
-                                           change=VoteChange.SET) for uid, answers in ballots.items()])
+            await self._dispatch(PollReadBack(ref, tuple(
+                VoteCast(UserRef(PLATFORM, str(uid), names[uid]), tuple(answers), now, message=ref)
+                for uid, answers in ballots.items()), now, timed=False))
             if ballots:
                 log.info("read back %d native ballot(s) of poll message %s", len(ballots), ref.id)
 

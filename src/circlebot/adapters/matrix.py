@@ -37,6 +37,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import aiohttp
+from cachetools import LRUCache
 from nio import (
     AsyncClient,
     AsyncClientConfig,
@@ -58,7 +59,7 @@ from nio.responses import RoomEventRelationsResponse
 from circlebot.adapters import matrix_polls as polls
 from circlebot.adapters.render import named_markdown, plain_text, split_text, to_html
 from circlebot.config import MatrixSettings, Settings
-from circlebot.core.adapter import Dispatch, PollLimits, idempotency_token
+from circlebot.core.adapter import Dispatch, NotStored, PollLimits, idempotency_token, storage_failed
 from circlebot.core.domain import (
     Authority,
     ChannelRef,
@@ -67,6 +68,7 @@ from circlebot.core.domain import (
     Invocation,
     MessageRef,
     PollEndCast,
+    PollReadBack,
     PollResults,
     PollSpec,
     Post,
@@ -252,6 +254,7 @@ class MatrixAdapter:
     """circlebot on Matrix. Construct it with the rooms of every circle; `run` serves until cancelled."""
 
     platform = PLATFORM
+    cache_size = 10_000  # entries per in-memory cache (display names, reacted-to posts, poll ends, responses)
     poll_limits = PollLimits(question_chars=340, answers=20, answer_chars=340)
     # Synapse keeps a transaction id's event for 24 hours (per device); an hour less leaves room for clocks
     dedup_window = timedelta(hours=23)
@@ -288,15 +291,20 @@ class MatrixAdapter:
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._commands: OrderedDict[str, None] = OrderedDict()
         self._waiters: dict[str, asyncio.Future[None]] = {}
-        self._standing: dict[str, _Standing] = {}
-        self._names: dict[tuple[str, str], str] = {}
+        # Memory is bounded: every cache below keeps at most `cache_size` entries (least recently used go
+        # first) and falls back to the store or the homeserver for what it no longer holds.
+        size = self.cache_size
+        self._standing: dict[str, _Standing] = {}  # configured rooms only
+        self._names: LRUCache[tuple[str, str], str] = LRUCache(size)
         self._dms: dict[str, str] = {}
         self._dm_rooms: set[str] = set()
         self._dm_locks: dict[str, asyncio.Lock] = {}
-        self._poll_ends: dict[str, int | None] = {}
-        self._controls: dict[str, tuple[int | None, frozenset[Control]] | None] = {}
+        self._poll_ends: LRUCache[str, int | None] = LRUCache(size)
+        self._controls: LRUCache[str, tuple[int | None, frozenset[Control]] | None] = LRUCache(size)
+        self._responses: LRUCache[str, tuple[str, str]] = LRUCache(size)  # response event -> (room, poll start)
+        self._ending: dict[str, polls.PollEnd] = {}  # an end from Element being decided by the core
         self._warned_encrypted: set[str] = set()
-        self._ignored_invites: set[str] = set()
+        self._ignored_invites: LRUCache[str, None] = LRUCache(size)
 
     @property
     def _state(self) -> AdapterState:
@@ -333,6 +341,13 @@ class MatrixAdapter:
                     raise
                 except (MatrixError, aiohttp.ClientError, TimeoutError) as e:
                     log.warning("matrix: cannot reach the homeserver (%s); retrying in %.1f s", e, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self._backoff[1])
+                except NotStored as e:
+                    # The database failed: the sync position stays where it was, so the events not stored come
+                    # again with the next sync (those handled already are skipped).
+                    log.warning("matrix: could not store what a sync brought (%s); keeping the sync position and "
+                                "retrying in %.1f s", e, delay)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, self._backoff[1])
                 except Exception:
@@ -445,11 +460,11 @@ class MatrixAdapter:
             if isinstance(resp, JoinResponse):
                 log.info("matrix: joined %s on invitation", room_id)
             elif room_id not in self._ignored_invites:  # e.g. the invitation was withdrawn; not retried
-                self._ignored_invites.add(room_id)
+                self._ignored_invites[room_id] = None
                 log.warning("matrix: could not join %s: %s %s", room_id, getattr(resp, "status_code", ""),
                             getattr(resp, "message", ""))
         elif room_id not in self._ignored_invites:
-            self._ignored_invites.add(room_id)
+            self._ignored_invites[room_id] = None
             log.info("matrix: ignoring an invitation to %s, which is not a configured room", room_id)
 
     async def _backfill(self, room_id: str, prev_batch: str, since: str) -> list[dict[str, Any]]:
@@ -529,9 +544,11 @@ class MatrixAdapter:
                     self._warn_encrypted(room_id)
                 elif kind in polls.END_TYPES and room_id in self._rooms:
                     await self._on_foreign_end(room_id, src)
-            except (MatrixError, aiohttp.ClientError, TimeoutError):
-                raise  # the homeserver is away: the event is not marked, the sync comes again
-            except Exception:
+            except (MatrixError, aiohttp.ClientError, TimeoutError, NotStored):
+                raise  # the homeserver is away, or the database: the event is not marked, the sync comes again
+            except Exception as e:
+                if storage_failed(e):  # the adapter's own records (a reaction, a command) could not be kept
+                    raise NotStored(str(e)) from e
                 log.exception("matrix: could not handle event %s in %s; skipped", eid, room_id)
             self._done(eid)
         if pending.responses:
@@ -568,12 +585,16 @@ class MatrixAdapter:
         if end is None or self._dispatch is None:
             return
         standing = await self._room_standing(room_id)
-        if standing.level(end.sender) < standing.redact:
-            log.info("matrix: %s may not end poll %s; ignored", end.sender, end.start_id)
-            return
-        await self._note_poll_end(end)
+        level = standing.level(end.sender)
+        if level >= standing.redact:  # clients honour this end (MSC3381): if the core closes the poll, it stands
+            self._ending[end.start_id] = end
         user = UserRef(PLATFORM, end.sender, await self._display_name(room_id, end.sender))
-        await self._dispatch(PollEndCast(user, _ts(end.ts), MessageRef(ChannelRef(PLATFORM, room_id), end.start_id)))
+        try:
+            await self._dispatch(PollEndCast(user, _ts(end.ts), MessageRef(ChannelRef(PLATFORM, room_id),
+                                                                           end.start_id),
+                                             Authority(power_level=level)))
+        finally:
+            self._ending.pop(end.start_id, None)
 
     async def _remember_command(self, event_id: str) -> None:
         """Note a command as handled before running it. The sync token is saved after a whole sync is handled;
@@ -635,7 +656,7 @@ class MatrixAdapter:
 
     # votes -----------------------------------------------------------------------------------------
     async def _note_poll_end(self, end: polls.PollEnd) -> None:
-        known = self._poll_ends.get(end.start_id)
+        known = await self._poll_end(end.start_id)
         if known is None or end.ts < known:
             self._poll_ends[end.start_id] = end.ts
             await self._state.put("poll_end", end.start_id, str(end.ts), poll_message=end.start_id)
@@ -644,25 +665,27 @@ class MatrixAdapter:
         if start_id not in self._poll_ends:
             value = await self._state.get("poll_end", start_id)
             self._poll_ends[start_id] = int(value) if value else None
-        return self._poll_ends[start_id]
+        return self._poll_ends.get(start_id)
 
     async def _flush_votes(self, pending: _PendingVotes) -> None:
         """Store gathered responses: per poll and user only the latest counts; those after the end are ignored."""
         by_poll: dict[tuple[str, str], list[polls.PollResponse]] = {}
         for room_id, r in pending.responses:
             by_poll.setdefault((room_id, r.start_id), []).append(r)
+        casts: list[VoteCast] = []
+        for (room_id, start_id), responses in by_poll.items():
+            end = await self._poll_end(start_id)
+            for r in responses:
+                self._responses[r.event_id] = (room_id, start_id)
+            for r in polls.latest_per_user(responses, end).values():
+                name = self._names.get((room_id, r.sender), "")
+                casts.append(VoteCast(UserRef(PLATFORM, r.sender, name), r.answers, _ts(r.ts),
+                                      message=MessageRef(ChannelRef(PLATFORM, room_id), start_id)))
         try:
-            casts: list[VoteCast] = []
-            for (room_id, start_id), responses in by_poll.items():
-                end = await self._poll_end(start_id)
-                for r in polls.latest_per_user(responses, end).values():
-                    name = self._names.get((room_id, r.sender), "")
-                    casts.append(VoteCast(UserRef(PLATFORM, r.sender, name), r.answers, _ts(r.ts),
-                                          message=MessageRef(ChannelRef(PLATFORM, room_id), start_id)))
-            await self._cast(casts)
-        finally:
+            await self._cast(casts)  # NotStored: not marked, so the sync comes again with them
             for _, r in pending.responses:
                 self._done(r.event_id)
+        finally:
             pending.responses.clear()
 
     async def _cast(self, casts: Sequence[VoteCast]) -> None:
@@ -681,6 +704,8 @@ class MatrixAdapter:
                             log.warning("matrix: cannot read back the votes of poll %d (%s)", poll.id, e)
 
     async def _read_back(self, room_id: str, start_id: str) -> None:
+        """Set the poll's Matrix ballots to what its relations hold now: each user's latest response before its
+        end. Synapse drops a redacted response from the relations, so a redaction gives back the one before."""
         events: list[dict[str, Any]] = []
         since: str | None = None
         for _ in range(_BACKFILL_PAGES):
@@ -699,21 +724,46 @@ class MatrixAdapter:
             end = polls.parse_end(src)
             if end is not None and end.sender == self.user_id:
                 await self._note_poll_end(end)
-        pending = _PendingVotes([(room_id, r) for s in events if (r := polls.parse_response(s)) is not None])
-        if pending.responses:
-            log.info("matrix: read back %d response(s) to poll %s", len(pending.responses), start_id)
-            await self._flush_votes(pending)
+        responses = [r for src in events if (r := polls.parse_response(src)) is not None]
+        for r in responses:
+            self._responses[r.event_id] = (room_id, start_id)
+        ref = MessageRef(ChannelRef(PLATFORM, room_id), start_id)
+        latest = polls.latest_per_user(responses, await self._poll_end(start_id))
+        ballots = tuple(VoteCast(UserRef(PLATFORM, r.sender, self._names.get((room_id, r.sender), "")), r.answers,
+                                 _ts(r.ts), message=ref) for r in latest.values())
+        log.info("matrix: read back %d response(s) to poll %s", len(responses), start_id)
+        if self._dispatch is not None:
+            await self._dispatch(PollReadBack(ref, ballots, datetime.now(UTC), timed=True))
+
+    async def _on_response_redacted(self, room_id: str, event_id: str) -> None:
+        """If the redacted event was a poll response, read the poll back: the user's previous response counts
+        again (as MSC3381 and Element have it), or none if it was their only one."""
+        known = self._responses.get(event_id)
+        if known is not None:
+            await self._read_back(*known)
+            return
+        resp = await self.client.room_get_event(room_id, event_id)  # not remembered: is it a response at all?
+        if not isinstance(resp, RoomGetEventResponse) or resp.event.source.get("type") not in polls.RESPONSE_TYPES:
+            return
+        room = self._rooms.get(room_id)
+        if room is None:
+            return
+        for poll in await self._store.polls(room.circle, open_only=True, limit=100):
+            for ref in await self._store.poll_messages(poll.id):
+                if ref.channel == ChannelRef(PLATFORM, room_id):
+                    await self._read_back(room_id, ref.id)
 
     # reactions -------------------------------------------------------------------------------------
     async def _post_controls(self, event_id: str) -> tuple[int | None, frozenset[Control]] | None:
-        if event_id not in self._controls:
-            value = await self._state.get("controls", event_id)
-            parsed: tuple[int | None, frozenset[Control]] | None = None
-            if value:
-                data = json.loads(value)
-                parsed = (data.get("meeting"), frozenset(Control(c) for c in data.get("controls", [])))
-            self._controls[event_id] = parsed
-        return self._controls[event_id]
+        if event_id in self._controls:
+            return self._controls[event_id]
+        value = await self._state.get("controls", event_id)
+        parsed: tuple[int | None, frozenset[Control]] | None = None
+        if value:
+            data = json.loads(value)
+            parsed = (data.get("meeting"), frozenset(Control(c) for c in data.get("controls", [])))
+        self._controls[event_id] = parsed
+        return parsed
 
     async def _on_reaction(self, room_id: str, src: Mapping[str, Any]) -> None:
         reaction = parse_reaction(src)
@@ -740,16 +790,17 @@ class MatrixAdapter:
         redacts, at = redaction
         value = await self._state.get("reaction", redacts)
         if not value:
+            await self._on_response_redacted(room_id, redacts)
             return
         data = json.loads(value)
         target, sender = str(data["target"]), str(data["sender"])
-        await self._state.delete("reaction", redacts)
         controls = await self._post_controls(target)
         meeting_id = controls[0] if controls else None
         remaining = await self._rsvp_reactions_left(room_id, target, sender, redacts)
         user = UserRef(PLATFORM, sender, await self._display_name(room_id, sender))
         await self._dispatch(RsvpCast(user, remaining, at,
                                       meeting_id=meeting_id, message=MessageRef(ChannelRef(PLATFORM, room_id), target)))
+        await self._state.delete("reaction", redacts)  # forgotten once its change is stored
 
     async def _rsvp_reactions_left(self, room_id: str, target: str, sender: str, gone: str) -> RsvpAnswer | None:
         """The answer of the user's latest RSVP reaction still on the post, if any."""
@@ -865,20 +916,27 @@ class MatrixAdapter:
 
     async def _dm_room(self, user_id: str) -> str:
         """The direct-message room with `user_id`, created (and remembered) on first use."""
-        lock = self._dm_locks.setdefault(user_id, asyncio.Lock())
-        async with lock:
-            room = self._dms.get(user_id)
-            if room is not None:
-                return room
-            resp = _check(await self.client.room_create(is_direct=True, invite=[user_id],
-                                                        preset=RoomPreset.trusted_private_chat),
-                          RoomCreateResponse, "create a direct-message room")
-            room = str(resp.room_id)
-            self._dms[user_id] = room
-            self._dm_rooms.add(room)
-            await self._store.set_state(PLATFORM, "dm_rooms", json.dumps(self._dms))
-            log.info("matrix: opened a direct-message room with %s", user_id)
+        room = self._dms.get(user_id)
+        if room is not None:
             return room
+        lock = self._dm_locks.setdefault(user_id, asyncio.Lock())  # held only while a room is being opened
+        try:
+            async with lock:
+                room = self._dms.get(user_id)
+                if room is not None:
+                    return room
+                resp = _check(await self.client.room_create(is_direct=True, invite=[user_id],
+                                                            preset=RoomPreset.trusted_private_chat),
+                              RoomCreateResponse, "create a direct-message room")
+                room = str(resp.room_id)
+                self._dms[user_id] = room
+                self._dm_rooms.add(room)
+                await self._store.set_state(PLATFORM, "dm_rooms", json.dumps(self._dms))
+                log.info("matrix: opened a direct-message room with %s", user_id)
+                return room
+        finally:
+            if not lock.locked():
+                self._dm_locks.pop(user_id, None)
 
     # polls -----------------------------------------------------------------------------------------
     async def start_poll(self, where: ChannelRef, poll: PollSpec) -> MessageRef:
@@ -897,7 +955,11 @@ class MatrixAdapter:
     async def end_poll(self, ref: MessageRef, results: PollResults, text: str) -> None:
         """End the poll with its results; responses after the end no longer count."""
         if await self._poll_end(ref.id) is not None:
-            return  # ended in Matrix already (a moderator in Element): the core posts the results
+            return  # ended in Matrix already: the core posts the results
+        ending = self._ending.get(ref.id)
+        if ending is not None:  # ended in Element by an organiser whose end clients honour: it is the end
+            await self._note_poll_end(ending)
+            return
         body = plain_text(text)
         end_id = await self._send_event(ref.channel.id, polls.END_UNSTABLE, polls.end_content(ref.id, body))
         resp = await self.client.room_get_event(ref.channel.id, end_id)

@@ -5,6 +5,7 @@ Rendering (a post's `Text` as each platform writes it) lives in `circlebot.adapt
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -14,7 +15,20 @@ from circlebot.core.text import Text
 
 Dispatch = Callable[[Event | Sequence[Event]], Awaitable[Text | str | None]]
 """Hands events to the core: one, or a batch (votes in a batch are stored in one transaction). For an RSVP or
-check-in it returns what to tell the member, for platforms whose buttons can answer."""
+check-in it returns what to tell the member, for platforms whose buttons can answer. Raises `NotStored` when
+what the events change could not be stored (the database failed): the adapter offers them again later."""
+
+
+def storage_failed(error: BaseException) -> bool:
+    """Whether an error means the database could not be written (locked, disk full, I/O error): worth offering
+    the same events again later, unlike a bug in handling them."""
+    return isinstance(error, sqlite3.OperationalError | OSError) and not isinstance(error, TimeoutError)
+
+
+class NotStored(Exception):
+    """The core could not store what an event changes (a vote, an RSVP, a check-in, a poll's end) because the
+    database failed. Nothing of it was acknowledged: the adapter must offer the event again later (Matrix keeps
+    its sync position; Discord keeps the votes queued) instead of treating it as handled."""
 
 
 class PlatformRefused(Exception):

@@ -128,14 +128,31 @@ class CheckInCast:
 
 @dataclass(frozen=True, slots=True)
 class PollEndCast:
-    """A poll ended on the platform itself by someone entitled to (a Matrix moderator ending it in Element)."""
+    """A poll ended on the platform itself (a Matrix moderator ending it in Element). The core closes it
+    everywhere only if `user` is an organiser by the circle's rule (`authority` as for a command)."""
 
     user: UserRef
     at: datetime
     message: MessageRef
+    authority: Authority = Authority()
 
 
-Event = Invocation | VoteCast | RsvpCast | CheckInCast | PollEndCast
+@dataclass(frozen=True, slots=True)
+class PollReadBack:
+    """Everything a platform's native poll at `message` holds now, read back after the bot was away: one
+    `VoteCast` (change SET) per voter with their current native ballot. A member of that platform missing
+    from `ballots` has no native vote there (withdrawn, or their responses redacted).
+
+    `timed`: the ballots carry the time they were cast (Matrix); otherwise (Discord) their `at` is the time
+    of reading, and only a change from the native ballot last seen counts as a new vote."""
+
+    message: MessageRef
+    ballots: tuple[VoteCast, ...]
+    at: datetime
+    timed: bool
+
+
+Event = Invocation | VoteCast | RsvpCast | CheckInCast | PollEndCast | PollReadBack
 
 
 class Control(enum.StrEnum):

@@ -15,7 +15,19 @@ from circlebot.config import CircleSettings, Settings
 from circlebot.core.adapter import ChatAdapter, PlatformRefused
 from circlebot.core.clock import Clock
 from circlebot.core.commands import CommandTable, Syntax
-from circlebot.core.domain import ChannelRef, MessageRef, PollEndCast, PollResults, PollSpec, Post, VoteCast, VoteChange
+from circlebot.core.domain import (
+    Authority,
+    ChannelRef,
+    MessageRef,
+    PollEndCast,
+    PollReadBack,
+    PollResults,
+    PollSpec,
+    Post,
+    UserRef,
+    VoteCast,
+    VoteChange,
+)
 from circlebot.store import PollRow, Store
 
 log = logging.getLogger(__name__)
@@ -39,6 +51,8 @@ class PollHost(Protocol):
     def locations(self, circle: CircleSettings) -> list[ChannelRef]: ...
 
     async def post_to_circle(self, circle: CircleSettings, post: Post) -> list[MessageRef]: ...
+
+    def is_organiser(self, circle: CircleSettings, user: UserRef, authority: Authority) -> bool: ...
 
 
 def results_text(results: PollResults, *, hide_counts: bool = False) -> str:
@@ -175,51 +189,102 @@ class Polls:
             if end is not None and vote.at >= end:
                 log.info("ignoring a vote in poll %d cast after it closed", poll.id)
                 continue
-            answers = vote.answers
-            n = len(poll.answers)
-            if len(answers) != 1 or not 0 <= answers[0] < n:
-                # the same answer twice counts once; an unknown answer spoils the ballot, as MSC3381 counts it
-                answers = tuple(dict.fromkeys(answers)) if all(0 <= a < n for a in answers) else ()
+            answers = _ballot(poll, vote.answers, cut=vote.change is VoteChange.SET)
             member_id = store.known_member(vote.user) or await store.member(vote.user)
             counted.append(poll)
             if vote.change is VoteChange.SET:
-                rows.append(store.vote_row(poll.id, member_id, answers if poll.multi else answers[:1], vote.at))
+                rows.append(store.vote_row(poll.id, member_id, answers, vote.at))
             else:
                 if rows:  # keep the order of this member's earlier whole-ballot votes
-                    await store.write_vote_rows(rows)
+                    await store.write_native_vote_rows(rows)
                     rows = []
                 await self._change_ballot(poll, member_id, vote.change, answers, vote.at)
         if rows:
-            await store.write_vote_rows(rows)
+            await store.write_native_vote_rows(rows)
         return counted
+
+    async def reconcile_poll(self, event: PollReadBack) -> None:
+        """Make a poll's native ballots on one platform exactly what the platform holds now (`PollReadBack`).
+
+        A ballot cast by command is left alone unless the platform shows a native vote made after it (timed),
+        or a native ballot other than the one last seen (untimed: it changed while the bot was away). A
+        native ballot the platform no longer has (withdrawn, redacted) is withdrawn, so nothing gone counts."""
+        store = self.bot.store
+        poll_id = await store.poll_for_message(event.message)
+        poll = await store.poll(poll_id) if poll_id is not None else None
+        if poll is None or poll.closed:
+            return
+        stored = await store.platform_ballots(poll.id, event.message.channel.platform)
+        now = self.bot.clock.now()
+        end = poll.closes_at if poll.closes_at is not None and now >= poll.closes_at else None
+        rows: list[tuple[int, int, str, int]] = []
+        seen: set[str] = set()
+        for vote in event.ballots:
+            seen.add(vote.user.id)
+            answers = _ballot(poll, vote.answers)
+            held = stored.get(vote.user.id)
+            cast = store.vote_row(poll.id, 0, answers, vote.at)[3]
+            if event.timed:
+                if end is not None and vote.at >= end:
+                    continue  # cast after the poll's end
+                later_command = held is not None and held.source == "command" and held.cast_at > cast
+                same = held is not None and held.source == "native" and (held.answers, held.cast_at) == (answers, cast)
+                if later_command or same:
+                    continue
+            elif ((held.native or ()) if held else ()) == answers:
+                continue  # nothing changed on the platform since the bot last saw it
+            member_id = held.member_id if held else store.known_member(vote.user) or await store.member(vote.user)
+            rows.append(store.vote_row(poll.id, member_id, answers, vote.at))
+        for user_id, held in stored.items():
+            if user_id in seen:
+                continue
+            if event.timed and held.source == "native" and held.answers:
+                rows.append((poll.id, held.member_id, "", held.cast_at))  # its responses are gone (redacted)
+            elif not event.timed and held.native:
+                rows.append(store.vote_row(poll.id, held.member_id, (), event.at))  # withdrawn while away
+        if rows:
+            log.info("poll %d: %d ballot(s) on %s set to what the platform holds", poll.id, len(rows),
+                     event.message.channel.platform)
+            await store.write_native_vote_rows(rows, exact=True)
 
     async def _change_ballot(
         self, poll: PollRow, member_id: int, change: VoteChange, answers: tuple[int, ...], at: datetime
     ) -> None:
         key = (poll.id, member_id)
         lock = self._ballot_locks.setdefault(key, asyncio.Lock())
-        async with lock:  # add/remove read the ballot, so one member's changes go one at a time
-            current = await self.bot.store.ballot_of(poll.id, member_id) or ()
+        async with lock:  # add/remove read the native ballot, so one member's changes go one at a time
+            store = self.bot.store
+            current = await store.native_ballot_of(poll.id, member_id)
             if change is VoteChange.ADD:
                 new = tuple(dict.fromkeys((*current, *answers))) if poll.multi else answers[:1] or current
             else:
                 new = tuple(a for a in current if a not in answers)
-            await self.bot.store.record_vote(poll.id, member_id, new, at)
+            await store.write_native_vote_rows([store.vote_row(poll.id, member_id, new, at)])
         if not lock.locked():
             self._ballot_locks.pop(key, None)
 
     async def poll_ended_on_platform(self, event: PollEndCast) -> None:
-        """A poll ended on a platform by someone entitled to: close it everywhere and post its results."""
+        """A poll ended on a platform (in Element): closed everywhere if the one who ended it is an organiser
+        by the same rule as `poll close`; otherwise it stays open and the room is told so."""
         poll_id = await self.bot.store.poll_for_message(event.message)
         poll = await self.bot.store.poll(poll_id) if poll_id is not None else None
-        if poll is None or poll.closed:
+        circle = self.bot.settings.circle(poll.circle) if poll is not None else None
+        if poll is None or poll.closed or circle is None:
+            return
+        where = event.message.channel
+        if not self.bot.is_organiser(circle, event.user, event.authority):
+            log.info("%s ended poll %d on %s but is not an organiser; it stays open", event.user.id, poll.id,
+                     where.platform)
+            adapter = self.bot.adapters.get(where.platform)
+            if adapter is not None:
+                await adapter.send(where, Post(
+                    f"{event.user.display} ended poll #{poll.id} here, but only the organisers of {circle.name} "
+                    f"may close it: it stays open. Vote with `{self.vote_hint(where.platform, poll.id)}`."))
             return
         results = await self.close_poll(poll)
-        circle = self.bot.settings.circle(poll.circle)
-        if results is not None and circle is not None:
-            where = event.message.channel.platform
+        if results is not None:
             await self.bot.post_to_circle(circle, Post(f"Poll #{poll.id} was ended by {event.user.display} on "
-                                                       f"{where}.\n{results_text(results)}"))
+                                                       f"{where.platform}.\n{results_text(results)}"))
 
     async def close_due_polls(self) -> int:
         """Close every poll whose closing time has passed and announce its results."""
@@ -233,3 +298,12 @@ class Polls:
             if circle is not None:
                 await self.bot.post_to_circle(circle, Post(f"Poll #{poll.id} has closed.\n{results_text(results)}"))
         return closed
+
+
+def _ballot(poll: PollRow, answers: tuple[int, ...], *, cut: bool = True) -> tuple[int, ...]:
+    """A native ballot cleaned the lenient way: the same answer twice counts once; an unknown answer spoils the
+    ballot (as MSC3381 counts it); a one-answer poll keeps the first (`cut`)."""
+    n = len(poll.answers)
+    if len(answers) != 1 or not 0 <= answers[0] < n:
+        answers = tuple(dict.fromkeys(answers)) if all(0 <= a < n for a in answers) else ()
+    return answers if poll.multi or not cut else answers[:1]

@@ -12,11 +12,21 @@ from typing import cast
 from zoneinfo import ZoneInfo
 
 from circlebot.config import CircleSettings, Settings
-from circlebot.core.adapter import ChatAdapter, PollLimits
+from circlebot.core.adapter import ChatAdapter, NotStored, PollLimits, storage_failed
 from circlebot.core.clock import Clock, SystemClock
 from circlebot.core.commands import Command, CommandTable, Refused, Reply, Syntax, UsageError, bind_words
 from circlebot.core.context import Context, EventHandler
-from circlebot.core.domain import Authority, ChannelRef, Event, Invocation, MessageRef, Post, UserRef
+from circlebot.core.domain import (
+    Authority,
+    ChannelRef,
+    Event,
+    Invocation,
+    MessageRef,
+    PollReadBack,
+    Post,
+    UserRef,
+    VoteCast,
+)
 from circlebot.core.polls import Polls
 from circlebot.core.text import Text, clean
 from circlebot.core.timeline import Timeline
@@ -123,7 +133,9 @@ class Router:
         """Handle an inbound event, or a batch of them (a sync response, a back-fill), by its type: a command
         through its declaration, any other event through the handler a feature declared for its type (the
         events of a `batch` handler's type in a batch go to it together: votes are stored in one transaction).
-        Never raises: every error is answered or logged here.
+        Every error is answered or logged here, except one: when what the events change could not be stored (the
+        database failed), this raises `NotStored`, so the adapter offers the events again instead of losing them
+        (every handler may see an event twice: they are idempotent).
 
         For an RSVP or check-in from a button or reaction, returns what to tell the member (a platform whose
         buttons can answer shows it); otherwise None: commands are answered through the adapter's reply."""
@@ -137,7 +149,11 @@ class Router:
             for kind, group in batched.items():
                 try:
                     await self.handlers[kind].handle(self, group)
-                except Exception:
+                except Exception as error:
+                    if storage_failed(error):
+                        log.warning("could not store %d %s event(s): %s; offered again later", len(group),
+                                    kind.__name__, error)
+                        raise NotStored(str(error)) from error
                     log.exception("error handling %d %s events", len(group), kind.__name__)
             for e in events:
                 if type(e) not in batched:
@@ -156,7 +172,10 @@ class Router:
                 await handler.handle(self, [event])
                 return None
             return await handler.handle(self, event)
-        except Exception:
+        except Exception as error:
+            if storage_failed(error):
+                log.warning("could not store a %s: %s; it is offered again later", type(event).__name__, error)
+                raise NotStored(str(error)) from error
             error_id = secrets.token_hex(4)
             log.exception("error %s handling %s", error_id, type(event).__name__)
             return f"Sorry, something went wrong on my side (error `{error_id}`)."
@@ -234,6 +253,8 @@ class Router:
 
 def _cleaned(event: Event) -> Event:
     """An event with the user's text and name as the core keeps user text (see `text.clean`)."""
+    if isinstance(event, PollReadBack):
+        return dataclasses.replace(event, ballots=tuple(cast(VoteCast, _cleaned(b)) for b in event.ballots))
     user = event.user
     if not user.name.isascii():
         user = dataclasses.replace(user, name=clean(user.name))

@@ -8,7 +8,7 @@ from datetime import timedelta
 from circlebot.core.adapter import PollLimits
 from circlebot.core.commands import FLAG, HOURS, NUMBER, POLL, TEXT, Command, Param, Reply, UsageError
 from circlebot.core.context import Bot, Context, EventHandler
-from circlebot.core.domain import PollEndCast, VoteCast
+from circlebot.core.domain import PollEndCast, PollReadBack, VoteCast
 from circlebot.core.polls import results_text
 from circlebot.core.text import fold
 from circlebot.store import PollRow
@@ -160,4 +160,9 @@ async def _ended(bot: Bot, event: PollEndCast) -> None:
     await bot.polls.poll_ended_on_platform(event)
 
 
-EVENT_HANDLERS = [EventHandler(VoteCast, _votes, batch=True), EventHandler(PollEndCast, _ended)]
+async def _read_back(bot: Bot, event: PollReadBack) -> None:
+    await bot.polls.reconcile_poll(event)
+
+
+EVENT_HANDLERS = [EventHandler(VoteCast, _votes, batch=True), EventHandler(PollEndCast, _ended),
+                  EventHandler(PollReadBack, _read_back)]

@@ -198,4 +198,12 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "DELETE FROM adapter_state WHERE substr(key, 1, 9) IN ('controls:', 'reaction:', 'poll_end:')",
         ],
     ),
+    (
+        "where each ballot came from (a command, or the platform's native poll) and the native ballot last seen",
+        [
+            "ALTER TABLE votes ADD COLUMN source TEXT NOT NULL DEFAULT 'command' "
+            "CHECK (source IN ('command', 'native'))",
+            "ALTER TABLE votes ADD COLUMN native TEXT",  # the native ballot on the platform; NULL: none seen yet
+        ],
+    ),
 ]

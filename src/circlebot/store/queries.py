@@ -167,11 +167,34 @@ class _Joining:
 
 _MEMBERS_PER_STATEMENT = 500  # 1,500 parameters a statement
 
-_VOTE_SQL = (
+_VOTE_SQL = (  # a ballot cast by command; the native ballot last seen stays as it is
     "INSERT INTO votes (poll_id, member_id, answers, cast_at) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (poll_id, member_id) DO UPDATE SET answers = excluded.answers, cast_at = excluded.cast_at "
-    "WHERE excluded.cast_at >= votes.cast_at"
+    "ON CONFLICT (poll_id, member_id) DO UPDATE SET answers = excluded.answers, cast_at = excluded.cast_at, "
+    "source = 'command' WHERE excluded.cast_at >= votes.cast_at"
 )
+_NATIVE_UPSERT = (  # a ballot from a platform's native poll: it is also the native ballot last seen
+    "INSERT INTO votes (poll_id, member_id, answers, cast_at, source, native) VALUES (?1, ?2, ?3, ?4, 'native', ?3) "
+    "ON CONFLICT (poll_id, member_id) DO UPDATE SET answers = excluded.answers, cast_at = excluded.cast_at, "
+    "source = 'native', native = excluded.native"
+)
+_NATIVE_VOTE_SQL = _NATIVE_UPSERT + " WHERE excluded.cast_at >= votes.cast_at"  # the latest wins
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBallot:
+    """A member's ballot as stored: its answers, when and how it was cast (`source`: "command" or "native"),
+    and the native ballot last seen on the member's platform (None: none seen). `cast_at` is in microseconds
+    since the epoch, as `Store.vote_row` writes it."""
+
+    member_id: int
+    answers: tuple[int, ...]
+    cast_at: int
+    source: str
+    native: tuple[int, ...] | None
+
+
+def _answers(text: str | None) -> tuple[int, ...]:
+    return tuple(int(a) for a in text.split(",") if a) if text else ()
 
 
 class Store:
@@ -586,6 +609,27 @@ class Store:
     async def write_vote_rows(self, rows: Sequence[tuple[int, int, str, int]]) -> None:
         """Write ballots made by `vote_row`; returns once committed (batched with other small writes)."""
         await self.batcher.submit_many(_VOTE_SQL, rows)
+
+    async def write_native_vote_rows(self, rows: Sequence[tuple[int, int, str, int]], *, exact: bool = False) -> None:
+        """Write ballots from platforms' native polls (rows made by `vote_row`); the latest by cast time wins,
+        unless `exact` (a read-back sets each ballot to what the platform holds). Returns once committed."""
+        await self.batcher.submit_many(_NATIVE_UPSERT if exact else _NATIVE_VOTE_SQL, rows)
+
+    async def native_ballot_of(self, poll_id: int, member_id: int) -> tuple[int, ...]:
+        """The member's native ballot last seen on their platform (empty if none)."""
+        row = await self.db.fetchone(
+            "SELECT native FROM votes WHERE poll_id = ? AND member_id = ?", (poll_id, member_id)
+        )
+        return _answers(row[0]) if row else ()
+
+    async def platform_ballots(self, poll_id: int, platform: str) -> dict[str, StoredBallot]:
+        """Every stored ballot of a poll from members on `platform`, by their platform user id."""
+        rows = await self.db.fetchall(
+            "SELECT v.member_id, m.user_id, v.answers, v.cast_at, v.source, v.native FROM votes v "
+            "JOIN members m ON m.id = v.member_id WHERE v.poll_id = ? AND m.platform = ?", (poll_id, platform)
+        )
+        return {r["user_id"]: StoredBallot(r["member_id"], _answers(r["answers"]), r["cast_at"], r["source"],
+                                           None if r["native"] is None else _answers(r["native"])) for r in rows}
 
     async def ballots(self, poll_id: int) -> list[tuple[int, tuple[int, ...]]]:
         rows = await self.db.fetchall("SELECT member_id, answers FROM votes WHERE poll_id = ?", (poll_id,))
