@@ -62,7 +62,7 @@ class NullAdapter:
     def __init__(self) -> None:
         self.replies = 0
 
-    async def run(self, dispatch: object) -> None:
+    async def serve(self, dispatch: object) -> None:
         await asyncio.Event().wait()
 
     async def send(self, where: ChannelRef, post: Post, *, key: str | None = None) -> MessageRef:
@@ -199,7 +199,7 @@ async def bench_votes(tmp: Path) -> None:
         floors.append(await floor(tmp, f"votes-floor-{r}", rows, Store.VOTE_SQL))
     last = {v.user.id: v.answers for v in votes}
     ballots = dict(await app.store.ballots(poll.id))
-    ids = {u.id: await app.store.member(u) for u in users}
+    ids = {u.id: await app.store.ensure_member(u) for u in users}
     lost = sum(1 for uid, answers in last.items() if ballots.get(ids[uid]) != answers)
     await app.store.batcher.stop()
     await app.store.db.close()
@@ -234,7 +234,7 @@ async def bench_commands(tmp: Path) -> None:
     lines = [(users[i % MEMBERS], rng.choice(kinds)) for i in range(COMMANDS)]
     writes = sum(1 for _, text in lines if text.startswith(("rsvp", "vote")))
     for u in users:  # members known, as in a running circle
-        await app.store.member(u)
+        await app.store.ensure_member(u)
     before = adapter.replies
     start = time.perf_counter()
     await asyncio.gather(*(say(u, text) for u, text in lines))

@@ -109,7 +109,7 @@ async def circlebot(n: int) -> list[float]:
                     CORE_MS[-1] += (time.perf_counter() - t0) * 1000
 
                 adapter.reply = timed_reply  # type: ignore[method-assign]
-                task = asyncio.create_task(adapter.run(timed_dispatch))
+                task = asyncio.create_task(adapter.serve(timed_dispatch))
                 try:
                     await asyncio.wait_for(adapter.ready.wait(), 10)
                     return await measure(fake, member, channel, n)

@@ -138,7 +138,7 @@ async def bench(server: SynapseServer, n: int, workdir: Path) -> None:
     store.batcher.start()
     echo_ready = asyncio.Event()
     sender = Sender(sender_client)
-    tasks = [asyncio.create_task(adapter.run(app.dispatch), name="circlebot"),
+    tasks = [asyncio.create_task(adapter.serve(app.dispatch), name="circlebot"),
              asyncio.create_task(echo_bot(echo, echo_ready), name="echo-bot"),
              asyncio.create_task(sender.run(), name="sender")]
     try:

@@ -117,7 +117,7 @@ class DiscordDriver:
         self.app.add_adapter(adapter)
         self.adapter = adapter
         self._expected_votes = 0
-        self._task = asyncio.create_task(adapter.run(self.app.dispatch), name="discord-adapter")
+        self._task = asyncio.create_task(adapter.serve(self.app.dispatch), name="discord-adapter")
         ready = asyncio.create_task(adapter.ready.wait())
         done, _ = await asyncio.wait({ready, self._task}, timeout=5, return_when=asyncio.FIRST_COMPLETED)
         if ready not in done:

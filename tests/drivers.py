@@ -103,7 +103,7 @@ class RecordingAdapter:
     def render(self, post: Post) -> str:
         return plain_text(named_markdown(post.content, self.zone, self.prefix))
 
-    async def run(self, dispatch: Dispatch) -> None:
+    async def serve(self, dispatch: Dispatch) -> None:
         await asyncio.Event().wait()
 
     async def send(self, where: ChannelRef, post: Post, *, key: str | None = None) -> MessageRef:

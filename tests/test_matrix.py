@@ -219,7 +219,7 @@ async def test_a_rejected_access_token_stops_the_adapter_with_a_clear_error(
     assert settings.matrix is not None
     adapter = MatrixAdapter(settings.matrix, store, {}, access_token="not-the-token", backoff=(0.05, 0.1))
     with pytest.raises(FatalMatrixError, match="refused the bot's access token") as raised:
-        await asyncio.wait_for(adapter.run(lambda event: asyncio.sleep(0)), 15)
+        await asyncio.wait_for(adapter.serve(lambda event: asyncio.sleep(0)), 15)
     assert "not-the-token" not in str(raised.value)
 
 
@@ -507,7 +507,7 @@ async def test_a_password_login_keeps_the_configured_device(
     settings = matrix_settings(tmp_path, bot_account, [])
     assert settings.matrix is not None
     adapter = MatrixAdapter(settings.matrix, store, {}, password=bot_account.user.password)
-    task = asyncio.create_task(adapter.run(lambda event: asyncio.sleep(0)))
+    task = asyncio.create_task(adapter.serve(lambda event: asyncio.sleep(0)))
     try:
         await asyncio.wait_for(adapter.ready.wait(), 15)
         assert adapter.client.device_id == bot_account.user.device_id

@@ -82,7 +82,7 @@ class MatrixBot:
         return adapter
 
     async def start(self) -> None:
-        self.task = asyncio.create_task(self.adapter.run(self.app.dispatch), name="matrix-bot")
+        self.task = asyncio.create_task(self.adapter.serve(self.app.dispatch), name="matrix-bot")
         await self.wait(self.adapter.ready.wait())
 
     async def stop(self) -> None:

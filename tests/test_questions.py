@@ -99,7 +99,7 @@ async def test_organisers_add_and_remove_questions_for_a_meeting(core: CoreDrive
 async def test_a_part_meeting_offers_starter_questions(core: CoreDriver) -> None:
     circle = core.app.settings.circles[0]
     start = core.clock.now() + timedelta(days=2)
-    member = await core.app.store.member(UserRef("console", "olga", "olga"))
+    member = await core.app.store.ensure_member(UserRef("console", "olga", "olga"))
     await core.app.store.add_meeting(circle.slug, start, start + timedelta(hours=1), SEED, member,
                                      core.clock.now(), part=1, parts=4)
     assert circle.part_minutes == 25  # 4 parts do not match the 25-minute split: the whole reading's questions

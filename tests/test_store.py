@@ -42,7 +42,7 @@ async def test_a_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
     db = await Database.open(tmp_path / "x.sqlite3")
     store = Store(db)
     try:
-        member = await store.member(UserRef("console", "alice", "Alice"))
+        member = await store.ensure_member(UserRef("console", "alice", "Alice"))
         with pytest.raises(sqlite3.IntegrityError):
             async with db.transaction() as conn:
                 await conn.execute("INSERT INTO members (platform, user_id) VALUES ('console', 'bob')")
@@ -69,12 +69,12 @@ async def test_a_task_cancelled_mid_transaction_leaves_the_connection_usable(tmp
             await asyncio.gather(task, return_exceptions=True)
             assert not db.conn.in_transaction
             # a member's creation is shared by everyone waiting for it: a waiter cancelled does not stop it
-            waiter = asyncio.ensure_future(store.member(UserRef("console", f"m{delay}")))
+            waiter = asyncio.ensure_future(store.ensure_member(UserRef("console", f"m{delay}")))
             await asyncio.sleep(delay)
             waiter.cancel()
             await asyncio.gather(waiter, return_exceptions=True)
-            assert await store.member(UserRef("console", f"m{delay}")) > 0
-        assert await store.member(UserRef("console", "after")) > 0  # the next write works
+            assert await store.ensure_member(UserRef("console", f"m{delay}")) > 0
+        assert await store.ensure_member(UserRef("console", "after")) > 0  # the next write works
     finally:
         await db.close()
 
@@ -86,7 +86,7 @@ async def test_votes_are_batched_and_acknowledged_only_once_committed(tmp_path: 
     try:
         poll = await store.create_poll("c", "Q?", ("A", "B"), multi=False, secret=False, opened_by=None, now=NOW,
                                        closes_at=None)
-        members = [await store.member(UserRef("console", f"u{i}")) for i in range(50)]
+        members = [await store.ensure_member(UserRef("console", f"u{i}")) for i in range(50)]
         await asyncio.gather(*(store.record_vote(poll.id, m, (i % 2,), NOW) for i, m in enumerate(members)))
         # every acknowledged vote is visible to another connection: it is committed
         with sqlite3.connect(tmp_path / "x.sqlite3") as other:
@@ -105,7 +105,7 @@ async def test_rsvp_change_and_withdraw(tmp_path: Path) -> None:
     store = Store(db)
     try:
         m = await store.add_meeting("c", NOW + timedelta(days=1), NOW + timedelta(days=1, hours=1), "r", None, NOW)
-        alice = await store.member(UserRef("console", "alice"))
+        alice = await store.ensure_member(UserRef("console", "alice"))
         await store.set_rsvp(m.id, alice, RsvpAnswer.YES, NOW)
         await store.set_rsvp(m.id, alice, RsvpAnswer.NO, NOW)
         assert (await store.rsvp_counts([m.id]))[m.id][RsvpAnswer.NO] == 1
@@ -133,7 +133,7 @@ async def test_a_failed_commit_is_rolled_back_and_later_writes_work(tmp_path: Pa
     db = await Database.open(tmp_path / "x.sqlite3")
     store = Store(db)
     try:
-        alice = await store.member(UserRef("console", "alice"))
+        alice = await store.ensure_member(UserRef("console", "alice"))
         with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
             async with db.transaction() as conn:
                 await conn.execute("PRAGMA defer_foreign_keys = ON")
@@ -141,7 +141,7 @@ async def test_a_failed_commit_is_rolled_back_and_later_writes_work(tmp_path: Pa
         assert not db.conn.in_transaction
         assert await db.fetchone("SELECT 1 FROM rsvps") is None
         # the next writes work: a new member, and a batched RSVP
-        bob = await store.member(UserRef("console", "bob"))
+        bob = await store.ensure_member(UserRef("console", "bob"))
         m = await store.add_meeting("c", NOW + timedelta(days=1), NOW + timedelta(days=1, hours=1), "r", None, NOW)
         await store.set_rsvp(m.id, bob, RsvpAnswer.YES, NOW)
         assert [u.id for u, _ in await store.rsvps(m.id)] == ["bob"]
@@ -185,7 +185,7 @@ async def test_one_bad_write_fails_alone_and_the_rest_of_its_batch_is_committed(
     try:
         poll = await store.create_poll("c", "Q?", ("A", "B"), multi=False, secret=False, opened_by=None, now=NOW,
                                        closes_at=None)
-        members = [await store.member(UserRef("console", f"u{i}")) for i in range(20)]
+        members = [await store.ensure_member(UserRef("console", f"u{i}")) for i in range(20)]
         # twenty members vote at once (one batch); one ballot names a member that does not exist
         writers = [store.record_vote(poll.id, m, (0,), NOW) for m in members]
         writers.insert(7, store.record_vote(poll.id, 9999, (1,), NOW))
@@ -211,10 +211,10 @@ async def test_members_seen_together_are_created_together_with_their_names(tmp_p
     db = await Database.open(tmp_path / "x.sqlite3")
     store = Store(db)
     try:
-        old = await store.member(UserRef("matrix", "@old:x", "Old name"))
+        old = await store.ensure_member(UserRef("matrix", "@old:x", "Old name"))
         people = [UserRef("console", f"u{i % 300}", f"U {i % 300}") for i in range(600)]  # each one twice
         people.append(UserRef("matrix", "@old:x", "New name"))
-        ids = await asyncio.gather(*(store.member(u) for u in people))
+        ids = await asyncio.gather(*(store.ensure_member(u) for u in people))
         assert ids[-1] == old
         assert len(set(ids[:600])) == 300 and ids[:300] == ids[300:600]
         stored = await db.fetchall("SELECT platform, user_id, id, name FROM members")

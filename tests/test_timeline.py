@@ -89,7 +89,7 @@ def test_plan_is_pure_ordered_and_keyed_stably(settings: Settings) -> None:
     first = {j.kind: j for j in jobs if j.meeting_id == 1}
     assert first[PostKind.ASSIGNMENT].due_at == start - timedelta(days=7)
     assert first[PostKind.REMINDER].due_at == start - timedelta(hours=24)
-    assert first[PostKind.START].expires_at == start + timedelta(minutes=90)
+    assert first[PostKind.QUESTIONS].expires_at == start + timedelta(minutes=90)
     assert first[PostKind.ASSIGNMENT].key == f"study/1/assignment/{int(start.timestamp())}"
     assert all(j.meeting_id != 3 for j in jobs)
 
@@ -158,11 +158,11 @@ async def test_a_meeting_runs_its_whole_timeline_once(tmp_path: Path, clock: Fak
 POINTS = {
     PostKind.ASSIGNMENT: timedelta(days=-7),
     PostKind.REMINDER: timedelta(hours=-24),
-    PostKind.START: timedelta(0),
-    PostKind.END: timedelta(minutes=90),
+    PostKind.QUESTIONS: timedelta(0),
+    PostKind.SUMMARY: timedelta(minutes=90),
 }
 MARKERS = {PostKind.ASSIGNMENT: "Reading for meeting", PostKind.REMINDER: "Reminder",
-           PostKind.START: "has started", PostKind.END: "has ended"}
+           PostKind.QUESTIONS: "has started", PostKind.SUMMARY: "has ended"}
 
 
 @pytest.mark.parametrize("kind", list(PostKind))

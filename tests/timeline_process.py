@@ -96,7 +96,7 @@ async def main(database: Path, now: datetime, hang_on: str | None, matrix_room: 
                                       backoff=(0.05, 0.5))
         matrix.hang_after_send = hang_after_send
         app.add_adapter(matrix)
-        task = asyncio.create_task(matrix.run(app.dispatch))
+        task = asyncio.create_task(matrix.serve(app.dispatch))
         await asyncio.wait_for(matrix.ready.wait(), 20)  # the first sync is handled: reactions made while down
     await Timeline(app).start()
     if task is not None:

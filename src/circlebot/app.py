@@ -97,7 +97,7 @@ class App(Router):
         try:
             await self.timeline.prepare()  # the syllabus's meetings exist before the first command arrives
             async with asyncio.TaskGroup() as tg:
-                tasks = [tg.create_task(a.run(self.dispatch), name=f"adapter-{p}") for p, a in self.adapters.items()]
+                tasks = [tg.create_task(a.serve(self.dispatch), name=f"adapter-{p}") for p, a in self.adapters.items()]
                 stopping = tg.create_task(self._stop.wait(), name="circlebot-stop")
                 cleaning = tg.create_task(self._clean_up_daily(), name="circlebot-clean-up")
                 for adapter in self.adapters.values():

@@ -114,7 +114,7 @@ class ConsoleAdapter:
         ]
         return "\n".join(lines)
 
-    async def run(self, dispatch: Dispatch) -> None:
+    async def serve(self, dispatch: Dispatch) -> None:
         loop = asyncio.get_running_loop()
         lines: asyncio.Queue[str | None] = asyncio.Queue()
 

@@ -59,8 +59,8 @@ from circlebot.core.domain import (
 from circlebot.core.text import CommandRef, Text
 
 if TYPE_CHECKING:
-    from circlebot.app import App
     from circlebot.config import CircleSettings, DiscordSettings
+    from circlebot.core.router import Router
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ class Lookups(Protocol):
 class AppLookups:
     """`Lookups` over the core's store and reading collection."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: Router) -> None:
         self._app = app
 
     async def choices(self, kind: str, channel: ChannelRef, typed: str) -> list[tuple[str, str | int]]:
@@ -417,7 +417,7 @@ class DiscordAdapter:
         self.synced: list[dict[str, Any]] = []
 
     # running --------------------------------------------------------------------------------------
-    async def run(self, dispatch: Dispatch) -> None:
+    async def serve(self, dispatch: Dispatch) -> None:
         """Log in, sync the slash commands, and serve (reconnecting as needed) until cancelled."""
         self._dispatch = dispatch
         apply_endpoints(self._settings.api_base, self._settings.gateway_url)
@@ -831,7 +831,7 @@ def _circle_channel(interaction: discord.Interaction[Any]) -> ChannelRef:
     return ChannelRef(PLATFORM, str(interaction.channel_id))
 
 
-def adapter_from_app(app: App) -> DiscordAdapter:
+def adapter_from_app(app: Router) -> DiscordAdapter:
     """The Discord adapter for a configured app (ValueError when `[discord]` is missing or has no token)."""
     settings = app.settings.discord
     if settings is None:

@@ -251,7 +251,7 @@ class _PendingVotes:
 
 
 class MatrixAdapter:
-    """circlebot on Matrix. Construct it with the rooms of every circle; `run` serves until cancelled."""
+    """circlebot on Matrix. Construct it with the rooms of every circle; `serve` connects and serves until cancelled."""
 
     platform = PLATFORM
     cache_size = 10_000  # entries per in-memory cache (display names, reacted-to posts, poll ends, responses)
@@ -312,7 +312,7 @@ class MatrixAdapter:
         return self._store.adapter_state(PLATFORM)
 
     # running ---------------------------------------------------------------------------------------
-    async def run(self, dispatch: Dispatch) -> None:
+    async def serve(self, dispatch: Dispatch) -> None:
         """Log in, then sync and handle events until cancelled; an outage is retried with backoff."""
         self._dispatch = dispatch
         try:

@@ -61,7 +61,7 @@ class ChatAdapter(Protocol):
     prefix: str
     poll_limits: PollLimits
 
-    async def run(self, dispatch: Dispatch) -> None:
+    async def serve(self, dispatch: Dispatch) -> None:
         """Connect and serve until cancelled (or, for the console, until the user quits)."""
 
     async def send(self, where: ChannelRef, post: Post, *, key: str | None = None) -> MessageRef:

@@ -190,7 +190,7 @@ class Polls:
                 log.info("ignoring a vote in poll %d cast after it closed", poll.id)
                 continue
             answers = _ballot(poll, vote.answers, cut=vote.change is VoteChange.SET)
-            member_id = store.known_member(vote.user) or await store.member(vote.user)
+            member_id = store.known_member(vote.user) or await store.ensure_member(vote.user)
             counted.append(poll)
             if vote.change is VoteChange.SET:
                 rows.append(store.vote_row(poll.id, member_id, answers, vote.at))
@@ -233,7 +233,8 @@ class Polls:
                     continue
             elif ((held.native or ()) if held else ()) == answers:
                 continue  # nothing changed on the platform since the bot last saw it
-            member_id = held.member_id if held else store.known_member(vote.user) or await store.member(vote.user)
+            member_id = held.member_id if held else (
+                store.known_member(vote.user) or await store.ensure_member(vote.user))
             rows.append(store.vote_row(poll.id, member_id, answers, vote.at))
         for user_id, held in stored.items():
             if user_id in seen:

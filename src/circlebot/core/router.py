@@ -198,7 +198,7 @@ class Router:
                 raise Refused(f"`{self.syntax(inv.channel.platform).name(command)}` is for the organisers of "
                               f"{circle.name}.")
             kwargs = bind_words(command, words) if inv.text is not None else self.commands.bind(command, inv.options)
-            member_id = await self.store.member(inv.user)
+            member_id = await self.store.ensure_member(inv.user)
             ctx = Context(self, circle, self.zone(circle), inv.user, member_id, organiser, self.clock.now(), inv,
                           prefix)
             result = await command.handler(ctx, **kwargs)

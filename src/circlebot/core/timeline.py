@@ -78,10 +78,13 @@ class TimelineHost(Protocol):
 
 
 class PostKind(enum.StrEnum):
+    """The posts of a meeting, in order. The values are stored (post keys, the post log), so they stay as they
+    are: the discussion questions, posted when the meeting starts, are "start"; the summary is "end"."""
+
     ASSIGNMENT = "assignment"
     REMINDER = "reminder"
-    START = "start"
-    END = "end"
+    QUESTIONS = "start"
+    SUMMARY = "end"
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,8 +126,8 @@ def plan(circles: Sequence[CircleSettings], meetings: Iterable[Meeting], now: da
         for kind, due, expires in (
             (PostKind.ASSIGNMENT, lead_before(m.starts_at, t.assignment, zone), m.starts_at),
             (PostKind.REMINDER, lead_before(m.starts_at, t.reminder, zone), m.starts_at),
-            (PostKind.START, m.starts_at, m.ends_at),
-            (PostKind.END, m.ends_at, m.ends_at + SUMMARY_GRACE),
+            (PostKind.QUESTIONS, m.starts_at, m.ends_at),
+            (PostKind.SUMMARY, m.ends_at, m.ends_at + SUMMARY_GRACE),
         ):
             jobs.append(Job(job_key(m, kind), m.circle, m.id, kind, due, expires))
     jobs.sort(key=lambda j: (j.due_at, j.meeting_id, _KIND_ORDER[j.kind]))
@@ -280,7 +283,7 @@ class Timeline:
         await self.app.polls.close_due_polls()
         return sent
 
-    async def run(self, job: Job) -> int:
+    async def send_now(self, job: Job) -> int:
         """Send one post exactly once (claim, send per location, mark); record it as missed when too late."""
         return await self._run_jobs([job], self.app.clock.now())
 
@@ -352,7 +355,7 @@ class Timeline:
         return 1 if any(sent) else 0
 
     async def _thread_roots(self, job: Job, meeting: Meeting) -> dict[tuple[str, str], MessageRef]:
-        if job.kind is not PostKind.START:
+        if job.kind is not PostKind.QUESTIONS:
             return {}
         refs = await self.app.store.post_messages(job_key(meeting, PostKind.ASSIGNMENT))
         return {(r.channel.platform, r.channel.id): r for r in refs}
@@ -519,7 +522,7 @@ class Timeline:
                 lines.append("See you there: " + ", ".join(u.display for u in coming))
             return Post(Text.join("\n", lines), mentions=coming, notify=True, meeting_id=m.id,
                         controls=(Control.RSVP,))
-        if kind is PostKind.START:
+        if kind is PostKind.QUESTIONS:
             questions = await app.meeting_questions(m, circle)
             lines = [f"🟢 **Meeting #{m.id} has started**: **{title}**{part}. Check in with " + cmd("here")
                      + " until it ends.", "", "**Discussion questions**"]

@@ -69,7 +69,7 @@ async def attendance(ctx: Context, who: str | None) -> Reply:
         raise UsageError(f"I know no member {who[:40]!r} here.")
     if user.id != ctx.user.id and not ctx.organiser:
         raise Refused("members see only their own attendance.")
-    member_id = await ctx.store.member(user)
+    member_id = await ctx.store.ensure_member(user)
     return Reply(await _member_record(ctx, member_id, user.display), private=not ctx.organiser)
 
 
@@ -145,7 +145,7 @@ async def rsvp_from_event(app: Bot, event: RsvpCast) -> Text | str:
         return "That meeting is no longer scheduled."
     if meeting.ends_at <= event.at:
         return f"Meeting #{meeting.id} is over; RSVP to a coming one."
-    member_id = await app.store.member(event.user)
+    member_id = await app.store.ensure_member(event.user)
     await app.store.set_rsvp(meeting.id, member_id, event.answer, event.at)
     if event.answer is None:
         return f"Your RSVP for meeting #{meeting.id} is withdrawn."
@@ -160,7 +160,7 @@ async def checkin_from_event(app: Bot, event: CheckInCast) -> Text | str:
         if meeting is not None and meeting.starts_at > event.at:
             return f"Check-in opens when meeting #{meeting.id} starts, " + when(meeting.starts_at) + "."
         return "Check-in is closed: that meeting is not on now."
-    new = await app.store.check_in(meeting.id, await app.store.member(event.user), event.at)
+    new = await app.store.check_in(meeting.id, await app.store.ensure_member(event.user), event.at)
     return (f"Welcome, {event.user.display}: you are checked in to meeting #{meeting.id}." if new
             else f"You were already checked in to meeting #{meeting.id}.")
 

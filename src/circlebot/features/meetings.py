@@ -179,8 +179,8 @@ async def _timeline_state(ctx: Context, m: Meeting) -> Text:
     next_shown = False
     for job in jobs:
         state = states.get(job.key)
-        label = {PostKind.ASSIGNMENT: "reading", PostKind.REMINDER: "reminder", PostKind.START: "questions",
-                 PostKind.END: "summary"}[job.kind]
+        label = {PostKind.ASSIGNMENT: "reading", PostKind.REMINDER: "reminder", PostKind.QUESTIONS: "questions",
+                 PostKind.SUMMARY: "summary"}[job.kind]
         if state is not None:
             text = STATE_MARKS.get(state, state)
             if state in ("missed", "failed") and ctx.organiser:

@@ -223,7 +223,7 @@ class Store:
             return mid
         return None
 
-    async def member(self, user: UserRef) -> int:
+    async def ensure_member(self, user: UserRef) -> int:
         """The member id of a platform identity, created on first sight; the shown name kept current.
 
         New identities seen at the same moment (the first votes of a crowd) are created together, in one
