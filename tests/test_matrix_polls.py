@@ -166,3 +166,26 @@ async def test_reactions_on_many_messages_keep_the_adapters_memory_bounded(
     yes = await react(alice.client, d.room_id, post.id, "✅")  # the post's entry was pushed out: read again
     await d.bot.processed(yes)
     assert {u.id: a for u, a in await d.app.store.rsvps(meeting.id)} == {alice.user_id: RsvpAnswer.YES}
+
+
+@pytest.mark.timeout(40)
+async def test_members_vote_in_a_secret_poll_from_their_direct_room_unseen(matrix_driver: MatrixDriver) -> None:
+    d = matrix_driver
+    poll = number_after("poll", (await d.say("olga", 'poll "Keep Thursdays?" "Yes" "No" --secret')).text)
+    start_id = await d.poll_event(poll)
+    start = next(e for e in await messages(d.users["olga"].client, d.room_id) if e.get("event_id") == start_id)
+    assert "direct" in start["content"]["body"], start  # the poll says how to vote unseen
+    alice = await d.user("alice")
+    bot_id = d.bot.bot.user_id
+    created = await alice.client.room_create(is_direct=True, invite=[bot_id])
+    dm = str(created.room_id)
+    await wait_for_event(alice.client, dm, lambda e: e.get("type") == "m.room.member" and e.get("state_key") == bot_id
+                         and e["content"].get("membership") == "join")
+    vote = await send_text(alice.client, dm, f"!vote {poll} 2")
+    await d.bot.processed(vote)
+    [answer] = [e for e in await messages(alice.client, dm) if in_reply_to(e) == vote]
+    assert "counted: No" in answer["content"]["body"], answer
+    room = await messages(d.users["olga"].client, d.room_id)
+    assert not any("counted" in str((e.get("content") or {}).get("body")) for e in room)
+    closed = await d.say("olga", f"poll close {poll}")
+    assert "2. No: 1" in closed and "1 voter(s)" in closed, closed

@@ -436,8 +436,8 @@ class MatrixAdapter:
 
     # reading a sync --------------------------------------------------------------------------------
     async def _handle_sync(self, resp: SyncResponse, since: str | None) -> None:
-        for room_id in resp.rooms.invite:
-            await self._on_invite(room_id)
+        for room_id, invited in resp.rooms.invite.items():
+            await self._on_invite(room_id, invited.invite_state)
         for room_id in resp.rooms.leave:
             self._forget_dm_room(room_id)
         for room_id, info in resp.rooms.join.items():
@@ -454,7 +454,16 @@ class MatrixAdapter:
                 events = await self._backfill(room_id, info.timeline.prev_batch, since) + events
             await self._process_room(room_id, _after_own_join(events, self.user_id))
 
-    async def _on_invite(self, room_id: str) -> None:
+    async def _on_invite(self, room_id: str, state: Sequence[Any] = ()) -> None:
+        if room_id not in self._rooms and not self.settings.accept_invites and await self._direct_from_member(state):
+            resp = await self.client.join(room_id)
+            if isinstance(resp, JoinResponse):  # a member's direct room: they may vote unseen from it
+                sender = next(str(e.sender) for e in state if getattr(e, "state_key", None) == self.user_id)
+                self._dms[sender] = room_id
+                self._dm_rooms.add(room_id)
+                await self._store.set_state(PLATFORM, "dm_rooms", json.dumps(self._dms))
+                log.info("matrix: joined the direct room %s opened by %s", room_id, sender)
+                return
         if room_id in self._rooms or self.settings.accept_invites:
             resp = await self.client.join(room_id)
             if isinstance(resp, JoinResponse):
@@ -466,6 +475,22 @@ class MatrixAdapter:
         elif room_id not in self._ignored_invites:
             self._ignored_invites[room_id] = None
             log.info("matrix: ignoring an invitation to %s, which is not a configured room", room_id)
+
+    async def _direct_from_member(self, state: Sequence[Any]) -> bool:
+        """Whether an invitation is to a direct room, from someone who is in one of the circles' rooms."""
+        mine = next((e for e in state if getattr(e, "state_key", None) == self.user_id
+                     and getattr(e, "membership", None) == "invite"), None)
+        content = getattr(mine, "content", None)
+        if mine is None or not isinstance(content, dict) or content.get("is_direct") is not True:
+            return False
+        sender = str(getattr(mine, "sender", ""))
+        if sender in self._dms:
+            return False  # one direct room a member: the one the bot knows stays
+        for room_id in self._rooms:
+            resp = await self.client.room_get_state_event(room_id, "m.room.member", sender)
+            if isinstance(resp, RoomGetStateEventResponse) and resp.content.get("membership") == "join":
+                return True
+        return False
 
     async def _backfill(self, room_id: str, prev_batch: str, since: str) -> list[dict[str, Any]]:
         """The events a limited sync left out, oldest first: ``/messages`` backwards from the sync's start to
@@ -576,6 +601,7 @@ class MatrixAdapter:
             text=command.text,
             authority=authority,
             handle=_Handle(room_id, event_id, command.thread_root),
+            direct=room_id not in self._rooms,
         )
         await self._dispatch(inv)
 
@@ -947,6 +973,8 @@ class MatrixAdapter:
         rules = poll.rules("results are shown when it closes (hidden by your client, not by the server)")
         how = poll.vote_hint or f"{self.prefix}vote {poll.id} <n>"
         lines.append("(" + rules + f") Vote here, or with {how}")
+        if poll.secret:
+            lines.append(f"To vote unseen, send {how} to me in a direct message (invite me to a direct chat).")
         fallback = Text.join("\n", lines).render(time=lambda t: named_time(t, zone), command=lambda c: c.words)
         question = poll.question + (" (secret until it closes)" if poll.secret else "")
         content = polls.start_content(poll, question, poll.answers, fallback)

@@ -68,7 +68,8 @@ class Invocation:
 
     Text adapters fill `text` (the words after the prefix); structured adapters (Discord slash commands) fill
     `path` and `options` instead. `handle` is the adapter's own object for answering (an interaction, an
-    event id); the core never looks inside it.
+    event id); the core never looks inside it. `direct`: sent in a direct conversation with the bot rather than
+    in a circle's channel (a vote in a secret poll, unseen by the room); the core finds the circle it is for.
     """
 
     user: UserRef
@@ -79,6 +80,7 @@ class Invocation:
     options: Mapping[str, Any] = field(default_factory=dict)
     authority: Authority = Authority()
     handle: Any = None
+    direct: bool = False
 
 
 class VoteChange(enum.StrEnum):

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from circlebot.config import CircleSettings, Settings
 from circlebot.core.adapter import ChatAdapter, NotStored, PollLimits, storage_failed
 from circlebot.core.clock import Clock, SystemClock
-from circlebot.core.commands import Command, CommandTable, Refused, Reply, Syntax, UsageError, bind_words
+from circlebot.core.commands import Command, CommandTable, Refused, Reply, Syntax, UsageError, Word, bind_words
 from circlebot.core.context import Context, EventHandler
 from circlebot.core.domain import (
     Authority,
@@ -183,9 +183,10 @@ class Router:
     async def _invoke(self, inv: Invocation) -> None:
         prefix = self.prefix(inv.channel.platform)
         command: Command | None = None
+        words: list[Word] = []
         try:
             circle = self.circle_for(inv.channel)
-            if circle is None:
+            if circle is None and not inv.direct:
                 raise UsageError("this channel is not part of any study circle; an admin can add it in the config.")
             if inv.text is not None:
                 command, words = self.commands.resolve(inv.text, prefix)
@@ -193,6 +194,8 @@ class Router:
                 command = self.commands.get(inv.path)
                 if command is None:
                     raise UsageError(f"there is no command {' '.join(inv.path)!r}.")
+            if circle is None:
+                circle = await self._direct_circle(inv, command, words)
             organiser = self.is_organiser(circle, inv.user, inv.authority)
             if command.organiser and not organiser:
                 raise Refused(f"`{self.syntax(inv.channel.platform).name(command)}` is for the organisers of "
@@ -222,6 +225,21 @@ class Router:
                      "an admin can look it up. Nothing you did was lost."),
                 private=True,
             )
+
+    async def _direct_circle(self, inv: Invocation, command: Command, words: list[Word]) -> CircleSettings:
+        """The circle a command sent in a direct conversation is for: the only circle on that platform, or
+        the circle of the poll the command names."""
+        circles = list({c.slug: c for (p, _), c in self._channels.items() if p == inv.channel.platform}.values())
+        if len(circles) == 1:
+            return circles[0]
+        if any(p.name == "poll" for p in command.params):
+            kwargs = bind_words(command, words) if inv.text is not None else self.commands.bind(command, inv.options)
+            poll = await self.store.poll(kwargs["poll"]) if kwargs.get("poll") else None
+            found = next((c for c in circles if poll is not None and c.slug == poll.circle), None)
+            if found is not None:
+                return found
+        raise UsageError("I cannot tell which study circle this is for here; send the command in your circle's "
+                         "room.", command)
 
     async def _answer(self, inv: Invocation, post: Post, *, private: bool) -> None:
         adapter = self.adapters.get(inv.channel.platform)
