@@ -1,0 +1,19 @@
+"""The timeline: every meeting's posts (reading, reminder, questions, summary), planned and sent by themselves.
+
+`plan` (pure: what is due when), `compose` (the text of each post), `deliver` (claims in the post log,
+sending once per location, retries, APScheduler jobs)."""
+
+from __future__ import annotations
+
+from circlebot.core.timeline.deliver import (
+    Job,
+    PostKind,
+    Timeline,
+    TimelineHost,
+    delivery_key,
+    job_key,
+    plan,
+    syllabus_fill,
+)
+
+__all__ = ["Job", "PostKind", "Timeline", "TimelineHost", "delivery_key", "job_key", "plan", "syllabus_fill"]
