@@ -1,6 +1,6 @@
-"""The timeline: every meeting's posts (assignment, reminder, start, end), planned and sent by themselves.
+"""Delivering the timeline's posts: each sent exactly once per location, at its time, by itself.
 
-`plan()` is a pure function of (circles, stored meetings, now). The database is the truth; APScheduler holds
+The plan (`plan.py`) is a pure function of (circles, stored meetings, now). The database is the truth; APScheduler holds
 only in-memory jobs derived from it, with stable ids, rebuilt at start and after every change, and only for a
 rolling horizon (a reload job at its end), so a large deployment does not keep weeks of jobs in memory.
 
@@ -24,45 +24,48 @@ Exactly once, per location (platform + channel):
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo
 
 from circlebot.config import CircleSettings, Settings
 from circlebot.core.adapter import ChatAdapter
 from circlebot.core.clock import Clock
-from circlebot.core.domain import ChannelRef, Control, MessageRef, Post, RsvpAnswer, UserRef
+from circlebot.core.domain import ChannelRef, MessageRef, Post, RsvpAnswer, UserRef
 from circlebot.core.polls import Polls
-from circlebot.core.recurrence import free_slots, lead_before
-from circlebot.core.text import Text, cmd, when
-from circlebot.readings import Collection
-from circlebot.store import Delivery, Meeting, PostClaim, Store
+from circlebot.core.timeline.compose import PostSources, compose
+from circlebot.core.timeline.plan import (
+    LOOKBACK,
+    SUMMARY_GRACE,
+    Job,
+    PostKind,
+    delivery_key,
+    job_key,
+    plan,
+    syllabus_fill,
+)
+from circlebot.store import Delivery, Meeting, PostClaim
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 log = logging.getLogger(__name__)
 
-SUMMARY_GRACE = timedelta(hours=12)
 HORIZON = timedelta(hours=24)
-LOOKBACK = timedelta(days=2)
 RETRY_FIRST = timedelta(seconds=1)  # a failed send is tried again after 1 s, 2 s, 4 s ... up to RETRY_MAX
 RETRY_MAX = timedelta(seconds=60)
 SEND_CONCURRENCY = 64  # sends in flight at once
 
 
-class TimelineHost(Protocol):
-    """What the timeline needs of the bot: the circles, the store, the clock, the running platforms to send to
-    and a circle's locations on them, the readings and questions it composes posts from, and the polls it
-    closes when they are due."""
+class TimelineHost(PostSources, Protocol):
+    """What the timeline needs of the bot, beside what posts are composed from (`PostSources`: the store,
+    the readings, a meeting's questions): the circles, the clock, the running platforms to send to and a
+    circle's locations on them, and the polls it closes when they are due."""
 
     settings: Settings
-    store: Store
-    readings: Collection
     clock: Clock
     polls: Polls
 
@@ -72,94 +75,6 @@ class TimelineHost(Protocol):
     def zone(self, circle: CircleSettings) -> ZoneInfo: ...
 
     def locations(self, circle: CircleSettings) -> list[ChannelRef]: ...
-
-    async def meeting_questions(self, meeting: Meeting, circle: CircleSettings) -> list[str]:
-        """The discussion questions posted when a meeting starts."""
-
-
-class PostKind(enum.StrEnum):
-    """The posts of a meeting, in order. The values are stored (post keys, the post log), so they stay as they
-    are: the discussion questions, posted when the meeting starts, are "start"; the summary is "end"."""
-
-    ASSIGNMENT = "assignment"
-    REMINDER = "reminder"
-    QUESTIONS = "start"
-    SUMMARY = "end"
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    """One post of one meeting: when it is due and until when it is still worth sending."""
-
-    key: str
-    circle: str
-    meeting_id: int
-    kind: PostKind
-    due_at: datetime
-    expires_at: datetime
-
-
-_KIND_NAME = {k: k.value for k in PostKind}  # plan() names 4 posts per meeting: skip the enum's descriptor
-_KIND_ORDER = {k: i for i, k in enumerate(PostKind)}
-
-
-def job_key(meeting: Meeting, kind: PostKind) -> str:
-    """Stable id: a moved meeting gets fresh posts for its new time; the same plan gives the same keys."""
-    return f"{meeting.circle}/{meeting.id}/{_KIND_NAME[kind]}/{int(meeting.starts_at.timestamp())}"
-
-
-def delivery_key(post_key: str, where: ChannelRef) -> str:
-    """The idempotency key of one post at one location: the same in every process, unique per location."""
-    return f"{post_key}@{where.platform}/{where.id}"
-
-
-def plan(circles: Sequence[CircleSettings], meetings: Iterable[Meeting], now: datetime) -> list[Job]:
-    """Every post of the given meetings that is not past its usefulness at `now`, plus those that are (so the
-    caller can record them as missed), ordered by due time. Pure."""
-    by_slug = {c.slug: c for c in circles}
-    jobs: list[Job] = []
-    for m in meetings:
-        circle = by_slug.get(m.circle)
-        if circle is None or m.status != "scheduled" or m.ends_at + SUMMARY_GRACE < now - LOOKBACK:
-            continue
-        t, zone = circle.timeline, circle.zone
-        for kind, due, expires in (
-            (PostKind.ASSIGNMENT, lead_before(m.starts_at, t.assignment, zone), m.starts_at),
-            (PostKind.REMINDER, lead_before(m.starts_at, t.reminder, zone), m.starts_at),
-            (PostKind.QUESTIONS, m.starts_at, m.ends_at),
-            (PostKind.SUMMARY, m.ends_at, m.ends_at + SUMMARY_GRACE),
-        ):
-            jobs.append(Job(job_key(m, kind), m.circle, m.id, kind, due, expires))
-    jobs.sort(key=lambda j: (j.due_at, j.meeting_id, _KIND_ORDER[j.kind]))
-    return jobs
-
-
-def syllabus_fill(
-    circle: CircleSettings, zone: Any, meetings: Sequence[Meeting], now: datetime, parts_of: dict[str, int]
-) -> list[tuple[datetime, str, int | None, int | None]]:
-    """Meetings the syllabus should add now: the circle's free meeting times up to its assignment lead time
-    (plus a day), filled in syllabus order with readings (or parts of readings) no meeting has taken yet.
-    Free as `recurrence.free_slots` says: a slot holding any meeting, even a cancelled one (that is how
-    `skip` marks a date), is not free. Pure."""
-    if not circle.syllabus:
-        return []
-    taken_slots = {m.starts_at for m in meetings}
-    used = {(m.reading, m.part) for m in meetings if m.status == "scheduled"}
-    queue: list[tuple[str, int | None, int | None]] = []
-    for slug in circle.syllabus:
-        count = parts_of.get(slug, 1)
-        for part in range(1, count + 1):
-            key = (slug, part if count > 1 else None)
-            if key not in used:
-                queue.append((slug, key[1], count if count > 1 else None))
-    horizon = now + circle.timeline.assignment.approx + timedelta(days=1)
-    out: list[tuple[datetime, str, int | None, int | None]] = []
-    for start in free_slots(circle, zone, taken_slots, now):
-        if start > horizon or not queue:
-            break
-        slug, part_no, part_count = queue.pop(0)
-        out.append((start, slug, part_no, part_count))
-    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,7 +255,7 @@ class Timeline:
         circle = self._circles.get(job.circle)
         try:
             assert circle is not None
-            post = await self.compose(job.kind, meeting, circle, rsvps_of)
+            post = await compose(app, job.kind, meeting, circle, rsvps_of)
             roots = await self._thread_roots(job, meeting)
         except Exception as e:
             log.exception("post %s could not be composed", job.key)
@@ -482,61 +397,3 @@ class Timeline:
     async def _close_polls(self) -> None:
         async with self._lock:
             await self.app.polls.close_due_polls()
-
-    # composing -------------------------------------------------------------------------------------
-    async def compose(self, kind: PostKind, m: Meeting, circle: CircleSettings,
-                      rsvps_of: Mapping[int, list[tuple[UserRef, RsvpAnswer]]] | None = None) -> Post:
-        """The text of one timeline post (`rsvps_of`: RSVPs read for a whole batch of reminders at once)."""
-        app = self.app
-        reading = app.readings.get(m.reading)
-        title = reading.title if reading else m.reading
-        part = ""
-        if m.part and m.parts and reading is not None:
-            parts = reading.parts(circle.part_minutes)
-            if len(parts) == m.parts:
-                p = parts[m.part - 1]
-                part = f" (part {m.part} of {m.parts}: {p.title}, about {p.minutes} min)"
-            else:
-                part = f" (part {m.part} of {m.parts})"
-        starts = when(m.starts_at)
-        lines: list[Text | str]
-        if kind is PostKind.ASSIGNMENT:
-            lines = [f"📖 **Reading for meeting #{m.id}**, " + starts + f": **{title}**{part}"]
-            if reading is not None:
-                lines.append(f"{reading.author}, {reading.publisher}, {reading.published:%-d %B %Y}. "
-                             f"About {reading.minutes} min to read." + (f" Source: {reading.source}." if reading.source
-                                                                         else ""))
-                if reading.sections and not part:
-                    lines.append("Sections: " + "; ".join(s.title for s in reading.sections) + ".")
-                lines.append(f"> {reading.excerpt(300)}")
-            lines.append("Coming? " + cmd("rsvp", answer="yes", meeting=m.id) + " (or maybe / no).")
-            return Post(Text.join("\n", lines), meeting_id=m.id, controls=(Control.RSVP,))
-        if kind is PostKind.REMINDER:
-            rsvps = rsvps_of[m.id] if rsvps_of is not None and m.id in rsvps_of else await app.store.rsvps(m.id)
-            coming = tuple(u for u, a in rsvps if a in (RsvpAnswer.YES, RsvpAnswer.MAYBE))
-            counts = {a: sum(1 for _, x in rsvps if x is a) for a in RsvpAnswer}
-            lines = [f"⏰ **Reminder: meeting #{m.id}** starts " + starts + f": **{title}**{part}",
-                     f"RSVPs so far: {counts[RsvpAnswer.YES]} yes, {counts[RsvpAnswer.MAYBE]} maybe, "
-                     f"{counts[RsvpAnswer.NO]} no."]
-            if coming:
-                lines.append("See you there: " + ", ".join(u.display for u in coming))
-            return Post(Text.join("\n", lines), mentions=coming, notify=True, meeting_id=m.id,
-                        controls=(Control.RSVP,))
-        if kind is PostKind.QUESTIONS:
-            questions = await app.meeting_questions(m, circle)
-            lines = [f"🟢 **Meeting #{m.id} has started**: **{title}**{part}. Check in with " + cmd("here")
-                     + " until it ends.", "", "**Discussion questions**"]
-            lines += [f"{i}. {q}" for i, q in enumerate(questions, 1)] or ["(none yet)"]
-            return Post(Text.join("\n", lines), meeting_id=m.id, controls=(Control.CHECK_IN,))
-        came = await app.store.checkins(m.id)
-        lines = [f"🔴 **Meeting #{m.id} has ended.** Check-in is closed.",
-                 f"{len(came)} came: {', '.join(u.display for u, _ in came) or 'nobody checked in'}."]
-        upcoming = [x for x in await app.store.meetings(m.circle, ending_after=m.ends_at, limit=2) if x.id != m.id]
-        if upcoming:
-            nxt = upcoming[0]
-            nxt_reading = app.readings.get(nxt.reading)
-            lines.append(f"Next: meeting #{nxt.id}, " + when(nxt.starts_at)
-                         + f": **{nxt_reading.title if nxt_reading else nxt.reading}**.")
-        else:
-            lines.append("No next meeting is scheduled yet.")
-        return Post(Text.join("\n", lines), meeting_id=m.id)

@@ -1,0 +1,81 @@
+"""The text of each timeline post: the reading, the reminder, the discussion questions, the summary."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+from circlebot.config import CircleSettings
+from circlebot.core.domain import Control, Post, RsvpAnswer, UserRef
+from circlebot.core.text import Text, cmd, when
+from circlebot.core.timeline.plan import PostKind
+from circlebot.readings import Collection
+from circlebot.store import Meeting, Store
+
+
+class PostSources(Protocol):
+    """Where a post's text comes from: the readings, the store (RSVPs, check-ins, the next meeting) and the
+    questions of a meeting."""
+
+    store: Store
+    readings: Collection
+
+    async def meeting_questions(self, meeting: Meeting, circle: CircleSettings) -> list[str]:
+        """The discussion questions posted when a meeting starts."""
+
+
+async def compose(app: PostSources, kind: PostKind, m: Meeting, circle: CircleSettings,
+                  rsvps_of: Mapping[int, list[tuple[UserRef, RsvpAnswer]]] | None = None) -> Post:
+    """The text of one timeline post (`rsvps_of`: RSVPs read for a whole batch of reminders at once)."""
+    reading = app.readings.get(m.reading)
+    title = reading.title if reading else m.reading
+    part = ""
+    if m.part and m.parts and reading is not None:
+        parts = reading.parts(circle.part_minutes)
+        if len(parts) == m.parts:
+            p = parts[m.part - 1]
+            part = f" (part {m.part} of {m.parts}: {p.title}, about {p.minutes} min)"
+        else:
+            part = f" (part {m.part} of {m.parts})"
+    starts = when(m.starts_at)
+    lines: list[Text | str]
+    if kind is PostKind.ASSIGNMENT:
+        lines = [f"📖 **Reading for meeting #{m.id}**, " + starts + f": **{title}**{part}"]
+        if reading is not None:
+            lines.append(f"{reading.author}, {reading.publisher}, {reading.published:%-d %B %Y}. "
+                         f"About {reading.minutes} min to read." + (f" Source: {reading.source}." if reading.source
+                                                                     else ""))
+            if reading.sections and not part:
+                lines.append("Sections: " + "; ".join(s.title for s in reading.sections) + ".")
+            lines.append(f"> {reading.excerpt(300)}")
+        lines.append("Coming? " + cmd("rsvp", answer="yes", meeting=m.id) + " (or maybe / no).")
+        return Post(Text.join("\n", lines), meeting_id=m.id, controls=(Control.RSVP,))
+    if kind is PostKind.REMINDER:
+        rsvps = rsvps_of[m.id] if rsvps_of is not None and m.id in rsvps_of else await app.store.rsvps(m.id)
+        coming = tuple(u for u, a in rsvps if a in (RsvpAnswer.YES, RsvpAnswer.MAYBE))
+        counts = {a: sum(1 for _, x in rsvps if x is a) for a in RsvpAnswer}
+        lines = [f"⏰ **Reminder: meeting #{m.id}** starts " + starts + f": **{title}**{part}",
+                 f"RSVPs so far: {counts[RsvpAnswer.YES]} yes, {counts[RsvpAnswer.MAYBE]} maybe, "
+                 f"{counts[RsvpAnswer.NO]} no."]
+        if coming:
+            lines.append("See you there: " + ", ".join(u.display for u in coming))
+        return Post(Text.join("\n", lines), mentions=coming, notify=True, meeting_id=m.id,
+                    controls=(Control.RSVP,))
+    if kind is PostKind.QUESTIONS:
+        questions = await app.meeting_questions(m, circle)
+        lines = [f"🟢 **Meeting #{m.id} has started**: **{title}**{part}. Check in with " + cmd("here")
+                 + " until it ends.", "", "**Discussion questions**"]
+        lines += [f"{i}. {q}" for i, q in enumerate(questions, 1)] or ["(none yet)"]
+        return Post(Text.join("\n", lines), meeting_id=m.id, controls=(Control.CHECK_IN,))
+    came = await app.store.checkins(m.id)
+    lines = [f"🔴 **Meeting #{m.id} has ended.** Check-in is closed.",
+             f"{len(came)} came: {', '.join(u.display for u, _ in came) or 'nobody checked in'}."]
+    upcoming = [x for x in await app.store.meetings(m.circle, ending_after=m.ends_at, limit=2) if x.id != m.id]
+    if upcoming:
+        nxt = upcoming[0]
+        nxt_reading = app.readings.get(nxt.reading)
+        lines.append(f"Next: meeting #{nxt.id}, " + when(nxt.starts_at)
+                     + f": **{nxt_reading.title if nxt_reading else nxt.reading}**.")
+    else:
+        lines.append("No next meeting is scheduled yet.")
+    return Post(Text.join("\n", lines), meeting_id=m.id)

@@ -1,0 +1,103 @@
+"""The plan: which posts each meeting has and when each is due and still useful, and the meetings the
+syllabus adds. Pure functions of (circles, stored meetings, now): no I/O, no clock."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from circlebot.config import CircleSettings
+from circlebot.core.domain import ChannelRef
+from circlebot.core.recurrence import free_slots, lead_before
+from circlebot.store import Meeting
+
+SUMMARY_GRACE = timedelta(hours=12)
+LOOKBACK = timedelta(days=2)
+
+
+class PostKind(enum.StrEnum):
+    """The posts of a meeting, in order. The values are stored (post keys, the post log), so they stay as they
+    are: the discussion questions, posted when the meeting starts, are "start"; the summary is "end"."""
+
+    ASSIGNMENT = "assignment"
+    REMINDER = "reminder"
+    QUESTIONS = "start"
+    SUMMARY = "end"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One post of one meeting: when it is due and until when it is still worth sending."""
+
+    key: str
+    circle: str
+    meeting_id: int
+    kind: PostKind
+    due_at: datetime
+    expires_at: datetime
+
+
+_KIND_NAME = {k: k.value for k in PostKind}  # plan() names 4 posts per meeting: skip the enum's descriptor
+_KIND_ORDER = {k: i for i, k in enumerate(PostKind)}
+
+
+def job_key(meeting: Meeting, kind: PostKind) -> str:
+    """Stable id: a moved meeting gets fresh posts for its new time; the same plan gives the same keys."""
+    return f"{meeting.circle}/{meeting.id}/{_KIND_NAME[kind]}/{int(meeting.starts_at.timestamp())}"
+
+
+def delivery_key(post_key: str, where: ChannelRef) -> str:
+    """The idempotency key of one post at one location: the same in every process, unique per location."""
+    return f"{post_key}@{where.platform}/{where.id}"
+
+
+def plan(circles: Sequence[CircleSettings], meetings: Iterable[Meeting], now: datetime) -> list[Job]:
+    """Every post of the given meetings that is not past its usefulness at `now`, plus those that are (so the
+    caller can record them as missed), ordered by due time. Pure."""
+    by_slug = {c.slug: c for c in circles}
+    jobs: list[Job] = []
+    for m in meetings:
+        circle = by_slug.get(m.circle)
+        if circle is None or m.status != "scheduled" or m.ends_at + SUMMARY_GRACE < now - LOOKBACK:
+            continue
+        t, zone = circle.timeline, circle.zone
+        for kind, due, expires in (
+            (PostKind.ASSIGNMENT, lead_before(m.starts_at, t.assignment, zone), m.starts_at),
+            (PostKind.REMINDER, lead_before(m.starts_at, t.reminder, zone), m.starts_at),
+            (PostKind.QUESTIONS, m.starts_at, m.ends_at),
+            (PostKind.SUMMARY, m.ends_at, m.ends_at + SUMMARY_GRACE),
+        ):
+            jobs.append(Job(job_key(m, kind), m.circle, m.id, kind, due, expires))
+    jobs.sort(key=lambda j: (j.due_at, j.meeting_id, _KIND_ORDER[j.kind]))
+    return jobs
+
+
+def syllabus_fill(
+    circle: CircleSettings, zone: Any, meetings: Sequence[Meeting], now: datetime, parts_of: dict[str, int]
+) -> list[tuple[datetime, str, int | None, int | None]]:
+    """Meetings the syllabus should add now: the circle's free meeting times up to its assignment lead time
+    (plus a day), filled in syllabus order with readings (or parts of readings) no meeting has taken yet.
+    Free as `recurrence.free_slots` says: a slot holding any meeting, even a cancelled one (that is how
+    `skip` marks a date), is not free. Pure."""
+    if not circle.syllabus:
+        return []
+    taken_slots = {m.starts_at for m in meetings}
+    used = {(m.reading, m.part) for m in meetings if m.status == "scheduled"}
+    queue: list[tuple[str, int | None, int | None]] = []
+    for slug in circle.syllabus:
+        count = parts_of.get(slug, 1)
+        for part in range(1, count + 1):
+            key = (slug, part if count > 1 else None)
+            if key not in used:
+                queue.append((slug, key[1], count if count > 1 else None))
+    horizon = now + circle.timeline.assignment.approx + timedelta(days=1)
+    out: list[tuple[datetime, str, int | None, int | None]] = []
+    for start in free_slots(circle, zone, taken_slots, now):
+        if start > horizon or not queue:
+            break
+        slug, part_no, part_count = queue.pop(0)
+        out.append((start, slug, part_no, part_count))
+    return out
