@@ -107,10 +107,12 @@ async def test_votes_missed_while_reconnecting_without_resuming_are_read_back(
     assert bot.adapter is not None
     bot.adapter.reidentify_pause = 0  # no need to space out IDENTIFYs with the fake
     fake_discord.hold_gateway()
-    await fake_discord.invalidate_sessions(resumable=False)  # the session is gone: the client must identify again
-    await fake_discord.vote(bot.member("bob"), mid, 2)  # no session is there to be told
-    await fake_discord.unvote(bot.member("alice"), mid, 1)
-    fake_discord.release_gateway()
+    try:
+        await fake_discord.invalidate_sessions(resumable=False)  # the session is gone: the client identifies again
+        await fake_discord.vote(bot.member("bob"), mid, 2)  # no session is there to be told
+        await fake_discord.unvote(bot.member("alice"), mid, 1)
+    finally:
+        fake_discord.release_gateway()  # (held connections would keep the fake from stopping)
     await fake_discord.wait_identified(2)
     await fake_discord.wait_for(lambda: len(fake_discord.find_requests("GET", answers)) >= read_before + 2)
     await bot.adapter.drain()

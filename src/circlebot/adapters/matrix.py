@@ -734,6 +734,7 @@ class MatrixAdapter:
         end. Synapse drops a redacted response from the relations, so a redaction gives back the one before."""
         events: list[dict[str, Any]] = []
         since: str | None = None
+        complete = False
         for _ in range(_BACKFILL_PAGES):
             method, path = Api.room_get_event_relations(self.client.access_token, room_id, start_id,
                                                         RelationshipType.reference, None, MessageDirection.back,
@@ -743,6 +744,7 @@ class MatrixAdapter:
                           RoomEventRelationsResponse, f"read the relations of {start_id}")
             events.extend(s for s in (_source(e) for e in resp.events) if s)
             if not resp.next_batch:
+                complete = True
                 break
             since = resp.next_batch
         events.reverse()
@@ -758,7 +760,10 @@ class MatrixAdapter:
         ballots = tuple(VoteCast(UserRef(PLATFORM, r.sender, self._names.get((room_id, r.sender), "")), r.answers,
                                  _ts(r.ts), message=ref) for r in latest.values())
         log.info("matrix: read back %d response(s) to poll %s", len(responses), start_id)
-        if self._dispatch is not None:
+        if not complete:  # too many to read back: count what was read, withdraw nothing
+            log.warning("matrix: read back only the latest %d responses to poll %s", len(responses), start_id)
+            await self._cast(ballots)
+        elif self._dispatch is not None:
             await self._dispatch(PollReadBack(ref, ballots, datetime.now(UTC), timed=True))
 
     async def _on_response_redacted(self, room_id: str, event_id: str) -> None:
