@@ -118,3 +118,30 @@ async def test_votes_missed_while_reconnecting_without_resuming_are_read_back(
     await bot.adapter.drain()
     results = await bot.say("carol", f"poll results {poll}")
     assert "1. Mon: 0" in results and "2. Wed: 1" in results and "(open, 1 voter(s))" in results, results
+
+
+async def test_a_click_the_database_could_not_take_asks_to_click_again(bot: DiscordDriver,
+                                                                       fake_discord: FakeDiscord) -> None:
+    import sqlite3
+
+    from circlebot.core.domain import ChannelRef, Control, Post
+    from scenarios import SEED
+
+    meeting = number_after("meeting", (await bot.say(bot.organiser, f"schedule {SEED}")).text)
+    assert bot.adapter is not None
+    ref = await bot.adapter.send(ChannelRef("discord", str(bot.channel.id)),
+                                 Post("Coming?", meeting_id=meeting, controls=(Control.RSVP,)))
+    store = bot.app.store
+    await store.db.conn.execute("PRAGMA busy_timeout = 20")
+    blocker = sqlite3.connect(bot.app.settings.database, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        inter = await fake_discord.click(bot.member("alice"), int(ref.id), f"circlebot:rsvp:yes:{meeting}")
+        busy = await inter.wait_response()
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert "not saved" in busy["data"]["content"] and "click again" in busy["data"]["content"], busy
+    inter = await fake_discord.click(bot.member("alice"), int(ref.id), f"circlebot:rsvp:yes:{meeting}")
+    assert (await inter.wait_response())["data"]["content"].startswith("Noted: yes")
+    assert [u.name for u, _ in await store.rsvps(meeting)] == ["alice"]

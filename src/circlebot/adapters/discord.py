@@ -637,10 +637,13 @@ class DiscordAdapter:
         ref = MessageRef(ChannelRef(PLATFORM, str(interaction.channel_id)), str(interaction.message.id)) if (
             interaction.message) else None
         now = self._clock()
-        if answer is None:
-            outcome = await self._dispatch(CheckInCast(user, now, meeting_id=meeting, message=ref))
-        else:
-            outcome = await self._dispatch(RsvpCast(user, answer, now, meeting_id=meeting, message=ref))
+        try:
+            if answer is None:
+                outcome = await self._dispatch(CheckInCast(user, now, meeting_id=meeting, message=ref))
+            else:
+                outcome = await self._dispatch(RsvpCast(user, answer, now, meeting_id=meeting, message=ref))
+        except NotStored:  # a click is not offered again by Discord: the member is asked to
+            outcome = "Sorry, that was not saved (the bot's database is busy). Please click again in a moment."
         text = self._markdown(outcome) if outcome else f"Noted (meeting #{meeting})."
         await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
 
