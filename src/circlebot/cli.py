@@ -1,4 +1,4 @@
-"""The `circlebot` command: run | check-config | readings list|show|search|check|import."""
+"""The `circlebot` command: run | check-config | readings list|show|search|check|import | export ics."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The adapter boundary: what every platform adapter implements.
+"""The adapter boundary: what every platform adapter implements (here in the core, which sends through it and
+imports no adapter), and the idempotency tokens adapters derive from a send's key.
 
 Rendering (a post's `Text` as each platform writes it) lives in `circlebot.adapters.render`."""
 
