@@ -14,13 +14,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from circlebot.adapters import matrix_polls as polls
 from circlebot.adapters.matrix import (
     CHECK_IN_KEY,
     CREATOR_LEVEL,
     MAX_CONTENT_BYTES,
     MatrixAdapter,
     adapter_from_settings,
+    polls,
 )
 from circlebot.app import App
 from circlebot.core.domain import ChannelRef, Control, MessageRef, PollSpec, Post, RsvpAnswer, UserRef

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from circlebot.adapters import matrix_polls as polls
-from circlebot.adapters.matrix import MatrixAdapter
+from circlebot.adapters.matrix import MatrixAdapter, polls
 from circlebot.app import App
 from circlebot.core.domain import ChannelRef, Control, Post, RsvpAnswer
 from circlebot.readings import load_collection

@@ -22,9 +22,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from circlebot.adapters import matrix_polls
 from circlebot.adapters.discord import core_paths, discord_path, parse_command_data
 from circlebot.adapters.matrix import CommandEvent, ReactionEvent, parse_command, parse_reaction, parse_redaction
+from circlebot.adapters.matrix import polls as matrix_polls
 from circlebot.app import App
 from circlebot.config import ConfigError, Settings, validate
 from circlebot.core.commands import CommandTable, UsageError

@@ -1,0 +1,135 @@
+"""What the parts of the Matrix adapter share: its state and the methods they call on each other (`Host`),
+and the small values they pass around (a configured room, a command's handle, a room's standing)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from cachetools import LRUCache
+from nio import AsyncClient
+
+from circlebot.adapters.matrix import polls
+from circlebot.adapters.matrix.client import PLATFORM
+from circlebot.config import MatrixSettings
+from circlebot.core.adapter import Dispatch
+from circlebot.core.domain import ChannelRef, Control, MessageRef, Post
+from circlebot.store import AdapterState, Store
+
+#: A room creator in room version 12+ has "infinite" power; this is above any power level a room can set.
+CREATOR_LEVEL = 2**53
+
+
+@dataclass(frozen=True, slots=True)
+class MatrixRoom:
+    """A configured room: which circle lives there, and the zone its times are shown in."""
+
+    circle: str
+    zone: ZoneInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Handle:
+    """What the adapter needs to answer a command: where it was and its event."""
+
+    room_id: str
+    event_id: str
+    thread_root: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    creators: frozenset[str]
+    users: Mapping[str, int]
+    default: int
+    redact: int = 50  # the level that may end someone else's poll (MSC3381: "allowed to redact")
+
+    def level(self, user: str) -> int:
+        return CREATOR_LEVEL if user in self.creators else self.users.get(user, self.default)
+
+
+@dataclass(slots=True)
+class PendingVotes:
+    """Poll responses gathered while reading a stretch of timeline; dispatched together (latest wins)."""
+
+    responses: list[tuple[str, polls.PollResponse]] = field(default_factory=list)
+
+
+class Host(Protocol):
+    """What the adapter's parts (sync, rooms, direct, votes, reactions, commands, send) share: the adapter's
+    state, and the methods one part calls on another. `MatrixAdapter` is all of them together."""
+
+    settings: MatrixSettings
+    prefix: str
+    user_id: str
+    cache_size: int
+    client: AsyncClient
+    ready: asyncio.Event
+    _store: Store
+    _rooms: dict[str, MatrixRoom]
+    _token: str | None
+    _password: str | None
+    _zone: ZoneInfo
+    _sync_timeout_ms: int
+    _backoff: tuple[float, float]
+    _dispatch: Dispatch | None = None
+    _seen: OrderedDict[str, None]
+    _commands: OrderedDict[str, None]
+    _waiters: dict[str, asyncio.Future[None]]
+    _standing: dict[str, Standing]
+    _names: LRUCache[tuple[str, str], str]
+    _dms: dict[str, str]
+    _dm_rooms: set[str]
+    _dm_locks: dict[str, asyncio.Lock]
+    _poll_ends: LRUCache[str, int | None]
+    _controls: LRUCache[str, tuple[int | None, frozenset[Control]] | None]
+    _responses: LRUCache[str, tuple[str, str]]
+    _ending: dict[str, polls.PollEnd]
+    _warned_encrypted: set[str]
+    _ignored_invites: LRUCache[str, None]
+
+    @property
+    def _state(self) -> AdapterState:
+        """Per-post and per-poll items (controls, reactions, poll ends), cleaned up with their meeting or poll."""
+        return self._store.adapter_state(PLATFORM)
+
+    # sync.py
+    def _done(self, event_id: str) -> None: ...
+
+    # commands.py
+    async def _load_handled(self) -> None: ...
+    async def _on_message(self, room_id: str, src: Mapping[str, Any]) -> None: ...
+
+    # rooms.py
+    async def _check_rooms(self) -> None: ...
+    async def _on_invite(self, room_id: str, state: Sequence[Any] = ()) -> None: ...
+    def _note_state(self, room_id: str, src: Mapping[str, Any]) -> None: ...
+    def _warn_encrypted(self, room_id: str) -> None: ...
+    async def _room_standing(self, room_id: str) -> Standing: ...
+    async def _display_name(self, room_id: str, user_id: str) -> str: ...
+
+    # direct.py
+    async def _load_dms(self) -> None: ...
+    def _forget_dm_room(self, room_id: str) -> None: ...
+    async def _dm_room(self, user_id: str) -> str: ...
+
+    # votes.py
+    async def _read_back_open_polls(self) -> None: ...
+    async def _note_poll_end(self, end: polls.PollEnd) -> None: ...
+    async def _flush_votes(self, pending: PendingVotes) -> None: ...
+    async def _on_foreign_end(self, room_id: str, src: Mapping[str, Any]) -> None: ...
+    async def _on_response_redacted(self, room_id: str, event_id: str) -> None: ...
+
+    # reactions.py
+    async def _on_reaction(self, room_id: str, src: Mapping[str, Any]) -> None: ...
+    async def _on_redaction(self, room_id: str, src: Mapping[str, Any]) -> None: ...
+    async def _offer_controls(self, where: ChannelRef, ref: MessageRef, post: Post, key: str | None) -> None: ...
+
+    # send.py
+    def _zone_of(self, room_id: str) -> ZoneInfo: ...
+    async def _send_event(self, room_id: str, kind: str, content: dict[str, Any], txn: str | None = None) -> str: ...
+    async def _react(self, room_id: str, event_id: str, key: str, txn: str | None = None) -> str: ...

@@ -1,0 +1,134 @@
+"""The configured rooms: invitations, who outranks whom (power levels, room v12+ creators), members' display
+names, and the warning for end-to-end encrypted rooms."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from nio import JoinedRoomsResponse, JoinResponse, RoomGetStateEventResponse, RoomGetStateResponse
+
+from circlebot.adapters.matrix.client import PLATFORM, _check
+from circlebot.adapters.matrix.host import Host, Standing
+
+_OLD_ROOM_VERSIONS = frozenset(str(v) for v in range(1, 12))
+
+log = logging.getLogger(__name__)
+
+
+class Rooms(Host):
+    """What the adapter knows about the rooms it is in, kept current from their state events."""
+
+    async def _check_rooms(self) -> None:
+        """Say which configured rooms the bot is not in yet, and which are encrypted."""
+        joined = set(_check(await self.client.joined_rooms(), JoinedRoomsResponse, "list joined rooms").rooms)
+        for room_id in self._rooms:
+            if room_id not in joined:
+                log.warning("matrix: not in the configured room %s yet; invite %s to it", room_id, self.user_id)
+                continue
+            resp = await self.client.room_get_state_event(room_id, "m.room.encryption")
+            if isinstance(resp, RoomGetStateEventResponse) and resp.content.get("algorithm"):
+                self._warn_encrypted(room_id)
+
+    def _warn_encrypted(self, room_id: str) -> None:
+        if room_id in self._warned_encrypted:
+            return
+        self._warned_encrypted.add(room_id)
+        log.warning("matrix: room %s is end-to-end encrypted; circlebot cannot read encrypted rooms and will not "
+                    "see anything said there. Use a room without encryption for the circle.", room_id)
+
+    async def _on_invite(self, room_id: str, state: Sequence[Any] = ()) -> None:
+        if room_id not in self._rooms and not self.settings.accept_invites and await self._direct_from_member(state):
+            resp = await self.client.join(room_id)
+            if isinstance(resp, JoinResponse):  # a member's direct room: they may vote unseen from it
+                sender = next(str(e.sender) for e in state if getattr(e, "state_key", None) == self.user_id)
+                self._dms[sender] = room_id
+                self._dm_rooms.add(room_id)
+                await self._store.set_state(PLATFORM, "dm_rooms", json.dumps(self._dms))
+                log.info("matrix: joined the direct room %s opened by %s", room_id, sender)
+                return
+        if room_id in self._rooms or self.settings.accept_invites:
+            resp = await self.client.join(room_id)
+            if isinstance(resp, JoinResponse):
+                log.info("matrix: joined %s on invitation", room_id)
+            elif room_id not in self._ignored_invites:  # e.g. the invitation was withdrawn; not retried
+                self._ignored_invites[room_id] = None
+                log.warning("matrix: could not join %s: %s %s", room_id, getattr(resp, "status_code", ""),
+                            getattr(resp, "message", ""))
+        elif room_id not in self._ignored_invites:
+            self._ignored_invites[room_id] = None
+            log.info("matrix: ignoring an invitation to %s, which is not a configured room", room_id)
+
+    async def _direct_from_member(self, state: Sequence[Any]) -> bool:
+        """Whether an invitation is to a direct room, from someone who is in one of the circles' rooms."""
+        mine = next((e for e in state if getattr(e, "state_key", None) == self.user_id
+                     and getattr(e, "membership", None) == "invite"), None)
+        content = getattr(mine, "content", None)
+        if mine is None or not isinstance(content, dict) or content.get("is_direct") is not True:
+            return False
+        sender = str(getattr(mine, "sender", ""))
+        if sender in self._dms:
+            return False  # one direct room a member: the one the bot knows stays
+        for room_id in self._rooms:
+            resp = await self.client.room_get_state_event(room_id, "m.room.member", sender)
+            if isinstance(resp, RoomGetStateEventResponse) and resp.content.get("membership") == "join":
+                return True
+        return False
+
+    def _note_state(self, room_id: str, src: Mapping[str, Any]) -> None:
+        """Keep the caches that state events invalidate (power levels, names, encryption) current."""
+        kind = src.get("type")
+        if "state_key" not in src:
+            return
+        if kind in ("m.room.power_levels", "m.room.create"):
+            self._standing.pop(room_id, None)
+        elif kind == "m.room.member":
+            content = src.get("content") or {}
+            name = content.get("displayname")
+            key = src.get("state_key")
+            if isinstance(key, str) and isinstance(name, str) and content.get("membership") == "join":
+                self._names[(room_id, key)] = name
+            if (isinstance(key, str) and content.get("membership") in ("leave", "ban") and room_id in self._dm_rooms
+                    and self._dms.get(key) == room_id):
+                self._forget_dm_room(room_id)
+        elif kind == "m.room.encryption" and room_id in self._rooms:
+            self._warn_encrypted(room_id)
+
+    async def _room_standing(self, room_id: str) -> Standing:
+        """Who outranks whom in a room: power levels, and the creators of a room version 12+ above them all."""
+        cached = self._standing.get(room_id)
+        if cached is not None:
+            return cached
+        state = _check(await self.client.room_get_state(room_id), RoomGetStateResponse, f"read the state of {room_id}")
+        creators: set[str] = set()
+        content: Mapping[str, Any] = {}
+        for ev in state.events:
+            if ev.get("type") == "m.room.create" and ev.get("state_key") == "":
+                create = ev.get("content") or {}
+                if str(create.get("room_version", "1")) not in _OLD_ROOM_VERSIONS:  # MSC4289
+                    creators.add(str(ev.get("sender")))
+                    creators.update(u for u in create.get("additional_creators", []) if isinstance(u, str))
+            elif ev.get("type") == "m.room.power_levels" and ev.get("state_key") == "":
+                content = ev.get("content") or {}
+        users = {str(u): v for u, v in (content.get("users") or {}).items() if isinstance(v, int)}
+        default = content.get("users_default", 0)
+        redact = content.get("redact", 50)
+        standing = Standing(frozenset(creators), users, default if isinstance(default, int) else 0,
+                             redact if isinstance(redact, int) else 50)
+        self._standing[room_id] = standing
+        return standing
+
+    async def _display_name(self, room_id: str, user_id: str) -> str:
+        name = self._names.get((room_id, user_id))
+        if name is not None:
+            return name
+        resp = await self.client.room_get_state_event(room_id, "m.room.member", user_id)
+        name = ""
+        if isinstance(resp, RoomGetStateEventResponse):
+            value = resp.content.get("displayname")
+            name = value if isinstance(value, str) else ""
+        self._names[(room_id, user_id)] = name
+        return name
+

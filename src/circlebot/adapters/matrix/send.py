@@ -1,0 +1,127 @@
+"""Sending: a post as Matrix event contents (HTML and plain body, mentions, chunks under the size limit), with
+transaction ids for resends; replies, threads and private answers by direct message."""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Mapping
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from nio import RoomSendResponse
+
+from circlebot.adapters.matrix.client import PLATFORM, _check
+from circlebot.adapters.matrix.host import Handle, Host
+from circlebot.adapters.render import named_markdown, plain_text, split_text, to_html
+from circlebot.core.adapter import idempotency_token
+from circlebot.core.domain import ChannelRef, Invocation, MessageRef, Post
+
+#: Events are limited to 65,536 bytes as a whole; keep the content well under it.
+MAX_CONTENT_BYTES = 60_000
+CHUNK_CHARS = 8000
+PRIVATE_MARK = "📨"
+#: Where a private answer sent by DM says which command it answers (a namespaced key; clients ignore it).
+REPLY_TO_KEY = "ci.circlebot.reply_to"
+
+
+class Send(Host):
+    """The adapter's sends: posts, replies, reactions."""
+
+    # sending ---------------------------------------------------------------------------------------
+    def _zone_of(self, room_id: str) -> ZoneInfo:
+        room = self._rooms.get(room_id)
+        return room.zone if room else self._zone
+
+    async def _send_event(self, room_id: str, kind: str, content: dict[str, Any], txn: str | None = None) -> str:
+        """Send one event; with a transaction id, a repeat (same device, same id) returns the first event."""
+        resp = await self.client.room_send(room_id, kind, content, tx_id=txn, ignore_unverified_devices=True)
+        return _check(resp, RoomSendResponse, f"send {kind} to {room_id}").event_id  # type: ignore[no-any-return]
+
+    def _contents(self, text: str, post: Post, relates: dict[str, Any] | None,
+                  extra: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+        notify = post.notify
+        mentions = [u for u in post.mentions if u.platform == PLATFORM]
+        out: list[dict[str, Any]] = []
+        pending = split_text(text, CHUNK_CHARS) or [""]
+        while pending:
+            chunk = pending.pop(0)
+            head_plain = head_html = ""
+            if mentions and not out:
+                head_plain = ", ".join(u.display for u in mentions) + ": "
+                head_html = ", ".join(
+                    f'<a href="https://matrix.to/#/{_html_attr(u.id)}">{_html_text(u.display)}</a>' for u in mentions
+                ) + ": "
+            content: dict[str, Any] = {
+                "msgtype": "m.text" if notify else "m.notice",
+                "body": head_plain + plain_text(chunk),
+                "format": "org.matrix.custom.html",
+                "formatted_body": head_html + to_html(chunk),
+                "m.mentions": {"user_ids": [u.id for u in mentions]} if notify and mentions else {},
+            }
+            if relates:
+                content["m.relates_to"] = relates
+            if extra:
+                content.update(extra)
+            if len(json.dumps(content, ensure_ascii=False).encode()) > MAX_CONTENT_BYTES and len(chunk) > 100:
+                pending[:0] = split_text(chunk, max(100, len(chunk) // 2))
+                continue
+            out.append(content)
+        return out
+
+    async def _send_post(self, room_id: str, post: Post, zone: ZoneInfo, relates: dict[str, Any] | None = None,
+                         extra: Mapping[str, Any] | None = None, key: str | None = None) -> list[str]:
+        if post.thread_of is not None and relates is None:
+            relates = {"rel_type": "m.thread", "event_id": post.thread_of.id, "is_falling_back": True,
+                       "m.in_reply_to": {"event_id": post.thread_of.id}}
+        text = named_markdown(post.content, zone, self.prefix)
+        return [await self._send_event(room_id, "m.room.message", c, _txn(key, f"chunk{i}"))
+                for i, c in enumerate(self._contents(text, post, relates, extra))]
+
+    async def send(self, where: ChannelRef, post: Post, *, key: str | None = None) -> MessageRef:
+        """Post into a room; a post with RSVP or check-in controls gets the reaction keys to click.
+
+        With `key`, every event of the post (its chunks, its reactions) goes with a transaction id derived from
+        it, so sending the post again after a crash returns the events already in the room and adds what was
+        missing (Synapse remembers transaction ids for a day: `dedup_window`)."""
+        ids = await self._send_post(where.id, post, self._zone_of(where.id), key=key)
+        ref = MessageRef(where, ids[0])
+        if post.controls:
+            await self._offer_controls(where, ref, post, key)
+        return ref
+
+    async def _react(self, room_id: str, event_id: str, key: str, txn: str | None = None) -> str:
+        content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}}
+        return await self._send_event(room_id, "m.reaction", content, txn)
+
+    async def reply(self, to: Invocation, post: Post, *, private: bool = False) -> None:
+        """Answer a command with a notice replying to it; a private answer goes by direct message."""
+        handle = to.handle if isinstance(to.handle, Handle) else None
+        zone = self._zone_of(to.channel.id)
+        if handle is None:
+            await self._send_post(to.channel.id, post, zone)
+            return
+        if private and self._dms.get(to.user.id) != handle.room_id:
+            dm = await self._dm_room(to.user.id)
+            reply_to = {REPLY_TO_KEY: {"room_id": handle.room_id, "event_id": handle.event_id}}
+            await self._send_post(dm, post, zone, extra=reply_to)
+            await self._react(handle.room_id, handle.event_id, PRIVATE_MARK)
+            return
+        relates: dict[str, Any] = {"m.in_reply_to": {"event_id": handle.event_id}}
+        if handle.thread_root:
+            relates.update(rel_type="m.thread", event_id=handle.thread_root, is_falling_back=False)
+        await self._send_post(handle.room_id, post, zone, relates=relates)
+
+
+def _txn(key: str | None, part: str) -> str | None:
+    """The transaction id of one event of the send keyed `key` (None: nio picks a random one)."""
+    return None if key is None else "circlebot." + idempotency_token(key, part, 40)
+
+
+def _html_text(text: str) -> str:
+    return html.escape(text, quote=False)
+
+
+def _html_attr(text: str) -> str:
+    return html.escape(text, quote=True)
+
