@@ -14,6 +14,7 @@ from circlebot.config import CircleSettings, Settings
 from circlebot.core.clock import Clock
 from circlebot.core.commands import Command
 from circlebot.core.router import Router
+from circlebot.core.timeline import Timeline
 from circlebot.features import all_commands, all_event_handlers
 from circlebot.features.questions import meeting_questions
 from circlebot.readings import Collection
@@ -75,8 +76,6 @@ class App(Router):
         queued write is committed. The caller closes the database."""
         from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_SUBMITTED, JobEvent
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
-        from circlebot.core.timeline import Timeline
 
         self.store.batcher.start()
         scheduler = AsyncIOScheduler(timezone=UTC)

@@ -1,7 +1,8 @@
 """Commands declared once: name path, help, typed parameters, organiser-only flag, handler.
 
-The text parser, `help` and usage messages (terminal, Matrix) and the slash-command tree (Discord) are all
-generated from these declarations.
+The text parser and binder, `help` and usage messages (terminal, Matrix) and the slash-command tree (Discord)
+are all generated from these declarations; the errors a handler raises to answer the user instead (`UserError`:
+`UsageError` for a mistake, with the usage; `Refused` for what the user may not do) live here too.
 """
 
 from __future__ import annotations

@@ -156,11 +156,6 @@ class Polls:
                 log.exception("could not end poll %d on %s", poll.id, ref.channel.platform)
         return results
 
-    async def cast_vote(self, vote: VoteCast) -> PollRow | None:
-        """One vote from a platform's native poll (see `cast_votes`); the poll it counted in, if any."""
-        polls = await self.cast_votes([vote])
-        return polls[0] if polls else None
-
     async def cast_votes(self, votes: Sequence[VoteCast]) -> list[PollRow]:
         """Votes from platforms' native polls, cleaned the lenient way (clipped, not refused) and stored
         together: one short transaction for the lot, returning once it is committed."""

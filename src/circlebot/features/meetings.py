@@ -13,6 +13,7 @@ from circlebot.core.commands import DATE, MEETING, READING, TIME, WHEN, Command,
 from circlebot.core.context import Context
 from circlebot.core.recurrence import free_slots, local_to_utc, occurrence_on
 from circlebot.core.text import Text
+from circlebot.core.timeline import PostKind, plan
 from circlebot.features.common import (
     check_date,
     meeting_or_error,
@@ -171,8 +172,6 @@ async def upcoming(ctx: Context) -> Text | str:
 
 async def _timeline_state(ctx: Context, m: Meeting) -> Text:
     """Each timeline post of a meeting: sent, due (when), or missed (organisers are told to act)."""
-    from circlebot.core.timeline import PostKind, plan
-
     jobs = plan([ctx.circle], [m], ctx.now)
     states = await ctx.store.post_states_of(j.key for j in jobs)  # keyed by start time: a moved meeting's own
     out: list[Text | str] = []

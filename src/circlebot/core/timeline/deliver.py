@@ -198,10 +198,6 @@ class Timeline:
         await self.app.polls.close_due_polls()
         return sent
 
-    async def send_now(self, job: Job) -> int:
-        """Send one post exactly once (claim, send per location, mark); record it as missed when too late."""
-        return await self._run_jobs([job], self.app.clock.now())
-
     async def _run_jobs(self, jobs: Sequence[Job], now: datetime) -> int:
         """Claim the posts together (one transaction), send each to its locations concurrently, and mark each
         location as the platform takes it (batched). A post whose meeting was cancelled or moved since the job
