@@ -116,3 +116,14 @@ def test_the_core_depends_on_nothing_above_it() -> None:
     core = [m for m in graph if m == "circlebot.core" or m.startswith("circlebot.core.")]
     wrong = {m: sorted(d for d in graph[m] if d.startswith(above)) for m in core}
     assert not {m: d for m, d in wrong.items() if d}, wrong
+
+
+def test_features_depend_on_the_core_only() -> None:
+    """A feature reaches the bot through `core` (Context, Bot, EventHandler), never through the composition
+    root, an adapter or the CLI: the router is given the features, not the other way round."""
+    graph = _graph()
+    above = ("circlebot.app", "circlebot.adapters", "circlebot.cli", "circlebot.web", "circlebot.export")
+    features = [m for m in graph if m.startswith("circlebot.features.")]
+    assert len(features) >= 6, features
+    wrong = {m: sorted(d for d in graph[m] if d.startswith(above)) for m in features}
+    assert not {m: d for m, d in wrong.items() if d}, wrong

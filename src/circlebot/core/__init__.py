@@ -1,2 +1,3 @@
-"""The platform-free bot: domain values, what the bot says, commands (declarations, parser, binder), the
-router and its permission check, the clock, the timeline, recurrence. Imports no feature and no adapter."""
+"""The platform-free bot: domain values, what the bot says, commands (declarations, parser, binder), what a
+handler gets (context), the router and its permission check, the poll lifecycle, the clock, the adapter
+boundary, the timeline (plan, compose, deliver), recurrence. Imports no feature and no adapter."""
