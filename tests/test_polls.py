@@ -29,6 +29,23 @@ async def test_a_poll_closes_at_its_closing_time_even_when_the_bot_was_down_then
     assert stored is not None and stored.closed_at == stored.closes_at
 
 
+async def test_votes_one_event_at_a_time_from_known_members_keep_the_poll_rules(core: CoreDriver) -> None:
+    # members already known and the poll already looked up: the vote path's lean case (issue 10)
+    poll = number_after("poll", (await core.say("olga", 'poll "Soon?" "A" "B" "C" --hours 2')).text)
+    for user in ("alice", "bob", "carol"):
+        await core.vote(user, poll, [1])
+    await core.vote("bob", poll, [2])  # a changed ballot replaces the old one
+    await core.vote("carol", poll, [9])  # an answer the poll does not have spoils the ballot
+    results = await core.say("dan", f"poll results {poll}")
+    assert "1. A: 1" in results and "2. B: 1" in results and "2 voter(s)" in results, results
+    core.clock.advance(timedelta(hours=2))  # its closing time, before the bot has closed it
+    await core.vote("alice", poll, [3])  # cast at the closing time: too late
+    assert await core.app.polls.close_due_polls() == 1
+    await core.vote("bob", poll, [3])  # and after it closed
+    results = await core.say("dan", f"poll results {poll}")
+    assert "1. A: 1" in results and "2. B: 1" in results and "3. C: 0" in results, results
+
+
 async def test_a_secret_poll_shows_no_turnout_until_it_closes(core: CoreDriver) -> None:
     poll = number_after("poll", (await core.say("olga", 'poll "Keep Thursdays?" "Yes" "No" --secret')).text)
     await core.say("alice", f"vote {poll} 1")

@@ -100,6 +100,33 @@ async def test_votes_are_batched_and_acknowledged_only_once_committed(tmp_path: 
         await db.close()
 
 
+async def test_a_writer_cancelled_while_its_batch_is_written_stops_no_other_writer(tmp_path: Path) -> None:
+    db = await Database.open(tmp_path / "x.sqlite3")
+    store = Store(db)
+    store.batcher.start()
+    try:
+        poll = await store.create_poll("c", "Q?", ("A", "B"), multi=False, secret=False, opened_by=None, now=NOW,
+                                       closes_at=None)
+        async with db.transaction() as conn:
+            await conn.executemany("INSERT INTO members (id, platform, user_id) VALUES (?, 'console', ?)",
+                                   [(i, f"u{i}") for i in range(1, 1501)])
+        # the writers of one moment share one batch (of at most 2,000) and wait for it to commit; one of them
+        # is cancelled meanwhile
+        writers = [asyncio.ensure_future(store.record_vote(poll.id, i, (i % 2,), NOW)) for i in range(1, 1501)]
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert not any(w.done() for w in writers)
+        writers[10].cancel()
+        results = await asyncio.wait_for(asyncio.gather(*writers, return_exceptions=True), 10)
+        assert isinstance(results[10], asyncio.CancelledError)
+        assert [r for i, r in enumerate(results) if i != 10] == [None] * 1499
+        with sqlite3.connect(tmp_path / "x.sqlite3") as other:  # every write is committed, the cancelled one too
+            assert other.execute("SELECT count(*) FROM votes").fetchone()[0] == 1500
+    finally:
+        await store.batcher.stop()
+        await db.close()
+
+
 async def test_rsvp_change_and_withdraw(tmp_path: Path) -> None:
     db = await Database.open(tmp_path / "x.sqlite3")
     store = Store(db)

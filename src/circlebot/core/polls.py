@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Protocol
@@ -156,12 +156,29 @@ class Polls:
                 log.exception("could not end poll %d on %s", poll.id, ref.channel.platform)
         return results
 
-    async def cast_votes(self, votes: Sequence[VoteCast]) -> list[PollRow]:
+    def cast_votes(self, votes: Sequence[VoteCast]) -> Awaitable[None]:
         """Votes from platforms' native polls, cleaned the lenient way (clipped, not refused) and stored
-        together: one short transaction for the lot, returning once it is committed."""
+        together: one short transaction for the lot, done once it is committed.
+
+        One vote in a poll and from a member both cached (an event from a gateway or a console: the common
+        case) goes straight to the store's write, with no coroutine of its own; anything else takes the
+        general path."""
+        store = self.bot.store
+        if len(votes) == 1:
+            vote = votes[0]
+            poll = store.cached_poll(vote.poll_id, vote.message)
+            member_id = store.known_member(vote.user)
+            if poll is not None and member_id is not None and vote.change is VoteChange.SET:
+                if (poll.closed_at is not None or poll.closes_at is not None) and _too_late(
+                        poll, vote, self.bot.clock.now()):
+                    return _nothing()
+                return store.write_native_vote_rows((store.vote_row(poll.id, member_id, _ballot(poll, vote.answers),
+                                                                    vote.at),))
+        return self._cast_votes(votes)
+
+    async def _cast_votes(self, votes: Sequence[VoteCast]) -> None:
         store = self.bot.store
         rows: list[tuple[int, int, str, int]] = []
-        counted: list[PollRow] = []
         polls: dict[object, PollRow | None] = {}  # a batch is mostly votes in the same poll: look it up once
         now = self.bot.clock.now()
         for vote in votes:
@@ -175,18 +192,10 @@ class Polls:
                 if poll_id is None and msg is not None:
                     poll_id = await store.poll_for_message(msg)
                 poll = polls[key] = await store.poll(poll_id) if poll_id is not None else None
-            if poll is None:
-                continue
-            # A vote cast at or after the poll's end does not count; the end is its closing time once that has
-            # passed (by the bot's clock: a vote that arrives before then counts, though a server's clock may
-            # stamp it a little later), even if the bot was down then and closes the poll only now.
-            end = poll.closed_at or (poll.closes_at if poll.closes_at is not None and now >= poll.closes_at else None)
-            if end is not None and vote.at >= end:
-                log.info("ignoring a vote in poll %d cast after it closed", poll.id)
+            if poll is None or _too_late(poll, vote, now):
                 continue
             answers = _ballot(poll, vote.answers, cut=vote.change is VoteChange.SET)
             member_id = store.known_member(vote.user) or await store.ensure_member(vote.user)
-            counted.append(poll)
             if vote.change is VoteChange.SET:
                 rows.append(store.vote_row(poll.id, member_id, answers, vote.at))
             else:
@@ -196,7 +205,6 @@ class Polls:
                 await self._change_ballot(poll, member_id, vote.change, answers, vote.at)
         if rows:
             await store.write_native_vote_rows(rows)
-        return counted
 
     async def reconcile_poll(self, event: PollReadBack) -> None:
         """Make a poll's native ballots on one platform exactly what the platform holds now (`PollReadBack`).
@@ -294,6 +302,21 @@ class Polls:
             if circle is not None:
                 await self.bot.post_to_circle(circle, Post(f"Poll #{poll.id} has closed.\n{results_text(results)}"))
         return closed
+
+
+async def _nothing() -> None:
+    """What `cast_votes` returns for a vote that does not count: nothing to wait for."""
+
+
+def _too_late(poll: PollRow, vote: VoteCast, now: datetime) -> bool:
+    """A vote cast at or after the poll's end does not count; the end is its closing time once that has passed
+    (by the bot's clock: a vote that arrives before then counts, though a server's clock may stamp it a little
+    later), even if the bot was down then and closes the poll only now."""
+    end = poll.closed_at or (poll.closes_at if poll.closes_at is not None and now >= poll.closes_at else None)
+    if end is not None and vote.at >= end:
+        log.info("ignoring a vote in poll %d cast after it closed", poll.id)
+        return True
+    return False
 
 
 def _ballot(poll: PollRow, answers: tuple[int, ...], *, cut: bool = True) -> tuple[int, ...]:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import timedelta
 
 from circlebot.core.adapter import PollLimits
@@ -152,8 +153,8 @@ COMMANDS = [
 ]
 
 
-async def _votes(bot: Bot, votes: list[VoteCast]) -> None:
-    await bot.polls.cast_votes(votes)
+def _votes(bot: Bot, votes: list[VoteCast]) -> Awaitable[None]:
+    return bot.polls.cast_votes(votes)  # not a coroutine of its own: one await less per vote
 
 
 async def _ended(bot: Bot, event: PollEndCast) -> None:

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+import operator
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import aiosqlite
 
 from circlebot.store.migrations import MIGRATIONS
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 
 class StoreError(Exception):
@@ -75,6 +79,30 @@ class Database:
                     await _to_completion(self.conn.execute("ROLLBACK"))
                 raise
 
+    async def write_runs(self, runs: Sequence[tuple[str, Sequence[tuple[Any, ...]]]]) -> None:
+        """Run each (SQL, rows) `executemany`, in order, in one write transaction: all nothing, or all committed
+        when it returns. BEGIN, the statements and COMMIT (or ROLLBACK) run as one job in aiosqlite's thread,
+        one trip instead of one per statement (the batcher's path; it runs to the end even if the caller is
+        cancelled). aiosqlite has no public way to run a function in its thread: this uses its `_execute`
+        and `_conn`, stable within the aiosqlite versions pyproject.toml allows."""
+        conn = self.conn
+
+        def job() -> None:
+            raw = conn._conn
+            raw.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, rows in runs:
+                    raw.executemany(sql, rows)
+                raw.execute("COMMIT")
+            except BaseException:
+                if raw.in_transaction:
+                    raw.execute("ROLLBACK")
+                raise
+
+        in_thread = cast(Callable[[Callable[[], None]], Coroutine[Any, Any, None]], conn._execute)
+        async with self._write_lock:
+            await _to_completion(in_thread(job))
+
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
         """All rows, in one trip to aiosqlite's thread (execute + fetch + close would be three)."""
         return list(await self.conn.execute_fetchall(sql, params))
@@ -123,13 +151,6 @@ async def _to_completion(awaitable: Awaitable[Any]) -> Any:
         raise
 
 
-@dataclass(slots=True)
-class _Pending:
-    sql: str
-    rows: Sequence[tuple[Any, ...]]
-    done: asyncio.Future[None]
-
-
 class WriteRejected(Exception):
     """Some rows of one multi-row write were refused by the database; its other rows are committed.
 
@@ -143,20 +164,39 @@ class WriteRejected(Exception):
                          f"committed); row {index}: {error}")
 
 
+class _Shared(asyncio.Future[_T]):
+    """A future that many writers wait on. Cancelling one waiter must not cancel it for the others, so it
+    ignores `cancel`: a waiting task that is cancelled gets its `CancelledError` once the batch is written."""
+
+    def cancel(self, msg: Any | None = None) -> bool:
+        return False
+
+
+@dataclass(slots=True)
+class _Batch:
+    """Writes gathered for one transaction: each write's SQL and rows, and the future they all wait on (its
+    result: the error of each write that failed, by index; None if all are committed)."""
+
+    sqls: list[str]
+    rows: list[Sequence[tuple[Any, ...]]]
+    done: _Shared[dict[int, Exception] | None]
+
+
 class WriteBatcher:
     """Gathers many small writes from concurrent writers into short shared transactions.
 
     `submit` returns only after the transaction holding the write has committed, so a caller acknowledges
     nothing that is not on disk; a write that fails raises in its own writer only (a failed batch is retried
     one write, and for a multi-row write one row, at a time, so one bad row does not fail the others). Writes
-    keep their order; consecutive writes with the same SQL go through one `executemany`. A batch is never
-    cancelled inside its transaction, and `stop` writes everything queued before it returns.
+    keep their order; consecutive writes with the same SQL go through one `executemany`, and a batch is one
+    trip to the database's thread (`Database.write_runs`). A batch is never cancelled inside its transaction,
+    and `stop` writes everything queued before it returns.
     """
 
     def __init__(self, db: Database, max_batch: int = 2000) -> None:
         self._db = db
         self._max = max_batch
-        self._queue: list[_Pending] = []
+        self._batches: list[_Batch] = []  # the first is written next; writes join the last
         self._wake: asyncio.Future[None] | None = None  # the idle runner waits on it
         self._task: asyncio.Task[None] | None = None
         self._batching = False  # a runner is taking writes (started, not stopping)
@@ -182,15 +222,25 @@ class WriteBatcher:
     async def submit_many(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
         """Write several rows; returns once all are committed, or raises `WriteRejected` naming the rows the
         database refused (the others are committed). A one-row write raises the database's own error."""
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(sql, rows, fut))
+        batches = self._batches
+        batch = batches[-1] if batches else None
+        if batch is None or len(batch.sqls) >= self._max:
+            batch = _Batch([], [], _Shared(loop=asyncio.get_running_loop()))
+            batches.append(batch)
+        index = len(batch.sqls)
+        batch.sqls.append(sql)
+        batch.rows.append(rows)
         if self._batching:
             wake = self._wake
             if wake is not None and not wake.done():
                 wake.set_result(None)
         elif self._task is None or self._task.done():  # not started, or stopped: write at once
             await _to_completion(self._drain())
-        await fut
+        errors = await batch.done
+        if errors:
+            error = errors.get(index)
+            if error is not None:
+                raise error
 
     def _wake_runner(self) -> None:
         wake = self._wake
@@ -200,7 +250,7 @@ class WriteBatcher:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            if not self._queue:
+            if not self._batches:
                 if not self._batching:
                     return
                 # woken by the first write of a moment; the other writers ready at that moment run before
@@ -208,90 +258,85 @@ class WriteBatcher:
                 self._wake = loop.create_future()
                 await self._wake
                 continue
-            batch, self._queue = self._queue[: self._max], self._queue[self._max :]
+            batch = self._batches.pop(0)
             try:
                 await self._write(batch)
             except asyncio.CancelledError:
-                # cancelled from outside (the loop is closing): the batch's transaction was rolled back, so
-                # write it again with whatever is queued, to completion, then stop
-                self._queue[:0] = [p for p in batch if not p.done.done()]
+                # cancelled from outside (the loop is closing): the batch's transaction ran to its end, but
+                # whether it committed is not known here, so write it again (writes are idempotent) with
+                # whatever is queued, to completion, then stop
+                if not batch.done.done():
+                    self._batches.insert(0, batch)
                 await _to_completion(self._drain())
                 raise
 
     async def _drain(self) -> None:
-        while self._queue:
-            batch, self._queue = self._queue[: self._max], self._queue[self._max :]
-            await self._write(batch)
+        while self._batches:
+            await self._write(self._batches.pop(0))
 
-    async def _write(self, batch: list[_Pending]) -> None:
-        runs: list[tuple[str, list[tuple[Any, ...]]]] = []
-        for p in batch:
-            if runs and runs[-1][0] == p.sql:
-                runs[-1][1].extend(p.rows)
-            else:
-                runs.append((p.sql, list(p.rows)))
+    async def _write(self, batch: _Batch) -> None:
+        sqls, rows = batch.sqls, batch.rows
+        first = sqls[0]
+        runs: list[tuple[str, Sequence[tuple[Any, ...]]]]
+        if len(sqls) == 1:
+            runs = [(first, rows[0])]
+        elif sqls.count(first) == len(sqls):  # the usual batch: one kind of write (votes, say)
+            runs = [(first, list(itertools.chain.from_iterable(rows)))]
+        else:
+            runs = [(sql, list(itertools.chain.from_iterable(r for _, r in group)))
+                    for sql, group in itertools.groupby(zip(sqls, rows, strict=True), key=operator.itemgetter(0))]
         try:
-            async with self._db.transaction() as conn:
-                for sql, rows in runs:
-                    await conn.executemany(sql, rows)
+            await self._db.write_runs(runs)
         except Exception as e:
-            if len(batch) == 1 and len(batch[0].rows) == 1:
-                _fail(batch[0], e)
+            if len(sqls) == 1 and len(rows[0]) == 1:
+                batch.done.set_result({0: e})
             else:
-                await self._write_one_by_one(batch)
+                batch.done.set_result(await self._write_one_by_one(batch))
             return
-        for p in batch:
-            if not p.done.done():
-                p.done.set_result(None)
+        batch.done.set_result(None)
 
-    async def _write_one_by_one(self, batch: list[_Pending]) -> None:
+    async def _write_one_by_one(self, batch: _Batch) -> dict[int, Exception]:
         """Retry a failed batch in one transaction, each write (and each row of a write that fails) inside
-        its own savepoint: the writes that fail are rolled back alone and get the error."""
+        its own savepoint: the writes that fail are rolled back alone. Returns their errors by index."""
         errors: dict[int, Exception] = {}
         try:
             async with self._db.transaction() as conn:
-                for i, p in enumerate(batch):
-                    error = await _isolated(conn, p)
+                for i, (sql, rows) in enumerate(zip(batch.sqls, batch.rows, strict=True)):
+                    error = await _isolated(conn, sql, rows)
                     if error is not None:
                         errors[i] = error
         except Exception as e:  # the transaction itself failed (the disk is full, say): nothing was written
-            log.error("a batch of %d writes failed: %s", len(batch), e)
-            for p in batch:
-                _fail(p, e)
-            return
+            log.error("a batch of %d writes failed: %s", len(batch.sqls), e)
+            return dict.fromkeys(range(len(batch.sqls)), e)
         if errors:
-            log.warning("%d of %d writes in a batch were refused; the others are committed", len(errors), len(batch))
-        for i, p in enumerate(batch):
-            error = errors.get(i)
-            if error is not None:
-                _fail(p, error)
-            elif not p.done.done():
-                p.done.set_result(None)
+            log.warning("%d of %d writes in a batch were refused; the others are committed", len(errors),
+                        len(batch.sqls))
+        return errors
 
 
-async def _isolated(conn: aiosqlite.Connection, p: _Pending) -> Exception | None:
+async def _isolated(conn: aiosqlite.Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> Exception | None:
     """Run one write inside a savepoint; on failure roll back to it and retry its rows one at a time.
     Returns the write's error, if any. Raises if SQLite gave up the whole transaction."""
     await conn.execute("SAVEPOINT batch_write")
     try:
-        await conn.executemany(p.sql, p.rows)
+        await conn.executemany(sql, rows)
         return None
     except sqlite3.Error as e:
         _still_in_transaction(conn, e)
         await conn.execute("ROLLBACK TO batch_write")
-        if len(p.rows) == 1:
+        if len(rows) == 1:
             return e
         rejected: list[tuple[int, Exception]] = []
-        for index, row in enumerate(p.rows):
+        for index, row in enumerate(rows):
             await conn.execute("SAVEPOINT batch_row")
             try:
-                await conn.execute(p.sql, row)
+                await conn.execute(sql, row)
             except sqlite3.Error as row_error:
                 _still_in_transaction(conn, row_error)
                 await conn.execute("ROLLBACK TO batch_row")
                 rejected.append((index, row_error))
             await conn.execute("RELEASE batch_row")
-        return WriteRejected(rejected, len(p.rows)) if rejected else None
+        return WriteRejected(rejected, len(rows)) if rejected else None
     finally:
         if conn.in_transaction:
             await conn.execute("RELEASE batch_write")
@@ -301,7 +346,3 @@ def _still_in_transaction(conn: aiosqlite.Connection, error: Exception) -> None:
     if not conn.in_transaction:  # some errors (SQLITE_FULL, an I/O error) roll the whole transaction back
         raise error
 
-
-def _fail(p: _Pending, error: Exception) -> None:
-    if not p.done.done():
-        p.done.set_exception(error)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -211,7 +211,8 @@ class Store:
         self._join_task: asyncio.Task[None] | None = None
         self._names: dict[int, str] = {}
         self._polls: dict[int, PollRow] = {}
-        self._poll_of_message: dict[MessageRef, int] = {}
+        # by (platform, channel, message id): a tuple of strings hashes faster than the MessageRef
+        self._poll_of_message: dict[tuple[str, str, str], int] = {}
         # per circle: its scheduled meetings ending after a time, as last read; every meeting write clears it
         self._upcoming: dict[str, tuple[datetime, list[Meeting]]] = {}
 
@@ -566,6 +567,18 @@ class Store:
         self._polls.pop(poll_id, None)
         self._poll_of_message = {m: p for m, p in self._poll_of_message.items() if p != poll_id}
 
+    def cached_poll(self, poll_id: int | None, message: MessageRef | None) -> PollRow | None:
+        """The poll by its id, or else by a message that carries it, if both are cached (a poll's row stays
+        cached until it closes or is deleted); None otherwise. No I/O: the vote path's look-up."""
+        if poll_id is None:
+            if message is None:
+                return None
+            channel = message.channel
+            poll_id = self._poll_of_message.get((channel.platform, channel.id, message.id))
+            if poll_id is None:
+                return None
+        return self._polls.get(poll_id)
+
     async def add_poll_message(self, poll_id: int, ref: MessageRef) -> None:
         async with self.db.transaction() as conn:
             await conn.execute(
@@ -580,7 +593,8 @@ class Store:
         return [MessageRef(ChannelRef(r["platform"], r["channel"]), r["message_id"]) for r in rows]
 
     async def poll_for_message(self, ref: MessageRef) -> int | None:
-        cached = self._poll_of_message.get(ref)
+        key = (ref.channel.platform, ref.channel.id, ref.id)
+        cached = self._poll_of_message.get(key)
         if cached is not None:
             return cached
         row = await self.db.fetchone(
@@ -589,7 +603,7 @@ class Store:
         )
         if row is None:
             return None
-        self._poll_of_message[ref] = int(row[0])
+        self._poll_of_message[key] = int(row[0])
         return int(row[0])
 
     async def record_vote(self, poll_id: int, member_id: int, answers: tuple[int, ...], at: datetime) -> None:
@@ -606,14 +620,17 @@ class Store:
         answer_text = str(answers[0]) if len(answers) == 1 else ",".join(map(str, answers))
         return (poll_id, member_id, answer_text, (at - _EPOCH) // _MICROSECOND)
 
-    async def write_vote_rows(self, rows: Sequence[tuple[int, int, str, int]]) -> None:
-        """Write ballots made by `vote_row`; returns once committed (batched with other small writes)."""
-        await self.batcher.submit_many(_VOTE_SQL, rows)
+    def write_vote_rows(self, rows: Sequence[tuple[int, int, str, int]]) -> Awaitable[None]:
+        """Write ballots made by `vote_row`; done once committed (batched with other small writes). A plain
+        function returning the batcher's awaitable: one coroutine less on the vote path."""
+        return self.batcher.submit_many(_VOTE_SQL, rows)
 
-    async def write_native_vote_rows(self, rows: Sequence[tuple[int, int, str, int]], *, exact: bool = False) -> None:
+    def write_native_vote_rows(
+        self, rows: Sequence[tuple[int, int, str, int]], *, exact: bool = False
+    ) -> Awaitable[None]:
         """Write ballots from platforms' native polls (rows made by `vote_row`); the latest by cast time wins,
-        unless `exact` (a read-back sets each ballot to what the platform holds). Returns once committed."""
-        await self.batcher.submit_many(_NATIVE_UPSERT if exact else _NATIVE_VOTE_SQL, rows)
+        unless `exact` (a read-back sets each ballot to what the platform holds). Done once committed."""
+        return self.batcher.submit_many(_NATIVE_UPSERT if exact else _NATIVE_VOTE_SQL, rows)
 
     async def native_ballot_of(self, poll_id: int, member_id: int) -> tuple[int, ...]:
         """The member's native ballot last seen on their platform (empty if none)."""
