@@ -24,7 +24,8 @@ sys.path.insert(0, str(REPO / "tests"))
 import discord  # noqa: E402
 from discord import app_commands  # noqa: E402
 
-from circlebot.adapters.discord import AppLookups, DiscordAdapter  # noqa: E402
+from circlebot.adapters.discord import DiscordAdapter  # noqa: E402
+from circlebot.adapters.lookups import AppLookups  # noqa: E402
 from circlebot.app import App  # noqa: E402
 from circlebot.readings import load_collection  # noqa: E402
 from circlebot.store import Database, Store  # noqa: E402
@@ -92,8 +93,8 @@ async def circlebot(n: int) -> list[float]:
                 store = Store(db)
                 store.batcher.start()
                 app = App(settings, store, load_collection(settings.readings))
-                adapter = DiscordAdapter(settings.discord, settings.circles, app.commands.commands, AppLookups(app),
-                                         token=fake.token, guild_ready_timeout=0.05)
+                adapter = DiscordAdapter(settings.discord, settings.circles, app.commands.commands,
+                                         AppLookups(app, "discord"), token=fake.token, guild_ready_timeout=0.05)
                 app.add_adapter(adapter)
                 dispatch, reply = app.dispatch, adapter.reply
 

@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from nio import AsyncClient, RoomSendResponse, SyncResponse  # noqa: E402
 
+from circlebot.adapters.lookups import AppLookups  # noqa: E402
 from circlebot.adapters.matrix import SYNC_FILTER, MatrixAdapter, client_config, rooms_from_settings  # noqa: E402
 from circlebot.app import App  # noqa: E402
 from circlebot.config import validate  # noqa: E402
@@ -133,7 +134,8 @@ async def bench(server: SynapseServer, n: int, workdir: Path) -> None:
     store = Store(db)
     app = App(settings, store, load_collection(settings.readings))
     assert settings.matrix is not None
-    adapter = MatrixAdapter(settings.matrix, store, rooms_from_settings(settings), access_token=circle_bot.access_token)
+    adapter = MatrixAdapter(settings.matrix, AppLookups(app, "matrix"), rooms_from_settings(settings),
+                            access_token=circle_bot.access_token)
     app.add_adapter(adapter)
     store.batcher.start()
     echo_ready = asyncio.Event()

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from circlebot.adapters.discord import AppLookups, DiscordAdapter, discord_path
+from circlebot.adapters.discord import DiscordAdapter, discord_path
+from circlebot.adapters.lookups import AppLookups
 from circlebot.adapters.render import plain_text
 from circlebot.app import App
 from circlebot.config import Settings
@@ -109,8 +110,9 @@ class DiscordDriver:
     def make_adapter(self) -> DiscordAdapter:
         settings = self.app.settings
         assert settings.discord is not None
-        return DiscordAdapter(settings.discord, settings.circles, self.app.commands.commands, AppLookups(self.app),
-                              clock=self.clock.now, defer_after=self.defer_after, guild_ready_timeout=0.05)
+        return DiscordAdapter(settings.discord, settings.circles, self.app.commands.commands,
+                              AppLookups(self.app, "discord"), clock=self.clock.now, defer_after=self.defer_after,
+                              guild_ready_timeout=0.05)
 
     async def start(self) -> DiscordAdapter:
         adapter = self.make_adapter()

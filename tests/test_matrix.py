@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from circlebot.adapters.lookups import AppLookups
 from circlebot.adapters.matrix import (
     CHECK_IN_KEY,
     CREATOR_LEVEL,
@@ -217,7 +218,8 @@ async def test_a_rejected_access_token_stops_the_adapter_with_a_clear_error(
     bot_account = await matrix_user("bot")
     settings = matrix_settings(tmp_path, bot_account, [])
     assert settings.matrix is not None
-    adapter = MatrixAdapter(settings.matrix, store, {}, access_token="not-the-token", backoff=(0.05, 0.1))
+    lookups = AppLookups(App(settings, store, load_collection(settings.readings)), "matrix")
+    adapter = MatrixAdapter(settings.matrix, lookups, {}, access_token="not-the-token", backoff=(0.05, 0.1))
     with pytest.raises(FatalMatrixError, match="refused the bot's access token") as raised:
         await asyncio.wait_for(adapter.serve(lambda event: asyncio.sleep(0)), 15)
     assert "not-the-token" not in str(raised.value)
@@ -506,7 +508,8 @@ async def test_a_password_login_keeps_the_configured_device(
     bot_account = await matrix_user("bot")
     settings = matrix_settings(tmp_path, bot_account, [])
     assert settings.matrix is not None
-    adapter = MatrixAdapter(settings.matrix, store, {}, password=bot_account.user.password)
+    lookups = AppLookups(App(settings, store, load_collection(settings.readings)), "matrix")
+    adapter = MatrixAdapter(settings.matrix, lookups, {}, password=bot_account.user.password)
     task = asyncio.create_task(adapter.serve(lambda event: asyncio.sleep(0)))
     try:
         await asyncio.wait_for(adapter.ready.wait(), 15)

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import pytest
 import pytest_asyncio
 
+from circlebot.adapters.lookups import AppLookups
 from circlebot.adapters.matrix import PRIVATE_MARK, REPLY_TO_KEY, MatrixAdapter, rooms_from_settings
 from circlebot.app import App
 from circlebot.config import Settings
@@ -76,7 +77,7 @@ class MatrixBot:
     def _adapter(self) -> MatrixAdapter:
         s = self.app.settings
         assert s.matrix is not None
-        adapter = MatrixAdapter(s.matrix, self.app.store, rooms_from_settings(s),
+        adapter = MatrixAdapter(s.matrix, AppLookups(self.app, "matrix"), rooms_from_settings(s),
                                 access_token=self.bot.user.access_token, sync_timeout_ms=10_000, backoff=(0.05, 0.5))
         self.app.add_adapter(adapter)
         return adapter

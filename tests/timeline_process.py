@@ -23,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from circlebot.adapters.lookups import AppLookups
 from circlebot.adapters.matrix import MatrixAdapter, rooms_from_settings
 from circlebot.app import App
 from circlebot.config import Settings
@@ -91,7 +92,7 @@ async def main(database: Path, now: datetime, hang_on: str | None, matrix_room: 
         adapter.hang_on = hang_on
         app.add_adapter(adapter)
     else:
-        matrix = HangingMatrixAdapter(settings.matrix, store, rooms_from_settings(settings),
+        matrix = HangingMatrixAdapter(settings.matrix, AppLookups(app, "matrix"), rooms_from_settings(settings),
                                       access_token=os.environ["CIRCLEBOT_TEST_MATRIX_TOKEN"], sync_timeout_ms=1000,
                                       backoff=(0.05, 0.5))
         matrix.hang_after_send = hang_after_send

@@ -221,7 +221,7 @@ def cmd_readings(args: argparse.Namespace) -> int:
 
 async def serve(settings: config_mod.Settings, *, console: bool) -> int:
     """Open the store, build the core and its adapters, and run until the adapters stop."""
-    from circlebot.adapters.console import ConsoleAdapter
+    from circlebot.adapters.build import console_adapter, discord_adapter, matrix_adapter
     from circlebot.app import App
     from circlebot.store import Database, Store, StoreError
 
@@ -242,20 +242,16 @@ async def serve(settings: config_mod.Settings, *, console: bool) -> int:
             if not circles:
                 print("circlebot: no circle lives on the console (where.console = false everywhere).", file=sys.stderr)
                 return 2
-            app.add_adapter(ConsoleAdapter(circles, user=settings.console.user, store=app.store))
+            app.add_adapter(console_adapter(app, circles, settings.console.user))
         if settings.matrix is not None:
-            from circlebot.adapters.matrix import adapter_from_settings
-
             try:
-                app.add_adapter(adapter_from_settings(settings, app.store))
+                app.add_adapter(matrix_adapter(app))
             except ValueError as e:
                 print(f"circlebot: {e}", file=sys.stderr)
                 return 2
         if settings.discord is not None:
-            from circlebot.adapters.discord import adapter_from_app
-
             try:
-                app.add_adapter(adapter_from_app(app))
+                app.add_adapter(discord_adapter(app))
             except ValueError as e:
                 print(f"circlebot: {e}", file=sys.stderr)
                 return 2

@@ -17,10 +17,9 @@ from typing import TextIO
 from zoneinfo import ZoneInfo
 
 from circlebot.adapters.render import named_markdown, plain_text
-from circlebot.core.adapter import Dispatch, PollLimits
+from circlebot.core.adapter import Dispatch, Lookups, PollLimits
 from circlebot.core.domain import ChannelRef, Invocation, MessageRef, PollResults, PollSpec, Post, UserRef
 from circlebot.core.text import BIDI_CONTROLS, Text, cmd
-from circlebot.store import Store
 
 PLATFORM = "console"
 _CONTROL = re.compile(f"[\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f{BIDI_CONTROLS}]")  # terminal escapes, bidi controls
@@ -41,7 +40,7 @@ class ConsoleAdapter:
         stdin: TextIO | None = None,
         stdout: TextIO | None = None,
         clock: Callable[[], datetime] | None = None,
-        store: Store | None = None,
+        lookups: Lookups | None = None,
     ) -> None:
         if not circles:
             raise ValueError("the console needs at least one circle that lives on the console")
@@ -53,7 +52,7 @@ class ConsoleAdapter:
         if stdout is None and isinstance(self._out, io.TextIOWrapper):
             self._out.reconfigure(errors="replace")  # whatever the terminal's encoding, a post always prints
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._store = store  # where the post numbers are kept, so they go on after a restart
+        self._lookups = lookups  # its state keeps the post numbers, so they go on after a restart
         self._next_id: int | None = None
         self._ids_lock = asyncio.Lock()
 
@@ -78,14 +77,14 @@ class ConsoleAdapter:
         return ref
 
     async def _post_number(self) -> int:
-        """The next post's number: 1, 2, ... across restarts when the console has a store."""
+        """The next post's number: 1, 2, ... across restarts when the console has its state (`lookups`)."""
         async with self._ids_lock:
             if self._next_id is None:
-                stored = await self._store.get_state(PLATFORM, "next_post") if self._store else None
+                stored = await self._lookups.state.setting("next_post") if self._lookups else None
                 self._next_id = int(stored) if stored and stored.isdigit() else 1
             number, self._next_id = self._next_id, self._next_id + 1
-            if self._store is not None:
-                await self._store.set_state(PLATFORM, "next_post", str(self._next_id))
+            if self._lookups is not None:
+                await self._lookups.state.set_setting("next_post", str(self._next_id))
             return number
 
     async def reply(self, to: Invocation, post: Post, *, private: bool = False) -> None:

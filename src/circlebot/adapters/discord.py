@@ -28,7 +28,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import discord
 import discord.gateway
@@ -37,7 +37,7 @@ import yarl
 from discord import app_commands
 
 from circlebot.adapters.render import discord_markdown, plain_text, split_text
-from circlebot.core.adapter import Dispatch, NotStored, PlatformRefused, PollLimits, idempotency_token
+from circlebot.core.adapter import Dispatch, Lookups, NotStored, PlatformRefused, PollLimits, idempotency_token
 from circlebot.core.commands import Command, Param, Syntax
 from circlebot.core.domain import (
     Authority,
@@ -60,7 +60,6 @@ from circlebot.core.text import CommandRef, Text
 
 if TYPE_CHECKING:
     from circlebot.config import CircleSettings, DiscordSettings
-    from circlebot.core.router import Router
 
 log = logging.getLogger(__name__)
 
@@ -177,66 +176,6 @@ def parse_command_data(data: dict[str, Any], paths: dict[tuple[str, ...], tuple[
         if o.get("focused"):
             focused = name
     return paths.get(tuple(path), tuple(path)), values, focused
-
-
-# ---------------------------------------------------------------------------------------------------------
-# what the adapter may look up (autocomplete, vote recovery)
-
-
-class Lookups(Protocol):
-    """Read-only look-ups the adapter needs from the bot: autocomplete choices and the open native polls."""
-
-    async def choices(self, kind: str, channel: ChannelRef, typed: str) -> list[tuple[str, str | int]]:
-        """Up to 25 (label, value) pairs for an option of `kind` ("reading", "meeting", "poll")."""
-
-    async def open_poll_messages(self) -> list[tuple[MessageRef, int]]:
-        """Every open poll's Discord message with its number of answers."""
-
-
-class AppLookups:
-    """`Lookups` over the core's store and reading collection."""
-
-    def __init__(self, app: Router) -> None:
-        self._app = app
-
-    async def choices(self, kind: str, channel: ChannelRef, typed: str) -> list[tuple[str, str | int]]:
-        app = self._app
-        circle = app.circle_for(channel)
-        typed = typed.strip().lower()
-        if kind == "reading":
-            found = app.readings.search(typed) if typed else list(app.readings.search(""))
-            if typed and not found:
-                found = [r for r in app.readings.search("") if typed in r.slug]
-            return [(_clip(f"{r.slug}: {r.title}"), r.slug[:100]) for r in found[:25]]
-        if circle is None:
-            return []
-        now = app.clock.now()
-        if kind == "meeting":
-            meetings = await app.store.meetings(circle.slug, ending_after=now, limit=25)
-            out: list[tuple[str, str | int]] = []
-            for m in meetings:
-                reading = app.readings.get(m.reading)
-                label = f"#{m.id} {m.starts_at:%Y-%m-%d %H:%M} UTC: {reading.title if reading else m.reading}"
-                if not typed or typed.lstrip("#") in label.lower():
-                    out.append((_clip(label), m.id))
-            return out
-        if kind == "poll":
-            polls = await app.store.polls(circle.slug, open_only=True, limit=25)
-            return [(_clip(f"#{p.id}: {p.question}"), p.id) for p in polls
-                    if not typed or typed.lstrip("#") in f"#{p.id}: {p.question}".lower()]
-        return []
-
-    async def open_poll_messages(self) -> list[tuple[MessageRef, int]]:
-        out: list[tuple[MessageRef, int]] = []
-        for circle in self._app.settings.circles:
-            if not circle.where.discord_channels:
-                continue
-            for poll in await self._app.store.polls(circle.slug, open_only=True, limit=1000):
-                if poll.secret:
-                    continue  # a plain message: its votes are all /vote
-                out += [(ref, len(poll.answers)) for ref in await self._app.store.poll_messages(poll.id)
-                        if ref.channel.platform == PLATFORM]
-        return out
 
 
 def _clip(text: str, n: int = 100) -> str:
@@ -548,7 +487,8 @@ class DiscordAdapter:
         if client is None or self._dispatch is None:
             return
         now = self._clock()
-        for ref, n_answers in await self._lookups.open_poll_messages():
+        # a secret poll is a plain message: its votes are all /vote
+        for ref, n_answers in [(p.message, p.answers) for p in await self._lookups.open_polls() if not p.secret]:
             ballots: dict[int, list[int]] = {}
             names: dict[int, str] = {}
             try:
@@ -832,11 +772,3 @@ def _circle_channel(interaction: discord.Interaction[Any]) -> ChannelRef:
     if isinstance(channel, discord.Thread) and channel.parent_id is not None:
         return ChannelRef(PLATFORM, str(channel.parent_id))
     return ChannelRef(PLATFORM, str(interaction.channel_id))
-
-
-def adapter_from_app(app: Router) -> DiscordAdapter:
-    """The Discord adapter for a configured app (ValueError when `[discord]` is missing or has no token)."""
-    settings = app.settings.discord
-    if settings is None:
-        raise ValueError("there is no [discord] section in the config")
-    return DiscordAdapter(settings, app.settings.circles, app.commands.commands, AppLookups(app), clock=app.clock.now)

@@ -48,6 +48,52 @@ class PollLimits:
     max_hours: float = 24 * 365
 
 
+class PlatformState(Protocol):
+    """An adapter's own records, kept in the bot's database under its platform's name (`Store.adapter_state`).
+
+    Items are by namespace and key; one that names its meeting, or its poll's message on this platform, is
+    removed 30 days after that meeting ended or that poll closed (one that names neither, 30 days after it was
+    written). Settings (a sync token, the DM rooms) are kept for good."""
+
+    async def get(self, namespace: str, key: str) -> str | None: ...
+
+    async def put(self, namespace: str, key: str, value: str, *, meeting_id: int | None = None,
+                  poll_message: str | None = None) -> None: ...
+
+    async def delete(self, namespace: str, key: str) -> None: ...
+
+    async def setting(self, key: str) -> str | None: ...
+
+    async def set_setting(self, key: str, value: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OpenPoll:
+    """An open poll's message on one platform: what an adapter needs to read its votes back."""
+
+    poll_id: int
+    circle: str
+    message: MessageRef
+    answers: int
+    secret: bool
+
+
+class Lookups(Protocol):
+    """The narrow view of the bot every adapter gets, besides `dispatch`: its own state, and a few read-only
+    look-ups, all for its own platform. It never gets the store or the core."""
+
+    @property
+    def state(self) -> PlatformState:
+        """This platform's own records (`PlatformState`)."""
+
+    async def open_polls(self) -> list[OpenPoll]:
+        """Every open poll's message on this platform, in the circles that live on it."""
+
+    async def choices(self, kind: str, channel: ChannelRef, typed: str) -> list[tuple[str, str | int]]:
+        """Up to 25 (label, value) pairs for an option of `kind` ("reading", "meeting", "poll") typed so far
+        (autocomplete)."""
+
+
 class ChatAdapter(Protocol):
     """One chat platform. The core hands it `dispatch`; it never gets a reference to the core itself.
 

@@ -40,9 +40,9 @@ KEEP_STATE = timedelta(days=30)  # adapter state outlives its meeting's end or i
 
 
 class AdapterState:
-    """A platform adapter's items of state (what a post's reactions mean, who reacted how, when a poll ended),
-    by namespace and key. Each item may name the meeting it belongs to, or the platform message of its poll;
-    `Store.clean_up` removes it once that meeting or poll is long past."""
+    """A platform adapter's state. Items (what a post's reactions mean, who reacted how, when a poll ended), by
+    namespace and key: each may name the meeting it belongs to, or the platform message of its poll, and
+    `Store.clean_up` removes it once that meeting or poll is long past. And settings (a sync token), kept."""
 
     def __init__(self, db: Database, platform: str) -> None:
         self._db = db
@@ -75,6 +75,22 @@ class AdapterState:
             await conn.execute(
                 "DELETE FROM adapter_items WHERE platform = ? AND namespace = ? AND key = ?",
                 (self.platform, namespace, key),
+            )
+
+    async def setting(self, key: str) -> str | None:
+        """A setting of the platform's that lives as long as the bot does (a sync token, its DM rooms); never
+        cleaned up."""
+        row = await self._db.fetchone(
+            "SELECT value FROM adapter_state WHERE platform = ? AND key = ?", (self.platform, key)
+        )
+        return str(row[0]) if row else None
+
+    async def set_setting(self, key: str, value: str) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO adapter_state (platform, key, value) VALUES (?, ?, ?) "
+                "ON CONFLICT (platform, key) DO UPDATE SET value = excluded.value",
+                (self.platform, key, value),
             )
 
 
@@ -790,21 +806,14 @@ class Store:
     async def get_state(self, platform: str, key: str) -> str | None:
         """A platform's own setting that lives as long as the bot does (a sync token, its DM rooms); state that
         belongs to a meeting or a poll goes through `adapter_state` instead, and is cleaned up."""
-        row = await self.db.fetchone(
-            "SELECT value FROM adapter_state WHERE platform = ? AND key = ?", (platform, key)
-        )
-        return str(row[0]) if row else None
+        return await self.adapter_state(platform).setting(key)
 
     async def set_state(self, platform: str, key: str, value: str) -> None:
-        async with self.db.transaction() as conn:
-            await conn.execute(
-                "INSERT INTO adapter_state (platform, key, value) VALUES (?, ?, ?) "
-                "ON CONFLICT (platform, key) DO UPDATE SET value = excluded.value",
-                (platform, key, value),
-            )
+        await self.adapter_state(platform).set_setting(key, value)
 
     def adapter_state(self, platform: str) -> AdapterState:
-        """One platform's items of state, by namespace and key, each tied to its meeting or poll."""
+        """One platform's state: items by namespace and key, each tied to its meeting or poll (cleaned up with
+        it), and its long-lived settings."""
         return AdapterState(self.db, platform)
 
     async def clean_up(self, now: datetime, keep: timedelta = KEEP_STATE) -> int:

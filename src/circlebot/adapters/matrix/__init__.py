@@ -27,7 +27,11 @@ What it does, in the order events flow:
 
 from __future__ import annotations
 
-from circlebot.adapters.matrix.adapter import MatrixAdapter, adapter_from_settings, rooms_from_settings
+from circlebot.adapters.matrix.adapter import (
+    MatrixAdapter,
+    adapter_from_settings,
+    rooms_from_settings,
+)
 from circlebot.adapters.matrix.client import PLATFORM, FatalMatrixError, MatrixError, client_config
 from circlebot.adapters.matrix.commands import CommandEvent, parse_command
 from circlebot.adapters.matrix.host import CREATOR_LEVEL, MatrixRoom

@@ -23,8 +23,7 @@ from circlebot.adapters.matrix.send import Send
 from circlebot.adapters.matrix.sync import Sync
 from circlebot.adapters.matrix.votes import Votes
 from circlebot.config import MatrixSettings, Settings
-from circlebot.core.adapter import PollLimits
-from circlebot.store import Store
+from circlebot.core.adapter import Lookups, PollLimits
 
 
 class MatrixAdapter(Sync, Commands, Rooms, Direct, Votes, Reactions, Send):
@@ -39,7 +38,7 @@ class MatrixAdapter(Sync, Commands, Rooms, Direct, Votes, Reactions, Send):
     def __init__(
         self,
         settings: MatrixSettings,
-        store: Store,
+        lookups: Lookups,
         rooms: Mapping[str, MatrixRoom],
         *,
         access_token: str | None = None,
@@ -54,7 +53,7 @@ class MatrixAdapter(Sync, Commands, Rooms, Direct, Votes, Reactions, Send):
         self.settings = settings
         self.prefix = settings.prefix
         self.user_id = settings.user_id
-        self._store = store
+        self._lookups = lookups
         self._rooms = dict(rooms)
         self._token = access_token
         self._password = password
@@ -89,7 +88,7 @@ def rooms_from_settings(settings: Settings) -> dict[str, MatrixRoom]:
     return {room: MatrixRoom(c.slug, settings.zone_of(c)) for c in settings.circles for room in c.where.matrix_rooms}
 
 
-def adapter_from_settings(settings: Settings, store: Store, env: Mapping[str, str] | None = None) -> MatrixAdapter:
+def adapter_from_settings(settings: Settings, lookups: Lookups, env: Mapping[str, str] | None = None) -> MatrixAdapter:
     """Build the adapter from the config; the secret comes from the environment variable the config names."""
     m = settings.matrix
     if m is None:
@@ -100,5 +99,6 @@ def adapter_from_settings(settings: Settings, store: Store, env: Mapping[str, st
     if not (token or password):
         names = " or ".join(n for n in (m.access_token_env, m.password_env) if n)
         raise ValueError(f"the Matrix credentials are missing: set the environment variable {names}")
-    return MatrixAdapter(m, store, rooms_from_settings(settings), access_token=token, password=password,
+    return MatrixAdapter(m, lookups, rooms_from_settings(settings), access_token=token, password=password,
                          default_zone=ZoneInfo(settings.timezone))
+

@@ -86,8 +86,8 @@ class Commands(Host):
         self._commands[event_id] = None
         while len(self._commands) > _COMMANDS_KEPT:
             self._commands.popitem(last=False)
-        await self._store.set_state(PLATFORM, "handled_commands", json.dumps(list(self._commands)))
+        await self._lookups.state.set_setting("handled_commands", json.dumps(list(self._commands)))
 
     async def _load_handled(self) -> None:
-        value = await self._store.get_state(PLATFORM, "handled_commands")
+        value = await self._lookups.state.setting("handled_commands")
         self._commands = OrderedDict.fromkeys(json.loads(value)) if value else OrderedDict()

@@ -10,7 +10,7 @@ import logging
 from nio import RoomCreateResponse
 from nio.api import RoomPreset
 
-from circlebot.adapters.matrix.client import PLATFORM, _check
+from circlebot.adapters.matrix.client import _check
 from circlebot.adapters.matrix.host import Host
 
 log = logging.getLogger(__name__)
@@ -20,7 +20,7 @@ class Direct(Host):
     """Each member's direct-message room with the bot."""
 
     async def _load_dms(self) -> None:
-        value = await self._store.get_state(PLATFORM, "dm_rooms")
+        value = await self._lookups.state.setting("dm_rooms")
         self._dms = dict(json.loads(value)) if value else {}
         self._dm_rooms = set(self._dms.values())
 
@@ -46,7 +46,7 @@ class Direct(Host):
                 room = str(resp.room_id)
                 self._dms[user_id] = room
                 self._dm_rooms.add(room)
-                await self._store.set_state(PLATFORM, "dm_rooms", json.dumps(self._dms))
+                await self._lookups.state.set_setting("dm_rooms", json.dumps(self._dms))
                 log.info("matrix: opened a direct-message room with %s", user_id)
                 return room
         finally:

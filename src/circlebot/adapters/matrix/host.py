@@ -14,11 +14,9 @@ from cachetools import LRUCache
 from nio import AsyncClient
 
 from circlebot.adapters.matrix import polls
-from circlebot.adapters.matrix.client import PLATFORM
 from circlebot.config import MatrixSettings
-from circlebot.core.adapter import Dispatch
+from circlebot.core.adapter import Dispatch, Lookups, PlatformState
 from circlebot.core.domain import ChannelRef, Control, MessageRef, Post
-from circlebot.store import AdapterState, Store
 
 #: A room creator in room version 12+ has "infinite" power; this is above any power level a room can set.
 CREATOR_LEVEL = 2**53
@@ -69,7 +67,7 @@ class Host(Protocol):
     cache_size: int
     client: AsyncClient
     ready: asyncio.Event
-    _store: Store
+    _lookups: Lookups
     _rooms: dict[str, MatrixRoom]
     _token: str | None
     _password: str | None
@@ -93,9 +91,10 @@ class Host(Protocol):
     _ignored_invites: LRUCache[str, None]
 
     @property
-    def _state(self) -> AdapterState:
-        """Per-post and per-poll items (controls, reactions, poll ends), cleaned up with their meeting or poll."""
-        return self._store.adapter_state(PLATFORM)
+    def _state(self) -> PlatformState:
+        """Per-post and per-poll items (controls, reactions, poll ends), cleaned up with their meeting or poll;
+        settings (the sync token, DM rooms, handled commands), kept."""
+        return self._lookups.state
 
     # sync.py
     def _done(self, event_id: str) -> None: ...

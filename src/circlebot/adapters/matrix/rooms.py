@@ -10,7 +10,7 @@ from typing import Any
 
 from nio import JoinedRoomsResponse, JoinResponse, RoomGetStateEventResponse, RoomGetStateResponse
 
-from circlebot.adapters.matrix.client import PLATFORM, _check
+from circlebot.adapters.matrix.client import _check
 from circlebot.adapters.matrix.host import Host, Standing
 
 _OLD_ROOM_VERSIONS = frozenset(str(v) for v in range(1, 12))
@@ -46,7 +46,7 @@ class Rooms(Host):
                 sender = next(str(e.sender) for e in state if getattr(e, "state_key", None) == self.user_id)
                 self._dms[sender] = room_id
                 self._dm_rooms.add(room_id)
-                await self._store.set_state(PLATFORM, "dm_rooms", json.dumps(self._dms))
+                await self._lookups.state.set_setting("dm_rooms", json.dumps(self._dms))
                 log.info("matrix: joined the direct room %s opened by %s", room_id, sender)
                 return
         if room_id in self._rooms or self.settings.accept_invites:

@@ -13,7 +13,7 @@ from nio import LoginResponse, RoomMessagesResponse, SyncError, SyncResponse
 from nio.api import MessageDirection
 
 from circlebot.adapters.matrix import polls
-from circlebot.adapters.matrix.client import PLATFORM, FatalMatrixError, MatrixError, _check, _source
+from circlebot.adapters.matrix.client import FatalMatrixError, MatrixError, _check, _source
 from circlebot.adapters.matrix.host import Host, PendingVotes
 from circlebot.core.adapter import Dispatch, NotStored, storage_failed
 
@@ -44,7 +44,7 @@ class Sync(Host):
             await self._retrying("log in", self._login)
             await self._load_dms()
             await self._load_handled()
-            token = await self._store.get_state(PLATFORM, "sync_token")
+            token = await self._lookups.state.setting("sync_token")
             first = True
             delay = self._backoff[0]
             while True:
@@ -89,7 +89,7 @@ class Sync(Host):
     async def _step(self, resp: SyncResponse, since: str | None, first: bool) -> None:
         """Handle one sync response, then keep its token."""
         await self._handle_sync(resp, since)
-        await self._store.set_state(PLATFORM, "sync_token", resp.next_batch)
+        await self._lookups.state.set_setting("sync_token", resp.next_batch)
         if first:
             await self._after_first_sync()
 

@@ -126,14 +126,13 @@ class Votes(Host):
 
     async def _read_back_open_polls(self) -> None:
         """Count the votes of every open poll from its relations: what came while the bot was away counts."""
-        for circle in sorted({r.circle for r in self._rooms.values()}):
-            for poll in await self._store.polls(circle, open_only=True, limit=100):
-                for ref in await self._store.poll_messages(poll.id):
-                    if ref.channel.platform == PLATFORM:
-                        try:
-                            await self._read_back(ref.channel.id, ref.id)
-                        except MatrixError as e:
-                            log.warning("matrix: cannot read back the votes of poll %d (%s)", poll.id, e)
+        circles = {r.circle for r in self._rooms.values()}
+        for poll in await self._lookups.open_polls():
+            if poll.circle in circles:
+                try:
+                    await self._read_back(poll.message.channel.id, poll.message.id)
+                except MatrixError as e:
+                    log.warning("matrix: cannot read back the votes of poll %d (%s)", poll.poll_id, e)
 
     async def _read_back(self, room_id: str, start_id: str) -> None:
         """Set the poll's Matrix ballots to what its relations hold now: each user's latest response before its
@@ -185,7 +184,6 @@ class Votes(Host):
         room = self._rooms.get(room_id)
         if room is None:
             return
-        for poll in await self._store.polls(room.circle, open_only=True, limit=100):
-            for ref in await self._store.poll_messages(poll.id):
-                if ref.channel == ChannelRef(PLATFORM, room_id):
-                    await self._read_back(room_id, ref.id)
+        for poll in await self._lookups.open_polls():
+            if poll.circle == room.circle and poll.message.channel == ChannelRef(PLATFORM, room_id):
+                await self._read_back(room_id, poll.message.id)
