@@ -58,6 +58,9 @@ class NullAdapter:
     platform = "console"
     prefix = ""
     poll_limits = PollLimits()
+    ready = None
+    syntax = None
+    dedup_window = timedelta(0)
 
     def __init__(self) -> None:
         self.replies = 0

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from circlebot.adapters.render import named_markdown, plain_text
 from circlebot.app import App
 from circlebot.core.adapter import Dispatch, PollLimits
+from circlebot.core.commands import Syntax
 from circlebot.core.domain import (
     ChannelRef,
     Invocation,
@@ -90,6 +91,8 @@ class RecordingAdapter:
     prefix: str = ""
     poll_limits: PollLimits = field(default_factory=PollLimits)
     dedup_window: timedelta = timedelta(hours=1)
+    ready: asyncio.Event | None = None
+    syntax: Syntax | None = None
     down: bool = False
     sent: list[tuple[ChannelRef, Post, MessageRef]] = field(default_factory=list)
     keys: dict[str, MessageRef] = field(default_factory=dict)

@@ -100,8 +100,8 @@ class App(Router):
                 stopping = tg.create_task(self._stop.wait(), name="circlebot-stop")
                 cleaning = tg.create_task(self._clean_up_daily(), name="circlebot-clean-up")
                 for adapter in self.adapters.values():
-                    ready = getattr(adapter, "ready", None)
-                    if isinstance(ready, asyncio.Event) and not stopping.done():
+                    ready = adapter.ready
+                    if ready is not None and not stopping.done():
                         waiting = asyncio.ensure_future(ready.wait())
                         await asyncio.wait([waiting, stopping], timeout=ready_timeout,
                                            return_when=asyncio.FIRST_COMPLETED)

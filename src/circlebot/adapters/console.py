@@ -12,7 +12,7 @@ import re
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
@@ -31,6 +31,9 @@ class ConsoleAdapter:
     platform = PLATFORM
     prefix = ""
     poll_limits = PollLimits()
+    ready = None  # it can print as soon as it serves
+    syntax = None  # prefix + text
+    dedup_window = timedelta(0)  # a terminal cannot recognise a repeated post
 
     def __init__(
         self,

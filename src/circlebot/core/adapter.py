@@ -5,12 +5,15 @@ Rendering (a post's `Text` as each platform writes it) lives in `circlebot.adapt
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Protocol
 
+from circlebot.core.commands import Syntax
 from circlebot.core.domain import ChannelRef, Event, Invocation, MessageRef, PollResults, PollSpec, Post
 from circlebot.core.text import Text
 
@@ -95,18 +98,28 @@ class Lookups(Protocol):
 
 
 class ChatAdapter(Protocol):
-    """One chat platform. The core hands it `dispatch`; it never gets a reference to the core itself.
-
-    An adapter may also have a `ready: asyncio.Event`, set once it can send; the core waits for it before
-    the timeline sends what fell due while the bot was down. And a `syntax: commands.Syntax` when its users
-    type commands otherwise than `prefix` + text (Discord's slash commands), for usage and help. And a
-    `dedup_window: timedelta`, how long the platform recognises a repeated idempotency key (see `send`); an
-    adapter without one cannot recognise a resend at all.
-    """
+    """One chat platform. The core hands it `dispatch` and its view of the bot (`Lookups`); it never gets a
+    reference to the core itself. The optional capabilities are declared too, with the value that means "not
+    this one": `ready` None, `syntax` None, `dedup_window` zero."""
 
     platform: str
     prefix: str
     poll_limits: PollLimits
+
+    @property
+    def ready(self) -> asyncio.Event | None:
+        """Set once the adapter can send: the core waits for it before the timeline sends what fell due while
+        the bot was down. None: the adapter can send as soon as it serves (the console)."""
+
+    @property
+    def syntax(self) -> Syntax | None:
+        """How its users type commands where that is not `prefix` + text (Discord's slash commands), for usage
+        and help. None: `prefix` + text."""
+
+    @property
+    def dedup_window(self) -> timedelta:
+        """How long the platform recognises a repeated idempotency key (see `send`); zero: it cannot recognise
+        a resend at all, so an interrupted post is not sent again."""
 
     async def serve(self, dispatch: Dispatch) -> None:
         """Connect and serve until cancelled (or, for the console, until the user quits)."""

@@ -103,8 +103,8 @@ class Router:
     def syntax(self, platform: str) -> Syntax:
         """How commands are written on a platform (an adapter may declare its own `syntax`)."""
         adapter = self.adapters.get(platform)
-        declared = getattr(adapter, "syntax", None)
-        return declared if isinstance(declared, Syntax) else Syntax(self.prefix(platform))
+        declared = adapter.syntax if adapter else None
+        return declared if declared is not None else Syntax(self.prefix(platform))
 
     def is_organiser(self, circle: CircleSettings, user: UserRef, authority: Authority) -> bool:
         """The one permission rule: configured ids, or the platform's own standing as configured."""

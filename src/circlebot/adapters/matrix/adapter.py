@@ -34,6 +34,7 @@ class MatrixAdapter(Sync, Commands, Rooms, Direct, Votes, Reactions, Send):
     poll_limits = PollLimits(question_chars=340, answers=20, answer_chars=340)
     # Synapse keeps a transaction id's event for 24 hours (per device); an hour less leaves room for clocks
     dedup_window = timedelta(hours=23)
+    syntax = None  # prefix + text
 
     def __init__(
         self,

@@ -284,7 +284,7 @@ class Timeline:
             await app.store.finish_deliveries([(job.key, where, "missed", now, None, f"{where.platform} not running")])
             return False
         if target.resume:
-            window: timedelta = getattr(adapter, "dedup_window", timedelta(0))
+            window = adapter.dedup_window
             if now - target.first_try_at >= window:
                 log.warning("post %s was interrupted while sending to %s %s, too long ago for the platform to "
                             "recognise a resend: recorded as missed", job.key, where.platform, where.id)
