@@ -1,13 +1,16 @@
-"""Direct-message rooms: the one room per member where private answers go, opened on first use, remembered
-across restarts, forgotten when the member leaves."""
+"""Direct-message rooms: the one room per member where private answers go (and secret votes come from), opened
+on first use or joined when a circle member invites the bot, remembered across restarts, forgotten when the
+member leaves."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+from collections.abc import Sequence
+from typing import Any
 
-from nio import RoomCreateResponse
+from nio import JoinResponse, RoomCreateResponse, RoomGetStateEventResponse
 from nio.api import RoomPreset
 
 from circlebot.adapters.matrix.client import _check
@@ -52,3 +55,34 @@ class Direct(Host):
         finally:
             if not lock.locked():
                 self._dm_locks.pop(user_id, None)
+
+    async def _join_direct(self, room_id: str, state: Sequence[Any]) -> bool:
+        """Join a direct room a member invited the bot to (they may vote unseen from it) and remember it; False
+        when the invitation is not one (or the join failed)."""
+        if not await self._direct_from_member(state):
+            return False
+        resp = await self.client.join(room_id)
+        if not isinstance(resp, JoinResponse):
+            return False
+        sender = next(str(e.sender) for e in state if getattr(e, "state_key", None) == self.user_id)
+        self._dms[sender] = room_id
+        self._dm_rooms.add(room_id)
+        await self._lookups.state.set_setting("dm_rooms", json.dumps(self._dms))
+        log.info("matrix: joined the direct room %s opened by %s", room_id, sender)
+        return True
+
+    async def _direct_from_member(self, state: Sequence[Any]) -> bool:
+        """Whether an invitation is to a direct room, from someone who is in one of the circles' rooms."""
+        mine = next((e for e in state if getattr(e, "state_key", None) == self.user_id
+                     and getattr(e, "membership", None) == "invite"), None)
+        content = getattr(mine, "content", None)
+        if mine is None or not isinstance(content, dict) or content.get("is_direct") is not True:
+            return False
+        sender = str(getattr(mine, "sender", ""))
+        if sender in self._dms:
+            return False  # one direct room a member: the one the bot knows stays
+        for room_id in self._rooms:
+            resp = await self.client.room_get_state_event(room_id, "m.room.member", sender)
+            if isinstance(resp, RoomGetStateEventResponse) and resp.content.get("membership") == "join":
+                return True
+        return False

@@ -3,7 +3,6 @@ names, and the warning for end-to-end encrypted rooms."""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -40,15 +39,8 @@ class Rooms(Host):
                     "see anything said there. Use a room without encryption for the circle.", room_id)
 
     async def _on_invite(self, room_id: str, state: Sequence[Any] = ()) -> None:
-        if room_id not in self._rooms and not self.settings.accept_invites and await self._direct_from_member(state):
-            resp = await self.client.join(room_id)
-            if isinstance(resp, JoinResponse):  # a member's direct room: they may vote unseen from it
-                sender = next(str(e.sender) for e in state if getattr(e, "state_key", None) == self.user_id)
-                self._dms[sender] = room_id
-                self._dm_rooms.add(room_id)
-                await self._lookups.state.set_setting("dm_rooms", json.dumps(self._dms))
-                log.info("matrix: joined the direct room %s opened by %s", room_id, sender)
-                return
+        if room_id not in self._rooms and not self.settings.accept_invites and await self._join_direct(room_id, state):
+            return
         if room_id in self._rooms or self.settings.accept_invites:
             resp = await self.client.join(room_id)
             if isinstance(resp, JoinResponse):
@@ -60,22 +52,6 @@ class Rooms(Host):
         elif room_id not in self._ignored_invites:
             self._ignored_invites[room_id] = None
             log.info("matrix: ignoring an invitation to %s, which is not a configured room", room_id)
-
-    async def _direct_from_member(self, state: Sequence[Any]) -> bool:
-        """Whether an invitation is to a direct room, from someone who is in one of the circles' rooms."""
-        mine = next((e for e in state if getattr(e, "state_key", None) == self.user_id
-                     and getattr(e, "membership", None) == "invite"), None)
-        content = getattr(mine, "content", None)
-        if mine is None or not isinstance(content, dict) or content.get("is_direct") is not True:
-            return False
-        sender = str(getattr(mine, "sender", ""))
-        if sender in self._dms:
-            return False  # one direct room a member: the one the bot knows stays
-        for room_id in self._rooms:
-            resp = await self.client.room_get_state_event(room_id, "m.room.member", sender)
-            if isinstance(resp, RoomGetStateEventResponse) and resp.content.get("membership") == "join":
-                return True
-        return False
 
     def _note_state(self, room_id: str, src: Mapping[str, Any]) -> None:
         """Keep the caches that state events invalidate (power levels, names, encryption) current."""
