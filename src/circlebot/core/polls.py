@@ -172,8 +172,10 @@ class Polls:
                 if (poll.closed_at is not None or poll.closes_at is not None) and _too_late(
                         poll, vote, self.bot.clock.now()):
                     return _nothing()
-                return store.write_native_vote_rows((store.vote_row(poll.id, member_id, _ballot(poll, vote.answers),
-                                                                    vote.at),))
+                answers = vote.answers
+                if len(answers) != 1 or not 0 <= answers[0] < len(poll.answers):  # one known answer: as it is
+                    answers = _ballot(poll, answers)
+                return store.write_native_vote_rows((store.vote_row(poll.id, member_id, answers, vote.at),))
         return self._cast_votes(votes)
 
     async def _cast_votes(self, votes: Sequence[VoteCast]) -> None:
