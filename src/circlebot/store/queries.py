@@ -741,14 +741,7 @@ class Store:
         if not claims:
             return set()
         async with self.db.transaction() as conn:
-            keys = [c.key for c in claims]
-            existing: set[str] = set()
-            for i in range(0, len(keys), 500):
-                part = keys[i : i + 500]
-                rows = await conn.execute_fetchall(
-                    f"SELECT key FROM post_log WHERE key IN ({','.join('?' * len(part))})", part)
-                existing.update(str(r[0]) for r in rows)
-            new = [c for c in claims if c.key not in existing]
+            new = await _unlogged(conn, claims)
             stamp = ts(now)
             await conn.executemany(
                 "INSERT OR IGNORE INTO post_log (key, circle, meeting_id, kind, due_at, state, claimed_at, done_at, "
@@ -769,14 +762,7 @@ class Store:
         if not claims:
             return set()
         async with self.db.transaction() as conn:
-            keys = [c.key for c in claims]
-            existing: set[str] = set()
-            for i in range(0, len(keys), 500):
-                part = keys[i : i + 500]
-                rows = await conn.execute_fetchall(
-                    f"SELECT key FROM post_log WHERE key IN ({','.join('?' * len(part))})", part)
-                existing.update(str(r[0]) for r in rows)
-            new = [c for c in claims if c.key not in existing]
+            new = await _unlogged(conn, claims)
             stamp = ts(now)
             await conn.executemany(
                 "INSERT OR IGNORE INTO post_log (key, circle, meeting_id, kind, due_at, state, claimed_at, done_at, "
@@ -863,3 +849,16 @@ class Store:
                 "VALUES (?, ?, ?, ?)",
                 (meeting_id, text, member_id, ts(at)),
             )
+
+
+async def _unlogged(conn: aiosqlite.Connection, claims: Sequence[PostClaim]) -> list[PostClaim]:
+    """The claims whose post is not in the post log yet (looked up 500 keys at a time, SQLite's limit being 999
+    parameters in older builds)."""
+    keys = [c.key for c in claims]
+    existing: set[str] = set()
+    for i in range(0, len(keys), 500):
+        part = keys[i : i + 500]
+        rows = await conn.execute_fetchall(f"SELECT key FROM post_log WHERE key IN ({','.join('?' * len(part))})",
+                                           part)
+        existing.update(str(r[0]) for r in rows)
+    return [c for c in claims if c.key not in existing]
