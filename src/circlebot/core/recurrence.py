@@ -66,11 +66,12 @@ def _cron_occurrences(rule: cron.CronRule, zone: ZoneInfo, after: datetime) -> I
         pending.append(local_to_utc(wall.date(), wall.time(), zone))
 
 
-def lead_before(start: datetime, lead: Lead, zone: ZoneInfo) -> datetime:
+def lead_before(start: datetime, lead: Lead, zone: ZoneInfo, local: datetime | None = None) -> datetime:
     """When a post `lead` before a meeting at `start` is due: the lead's days on the calendar of `zone` (the
-    same wall-clock time that many days earlier, resolved like a meeting time), then its exact part."""
+    same wall-clock time that many days earlier, resolved like a meeting time), then its exact part. `local`
+    is `start` in `zone`, if the caller has it already."""
     if lead.days:
-        local = start.astimezone(zone)
+        local = local or start.astimezone(zone)
         start = local_to_utc(local.date() - timedelta(days=lead.days), local.time(), zone)
     return start - lead.exact
 

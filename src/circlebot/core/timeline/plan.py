@@ -64,9 +64,10 @@ def plan(circles: Sequence[CircleSettings], meetings: Iterable[Meeting], now: da
         if circle is None or m.status != "scheduled" or m.ends_at + SUMMARY_GRACE < now - LOOKBACK:
             continue
         t, zone = circle.timeline, circle.zone
+        local = m.starts_at.astimezone(zone) if t.assignment.days or t.reminder.days else None  # once, not twice
         for kind, due, expires in (
-            (PostKind.ASSIGNMENT, lead_before(m.starts_at, t.assignment, zone), m.starts_at),
-            (PostKind.REMINDER, lead_before(m.starts_at, t.reminder, zone), m.starts_at),
+            (PostKind.ASSIGNMENT, lead_before(m.starts_at, t.assignment, zone, local), m.starts_at),
+            (PostKind.REMINDER, lead_before(m.starts_at, t.reminder, zone, local), m.starts_at),
             (PostKind.QUESTIONS, m.starts_at, m.ends_at),
             (PostKind.SUMMARY, m.ends_at, m.ends_at + SUMMARY_GRACE),
         ):
