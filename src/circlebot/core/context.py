@@ -47,7 +47,7 @@ class Bot(Protocol):
 class Context:
     """Everything a command's handler needs about one invocation."""
 
-    app: Bot
+    bot: Bot
     circle: CircleSettings
     zone: ZoneInfo
     user: UserRef
@@ -59,16 +59,16 @@ class Context:
 
     @property
     def store(self) -> Store:
-        return self.app.store
+        return self.bot.store
 
     @property
     def readings(self) -> Collection:
-        return self.app.readings
+        return self.bot.readings
 
     @property
     def syntax(self) -> Syntax:
         """How the asker types commands: hints in answers are written with it."""
-        return self.app.syntax(self.invocation.channel.platform)
+        return self.bot.syntax(self.invocation.channel.platform)
 
 
 @dataclass(frozen=True, slots=True)

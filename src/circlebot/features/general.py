@@ -11,8 +11,8 @@ from circlebot.features.common import meeting_title, when
 
 async def help_(ctx: Context, command: tuple[str, ...] | None) -> str:
     topic = " ".join(command) if command else None
-    syntax = ctx.app.syntax(ctx.invocation.channel.platform)
-    return help_text(ctx.app.commands, topic, syntax=syntax, organiser=ctx.organiser)
+    syntax = ctx.bot.syntax(ctx.invocation.channel.platform)
+    return help_text(ctx.bot.commands, topic, syntax=syntax, organiser=ctx.organiser)
 
 
 async def circle(ctx: Context) -> Text:
@@ -21,7 +21,7 @@ async def circle(ctx: Context) -> Text:
     if c.description:
         lines.append(c.description)
     lines.append(f"Meets {rule_text(c, ctx.zone)}.")
-    where = [loc.platform for loc in ctx.app.locations(c)]
+    where = [loc.platform for loc in ctx.bot.locations(c)]
     lines.append(f"Lives on: {', '.join(sorted(set(where))) or 'nowhere running'}.")
     upcoming = await ctx.store.meetings(c.slug, ending_after=ctx.now, limit=1)
     if upcoming:

@@ -102,7 +102,7 @@ async def schedule(ctx: Context, slug: str, date: dt.date | str | None, time: dt
             c.slug, start, start + c.meets.duration, reading.slug, ctx.member_id, ctx.now,
             part=part.index if part else None, parts=part.count if part else None,
         ))
-    await ctx.app.changed(ctx.circle)
+    await ctx.bot.changed(ctx.circle)
     lines: list[Text | str] = [f"Scheduled meeting #{m.id}: {meeting_title(ctx, m)} on " + when(m.starts_at) + "."
                                + _skipped_note(held, m.starts_at) for m in created]
     if len(parts) > 1 and not split:
@@ -117,7 +117,7 @@ async def schedule(ctx: Context, slug: str, date: dt.date | str | None, time: dt
 async def unschedule(ctx: Context, meeting: int) -> Text:
     m = await meeting_or_error(ctx, meeting)
     await ctx.store.cancel_meeting(m.id)
-    await ctx.app.changed(ctx.circle)
+    await ctx.bot.changed(ctx.circle)
     return f"Meeting #{m.id} ({meeting_title(ctx, m)}, " + when(m.starts_at) + ") is cancelled."
 
 
@@ -133,7 +133,7 @@ async def skip(ctx: Context, date: dt.date) -> Text:
         await ctx.store.cancel_meeting(existing.id)
     else:
         await ctx.store.skip_slot(ctx.circle.slug, start, start + ctx.circle.meets.duration, ctx.now)
-    await ctx.app.changed(ctx.circle)
+    await ctx.bot.changed(ctx.circle)
     note = f" Meeting #{existing.id} ({meeting_title(ctx, existing)}) is cancelled." if existing else ""
     return (f"{ctx.circle.name} will not meet on " + when(start)
             + f".{note} The syllabus carries on at the next meeting.")
@@ -147,7 +147,7 @@ async def move(ctx: Context, meeting: int, date: dt.date, time: dt.time | None) 
     start = await _start_on(ctx, date, at, f"move {m.id}")
     note = _skipped_note(await _held(ctx), start)
     await ctx.store.move_meeting(m.id, start, start + (m.ends_at - m.starts_at))
-    await ctx.app.changed(ctx.circle)
+    await ctx.bot.changed(ctx.circle)
     return (f"Meeting #{m.id} ({meeting_title(ctx, m)}) moved from " + when(m.starts_at) + " to " + when(start)
             + f".{note} RSVPs are kept; please check yours.")
 

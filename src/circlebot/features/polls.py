@@ -29,7 +29,7 @@ async def _poll_here(ctx: Context, poll_id: int) -> PollRow:
 async def open_poll(ctx: Context, question: str, answers: tuple[str, ...], multi: bool, hours: float | None,
                     secret: bool) -> str | Reply:
     problems: list[str] = []
-    platforms = ctx.app.poll_limits(ctx.circle)
+    platforms = ctx.bot.poll_limits(ctx.circle)
     # each limit is stated once: the strictest of the bot's own and the circle's platforms' (naming the platform)
     most_chars, chars_by = min([(MAX_QUESTION, ""), *((lim.question_chars, p) for p, lim in platforms)])
     most_answers, answers_by = min([(MAX_ANSWERS, ""), *((lim.answers, p) for p, lim in platforms)])
@@ -57,7 +57,7 @@ async def open_poll(ctx: Context, question: str, answers: tuple[str, ...], multi
         raise UsageError("; ".join(dict.fromkeys(problems)) + ".")
     note = ""
     if hours is None:  # a platform whose polls end by themselves (Discord: 32 days) sets the poll's end for all
-        capped = [(limits.max_hours, platform) for platform, limits in ctx.app.poll_limits(ctx.circle)
+        capped = [(limits.max_hours, platform) for platform, limits in ctx.bot.poll_limits(ctx.circle)
                   if limits.max_hours < PollLimits().max_hours]
         if capped:
             hours, platform = min(capped)
@@ -67,15 +67,15 @@ async def open_poll(ctx: Context, question: str, answers: tuple[str, ...], multi
         ctx.circle.slug, question, answers, multi=multi, secret=secret, opened_by=ctx.member_id,
         now=ctx.now, closes_at=closes_at,
     )
-    refs, failed = await ctx.app.polls.start_poll(ctx.circle, poll)
+    refs, failed = await ctx.bot.polls.start_poll(ctx.circle, poll)
     if not refs:  # nowhere to vote: no poll is left behind, and the organiser learns what to fix
         await ctx.store.delete_poll(poll.id)
         why = " ".join(f"{f}." for f in failed) or "No platform of this circle is running."
         return Reply(f"The poll was not opened. {why}", private=True)
     if closes_at is not None:
-        await ctx.app.changed(ctx.circle)
+        await ctx.bot.changed(ctx.circle)
     where = ", ".join(sorted({r.channel.platform for r in refs}))
-    how = f"`{ctx.app.polls.vote_hint(ctx.invocation.channel.platform, poll.id)}`"
+    how = f"`{ctx.bot.polls.vote_hint(ctx.invocation.channel.platform, poll.id)}`"
     how += " (several numbers allowed)" if multi else ""
     not_there = "".join(f" Not everywhere: {f}." for f in failed)
     return f"Poll #{poll.id} is open on {where}. Vote with {how}.{note}{not_there}"
@@ -83,20 +83,20 @@ async def open_poll(ctx: Context, question: str, answers: tuple[str, ...], multi
 
 async def close(ctx: Context, poll: int) -> str:
     p = await _poll_here(ctx, poll)
-    results = await ctx.app.polls.close_poll(p)
+    results = await ctx.bot.polls.close_poll(p)
     if results is None:
         raise UsageError(f"poll #{poll} is already closed; {_results_hint(ctx, poll)} shows its results.")
     return results_text(results)
 
 
 def _results_hint(ctx: Context, poll: int) -> str:
-    command = ctx.app.commands.get(("poll", "results"))
+    command = ctx.bot.commands.get(("poll", "results"))
     return f"`{ctx.syntax.example(command, poll=poll)}`" if command else "its results"
 
 
 async def results(ctx: Context, poll: int) -> Reply:
     p = await _poll_here(ctx, poll)
-    tally = await ctx.app.polls.tally(p)
+    tally = await ctx.bot.polls.tally(p)
     hide = p.secret and not p.closed
     text = results_text(tally, hide_counts=hide)
     if not hide:

@@ -21,7 +21,6 @@ from circlebot.core.domain import PollSpec
 START_UNSTABLE = "org.matrix.msc3381.poll.start"
 RESPONSE_UNSTABLE = "org.matrix.msc3381.poll.response"
 END_UNSTABLE = "org.matrix.msc3381.poll.end"
-START_TYPES = frozenset({START_UNSTABLE, "m.poll.start"})
 RESPONSE_TYPES = frozenset({RESPONSE_UNSTABLE, "m.poll.response"})
 END_TYPES = frozenset({END_UNSTABLE, "m.poll.end"})
 TEXT_UNSTABLE = "org.matrix.msc1767.text"
