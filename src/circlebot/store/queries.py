@@ -145,6 +145,8 @@ class Delivery:
     first_try_at: datetime
 
 
+_POST_LOG_SQL = ("INSERT OR IGNORE INTO post_log (key, circle, meeting_id, kind, due_at, state, claimed_at, done_at, "
+                 "detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
 _DELIVERY_SQL = ("UPDATE post_deliveries SET state = ?, done_at = ?, message_id = ?, detail = ? "
                  "WHERE post_key = ? AND platform = ? AND channel = ? AND state = 'sending'")
 
@@ -679,11 +681,8 @@ class Store:
                          now: datetime) -> bool:
         """Claim a scheduled post before sending it; False if it was claimed (or sent) already."""
         async with self.db.transaction() as conn:
-            cur = await conn.execute(
-                "INSERT OR IGNORE INTO post_log (key, circle, meeting_id, kind, due_at, state, claimed_at) "
-                "VALUES (?, ?, ?, ?, ?, 'claimed', ?)",
-                (key, circle, meeting_id, kind, ts(due_at), ts(now)),
-            )
+            cur = await conn.execute(_POST_LOG_SQL, (key, circle, meeting_id, kind, ts(due_at), "claimed", ts(now),
+                                                     None, None))
             return cur.rowcount == 1
 
     async def finish_post(self, key: str, state: str, now: datetime, refs: Iterable[MessageRef] = (),
@@ -744,8 +743,7 @@ class Store:
             new = await _unlogged(conn, claims)
             stamp = ts(now)
             await conn.executemany(
-                "INSERT OR IGNORE INTO post_log (key, circle, meeting_id, kind, due_at, state, claimed_at, done_at, "
-                "detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                _POST_LOG_SQL,
                 [(c.key, c.circle, c.meeting_id, c.kind, ts(c.due_at), "claimed" if c.locations else "failed",
                   stamp, None if c.locations else stamp, None if c.locations else "no platform to post on")
                  for c in new],
@@ -765,9 +763,8 @@ class Store:
             new = await _unlogged(conn, claims)
             stamp = ts(now)
             await conn.executemany(
-                "INSERT OR IGNORE INTO post_log (key, circle, meeting_id, kind, due_at, state, claimed_at, done_at, "
-                "detail) VALUES (?, ?, ?, ?, ?, 'missed', ?, ?, ?)",
-                [(c.key, c.circle, c.meeting_id, c.kind, ts(c.due_at), stamp, stamp, detail) for c in new],
+                _POST_LOG_SQL,
+                [(c.key, c.circle, c.meeting_id, c.kind, ts(c.due_at), "missed", stamp, stamp, detail) for c in new],
             )
         return {c.key for c in new}
 
