@@ -24,10 +24,10 @@ class PostSources(Protocol):
         """The discussion questions posted when a meeting starts."""
 
 
-async def compose(app: PostSources, kind: PostKind, m: Meeting, circle: CircleSettings,
+async def compose(host: PostSources, kind: PostKind, m: Meeting, circle: CircleSettings,
                   rsvps_of: Mapping[int, list[tuple[UserRef, RsvpAnswer]]] | None = None) -> Post:
     """The text of one timeline post (`rsvps_of`: RSVPs read for a whole batch of reminders at once)."""
-    reading = app.readings.get(m.reading)
+    reading = host.readings.get(m.reading)
     title = reading.title if reading else m.reading
     part = ""
     if m.part and m.parts and reading is not None:
@@ -51,7 +51,7 @@ async def compose(app: PostSources, kind: PostKind, m: Meeting, circle: CircleSe
         lines.append("Coming? " + cmd("rsvp", answer="yes", meeting=m.id) + " (or maybe / no).")
         return Post(Text.join("\n", lines), meeting_id=m.id, controls=(Control.RSVP,))
     if kind is PostKind.REMINDER:
-        rsvps = rsvps_of[m.id] if rsvps_of is not None and m.id in rsvps_of else await app.store.rsvps(m.id)
+        rsvps = rsvps_of[m.id] if rsvps_of is not None and m.id in rsvps_of else await host.store.rsvps(m.id)
         coming = tuple(u for u, a in rsvps if a in (RsvpAnswer.YES, RsvpAnswer.MAYBE))
         counts = {a: sum(1 for _, x in rsvps if x is a) for a in RsvpAnswer}
         lines = [f"⏰ **Reminder: meeting #{m.id}** starts " + starts + f": **{title}**{part}",
@@ -62,18 +62,18 @@ async def compose(app: PostSources, kind: PostKind, m: Meeting, circle: CircleSe
         return Post(Text.join("\n", lines), mentions=coming, notify=True, meeting_id=m.id,
                     controls=(Control.RSVP,))
     if kind is PostKind.QUESTIONS:
-        questions = await app.meeting_questions(m, circle)
+        questions = await host.meeting_questions(m, circle)
         lines = [f"🟢 **Meeting #{m.id} has started**: **{title}**{part}. Check in with " + cmd("here")
                  + " until it ends.", "", "**Discussion questions**"]
         lines += [f"{i}. {q}" for i, q in enumerate(questions, 1)] or ["(none yet)"]
         return Post(Text.join("\n", lines), meeting_id=m.id, controls=(Control.CHECK_IN,))
-    came = await app.store.checkins(m.id)
+    came = await host.store.checkins(m.id)
     lines = [f"🔴 **Meeting #{m.id} has ended.** Check-in is closed.",
              f"{len(came)} came: {', '.join(u.display for u, _ in came) or 'nobody checked in'}."]
-    upcoming = [x for x in await app.store.meetings(m.circle, ending_after=m.ends_at, limit=2) if x.id != m.id]
+    upcoming = [x for x in await host.store.meetings(m.circle, ending_after=m.ends_at, limit=2) if x.id != m.id]
     if upcoming:
         nxt = upcoming[0]
-        nxt_reading = app.readings.get(nxt.reading)
+        nxt_reading = host.readings.get(nxt.reading)
         lines.append(f"Next: meeting #{nxt.id}, " + when(nxt.starts_at)
                      + f": **{nxt_reading.title if nxt_reading else nxt.reading}**.")
     else:

@@ -102,8 +102,8 @@ async def _none() -> None:
 class Timeline:
     """Runs the plan: catches up at start, then sends each post at its time through APScheduler."""
 
-    def __init__(self, app: TimelineHost, scheduler: AsyncIOScheduler | None = None) -> None:
-        self.app = app
+    def __init__(self, host: TimelineHost, scheduler: AsyncIOScheduler | None = None) -> None:
+        self.host = host
         self._scheduler = scheduler
         self._lock = asyncio.Lock()
         self._prepared = False
@@ -112,24 +112,24 @@ class Timeline:
         self._inflight: set[str] = set()  # delivery keys being sent now
         self._batch: list[Job] = []
         self._send_slots = asyncio.Semaphore(SEND_CONCURRENCY)
-        self._circles = {c.slug: c for c in app.settings.circles}  # settings are frozen; look-ups by slug are many
+        self._circles = {c.slug: c for c in host.settings.circles}  # settings are frozen; look-ups by slug are many
 
     # planning --------------------------------------------------------------------------------------
     async def fill_syllabus(self, circles: Sequence[CircleSettings] | None = None) -> list[Meeting]:
         """Add the meetings the syllabus calls for now (for the given circles, or all); returns them."""
-        app, now = self.app, self.app.clock.now()
+        host, now = self.host, self.host.clock.now()
         added: list[Meeting] = []
-        for circle in app.settings.circles if circles is None else circles:
+        for circle in host.settings.circles if circles is None else circles:
             if not circle.syllabus:
                 continue
-            meetings = await app.store.meetings(circle.slug, ending_after=None, limit=10_000, any_status=True)
+            meetings = await host.store.meetings(circle.slug, ending_after=None, limit=10_000, any_status=True)
             parts_of = {}
             for slug in circle.syllabus:
-                reading = app.readings.get(slug)
+                reading = host.readings.get(slug)
                 if reading is not None and circle.split_long_readings:
                     parts_of[slug] = len(reading.parts(circle.part_minutes))
-            for start, slug, part, parts in syllabus_fill(circle, app.zone(circle), meetings, now, parts_of):
-                m = await app.store.add_meeting(circle.slug, start, start + circle.meets.duration, slug, None, now,
+            for start, slug, part, parts in syllabus_fill(circle, host.zone(circle), meetings, now, parts_of):
+                m = await host.store.add_meeting(circle.slug, start, start + circle.meets.duration, slug, None, now,
                                                 part=part, parts=parts)
                 log.info("syllabus: meeting #%d of %s on %s: %s", m.id, circle.slug, start, slug)
                 added.append(m)
@@ -137,17 +137,17 @@ class Timeline:
 
     async def current_plan(self, circle: CircleSettings | None = None, now: datetime | None = None) -> list[Job]:
         """The plan for every circle, or for one, at `now` (default: the clock's)."""
-        now = now or self.app.clock.now()
+        now = now or self.host.clock.now()
         since = now - LOOKBACK - SUMMARY_GRACE
         if circle is not None:
-            return plan([circle], await self.app.store.meetings(circle.slug, ending_after=since, limit=100_000), now)
-        return plan(self.app.settings.circles, await self.app.store.all_meetings(ending_after=since), now)
+            return plan([circle], await self.host.store.meetings(circle.slug, ending_after=since, limit=100_000), now)
+        return plan(self.host.settings.circles, await self.host.store.all_meetings(ending_after=since), now)
 
     # running ---------------------------------------------------------------------------------------
     async def prepare(self) -> None:
         """Before the adapters take commands: note the deliveries an earlier process left unfinished (they are
         resent with their idempotency keys once the adapters can send) and fill the syllabus (database only)."""
-        store, now = self.app.store, self.app.clock.now()
+        store, now = self.host.store, self.host.clock.now()
         for key, kind in await store.unfinished_posts():  # claimed before deliveries were kept per location
             log.warning("post %s (%s) was interrupted while sending; not resent, recorded as missed", key, kind)
             await store.finish_post(key, "missed", now, detail="interrupted")
@@ -168,8 +168,8 @@ class Timeline:
         left = [d for ds in self._interrupted.values() for d in ds]
         self._interrupted = {}
         if left:
-            now = self.app.clock.now()
-            await self.app.store.finish_deliveries(
+            now = self.host.clock.now()
+            await self.host.store.finish_deliveries(
                 [(d.post_key, d.where, "missed", now, None, "interrupted; its meeting was cancelled or moved")
                  for d in left])
 
@@ -179,7 +179,7 @@ class Timeline:
         (a post due in between would otherwise be neither sent nor scheduled)."""
         async with self._lock:
             await self.fill_syllabus(None if circle is None else [circle])
-            now = self.app.clock.now()
+            now = self.host.clock.now()
             jobs = await self.current_plan(circle, now)
             await self._run_due(jobs, now)
             if self._scheduler is not None:
@@ -189,13 +189,13 @@ class Timeline:
         """Run every post that is due now and not yet done, and every retry that is due; returns how many
         posts were sent (to at least one location)."""
         async with self._lock:
-            now = self.app.clock.now()
+            now = self.host.clock.now()
             sent = await self._run_due(await self.current_plan(None, now), now)
             return sent + await self._run_retries(now)
 
     async def _run_due(self, jobs: Sequence[Job], now: datetime) -> int:
         sent = await self._run_jobs([job for job in jobs if job.due_at <= now], now)
-        await self.app.polls.close_due_polls()
+        await self.host.polls.close_due_polls()
         return sent
 
     async def _run_jobs(self, jobs: Sequence[Job], now: datetime) -> int:
@@ -204,7 +204,7 @@ class Timeline:
         was planned is not sent; one that is too late is recorded as missed."""
         if not jobs:
             return 0
-        store = self.app.store
+        store = self.host.store
         late = [j for j in jobs if now >= j.expires_at]
         live = [j for j in jobs if now < j.expires_at]
         if late:
@@ -242,20 +242,20 @@ class Timeline:
 
     def _locations(self, job: Job) -> list[ChannelRef]:
         circle = self._circles.get(job.circle)
-        return self.app.locations(circle) if circle is not None else []
+        return self.host.locations(circle) if circle is not None else []
 
     async def _deliver_post(self, job: Job, meeting: Meeting, targets: Sequence[_Target], attempt: int = 0,
                             rsvps_of: Mapping[int, list[tuple[UserRef, RsvpAnswer]]] | None = None) -> int:
         """Compose one post and send it to each target location concurrently; 1 if any location took it."""
-        app = self.app
+        host = self.host
         circle = self._circles.get(job.circle)
         try:
             assert circle is not None
-            post = await compose(app, job.kind, meeting, circle, rsvps_of)
+            post = await compose(host, job.kind, meeting, circle, rsvps_of)
             roots = await self._thread_roots(job, meeting)
         except Exception as e:
             log.exception("post %s could not be composed", job.key)
-            await app.store.finish_deliveries([(job.key, t.where, "missed", app.clock.now(), None,
+            await host.store.finish_deliveries([(job.key, t.where, "missed", host.clock.now(), None,
                                                 f"failed: {type(e).__name__}") for t in targets])
             return 0
         if len(targets) == 1:  # the common case: no task per location
@@ -268,27 +268,27 @@ class Timeline:
     async def _thread_roots(self, job: Job, meeting: Meeting) -> dict[tuple[str, str], MessageRef]:
         if job.kind is not PostKind.QUESTIONS:
             return {}
-        refs = await self.app.store.post_messages(job_key(meeting, PostKind.ASSIGNMENT))
+        refs = await self.host.store.post_messages(job_key(meeting, PostKind.ASSIGNMENT))
         return {(r.channel.platform, r.channel.id): r for r in refs}
 
     async def _deliver_one(self, job: Job, post: Post, target: _Target, root: MessageRef | None,
                            attempt: int) -> bool:
         """Send a post to one location with its idempotency key; on failure, try again later."""
-        app, where = self.app, target.where
+        host, where = self.host, target.where
         dkey = delivery_key(job.key, where)
         if dkey in self._inflight:
             return False
-        adapter = app.adapters.get(where.platform)
-        now = app.clock.now()
+        adapter = host.adapters.get(where.platform)
+        now = host.clock.now()
         if adapter is None:
-            await app.store.finish_deliveries([(job.key, where, "missed", now, None, f"{where.platform} not running")])
+            await host.store.finish_deliveries([(job.key, where, "missed", now, None, f"{where.platform} not running")])
             return False
         if target.resume:
             window = adapter.dedup_window
             if now - target.first_try_at >= window:
                 log.warning("post %s was interrupted while sending to %s %s, too long ago for the platform to "
                             "recognise a resend: recorded as missed", job.key, where.platform, where.id)
-                await app.store.finish_deliveries([(job.key, where, "missed", now, None,
+                await host.store.finish_deliveries([(job.key, where, "missed", now, None,
                                                     "interrupted; the platform can no longer tell if it was posted")])
                 return False
         self._inflight.add(dkey)
@@ -301,7 +301,7 @@ class Timeline:
                             attempt + 1, type(e).__name__, e)
                 await self._retry_later(job, target, attempt + 1, e)
                 return False
-            await app.store.finish_deliveries([(job.key, where, "sent", app.clock.now(), ref.id, None)])
+            await host.store.finish_deliveries([(job.key, where, "sent", host.clock.now(), ref.id, None)])
             return True
         finally:
             self._inflight.discard(dkey)
@@ -309,12 +309,12 @@ class Timeline:
     async def _retry_later(self, job: Job, target: _Target, attempt: int, error: Exception) -> None:
         """Try a location again after a growing pause, as long as the post is still useful; else it is missed."""
         delay = min(RETRY_MAX, RETRY_FIRST * 2 ** min(attempt - 1, 16))
-        when = self.app.clock.now() + delay
+        when = self.host.clock.now() + delay
         where = target.where
         if when >= job.expires_at:
             log.warning("post %s was missed on %s %s: it could not be sent before %s", job.key, where.platform,
                         where.id, job.expires_at)
-            await self.app.store.finish_deliveries([(job.key, where, "missed", self.app.clock.now(), None,
+            await self.host.store.finish_deliveries([(job.key, where, "missed", self.host.clock.now(), None,
                                                      f"not sent in time ({type(error).__name__})")])
             return
         dkey = delivery_key(job.key, where)
@@ -332,7 +332,7 @@ class Timeline:
             return 0
         for r in due:
             self._retries.pop(delivery_key(r.job.key, r.target.where), None)
-        store = self.app.store
+        store = self.host.store
         meetings = await store.meetings_by_id(r.job.meeting_id for r in due)
         by_post: dict[str, list[_Retry]] = {}
         for r in due:
@@ -348,7 +348,7 @@ class Timeline:
         return sum(await asyncio.gather(*work))
 
     async def _fire_retries(self) -> None:
-        await self._run_retries(self.app.clock.now())
+        await self._run_retries(self.host.clock.now())
 
     async def _load_jobs(self, jobs: Sequence[Job], circle: CircleSettings | None,
                          now: datetime | None = None) -> None:
@@ -359,7 +359,7 @@ class Timeline:
         from apscheduler.triggers.date import DateTrigger
 
         assert self._scheduler is not None
-        now = now or self.app.clock.now()
+        now = now or self.host.clock.now()
         horizon = now + HORIZON
         if circle is None:
             for old in self._scheduler.get_jobs():
@@ -377,7 +377,7 @@ class Timeline:
                     self._fire, DateTrigger(job.due_at), args=[job], id=f"post:{job.key}", replace_existing=True,
                     misfire_grace_time=max(1, int((job.expires_at - job.due_at).total_seconds())),
                 )
-        for poll in await self.app.store.open_polls_closing(before=horizon):
+        for poll in await self.host.store.open_polls_closing(before=horizon):
             assert poll.closes_at is not None
             self._scheduler.add_job(self._close_polls, DateTrigger(max(poll.closes_at, now)), id=f"poll:{poll.id}",
                                     replace_existing=True, misfire_grace_time=None)
@@ -388,8 +388,8 @@ class Timeline:
         self._batch.append(job)
         await asyncio.sleep(0)  # let the jobs started in the same pass join
         batch, self._batch = self._batch, []
-        await self._run_jobs(batch, self.app.clock.now())
+        await self._run_jobs(batch, self.host.clock.now())
 
     async def _close_polls(self) -> None:
         async with self._lock:
-            await self.app.polls.close_due_polls()
+            await self.host.polls.close_due_polls()
