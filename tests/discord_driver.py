@@ -195,8 +195,10 @@ class DiscordDriver:
         await asyncio.wait_for(adapter.drain(), 5)
 
     def posts(self) -> list[str]:
-        """What the bot posted in the circle's channel (not interaction answers)."""
-        return [plain_text(m["content"]) for m in self.fake.channel_messages(self.channel)
+        """What the bot posted in the circle's channel and its threads (not interaction answers)."""
+        threads = [t for t in self.guild.threads.values() if t.parent_id == self.channel.id]
+        return [plain_text(m["content"]) for where in (self.channel, *threads)
+                for m in self.fake.channel_messages(where)
                 if int(m["author"]["id"]) == self.fake.bot.id and not m.get("webhook_id")]
 
 

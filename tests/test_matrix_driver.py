@@ -208,11 +208,13 @@ class MatrixDriver:
                                 {"m.relates_to": rel, "org.matrix.msc3381.poll.response": {"answers": ids}})
 
     def _record(self, events: list[dict[str, Any]]) -> None:
-        """Remember what the bot posted on its own (not answers): messages, poll starts and ends."""
+        """Remember what the bot posted on its own (not answers): messages (in threads too), poll starts and
+        ends."""
         for e in events:
-            if e.get("sender") != self.bot.bot.user_id or in_reply_to(e):
-                continue
             content = e.get("content") or {}
+            in_thread = bool((content.get("m.relates_to") or {}).get("is_falling_back"))  # a reply only as fallback
+            if e.get("sender") != self.bot.bot.user_id or (in_reply_to(e) and not in_thread):
+                continue
             text = content.get("body") or content.get("org.matrix.msc1767.text")
             if isinstance(text, str):
                 self._posts[str(e["event_id"])] = text

@@ -15,7 +15,7 @@ from circlebot.core.clock import Clock
 from circlebot.core.commands import Command
 from circlebot.core.router import Router
 from circlebot.core.timeline import Timeline
-from circlebot.features import all_commands, all_event_handlers
+from circlebot.features import all_commands, all_event_handlers, all_post_lines
 from circlebot.features.questions import meeting_questions
 from circlebot.readings import Collection
 from circlebot.store import Meeting, Store
@@ -39,7 +39,8 @@ class App(Router):
     ) -> None:
         super().__init__(settings, store, readings, clock,
                          commands=all_commands() if commands is None else commands,
-                         event_handlers=all_event_handlers(), questions=self._questions)
+                         event_handlers=all_event_handlers(), questions=self._questions,
+                         post_lines=all_post_lines())
         self._stop = asyncio.Event()
 
     async def _questions(self, meeting: Meeting, circle: CircleSettings) -> list[str]:

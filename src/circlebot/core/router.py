@@ -29,7 +29,7 @@ from circlebot.core.domain import (
 )
 from circlebot.core.polls import Polls
 from circlebot.core.text import Text, clean
-from circlebot.core.timeline import Timeline
+from circlebot.core.timeline import PostKind, PostLines, Timeline
 from circlebot.readings import Collection
 from circlebot.store import Meeting, Store
 
@@ -55,6 +55,7 @@ class Router:
         commands: Sequence[Command] = (),
         event_handlers: Sequence[EventHandler] = (),
         questions: QuestionsOf = _no_questions,
+        post_lines: Sequence[PostLines] = (),
     ) -> None:
         self.settings = settings
         self.store = store
@@ -63,6 +64,7 @@ class Router:
         self.commands = CommandTable(list(commands))
         self.handlers = {h.event: h for h in event_handlers}
         self._questions = questions
+        self._post_lines = list(post_lines)
         self.adapters: dict[str, ChatAdapter] = {}
         self.polls = Polls(self)
         self.timeline: Timeline | None = None
@@ -78,6 +80,18 @@ class Router:
     async def meeting_questions(self, meeting: Meeting, circle: CircleSettings) -> list[str]:
         """The discussion questions the timeline posts when a meeting starts."""
         return await self._questions(meeting, circle)
+
+    async def post_lines(self, kind: PostKind, meeting: Meeting, circle: CircleSettings) -> list[Text | str]:
+        """What features add to a timeline post of `kind` (their `POST_LINES`); one that fails is left out."""
+        out: list[Text | str] = []
+        for extra in self._post_lines:
+            if extra.kind is kind:
+                try:
+                    out += await extra.lines(self, meeting, circle)
+                except Exception:
+                    log.exception("could not add %s's lines to the %s post of meeting %d",
+                                  getattr(extra.lines, "__module__", "?"), kind.value, meeting.id)
+        return out
 
     # wiring ----------------------------------------------------------------------------------------
     def add_adapter(self, adapter: ChatAdapter) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from circlebot.core.commands import Command
 from circlebot.core.context import EventHandler
+from circlebot.core.timeline import PostLines
 
 
 def all_commands() -> list[Command]:
-    from circlebot.features import attendance, general, meetings, polls, questions, readings
+    from circlebot.features import attendance, general, meetings, polls, questions, readings, record
 
-    modules = (general, readings, meetings, questions, attendance, polls)
+    modules = (general, readings, meetings, questions, attendance, record, polls)
     return [c for m in modules for c in m.COMMANDS]
 
 
@@ -18,3 +19,10 @@ def all_event_handlers() -> list[EventHandler]:
     from circlebot.features import attendance, polls
 
     return [*attendance.EVENT_HANDLERS, *polls.EVENT_HANDLERS]
+
+
+def all_post_lines() -> list[PostLines]:
+    """What features add to timeline posts, in this order."""
+    from circlebot.features import record
+
+    return [*record.POST_LINES]

@@ -206,4 +206,39 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "ALTER TABLE votes ADD COLUMN native TEXT",  # the native ballot on the platform; NULL: none seen yet
         ],
     ),
+    (
+        "the circle's record: reading progress per meeting, members' record settings (streaks), facilitators",
+        [
+            """CREATE TABLE reading_progress (
+                meeting_id INTEGER NOT NULL REFERENCES meetings (id) ON DELETE CASCADE,
+                member_id INTEGER NOT NULL REFERENCES members (id),
+                progress TEXT NOT NULL CHECK (progress IN ('all', 'part', 'not')),
+                at TEXT NOT NULL,
+                PRIMARY KEY (meeting_id, member_id)
+            )""",
+            # a member's choices about their own record in one circle (streaks shown or not); absent: the default
+            """CREATE TABLE record_settings (
+                circle TEXT NOT NULL,
+                member_id INTEGER NOT NULL REFERENCES members (id),
+                name TEXT NOT NULL,
+                value TEXT NOT NULL,
+                at TEXT NOT NULL,
+                PRIMARY KEY (circle, member_id, name)
+            )""",
+            # who facilitates a meeting: proposed by the rota, taken with `facilitate`, or set by an organiser
+            """CREATE TABLE facilitators (
+                meeting_id INTEGER PRIMARY KEY REFERENCES meetings (id) ON DELETE CASCADE,
+                member_id INTEGER REFERENCES members (id),
+                how TEXT NOT NULL CHECK (how IN ('proposed', 'taken', 'assigned')),
+                at TEXT NOT NULL
+            )""",
+            # members who handed a meeting on (`facilitate pass`): never proposed for it again
+            """CREATE TABLE facilitator_passes (
+                meeting_id INTEGER NOT NULL REFERENCES meetings (id) ON DELETE CASCADE,
+                member_id INTEGER NOT NULL REFERENCES members (id),
+                at TEXT NOT NULL,
+                PRIMARY KEY (meeting_id, member_id)
+            )""",
+        ],
+    ),
 ]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
 from circlebot.config import CircleSettings
@@ -22,6 +23,18 @@ class PostSources(Protocol):
 
     async def meeting_questions(self, meeting: Meeting, circle: CircleSettings) -> list[str]:
         """The discussion questions posted when a meeting starts."""
+
+    async def post_lines(self, kind: PostKind, meeting: Meeting, circle: CircleSettings) -> list[Text | str]:
+        """The lines features add to a meeting's post of `kind` (`PostLines`), in the order they were given."""
+
+
+@dataclass(frozen=True, slots=True)
+class PostLines:
+    """A feature's lines at the end of one kind of timeline post (the reading's post names the facilitator;
+    the start post says how much of the reading those who came read). `lines(host, meeting, circle)`."""
+
+    kind: PostKind
+    lines: Callable[[PostSources, Meeting, CircleSettings], Awaitable[list[Text | str]]]
 
 
 async def compose(host: PostSources, kind: PostKind, m: Meeting, circle: CircleSettings,
@@ -49,6 +62,7 @@ async def compose(host: PostSources, kind: PostKind, m: Meeting, circle: CircleS
                 lines.append("Sections: " + "; ".join(s.title for s in reading.sections) + ".")
             lines.append(f"> {reading.excerpt(300)}")
         lines.append("Coming? " + cmd("rsvp", answer="yes", meeting=m.id) + " (or maybe / no).")
+        lines += await host.post_lines(kind, m, circle)
         return Post(Text.join("\n", lines), meeting_id=m.id, controls=(Control.RSVP,))
     if kind is PostKind.REMINDER:
         rsvps = rsvps_of[m.id] if rsvps_of is not None and m.id in rsvps_of else await host.store.rsvps(m.id)
@@ -66,6 +80,7 @@ async def compose(host: PostSources, kind: PostKind, m: Meeting, circle: CircleS
         lines = [f"🟢 **Meeting #{m.id} has started**: **{title}**{part}. Check in with " + cmd("here")
                  + " until it ends.", "", "**Discussion questions**"]
         lines += [f"{i}. {q}" for i, q in enumerate(questions, 1)] or ["(none yet)"]
+        lines += await host.post_lines(kind, m, circle)
         return Post(Text.join("\n", lines), meeting_id=m.id, controls=(Control.CHECK_IN,))
     came = await host.store.checkins(m.id)
     lines = [f"🔴 **Meeting #{m.id} has ended.** Check-in is closed.",
