@@ -24,6 +24,7 @@ COPY readings /usr/share/circlebot/readings
 COPY config.example.toml /etc/circlebot/config.example.toml
 RUN sed -e 's#^database = .*#database = "/data/circlebot.sqlite3"#' \
         -e 's#^readings = .*#readings = "/usr/share/circlebot/readings"#' \
+        -e 's#^listen = .*#listen = "0.0.0.0"#' -e 's#^port = .*#port = 8080#' \
         /etc/circlebot/config.example.toml > /etc/circlebot/circlebot.toml \
     && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin circlebot \
     && mkdir -p /data && chown circlebot:circlebot /data
@@ -32,6 +33,10 @@ VOLUME ["/data"]
 USER circlebot
 WORKDIR /data
 RUN circlebot check-config /etc/circlebot/circlebot.toml
+# the web server ([web] in the config): calendar feeds, circle pages, /healthz, /readyz, /metrics
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4).status != 200)"]
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["circlebot", "run"]

@@ -489,3 +489,16 @@ async def test_a_burst_of_native_votes_is_counted_exactly(bot: DiscordDriver, fa
     results = await bot.say("carol", f"poll results {poll}")
     for n, (day, count) in enumerate(zip(("Mon", "Wed", "Thu"), expected, strict=True), 1):
         assert f"{n}. {day}: {count} " in results.text, (expected, results)
+
+
+async def test_a_dropped_gateway_is_counted_as_a_reconnect_once_it_is_back(
+        bot: DiscordDriver, fake_discord: FakeDiscord) -> None:
+    """`/metrics` and `/readyz` read each platform's reconnects and connection from its adapter."""
+    from circlebot.core.adapter import connection
+
+    assert bot.adapter is not None
+    assert connection(bot.adapter) == (0, True)
+    assert await fake_discord.force_reconnect() == 1
+    await fake_discord.wait_resumed()
+    await fake_discord.wait_for(lambda: connection(bot.adapter) == (1, True))  # type: ignore[arg-type]
+    assert bot.app.metrics.platforms() == {"discord": (1, True)}

@@ -57,3 +57,22 @@ def test_no_secret_is_committed() -> None:
         path = REPO / name
         if path.is_file() and path.suffix in {".py", ".toml", ".md", ".yaml", ".yml", ".txt", ""}:
             assert not pattern.search(path.read_text(encoding="utf-8", errors="ignore")), name
+
+
+def test_dockerfile_exposes_the_web_port_its_config_listens_on_and_checks_health_there(tmp_path: Path) -> None:
+    """The image's config is the example config edited by the Dockerfile's `sed` expressions: applied here the
+    same way, it must validate and listen on every interface on the port the image exposes and health-checks."""
+    from circlebot.config import validate
+
+    text = (REPO / "Dockerfile").read_text(encoding="utf-8")
+    config = (REPO / "config.example.toml").read_text(encoding="utf-8")
+    for pattern, replacement in re.findall(r"-e 's#(.+?)#(.+?)#'", text):
+        config, n = re.subn(pattern.replace("^", "(?m)^", 1), replacement, config)
+        assert n == 1, f"the Dockerfile's sed expression {pattern!r} matches {n} lines of config.example.toml"
+    settings = validate(tomllib.loads(config), tmp_path / "circlebot.toml")
+    assert settings.web is not None and settings.web.enabled
+    assert settings.web.listen == "0.0.0.0"
+    exposed = re.findall(r"^EXPOSE (\d+)$", text, re.M)
+    assert exposed == [str(settings.web.port)]
+    health = re.search(r"^HEALTHCHECK .*\n?.*CMD \[.*http://127\.0\.0\.1:(\d+)/healthz", text, re.M)
+    assert health and health[1] == exposed[0], "the HEALTHCHECK asks /healthz on the exposed port"

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC
 
 from circlebot.config import CircleSettings, Settings
+from circlebot.core.adapter import connection
 from circlebot.core.clock import Clock
 from circlebot.core.commands import Command
 from circlebot.core.router import Router
@@ -19,6 +20,7 @@ from circlebot.features import all_commands, all_event_handlers, all_post_lines
 from circlebot.features.questions import meeting_questions
 from circlebot.readings import Collection
 from circlebot.store import Meeting, Store
+from circlebot.web import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,9 @@ class App(Router):
                          event_handlers=all_event_handlers(), questions=self._questions,
                          post_lines=all_post_lines())
         self._stop = asyncio.Event()
+        web = settings.web
+        self.web = WebServer(self, web) if web is not None and web.enabled else None  # started by `run`
+        self.metrics.watch_platforms(lambda: {p: connection(a) for p, a in self.adapters.items()})
 
     async def _questions(self, meeting: Meeting, circle: CircleSettings) -> list[str]:
         return await meeting_questions(self, meeting, circle)
@@ -71,10 +76,12 @@ class App(Router):
         The timeline starts (and catches up on what fell due while the bot was down) once every adapter that
         has a `ready` event has set it, so catch-up posts are not sent into a platform still connecting.
 
+        The web server (`[web]`) starts first, on this loop, so the console's banner can show the circle's page.
+
         Stopping, in order: the scheduler takes no new job; each adapter is cancelled, which is how it is told
         to stop taking events, finish those in hand and close (given until STOP_GRACE after the stop began,
-        then cancelled again); the timeline jobs already running finish (within the same bound); then every
-        queued write is committed. The caller closes the database."""
+        then cancelled again); the timeline jobs already running finish (within the same bound); then the web
+        server closes and every queued write is committed. The caller closes the database."""
         from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_SUBMITTED, JobEvent
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -95,6 +102,8 @@ class App(Router):
         stop_by: float | None = None
         loop = asyncio.get_running_loop()
         try:
+            if self.web is not None:
+                await self.web.start()  # before the adapters: the console's banner shows the circle's page
             await self.timeline.prepare()  # the syllabus's meetings exist before the first command arrives
             async with asyncio.TaskGroup() as tg:
                 tasks = [tg.create_task(a.serve(self.dispatch), name=f"adapter-{p}") for p, a in self.adapters.items()]
@@ -136,4 +145,6 @@ class App(Router):
                         log.warning("%d timeline job(s) still running at stop; cut short", jobs_running[0])
                 scheduler.shutdown(wait=False)
             self.timeline = None
+            if self.web is not None:
+                await self.web.stop()
             await self.store.batcher.stop()

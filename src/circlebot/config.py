@@ -270,6 +270,27 @@ class DiscordSettings(_Frozen):
     gateway_url: str | None = None
 
 
+class WebSettings(_Frozen):
+    """The web server in the bot (`[web]`): calendar feeds, circle pages, health and metrics."""
+
+    enabled: bool = True  # the off-switch: `[web] enabled = false`
+    listen: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535)  # 0: a free port, chosen at start
+    base_url: str | None = None  # the public address, e.g. "https://circles.example.org"; default: the listen address
+    show_member_names: bool = False  # circle pages name no member unless this is true
+    publish_reading_text: bool = False  # a reading's text belongs to its publisher: not on the page unless allowed
+    calendar_weeks: int = Field(default=12, ge=1, le=104)  # how far ahead feeds show the meetings the syllabus plans
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+            raise ValueError(f"expected an http(s) address like \"https://circles.example.org\", got {value!r}")
+        return value.rstrip("/")
+
+
 class Settings(_Frozen):
     """The whole validated config. Paths are absolute (relative ones are resolved against the file)."""
 
@@ -280,6 +301,7 @@ class Settings(_Frozen):
     console: ConsoleSettings = ConsoleSettings()
     matrix: MatrixSettings | None = None
     discord: DiscordSettings | None = None
+    web: WebSettings | None = None  # no `[web]` section: no web server
     circles: tuple[CircleSettings, ...] = ()
 
     @model_validator(mode="after")

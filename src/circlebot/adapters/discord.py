@@ -270,6 +270,15 @@ class _Client(discord.Client):
     async def on_ready(self) -> None:
         await self.adapter._on_ready()
 
+    async def on_connect(self) -> None:
+        self.adapter._connection(up=True)
+
+    async def on_disconnect(self) -> None:
+        self.adapter._connection(up=False)
+
+    async def on_resumed(self) -> None:
+        self.adapter._connection(up=True)
+
     async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
         await self.adapter._on_interaction(interaction)
 
@@ -352,6 +361,9 @@ class DiscordAdapter:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._busy: set[asyncio.Task[Any]] = set()
         self.ready = asyncio.Event()
+        self.connected = False  # the gateway's connection, as /readyz and /metrics report it
+        self.reconnects = 0
+        self._was_connected = False
         self.votes_handled = 0
         self.synced: list[dict[str, Any]] = []
 
@@ -412,6 +424,13 @@ class DiscordAdapter:
         self.synced = payload
         log.info("synced %d slash commands to %s", len(payload),
                  f"{len(self._guilds)} guild(s)" if self._guilds else "all guilds (global)")
+
+    def _connection(self, *, up: bool) -> None:
+        """The gateway connected (first, again, or resumed) or dropped; a connection after a drop is a reconnect."""
+        if up and not self.connected and self._was_connected:
+            self.reconnects += 1
+        self.connected = up
+        self._was_connected = self._was_connected or up
 
     async def _on_ready(self) -> None:
         """Every READY (the first, and each new session after a reconnect that could not resume, when vote

@@ -146,3 +146,13 @@ def idempotency_token(key: str, part: str, length: int) -> str:
     the same inputs give the same token, in any process; hex, `length` characters (Discord nonces take 25)."""
     return hashlib.sha256(f"{key}\x1f{part}".encode()).hexdigest()[:length]
 
+
+def connection(adapter: ChatAdapter) -> tuple[int, bool]:
+    """An adapter's (reconnects so far, connected now), for `/readyz` and `/metrics`. An adapter may keep
+    `connected` and `reconnects` attributes (Matrix, Discord); one without them is connected once it is `ready`
+    (or, with no `ready`, always: the console)."""
+    ready = adapter.ready
+    up = getattr(adapter, "connected", None)
+    if up is None:
+        up = ready is None or ready.is_set()
+    return int(getattr(adapter, "reconnects", 0)), bool(up)

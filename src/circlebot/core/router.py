@@ -27,6 +27,7 @@ from circlebot.core.domain import (
     UserRef,
     VoteCast,
 )
+from circlebot.core.metrics import Metrics
 from circlebot.core.polls import Polls
 from circlebot.core.text import Text, clean
 from circlebot.core.timeline import PostKind, PostLines, Timeline
@@ -68,6 +69,8 @@ class Router:
         self.adapters: dict[str, ChatAdapter] = {}
         self.polls = Polls(self)
         self.timeline: Timeline | None = None
+        self.metrics = Metrics()
+        self.generation = 0  # bumped by every event and change: what the web pages render is current until it moves
         self._channels: dict[tuple[str, str], CircleSettings] = {}
         for c in settings.circles:
             if c.where.console:
@@ -154,6 +157,7 @@ class Router:
         For an RSVP or check-in from a button or reaction, returns what to tell the member (a platform whose
         buttons can answer shows it); otherwise None: commands are answered through the adapter's reply."""
         if isinstance(event, (list, tuple)):
+            self.generation += 1
             events = [_cleaned(e) for e in event]
             batched: dict[type, list[Event]] = {}
             for e in events:
@@ -163,17 +167,21 @@ class Router:
             for kind, group in batched.items():
                 try:
                     await self.handlers[kind].handle(self, group)
+                    if kind is VoteCast:
+                        self.metrics.votes.inc(len(group))
                 except Exception as error:
                     if storage_failed(error):
                         log.warning("could not store %d %s event(s): %s; offered again later", len(group),
                                     kind.__name__, error)
                         raise NotStored(str(error)) from error
+                    self.metrics.errors.labels("event").inc()
                     log.exception("error handling %d %s events", len(group), kind.__name__)
             for e in events:
                 if type(e) not in batched:
                     await self.dispatch(e)
             return None
         event = _cleaned(cast(Event, event))
+        self.generation += 1
         try:
             if isinstance(event, Invocation):
                 await self._invoke(event)
@@ -184,13 +192,19 @@ class Router:
                 return None
             if handler.batch:
                 await handler.handle(self, [event])
+                if isinstance(event, VoteCast):
+                    self.metrics.votes.inc()
                 return None
-            return await handler.handle(self, event)
+            answer = await handler.handle(self, event)
+            if isinstance(event, VoteCast):
+                self.metrics.votes.inc()
+            return answer
         except Exception as error:
             if storage_failed(error):
                 log.warning("could not store a %s: %s; it is offered again later", type(event).__name__, error)
                 raise NotStored(str(error)) from error
             error_id = secrets.token_hex(4)
+            self.metrics.errors.labels("event").inc()
             log.exception("error %s handling %s", error_id, type(event).__name__)
             return f"Sorry, something went wrong on my side (error `{error_id}`)."
 
@@ -220,10 +234,15 @@ class Router:
                           prefix)
             result = await command.handler(ctx, **kwargs)
             reply = result if isinstance(result, Reply) else Reply(result)
+            self._count(command, "ok")
+            if command.path == ("vote",):
+                self.metrics.votes.inc()
             await self._answer(inv, Post(reply.text), private=reply.private or command.private)
         except Refused as e:
+            self._count(command, "refused")
             await self._answer(inv, Post("Sorry: " + e.text), private=True)
         except UsageError as e:
+            self._count(e.command or command, "usage")
             cmd = e.command or command
             text = _capital(e.text)
             if cmd is not None:
@@ -232,6 +251,8 @@ class Router:
             await self._answer(inv, Post(text), private=True)
         except Exception:
             error_id = secrets.token_hex(4)
+            self._count(command, "error")
+            self.metrics.errors.labels("command").inc()
             log.exception("error %s in command %r from %s", error_id, inv.text or inv.path, inv.user.id)
             await self._answer(
                 inv,
@@ -239,6 +260,9 @@ class Router:
                      "an admin can look it up. Nothing you did was lost."),
                 private=True,
             )
+
+    def _count(self, command: Command | None, outcome: str) -> None:
+        self.metrics.commands.labels(" ".join(command.path) if command else "(unknown)", outcome).inc()
 
     async def _direct_circle(self, inv: Invocation, command: Command, words: list[Word]) -> CircleSettings:
         """The circle a command sent in a direct conversation is for: the only circle on that platform, or
@@ -279,6 +303,7 @@ class Router:
     # running ---------------------------------------------------------------------------------------
     async def changed(self, circle: CircleSettings | None = None) -> None:
         """Meetings or polls changed (in one circle, or anywhere): the timeline re-plans from the database."""
+        self.generation += 1
         if self.timeline is not None:
             await self.timeline.rebuild(circle)
 

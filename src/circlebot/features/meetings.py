@@ -116,7 +116,7 @@ async def schedule(ctx: Context, slug: str, date: dt.date | str | None, time: dt
 
 async def unschedule(ctx: Context, meeting: int) -> Text:
     m = await meeting_or_error(ctx, meeting)
-    await ctx.store.cancel_meeting(m.id)
+    await ctx.store.cancel_meeting(m.id, ctx.now)
     await ctx.bot.changed(ctx.circle)
     return f"Meeting #{m.id} ({meeting_title(ctx, m)}, " + when(m.starts_at) + ") is cancelled."
 
@@ -130,7 +130,7 @@ async def skip(ctx: Context, date: dt.date) -> Text:
         raise UsageError(f"{date.isoformat()} has already passed.")
     existing = await ctx.store.meeting_starting(ctx.circle.slug, start)
     if existing is not None:
-        await ctx.store.cancel_meeting(existing.id)
+        await ctx.store.cancel_meeting(existing.id, ctx.now)
     else:
         await ctx.store.skip_slot(ctx.circle.slug, start, start + ctx.circle.meets.duration, ctx.now)
     await ctx.bot.changed(ctx.circle)
@@ -146,7 +146,7 @@ async def move(ctx: Context, meeting: int, date: dt.date, time: dt.time | None) 
     at = time or m.starts_at.astimezone(ctx.zone).time()
     start = await _start_on(ctx, date, at, f"move {m.id}")
     note = _skipped_note(await _held(ctx), start)
-    await ctx.store.move_meeting(m.id, start, start + (m.ends_at - m.starts_at))
+    await ctx.store.move_meeting(m.id, start, start + (m.ends_at - m.starts_at), ctx.now)
     await ctx.bot.changed(ctx.circle)
     return (f"Meeting #{m.id} ({meeting_title(ctx, m)}) moved from " + when(m.starts_at) + " to " + when(start)
             + f".{note} RSVPs are kept; please check yours.")

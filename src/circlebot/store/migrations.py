@@ -241,4 +241,25 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        "web: the unguessable links of circle pages and calendar feeds (a circle's, each member's), and a revision "
+        "per meeting (a calendar's SEQUENCE and LAST-MODIFIED)",
+        [
+            """CREATE TABLE web_links (
+                token TEXT PRIMARY KEY,
+                circle TEXT NOT NULL,
+                member_id INTEGER REFERENCES members (id),
+                alarm_minutes INTEGER,
+                created_at TEXT NOT NULL,
+                retired_at TEXT
+            )""",
+            "CREATE UNIQUE INDEX web_links_of_circle ON web_links (circle) "
+            "WHERE member_id IS NULL AND retired_at IS NULL",
+            "CREATE UNIQUE INDEX web_links_of_member ON web_links (circle, member_id) "
+            "WHERE member_id IS NOT NULL AND retired_at IS NULL",
+            "ALTER TABLE meetings ADD COLUMN revision INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE meetings ADD COLUMN modified_at TEXT",
+            "UPDATE meetings SET modified_at = created_at",
+        ],
+    ),
 ]

@@ -106,6 +106,8 @@ class Meeting:
     part: int | None
     parts: int | None
     status: str
+    revision: int = 0  # +1 at every move or cancellation (a calendar's SEQUENCE)
+    modified_at: datetime | None = None  # when it was created, moved or cancelled last (LAST-MODIFIED)
 
     @classmethod
     def from_row(cls, row: aiosqlite.Row) -> Meeting:
@@ -118,6 +120,8 @@ class Meeting:
             part=row["part"],
             parts=row["parts"],
             status=row["status"],
+            revision=row["revision"],
+            modified_at=_opt_ts(row["modified_at"]),
         )
 
     def is_open(self, now: datetime) -> bool:
@@ -335,9 +339,9 @@ class Store:
     ) -> Meeting:
         async with self._meeting_write() as conn:
             cur = await conn.execute(
-                "INSERT INTO meetings (circle, starts_at, ends_at, reading, part, parts, created_by, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (circle, ts(starts_at), ts(ends_at), reading, part, parts, created_by, ts(now)),
+                "INSERT INTO meetings (circle, starts_at, ends_at, reading, part, parts, created_by, created_at, "
+                "modified_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (circle, ts(starts_at), ts(ends_at), reading, part, parts, created_by, ts(now), ts(now)),
             )
             mid = cur.lastrowid
         meeting = await self.meeting(int(mid or 0))
@@ -358,9 +362,10 @@ class Store:
             out.update((int(r["id"]), Meeting.from_row(r)) for r in rows)
         return out
 
-    async def cancel_meeting(self, meeting_id: int) -> None:
+    async def cancel_meeting(self, meeting_id: int, now: datetime | None = None) -> None:
         async with self._meeting_write() as conn:
-            await conn.execute("UPDATE meetings SET status = 'cancelled' WHERE id = ?", (meeting_id,))
+            await conn.execute("UPDATE meetings SET status = 'cancelled', revision = revision + 1, modified_at = ? "
+                               "WHERE id = ? AND status <> 'cancelled'", (ts(now or datetime.now(UTC)), meeting_id))
 
     async def meetings(
         self, circle: str, *, ending_after: datetime | None = None, before: datetime | None = None,
@@ -401,19 +406,21 @@ class Store:
         )
         return [Meeting.from_row(r) for r in rows]
 
-    async def move_meeting(self, meeting_id: int, starts_at: datetime, ends_at: datetime) -> None:
+    async def move_meeting(self, meeting_id: int, starts_at: datetime, ends_at: datetime,
+                           now: datetime | None = None) -> None:
         async with self._meeting_write() as conn:
             await conn.execute(
-                "UPDATE meetings SET starts_at = ?, ends_at = ? WHERE id = ?", (ts(starts_at), ts(ends_at), meeting_id)
+                "UPDATE meetings SET starts_at = ?, ends_at = ?, revision = revision + 1, modified_at = ? WHERE id = ?",
+                (ts(starts_at), ts(ends_at), ts(now or datetime.now(UTC)), meeting_id),
             )
 
     async def skip_slot(self, circle: str, starts_at: datetime, ends_at: datetime, now: datetime) -> None:
         """Mark a regular meeting time as skipped: a cancelled placeholder the syllabus will not fill."""
         async with self._meeting_write() as conn:
             await conn.execute(
-                "INSERT INTO meetings (circle, starts_at, ends_at, reading, status, created_at) "
-                "VALUES (?, ?, ?, '', 'cancelled', ?)",
-                (circle, ts(starts_at), ts(ends_at), ts(now)),
+                "INSERT INTO meetings (circle, starts_at, ends_at, reading, status, created_at, modified_at) "
+                "VALUES (?, ?, ?, '', 'cancelled', ?, ?)",
+                (circle, ts(starts_at), ts(ends_at), ts(now), ts(now)),
             )
 
     async def meeting_starting(self, circle: str, starts_at: datetime) -> Meeting | None:

@@ -64,6 +64,8 @@ class MatrixAdapter(Sync, Commands, Rooms, Direct, Votes, Reactions, Send):
         self.client = AsyncClient(settings.homeserver, settings.user_id, device_id=settings.device_id,
                                   config=config or client_config())
         self.ready = asyncio.Event()
+        self.connected = False
+        self.reconnects = 0
         self._dispatch = None
         self._seen = OrderedDict()
         self._commands = OrderedDict()

@@ -67,6 +67,8 @@ class Host(Protocol):
     cache_size: int
     client: AsyncClient
     ready: asyncio.Event
+    connected: bool  # the last sync reached the homeserver (/readyz, /metrics)
+    reconnects: int  # syncs that reached it again after an outage
     _lookups: Lookups
     _rooms: dict[str, MatrixRoom]
     _token: str | None

@@ -47,6 +47,7 @@ class Sync(Host):
             token = await self._lookups.state.setting("sync_token")
             first = True
             delay = self._backoff[0]
+            lost = False
             while True:
                 try:
                     resp = await self._sync(token, 0 if first else self._sync_timeout_ms)
@@ -61,10 +62,14 @@ class Sync(Host):
                         raise
                     token, first = resp.next_batch, False
                     self.ready.set()
+                    if lost:  # a sync again after an outage
+                        self.reconnects += 1
+                    self.connected, lost = True, False
                     delay = self._backoff[0]
                 except FatalMatrixError:
                     raise
                 except (MatrixError, aiohttp.ClientError, TimeoutError) as e:
+                    self.connected, lost = False, True
                     log.warning("matrix: cannot reach the homeserver (%s); retrying in %.1f s", e, delay)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, self._backoff[1])
@@ -81,6 +86,7 @@ class Sync(Host):
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, self._backoff[1])
         finally:
+            self.connected = False
             for fut in self._waiters.values():
                 fut.cancel()
             self._waiters.clear()

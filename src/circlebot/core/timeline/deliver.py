@@ -35,6 +35,7 @@ from circlebot.config import CircleSettings, Settings
 from circlebot.core.adapter import ChatAdapter
 from circlebot.core.clock import Clock
 from circlebot.core.domain import ChannelRef, MessageRef, Post, RsvpAnswer, UserRef
+from circlebot.core.metrics import Metrics
 from circlebot.core.polls import Polls
 from circlebot.core.timeline.compose import PostSources, compose
 from circlebot.core.timeline.plan import (
@@ -68,6 +69,7 @@ class TimelineHost(PostSources, Protocol):
     settings: Settings
     clock: Clock
     polls: Polls
+    metrics: Metrics
 
     @property
     def adapters(self) -> Mapping[str, ChatAdapter]: ...
@@ -93,6 +95,15 @@ class _Retry:
     target: _Target
     attempt: int
     at: datetime
+
+
+def _kind_label(post_key: str) -> str:
+    """The kind of post a post key names (`circle/meeting/kind/start`), as `/metrics` labels it."""
+    parts = post_key.split("/")
+    try:
+        return PostKind(parts[2]).name.lower()
+    except (IndexError, ValueError):
+        return "other"
 
 
 async def _none() -> None:
@@ -169,7 +180,7 @@ class Timeline:
         self._interrupted = {}
         if left:
             now = self.host.clock.now()
-            await self.host.store.finish_deliveries(
+            await self._finish(
                 [(d.post_key, d.where, "missed", now, None, "interrupted; its meeting was cancelled or moved")
                  for d in left])
 
@@ -210,8 +221,9 @@ class Timeline:
         if late:
             for key in await store.record_missed([self._claim(j, ()) for j in late], now, "too late"):
                 log.warning("post %s was missed: the bot was not running in time", key)
+                self.host.metrics.posts.labels(_kind_label(key), "missed").inc()
             gone = [d for j in late for d in self._interrupted.pop(j.key, [])]
-            await store.finish_deliveries([(d.post_key, d.where, "missed", now, None, "too late") for d in gone])
+            await self._finish([(d.post_key, d.where, "missed", now, None, "too late") for d in gone])
         if not live:
             return 0
         reminders = [j.meeting_id for j in live if j.kind is PostKind.REMINDER]
@@ -237,6 +249,13 @@ class Timeline:
                 work.append(self._deliver_post(j, m, targets, rsvps_of=rsvps_of))
         return sum(await asyncio.gather(*work))
 
+    async def _finish(self, rows: Sequence[tuple[str, ChannelRef, str, datetime, str | None, str | None]]) -> None:
+        """Record how deliveries ended (sent, missed), and count them for `/metrics`."""
+        await self.host.store.finish_deliveries(rows)
+        posts = self.host.metrics.posts
+        for key, _where, state, *_ in rows:
+            posts.labels(_kind_label(key), state).inc()
+
     def _claim(self, job: Job, locations: tuple[ChannelRef, ...]) -> PostClaim:
         return PostClaim(job.key, job.circle, job.meeting_id, job.kind.value, job.due_at, locations)
 
@@ -255,7 +274,7 @@ class Timeline:
             roots = await self._thread_roots(job, meeting)
         except Exception as e:
             log.exception("post %s could not be composed", job.key)
-            await host.store.finish_deliveries([(job.key, t.where, "missed", host.clock.now(), None,
+            await self._finish([(job.key, t.where, "missed", host.clock.now(), None,
                                                 f"failed: {type(e).__name__}") for t in targets])
             return 0
         if len(targets) == 1:  # the common case: no task per location
@@ -281,14 +300,14 @@ class Timeline:
         adapter = host.adapters.get(where.platform)
         now = host.clock.now()
         if adapter is None:
-            await host.store.finish_deliveries([(job.key, where, "missed", now, None, f"{where.platform} not running")])
+            await self._finish([(job.key, where, "missed", now, None, f"{where.platform} not running")])
             return False
         if target.resume:
             window = adapter.dedup_window
             if now - target.first_try_at >= window:
                 log.warning("post %s was interrupted while sending to %s %s, too long ago for the platform to "
                             "recognise a resend: recorded as missed", job.key, where.platform, where.id)
-                await host.store.finish_deliveries([(job.key, where, "missed", now, None,
+                await self._finish([(job.key, where, "missed", now, None,
                                                     "interrupted; the platform can no longer tell if it was posted")])
                 return False
         self._inflight.add(dkey)
@@ -299,9 +318,10 @@ class Timeline:
             except Exception as e:
                 log.warning("could not send %s to %s %s (attempt %d): %s: %s", job.key, where.platform, where.id,
                             attempt + 1, type(e).__name__, e)
+                self.host.metrics.posts.labels(_kind_label(job.key), "failed").inc()
                 await self._retry_later(job, target, attempt + 1, e)
                 return False
-            await host.store.finish_deliveries([(job.key, where, "sent", host.clock.now(), ref.id, None)])
+            await self._finish([(job.key, where, "sent", host.clock.now(), ref.id, None)])
             return True
         finally:
             self._inflight.discard(dkey)
@@ -314,7 +334,7 @@ class Timeline:
         if when >= job.expires_at:
             log.warning("post %s was missed on %s %s: it could not be sent before %s", job.key, where.platform,
                         where.id, job.expires_at)
-            await self.host.store.finish_deliveries([(job.key, where, "missed", self.host.clock.now(), None,
+            await self._finish([(job.key, where, "missed", self.host.clock.now(), None,
                                                      f"not sent in time ({type(error).__name__})")])
             return
         dkey = delivery_key(job.key, where)
@@ -342,7 +362,7 @@ class Timeline:
             job, m = group[0].job, meetings.get(group[0].job.meeting_id)
             if now >= job.expires_at or m is None or m.status != "scheduled" or job_key(m, job.kind) != job.key:
                 detail = "too late" if now >= job.expires_at else "its meeting was cancelled or moved"
-                await store.finish_deliveries([(job.key, r.target.where, "missed", now, None, detail) for r in group])
+                await self._finish([(job.key, r.target.where, "missed", now, None, detail) for r in group])
                 continue
             work.append(self._deliver_post(job, m, [r.target for r in group], max(r.attempt for r in group)))
         return sum(await asyncio.gather(*work))
@@ -386,6 +406,7 @@ class Timeline:
         """A job's time has come. Jobs the scheduler starts together are run as one batch (one claim
         transaction); no lock: the claim in the database is what makes a post go out once."""
         self._batch.append(job)
+        self.host.metrics.lateness.observe(max(0.0, (self.host.clock.now() - job.due_at).total_seconds()))
         await asyncio.sleep(0)  # let the jobs started in the same pass join
         batch, self._batch = self._batch, []
         await self._run_jobs(batch, self.host.clock.now())
