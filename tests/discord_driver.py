@@ -201,6 +201,15 @@ class DiscordDriver:
                 for m in self.fake.channel_messages(where)
                 if int(m["author"]["id"]) == self.fake.bot.id and not m.get("webhook_id")]
 
+    async def pinged(self, post: str) -> set[str]:
+        """Whom Discord notified for the post: its `mentions`, as the fake resolves them from the content and
+        `allowed_mentions`."""
+        found = [m for m in self.fake.channel_messages(self.channel)
+                 if int(m["author"]["id"]) == self.fake.bot.id and plain_text(m["content"]) == post]
+        assert found, f"the bot posted no {post!r}"
+        names = {member.id: name for name, member in self.members.items()}
+        return {names.get(int(u["id"]), u["id"]) for u in found[0]["mentions"]}
+
 
 @contextlib.asynccontextmanager
 async def discord_bot(fake: FakeDiscord, tmp_path: Path, clock: FakeClock, monkeypatch: Any,

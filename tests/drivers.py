@@ -73,6 +73,9 @@ class Driver(Protocol):
 
     def posts(self) -> list[str]: ...
 
+    async def pinged(self, post: str) -> set[str]:
+        """The names of the users the bot's post with this text (as `posts` shows it) notified."""
+
 
 class PlatformDown(ConnectionError):
     """The test platform is unreachable (RecordingAdapter.down)."""
@@ -163,6 +166,11 @@ class CoreDriver:
 
     def posts(self) -> list[str]:
         return [self.adapter.render(p) for _, p, _ in self.adapter.sent] + list(self.adapter.ended.values())
+
+    async def pinged(self, post: str) -> set[str]:
+        found = [p for _, p, _ in self.adapter.sent if self.adapter.render(p) == post]
+        assert found, f"the bot posted no {post!r}"
+        return {u.id for u in found[0].mentions} if found[0].notify else set()
 
 
 def number_after(marker: str, text: str) -> int:

@@ -222,6 +222,18 @@ class MatrixDriver:
     def posts(self) -> list[str]:
         return list(self._posts.values())
 
+    async def pinged(self, post: str) -> set[str]:
+        """Whom the post notified: an `m.text` event's `m.mentions` (a notice notifies nobody)."""
+        account = self.users[self.organiser]
+        found = [e for e in await messages(account.client, self.room_id, limit=100)
+                 if e.get("sender") == self.bot.bot.user_id and (e.get("content") or {}).get("body") == post]
+        assert found, f"the bot posted no {post!r}"
+        content = found[0]["content"]
+        if content.get("msgtype") != "m.text":
+            return set()
+        names = {a.user_id: name for name, a in self.users.items()}
+        return {names.get(u, u) for u in (content.get("m.mentions") or {}).get("user_ids", [])}
+
 
 @pytest_asyncio.fixture
 async def matrix_driver(

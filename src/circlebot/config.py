@@ -214,6 +214,13 @@ class Timeline(_Frozen):
     reminder: LeadTime = Lead(0, timedelta(hours=24))
 
 
+class Turnout(_Frozen):
+    """Who is coming: a cap on the yes answers, beyond which members wait for a place (a waitlist shared by
+    every platform of the circle)."""
+
+    capacity: int | None = Field(default=None, ge=1, le=10_000)  # places at a meeting; None: no limit
+
+
 class CircleSettings(_Frozen):
     """One study circle."""
 
@@ -226,6 +233,7 @@ class CircleSettings(_Frozen):
     organisers: Organisers = Organisers()
     syllabus: tuple[str, ...] = ()
     timeline: Timeline = Timeline()
+    turnout: Turnout = Turnout()
     part_minutes: int = Field(default=25, ge=5, le=600)  # target reading time per meeting
     split_long_readings: bool = False  # schedule a too-long reading's parts as consecutive meetings
 

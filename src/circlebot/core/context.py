@@ -13,7 +13,7 @@ from circlebot.config import CircleSettings, Settings
 from circlebot.core.adapter import PollLimits
 from circlebot.core.clock import Clock
 from circlebot.core.commands import CommandTable, Syntax
-from circlebot.core.domain import ChannelRef, Event, Invocation, UserRef
+from circlebot.core.domain import ChannelRef, Event, Invocation, MessageRef, Post, UserRef
 from circlebot.core.polls import Polls
 from circlebot.core.text import Text
 from circlebot.readings import Collection
@@ -41,6 +41,9 @@ class Bot(Protocol):
 
     async def changed(self, circle: CircleSettings | None = None) -> None:
         """Meetings or polls changed: the timeline re-plans."""
+
+    async def post_to_circle(self, circle: CircleSettings, post: Post) -> list[MessageRef]:
+        """Say something in every running location of a circle (a place freed for someone on the waitlist)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import datetime
 
+from circlebot.config import CircleSettings
 from circlebot.core.commands import (
     MAX_NUMBER,
     MEETING,
@@ -19,10 +21,11 @@ from circlebot.core.commands import (
     positive_int,
 )
 from circlebot.core.context import Bot, Context, EventHandler
-from circlebot.core.domain import CheckInCast, MessageRef, RsvpAnswer, RsvpCast, UserRef
-from circlebot.core.text import Text
+from circlebot.core.domain import CheckInCast, MessageRef, Post, RsvpAnswer, RsvpCast, UserRef
+from circlebot.core.text import Text, cmd
 from circlebot.features.common import meeting_or_error, meeting_title, when
 from circlebot.store import Meeting
+from circlebot.store.turnout import TurnoutStore
 
 log = logging.getLogger(__name__)
 RSVP = choice("answer", "yes", "maybe", "no")
@@ -32,8 +35,38 @@ async def rsvp(ctx: Context, answer: str, meeting: int | None) -> Text:
     m = await meeting_or_error(ctx, meeting)
     if m.ends_at <= ctx.now:
         raise UsageError(f"meeting #{m.id} is over; RSVP to a coming one (`{ctx.prefix}upcoming`).")
-    await ctx.store.set_rsvp(m.id, ctx.member_id, RsvpAnswer(answer), ctx.now)
-    return f"{ctx.user.display}: {answer} for meeting #{m.id}, {meeting_title(ctx, m)} on " + when(m.starts_at) + "."
+    note = await _answer(ctx.bot, ctx.circle, m, ctx.member_id, RsvpAnswer(answer), ctx.now)
+    return (f"{ctx.user.display}: {answer} for meeting #{m.id}, {meeting_title(ctx, m)} on " + when(m.starts_at)
+            + "." + note)
+
+
+async def _answer(bot: Bot, circle: CircleSettings, m: Meeting, member_id: int, answer: RsvpAnswer | None,
+                  at: datetime) -> str:
+    """Store an RSVP; under a capacity, through the waitlist: returns what to add to the member's answer (their
+    turn in the queue), and tells whoever a freed place went to, in every location of the circle."""
+    capacity = circle.turnout.capacity
+    if capacity is None:
+        await bot.store.set_rsvp(m.id, member_id, answer, at)
+        return ""
+    done = await TurnoutStore(bot.store.db).answer(m.id, member_id, answer, at, capacity)
+    if done.promoted:
+        await _tell_promoted(bot, circle, m, done.promoted)
+    if done.waiting is not None:
+        return (f" The meeting is full ({capacity} places): you are number {done.waiting} on the waitlist. "
+                "I will say so here when a place frees up for you.")
+    if answer is RsvpAnswer.YES:
+        return " You have a place."
+    return ""
+
+
+async def _tell_promoted(bot: Bot, circle: CircleSettings, m: Meeting, promoted: tuple[UserRef, ...]) -> None:
+    reading = bot.readings.get(m.reading)
+    title = reading.title if reading else m.reading
+    names = ", ".join(u.display for u in promoted)
+    text = (f"🎟 A place has freed up at meeting #{m.id} (*{title}*, " + when(m.starts_at) + f"): {names}, "
+            + ("you are in" if len(promoted) == 1 else "you are all in") + " (from the waitlist). Cannot come "
+            "after all? " + cmd("rsvp", answer="no", meeting=m.id) + " frees it for the next.")
+    await bot.post_to_circle(circle, Post(text, mentions=promoted, notify=True, meeting_id=m.id))
 
 
 async def here(ctx: Context) -> str:
@@ -107,12 +140,20 @@ async def _meeting_record(ctx: Context, meeting_id: int) -> Text:
     came_ids = {u.id for u, _ in came}
     lines: list[Text | str] = [f"**Meeting #{m.id}**, " + when(m.starts_at) + f": {meeting_title(ctx, m)}",
              f"Checked in ({len(came)}): {', '.join(u.display for u, _ in came) or 'nobody yet'}"]
+    capacity = ctx.circle.turnout.capacity
+    if capacity is not None:  # who has a place, and the waitlist in its order
+        t = await TurnoutStore(ctx.store.db).turnout(m.id)
+        waiting = {(u.platform, u.id) for u in t.waiting}
+        rsvps = [(u, a) for u, a in rsvps if (u.platform, u.id) not in waiting]
     missing = [u.display for u, a in rsvps if a is RsvpAnswer.YES and u.id not in came_ids]
     if missing and m.starts_at <= ctx.now:
         lines.append(f"Said yes but not checked in: {', '.join(missing)}")
     for answer in RsvpAnswer:
         names = [u.display for u, a in rsvps if a is answer]
         lines.append(f"RSVP {answer.value} ({len(names)}): {', '.join(names) or '-'}")
+        if answer is RsvpAnswer.YES and capacity is not None:
+            lines.append(f"Waitlist ({len(t.waiting)}, {capacity} places): "
+                         + (", ".join(f"{i}. {u.display}" for i, u in enumerate(t.waiting, 1)) or "-"))
     return Text.join("\n", lines)
 
 
@@ -146,10 +187,13 @@ async def rsvp_from_event(app: Bot, event: RsvpCast) -> Text | str:
     if meeting.ends_at <= event.at:
         return f"Meeting #{meeting.id} is over; RSVP to a coming one."
     member_id = await app.store.ensure_member(event.user)
-    await app.store.set_rsvp(meeting.id, member_id, event.answer, event.at)
+    circle = app.settings.circle(meeting.circle)
+    if circle is None:
+        return "That meeting is no longer scheduled."
+    note = await _answer(app, circle, meeting, member_id, event.answer, event.at)
     if event.answer is None:
         return f"Your RSVP for meeting #{meeting.id} is withdrawn."
-    return f"Noted: {event.answer.value} for meeting #{meeting.id} on " + when(meeting.starts_at) + "."
+    return f"Noted: {event.answer.value} for meeting #{meeting.id} on " + when(meeting.starts_at) + "." + note
 
 
 async def checkin_from_event(app: Bot, event: CheckInCast) -> Text | str:

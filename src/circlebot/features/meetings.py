@@ -14,6 +14,7 @@ from circlebot.core.context import Context
 from circlebot.core.recurrence import free_slots, local_to_utc, occurrence_on
 from circlebot.core.text import Text
 from circlebot.core.timeline import PostKind, plan
+from circlebot.core.timeline.compose import turnout_summary
 from circlebot.features.common import (
     check_date,
     meeting_or_error,
@@ -23,6 +24,7 @@ from circlebot.features.common import (
     when,
 )
 from circlebot.store import Meeting
+from circlebot.store.turnout import TurnoutStore
 
 UPCOMING_LIMIT = 5
 STATE_MARKS = {"sent": "sent", "missed": "⚠ missed", "failed": "⚠ failed", "claimed": "sending"}
@@ -159,13 +161,16 @@ async def upcoming(ctx: Context) -> Text | str:
             f" Add one with `{ctx.prefix}schedule <reading>`.")
         return f"{ctx.circle.name} has no meeting scheduled.{hint}"
     counts = await ctx.store.rsvp_counts(m.id for m in meetings)
+    capacity = ctx.circle.turnout.capacity
+    turnouts = await TurnoutStore(ctx.store.db).turnouts(m.id for m in meetings) if capacity is not None else {}
     lines: list[Text | str] = [f"**Upcoming meetings of {ctx.circle.name}**"]
     for m in meetings:
         reading = ctx.readings.get(m.reading)
         minutes = f", {reading.minutes} min read" if reading else ""
         now_open = " (on now: check in with `here`)" if m.is_open(ctx.now) else ""
         lines.append(f"#{m.id} " + when(m.starts_at) + f": {meeting_title(ctx, m)}{minutes}{now_open}. "
-                     f"RSVPs: {rsvp_summary(counts[m.id])}")
+                     "RSVPs: " + (turnout_summary(turnouts[m.id], capacity) if m.id in turnouts
+                                  else rsvp_summary(counts[m.id])))
         lines.append("    posts: " + await _timeline_state(ctx, m))
     return Text.join("\n", lines)
 

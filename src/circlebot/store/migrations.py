@@ -262,4 +262,10 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "UPDATE meetings SET modified_at = created_at",
         ],
     ),
+    (
+        "the waitlist: a yes beyond a meeting's capacity waits for a place, in the order it joined the queue",
+        [
+            "ALTER TABLE rsvps ADD COLUMN waitlisted_at TEXT",  # NULL: not waiting (a place, or not a yes)
+        ],
+    ),
 ]

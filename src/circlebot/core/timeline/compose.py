@@ -12,6 +12,7 @@ from circlebot.core.text import Text, cmd, when
 from circlebot.core.timeline.plan import PostKind
 from circlebot.readings import Collection
 from circlebot.store import Meeting, Store
+from circlebot.store.turnout import Turnout, TurnoutStore
 
 
 class PostSources(Protocol):
@@ -35,6 +36,16 @@ class PostLines:
 
     kind: PostKind
     lines: Callable[[PostSources, Meeting, CircleSettings], Awaitable[list[Text | str]]]
+
+
+def turnout_summary(t: Turnout, capacity: int | None) -> str:
+    """The RSVP counts of a meeting, with its places and waitlist where the circle has a capacity."""
+    counts = f"{len(t.coming) + len(t.waiting)} yes" if capacity is None else f"{len(t.coming)} yes"
+    counts += f", {len(t.maybe)} maybe, {len(t.no)} no"
+    if capacity is None:
+        return counts
+    places = f"full ({capacity} places)" if len(t.coming) >= capacity else f"{len(t.coming)} of {capacity} places taken"
+    return counts + f"; {places}" + (f", {len(t.waiting)} on the waitlist" if t.waiting else "")
 
 
 async def compose(host: PostSources, kind: PostKind, m: Meeting, circle: CircleSettings,
@@ -65,14 +76,23 @@ async def compose(host: PostSources, kind: PostKind, m: Meeting, circle: CircleS
         lines += await host.post_lines(kind, m, circle)
         return Post(Text.join("\n", lines), meeting_id=m.id, controls=(Control.RSVP,))
     if kind is PostKind.REMINDER:
-        rsvps = rsvps_of[m.id] if rsvps_of is not None and m.id in rsvps_of else await host.store.rsvps(m.id)
-        coming = tuple(u for u, a in rsvps if a in (RsvpAnswer.YES, RsvpAnswer.MAYBE))
-        counts = {a: sum(1 for _, x in rsvps if x is a) for a in RsvpAnswer}
+        waiting: list[UserRef] = []
+        if circle.turnout.capacity is not None:  # who has a place and who waits for one
+            t = await TurnoutStore(host.store.db).turnout(m.id)
+            coming = (*t.coming, *t.maybe)
+            waiting = t.waiting
+            summary = turnout_summary(t, circle.turnout.capacity)
+        else:
+            rsvps = rsvps_of[m.id] if rsvps_of is not None and m.id in rsvps_of else await host.store.rsvps(m.id)
+            coming = tuple(u for u, a in rsvps if a in (RsvpAnswer.YES, RsvpAnswer.MAYBE))
+            counts = {a: sum(1 for _, x in rsvps if x is a) for a in RsvpAnswer}
+            summary = f"{counts[RsvpAnswer.YES]} yes, {counts[RsvpAnswer.MAYBE]} maybe, {counts[RsvpAnswer.NO]} no"
         lines = [f"⏰ **Reminder: meeting #{m.id}** starts " + starts + f": **{title}**{part}",
-                 f"RSVPs so far: {counts[RsvpAnswer.YES]} yes, {counts[RsvpAnswer.MAYBE]} maybe, "
-                 f"{counts[RsvpAnswer.NO]} no."]
+                 f"RSVPs so far: {summary}."]
         if coming:
             lines.append("See you there: " + ", ".join(u.display for u in coming))
+        if waiting:  # named, not mentioned: the waitlist is not pinged
+            lines.append("Waiting for a place: " + ", ".join(u.display for u in waiting))
         return Post(Text.join("\n", lines), mentions=coming, notify=True, meeting_id=m.id,
                     controls=(Control.RSVP,))
     if kind is PostKind.QUESTIONS:
