@@ -46,7 +46,8 @@ async def test_a_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
         with pytest.raises(sqlite3.IntegrityError):
             async with db.transaction() as conn:
                 await conn.execute("INSERT INTO members (platform, user_id) VALUES ('console', 'bob')")
-                await conn.execute("INSERT INTO rsvps VALUES (999, ?, 'yes', 'x')", (member,))  # no meeting 999
+                await conn.execute("INSERT INTO rsvps (meeting_id, member_id, answer, at) "
+                                   "VALUES (999, ?, 'yes', 'x')", (member,))  # no meeting 999
         assert await db.fetchone("SELECT 1 FROM members WHERE user_id = 'bob'") is None
     finally:
         await db.close()
@@ -164,7 +165,8 @@ async def test_a_failed_commit_is_rolled_back_and_later_writes_work(tmp_path: Pa
         with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
             async with db.transaction() as conn:
                 await conn.execute("PRAGMA defer_foreign_keys = ON")
-                await conn.execute("INSERT INTO rsvps VALUES (999, ?, 'yes', 'x')", (alice,))  # no meeting 999
+                await conn.execute("INSERT INTO rsvps (meeting_id, member_id, answer, at) "
+                                   "VALUES (999, ?, 'yes', 'x')", (alice,))  # no meeting 999
         assert not db.conn.in_transaction
         assert await db.fetchone("SELECT 1 FROM rsvps") is None
         # the next writes work: a new member, and a batched RSVP
