@@ -53,14 +53,16 @@ def in_reply_to(event: dict[str, Any]) -> str | None:
     return target if isinstance(target, str) else None
 
 
-def matrix_settings(tmp_path: Path, bot: MatrixAccount, rooms: list[str], **circle: Any) -> Settings:
-    """Settings for one circle living in `rooms`, organised by power level 50 (the default)."""
+def matrix_settings(tmp_path: Path, bot: MatrixAccount, rooms: list[str], *, encryption: bool = True,
+                    **circle: Any) -> Settings:
+    """Settings for one circle living in `rooms`, organised by power level 50 (the default); the crypto store
+    is the default one, beside the database in `tmp_path`."""
     circle.setdefault("organisers", {"console": []})
     return make_settings(
         tmp_path,
         circles=[circle_config(where={"console": False, "matrix_rooms": rooms}, **circle)],
         matrix={"homeserver": bot.user.homeserver, "user_id": bot.user_id, "access_token_env": TOKEN_ENV,
-                "device_id": bot.user.device_id},
+                "device_id": bot.user.device_id, "encryption": encryption},
     )
 
 

@@ -44,7 +44,7 @@ def test_readme_commands_are_the_makefile_targets() -> None:
 def test_pyproject_pins_the_fixed_choices() -> None:
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     deps = " ".join(project["dependencies"])
-    for pin in ("discord.py>=2.7,<2.8", "matrix-nio>=0.26,<0.27", "apscheduler>=3.11,<4", "aiosqlite"):
+    for pin in ("discord.py>=2.7,<2.8", "matrix-nio[e2e]>=0.26,<0.27", "apscheduler>=3.11,<4", "aiosqlite"):
         assert pin in deps
     assert "matrix-synapse" in " ".join(project["optional-dependencies"]["test"])
     assert project["scripts"]["circlebot"] == "circlebot.cli:main"

@@ -260,6 +260,10 @@ class MatrixSettings(_Frozen):
     device_id: str = "CIRCLEBOT"
     prefix: str = Field(default="!", min_length=1, max_length=5)
     accept_invites: bool = False
+    #: End-to-end encryption: read and answer in encrypted rooms (the device's keys live in `store_path`).
+    encryption: bool = True
+    #: The crypto store's directory (the bot's private keys: back it up); default beside the database.
+    store_path: Path | None = None
 
     @model_validator(mode="after")
     def _credentials(self) -> MatrixSettings:
@@ -405,14 +409,25 @@ def validate(data: dict[str, Any], path: Path) -> Settings:
     if shared:
         raise ConfigError(path, shared)
     base = path.parent
+    database = settings.database if settings.database.is_absolute() else base / settings.database
     return settings.model_copy(
         update={
+            "matrix": _matrix_paths(settings.matrix, base, database),
             "database": settings.database if settings.database.is_absolute() else base / settings.database,
             "readings": settings.readings if settings.readings.is_absolute() else base / settings.readings,
             "circles": tuple(c if c.timezone else c.model_copy(update={"timezone": settings.timezone})
                              for c in settings.circles),
         }
     )
+
+
+def _matrix_paths(m: MatrixSettings | None, base: Path, database: Path) -> MatrixSettings | None:
+    """The crypto store's directory made absolute: relative to the config file, or by default beside the
+    database (``circlebot.sqlite3`` -> ``circlebot-matrix-store/``)."""
+    if m is None:
+        return None
+    store = m.store_path if m.store_path is not None else database.parent / f"{database.stem}-matrix-store"
+    return m.model_copy(update={"store_path": store if store.is_absolute() else base / store})
 
 
 def load(path: Path) -> Settings:

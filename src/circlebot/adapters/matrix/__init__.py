@@ -1,8 +1,8 @@
 """The Matrix adapter: circlebot in Matrix rooms, through matrix-nio. One purpose a module: `sync` (the loop,
 back-fill, token), `commands`, `rooms` (standing, invitations, encrypted rooms), `direct` (DM rooms), `votes`
 (polls and votes; `polls` holds the MSC3381 events), `reactions` (RSVP and check-in), `send` (contents, HTML,
-chunks, transaction ids), `client` (nio settings, errors), `host` (what the parts share) and `adapter`
-(`MatrixAdapter`, all of them together).
+chunks, transaction ids), `crypto` (end-to-end encryption: the crypto store, key chores, sealing), `client`
+(nio settings, errors), `host` (what the parts share) and `adapter` (`MatrixAdapter`, all of them together).
 
 What it does, in the order events flow:
 
@@ -22,6 +22,10 @@ What it does, in the order events flow:
   count.
 * RSVP by ✅ ❔ ❌ reactions on a meeting post (removing the reaction removes the RSVP), check-in by a reaction
   on the questions post; the bot puts the reaction keys there itself.
+* In end-to-end encrypted rooms (``encryption = true``, the default) everything above works encrypted: nio
+  decrypts what comes, the bot seals what it sends (reactions too), room keys go to members' devices trusted
+  on first use. The crypto store (the device's keys) is kept beside the database; the device stays the same
+  across restarts.
 * When the homeserver goes away the sync loop retries with backoff (capped) and carries on from its token.
 """
 

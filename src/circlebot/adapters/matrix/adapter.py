@@ -15,6 +15,7 @@ from nio import AsyncClient, AsyncClientConfig
 
 from circlebot.adapters.matrix.client import PLATFORM, client_config
 from circlebot.adapters.matrix.commands import Commands
+from circlebot.adapters.matrix.crypto import Crypto
 from circlebot.adapters.matrix.direct import Direct
 from circlebot.adapters.matrix.host import MatrixRoom
 from circlebot.adapters.matrix.reactions import Reactions
@@ -26,7 +27,7 @@ from circlebot.config import MatrixSettings, Settings
 from circlebot.core.adapter import Lookups, PollLimits
 
 
-class MatrixAdapter(Sync, Commands, Rooms, Direct, Votes, Reactions, Send):
+class MatrixAdapter(Sync, Commands, Rooms, Direct, Votes, Reactions, Send, Crypto):
     """circlebot on Matrix. Construct it with the rooms of every circle; `serve` connects and serves until cancelled."""
 
     platform = PLATFORM
@@ -61,8 +62,11 @@ class MatrixAdapter(Sync, Commands, Rooms, Direct, Votes, Reactions, Send):
         self._zone = default_zone or ZoneInfo("UTC")
         self._sync_timeout_ms = sync_timeout_ms
         self._backoff = backoff
+        # Encryption needs the crypto store's directory (the config gives one; a bare MatrixSettings may not).
+        self._crypto_dir = settings.store_path if settings.encryption else None
         self.client = AsyncClient(settings.homeserver, settings.user_id, device_id=settings.device_id,
-                                  config=config or client_config())
+                                  store_path=str(self._crypto_dir) if self._crypto_dir else "",
+                                  config=config or client_config(self._crypto_dir is not None))
         self.ready = asyncio.Event()
         self.connected = False
         self.reconnects = 0

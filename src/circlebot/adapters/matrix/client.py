@@ -31,9 +31,10 @@ def _check(resp: object, ok: type[_T], what: str) -> _T:
     raise MatrixError(f"{what} failed: {status or type(resp).__name__} {message or ''}".rstrip())
 
 
-def client_config() -> AsyncClientConfig:
+def client_config(encryption: bool = False) -> AsyncClientConfig:
     """nio's defaults retry a dead connection forever and sleep on every 429. circlebot's own loops retry
-    with backoff during an outage, so a single request must give up after a few quick tries."""
+    with backoff during an outage, so a single request must give up after a few quick tries. With
+    `encryption`, nio keeps the device's keys in its SQLite crypto store (see `crypto`)."""
     return AsyncClientConfig(
         max_limit_exceeded=3,  # honour the server's retry_after three times, then report the error
         max_timeouts=2,  # two quick retries replace a pooled connection that died with a server restart
@@ -41,7 +42,7 @@ def client_config() -> AsyncClientConfig:
         max_timeout_retry_wait_time=2,
         request_timeout=30,
         store_sync_tokens=False,
-        encryption_enabled=False,
+        encryption_enabled=encryption,
     )
 
 

@@ -27,16 +27,20 @@ class Rooms(Host):
             if room_id not in joined:
                 log.warning("matrix: not in the configured room %s yet; invite %s to it", room_id, self.user_id)
                 continue
+            if self.encrypting:
+                if await self._know_room(room_id) is not None:
+                    log.info("matrix: room %s is end-to-end encrypted; reading and answering it encrypted", room_id)
+                continue
             resp = await self.client.room_get_state_event(room_id, "m.room.encryption")
             if isinstance(resp, RoomGetStateEventResponse) and resp.content.get("algorithm"):
                 self._warn_encrypted(room_id)
 
     def _warn_encrypted(self, room_id: str) -> None:
-        if room_id in self._warned_encrypted:
+        if room_id in self._warned_encrypted or self.encrypting:
             return
         self._warned_encrypted.add(room_id)
-        log.warning("matrix: room %s is end-to-end encrypted; circlebot cannot read encrypted rooms and will not "
-                    "see anything said there. Use a room without encryption for the circle.", room_id)
+        log.warning("matrix: room %s is end-to-end encrypted, but encryption is off ([matrix] encryption = false): "
+                    "circlebot cannot read it and will not see anything said there.", room_id)
 
     async def _on_invite(self, room_id: str, state: Sequence[Any] = ()) -> None:
         if room_id not in self._rooms and not self.settings.accept_invites and await self._join_direct(room_id, state):

@@ -7,9 +7,11 @@ import html
 import json
 from collections.abc import Mapping
 from typing import Any
+from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 from nio import RoomSendResponse
+from nio.api import Api
 
 from circlebot.adapters.matrix.client import PLATFORM, _check
 from circlebot.adapters.matrix.host import Handle, Host
@@ -34,8 +36,11 @@ class Send(Host):
         return room.zone if room else self._zone
 
     async def _send_event(self, room_id: str, kind: str, content: dict[str, Any], txn: str | None = None) -> str:
-        """Send one event; with a transaction id, a repeat (same device, same id) returns the first event."""
-        resp = await self.client.room_send(room_id, kind, content, tx_id=txn, ignore_unverified_devices=True)
+        """Send one event, encrypted in an encrypted room (reactions too, which nio's ``room_send`` leaves in
+        clear); with a transaction id, a repeat (same device, same id) returns the first event."""
+        sent_as, body = await self._seal(room_id, kind, content)
+        method, path, data = Api.room_send(self.client.access_token, room_id, sent_as, body, txn or uuid4())
+        resp = await self.client._send(RoomSendResponse, method, path, data, (room_id,))
         return _check(resp, RoomSendResponse, f"send {kind} to {room_id}").event_id  # type: ignore[no-any-return]
 
     def _contents(self, text: str, post: Post, relates: dict[str, Any] | None,

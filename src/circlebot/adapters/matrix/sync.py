@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import aiohttp
-from nio import LoginResponse, RoomMessagesResponse, SyncError, SyncResponse
+from nio import LoginResponse, RoomMessagesResponse, SyncError, SyncResponse, WhoamiError, WhoamiResponse
 from nio.api import MessageDirection
 
 from circlebot.adapters.matrix import polls
@@ -93,7 +93,8 @@ class Sync(Host):
             await self.client.close()
 
     async def _step(self, resp: SyncResponse, since: str | None, first: bool) -> None:
-        """Handle one sync response, then keep its token."""
+        """Handle one sync response (after the key chores it brought), then keep its token."""
+        await self._key_chores()
         await self._handle_sync(resp, since)
         await self._lookups.state.set_setting("sync_token", resp.next_batch)
         if first:
@@ -113,15 +114,48 @@ class Sync(Host):
                 delay = min(delay * 2, self._backoff[1])
 
     async def _login(self) -> None:
+        """Log in on the bot's one device and open its crypto store. An access token names its device (asked
+        with ``whoami``); a password logs in once on the configured device and the login is kept in the store,
+        so a restart neither logs in again nor makes a new device."""
         if self._token:
-            self.client.restore_login(self.user_id, self.settings.device_id, self._token)
+            device = await self._whoami(self._token)
+            await self._restore(device or self.settings.device_id, self._token)
             return
+        await self._make_store_dir()  # nio opens the store as the login succeeds: its directory must be there
+        saved = await asyncio.to_thread(self._saved_session)
+        if saved is not None:
+            if await self._whoami(saved["access_token"], fatal=False) is not None:
+                await self._restore(saved["device_id"], saved["access_token"])
+                return
+            await asyncio.to_thread(self._forget_session)  # logged out meanwhile: log in again
         resp = await self.client.login(self._password, device_name="circlebot")
         if not isinstance(resp, LoginResponse):
             status = getattr(resp, "status_code", "")
             if status in ("M_FORBIDDEN", "M_USER_DEACTIVATED", "M_INVALID_PARAM"):
                 raise FatalMatrixError(f"the homeserver refused the bot's password login ({status})")
             _check(resp, LoginResponse, "log in")
+        await self._open_store()
+        await asyncio.to_thread(self._save_session)
+
+    async def _whoami(self, token: str, *, fatal: bool = True) -> str | None:
+        """The device the access token belongs to; a refused token is fatal (or None when not `fatal`)."""
+        self.client.access_token = token
+        resp = await self.client.whoami()
+        if isinstance(resp, WhoamiError) and resp.status_code in ("M_UNKNOWN_TOKEN", "M_MISSING_TOKEN"):
+            if not fatal:
+                return None
+            raise FatalMatrixError(f"the homeserver refused the bot's access token ({resp.status_code})")
+        who = _check(resp, WhoamiResponse, "ask the homeserver who the bot is")
+        if who.user_id != self.user_id:
+            raise FatalMatrixError(f"the access token is {who.user_id}'s, not {self.user_id}'s")
+        return who.device_id if isinstance(who.device_id, str) else ""
+
+    async def _restore(self, device_id: str, token: str) -> None:
+        if self.settings.device_id != device_id:
+            log.info("matrix: the access token is for device %s (configured: %s)", device_id, self.settings.device_id)
+        self.client.user_id, self.client.device_id = self.user_id, device_id
+        await self._open_store()  # before restore_login, which would open it on the event loop
+        self.client.restore_login(self.user_id, device_id, token)
 
     async def _sync(self, token: str | None, timeout_ms: int) -> SyncResponse:
         resp = await self.client.sync(timeout=timeout_ms, sync_filter=SYNC_FILTER, since=token)
@@ -225,8 +259,8 @@ class Sync(Host):
                     await self._on_reaction(room_id, src)
                 elif kind == "m.room.redaction":
                     await self._on_redaction(room_id, src)
-                elif kind == "m.room.encrypted" and room_id in self._rooms:
-                    self._warn_encrypted(room_id)
+                elif kind == "m.room.encrypted":  # what is left encrypted after nio decrypted what it could
+                    await self._on_undecryptable(room_id, src)
                 elif kind in polls.END_TYPES and room_id in self._rooms:
                     await self._on_foreign_end(room_id, src)
             except (MatrixError, aiohttp.ClientError, TimeoutError, NotStored):

@@ -147,7 +147,7 @@ class Votes(Host):
             resp = _check(await self.client._send(RoomEventRelationsResponse, method, path,
                                                   response_data=(room_id, start_id)),
                           RoomEventRelationsResponse, f"read the relations of {start_id}")
-            events.extend(s for s in (_source(e) for e in resp.events) if s)
+            events.extend(s for s in (_source(self._readable(e)) for e in resp.events) if s)  # nio: not decrypted
             if not resp.next_batch:
                 complete = True
                 break

@@ -1,0 +1,190 @@
+"""End-to-end encryption: nio's crypto store (the bot's device keys, its Olm and Megolm sessions) opened
+beside the database, the key chores a plain ``sync()`` leaves undone, members' devices trusted on first use,
+and events sealed for an encrypted room before they are sent.
+
+Trust on first use: the first time the bot sees a device of a room member (by ``/keys/query``) it marks it
+verified, so room keys are shared with it without anyone comparing emoji; nio keeps the device's ed25519 key
+from then on and ignores a different key announced later under the same device id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from nio import (
+    JoinedMembersResponse,
+    KeysClaimResponse,
+    KeysQueryResponse,
+    KeysUploadResponse,
+    MatrixRoom,
+    MegolmEvent,
+    RoomGetStateEventResponse,
+)
+from nio.exceptions import EncryptionError, LocalProtocolError
+
+from circlebot.adapters.matrix.client import MatrixError, _check
+from circlebot.adapters.matrix.host import Host
+
+#: The saved login of a password-configured bot (its access token for its one device), inside the store.
+SESSION_FILE = "session.json"
+
+log = logging.getLogger(__name__)
+
+
+class Crypto(Host):
+    """The bot's device keys and the encryption of what it sends into encrypted rooms."""
+
+    @property
+    def encrypting(self) -> bool:
+        """Whether the crypto store is open (encryption on and logged in)."""
+        return self.client.olm is not None
+
+    async def _open_store(self) -> None:
+        """Open (or create) the crypto store of the logged-in user and device. The store file is named after
+        both, so a new device gets a new store and the old one stays as it was."""
+        if self._crypto_dir is None:
+            return
+        await self._make_store_dir()
+        if self.client.store is None:
+            await asyncio.to_thread(self.client.load_store)  # SQLite: off the event loop
+        if self.client.olm is None:
+            raise MatrixError(f"could not open the Matrix crypto store in {self._crypto_dir}")
+        log.info("matrix: crypto store %s open for device %s (identity key %s)", self._crypto_dir,
+                 self.client.device_id, self.client.olm.account.identity_keys["ed25519"])
+
+    async def _make_store_dir(self) -> None:
+        if self._crypto_dir is not None:
+            await asyncio.to_thread(_make_private_dir, self._crypto_dir)
+
+    # keys ------------------------------------------------------------------------------------------
+    async def _key_chores(self) -> None:
+        """What ``sync_forever`` would do after each sync: upload the device's (one-time) keys, query the keys
+        of members whose devices changed, claim one-time keys for new Olm sessions, send queued to-device
+        messages (key requests, forwarded keys)."""
+        client = self.client
+        if client.olm is None:
+            return
+        if client.should_upload_keys:
+            _check(await client.keys_upload(), KeysUploadResponse, "upload the device keys")
+        if client.should_query_keys:
+            _check(await client.keys_query(), KeysQueryResponse, "query members' device keys")
+            self._trust_new_devices()
+        if client.should_claim_keys:
+            _check(await client.keys_claim(client.get_users_for_key_claiming()), KeysClaimResponse,
+                   "claim one-time keys")
+        await client.send_to_device_messages()
+
+    def _trust_new_devices(self) -> None:
+        """Trust on first use: every device seen for the first time is marked verified (documented in the
+        README); a device the bot's owner blacklisted stays so."""
+        store = self.client.olm.device_store if self.client.olm else None
+        if store is None:
+            return
+        for device in store:
+            if device.user_id == self.user_id and device.id == self.client.device_id:
+                continue
+            if not device.verified and not device.blacklisted and not device.ignored:
+                self.client.verify_device(device)
+                log.info("matrix: trusting %s's device %s on first use", device.user_id, device.id)
+
+    # rooms -----------------------------------------------------------------------------------------
+    async def _know_room(self, room_id: str) -> MatrixRoom | None:
+        """nio's view of a room the bot is in, made from the homeserver's state when no sync has shown it yet
+        (a quiet room after a restart, a direct room just opened); None when the room is not encrypted and
+        nio need not know it."""
+        room = self.client.rooms.get(room_id)
+        if room is not None or self.client.olm is None:
+            return room
+        resp = await self.client.room_get_state_event(room_id, "m.room.encryption")
+        if not (isinstance(resp, RoomGetStateEventResponse) and resp.content.get("algorithm")):
+            return None
+        room = self.client.rooms.setdefault(room_id, MatrixRoom(room_id, self.user_id, encrypted=True))
+        room.encrypted = True
+        self.client.encrypted_rooms.add(room_id)
+        return room
+
+    async def _seal(self, room_id: str, kind: str, content: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The event type and content to send: in an encrypted room, ``m.room.encrypted`` with the event sealed
+        by the room's Megolm session (shared first with every member's devices that lack it). Relations stay
+        readable to the server (nio copies ``m.relates_to`` outside), so replies, votes and reactions relate."""
+        if self.client.olm is None:
+            return kind, content
+        room = await self._know_room(room_id)
+        if room is None or not room.encrypted:
+            return kind, content
+        client = self.client
+        if not room.members_synced:
+            _check(await client.joined_members(room_id), JoinedMembersResponse, f"list the members of {room_id}")
+        await self._key_chores()
+        if client.olm is not None and client.olm.should_share_group_session(room_id):
+            sharing = client.sharing_session.get(room_id)
+            if sharing is not None:
+                await sharing.wait()
+            else:
+                await client.share_group_session(room_id, ignore_unverified_devices=True)
+        try:
+            return client.encrypt(room_id, kind, content)  # type: ignore[no-any-return]
+        except (LocalProtocolError, EncryptionError) as e:
+            raise MatrixError(f"cannot encrypt for {room_id}: {e}") from e
+
+    async def _on_undecryptable(self, room_id: str, src: Mapping[str, Any]) -> None:
+        """An encrypted event the bot cannot read (encryption off, or a key it never got)."""
+        if self.client.olm is None:
+            if room_id in self._rooms:
+                self._warn_encrypted(room_id)
+            return
+        content = src.get("content") or {}
+        log.warning("matrix: cannot decrypt event %s from %s in %s (Megolm session %s): the sender's device did "
+                    "not share its key with this device", src.get("event_id"), src.get("sender"), room_id,
+                    content.get("session_id") if isinstance(content, dict) else None)
+
+    def _readable(self, event: Any) -> Any:
+        """The event decrypted when it is an encrypted one the bot has the key for, else as it is (for events
+        nio does not decrypt itself, such as the relations of a poll)."""
+        if isinstance(event, MegolmEvent) and self.client.olm is not None:
+            try:
+                return self.client.decrypt_event(event)
+            except EncryptionError:
+                return event
+        return event
+
+    # the saved login (password only) -----------------------------------------------------------------
+    def _saved_session(self) -> Mapping[str, str] | None:
+        """The login kept from a password login, when it is for this user (a restart reuses it: same device,
+        same access token, no new login)."""
+        if self._crypto_dir is None:
+            return None
+        try:
+            data = json.loads((self._crypto_dir / SESSION_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if (not isinstance(data, dict) or data.get("user_id") != self.user_id
+                or not all(isinstance(data.get(k), str) for k in ("device_id", "access_token"))):
+            return None
+        return data
+
+    def _save_session(self) -> None:
+        if self._crypto_dir is None:
+            return
+        _make_private_dir(self._crypto_dir)
+        path = self._crypto_dir / SESSION_FILE
+        data = {"user_id": self.user_id, "device_id": self.client.device_id, "access_token": self.client.access_token}
+        fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f)
+        os.replace(path.with_suffix(".tmp"), path)
+
+    def _forget_session(self) -> None:
+        if self._crypto_dir is not None:
+            (self._crypto_dir / SESSION_FILE).unlink(missing_ok=True)
+
+
+def _make_private_dir(path: Path) -> None:
+    """The store directory, readable by its owner only (it holds the bot's private keys)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -1,0 +1,238 @@
+"""End-to-end encryption against a real Synapse: the whole bot in an encrypted room with members whose nio
+clients encrypt (each with its own crypto store), as Element's members do.
+
+What a member sees is read the way their client reads it: synced, decrypted with their own keys. The raw
+events on the server are checked too, so that "encrypted" means the server never saw the text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from nio import AsyncClient, AsyncClientConfig, MegolmEvent
+from nio.exceptions import EncryptionError
+
+from circlebot.adapters.matrix import CHECK_IN_KEY
+from circlebot.app import App
+from circlebot.core.domain import ChannelRef, Control, Post, RsvpAnswer
+from circlebot.readings import load_collection
+from circlebot.store import Store
+from drivers import FakeClock, number_after
+from synapse_harness import MatrixAccount, create_room, invite, messages, wait_for_event
+from test_matrix_driver import WAIT, MakeUser, MatrixBot, in_reply_to, matrix_settings
+
+Source = dict[str, Any]
+SEED = "bolivia-2003-first-balance-sheet"
+
+
+class Member:
+    """A room member on an encrypting nio client (its crypto store in `store`): syncs with the key chores,
+    sends every event encrypted (reactions too, as Element does), and reads what it can decrypt."""
+
+    def __init__(self, account: MatrixAccount, store: Path) -> None:
+        self.account = account
+        self.user_id = account.user_id
+        store.mkdir(parents=True, exist_ok=True)
+        user = account.user
+        self.client = AsyncClient(user.homeserver, user.user_id, device_id=user.device_id, store_path=str(store),
+                                  config=AsyncClientConfig(encryption_enabled=True, store_sync_tokens=False,
+                                                           max_limit_exceeded=0, max_timeouts=3,
+                                                           request_timeout=15))
+        self.client.restore_login(user.user_id, user.device_id, user.access_token)
+        assert self.client.olm is not None, "the member's crypto store did not open"
+        self.token: str | None = None
+        self.timeline: dict[str, list[Any]] = {}
+
+    async def sync(self, timeout_ms: int = 0) -> None:
+        client = self.client
+        resp = await client.sync(timeout=timeout_ms, since=self.token, full_state=self.token is None)
+        self.token = resp.next_batch
+        for room_id, info in resp.rooms.join.items():
+            self.timeline.setdefault(room_id, []).extend(info.timeline.events)
+        if client.should_upload_keys:
+            await client.keys_upload()
+        if client.should_query_keys:
+            await client.keys_query()
+        if client.should_claim_keys:
+            await client.keys_claim(client.get_users_for_key_claiming())
+        await client.send_to_device_messages()
+        for events in self.timeline.values():  # keys that came later
+            for i, event in enumerate(events):
+                if isinstance(event, MegolmEvent):
+                    with contextlib.suppress(EncryptionError):
+                        events[i] = client.decrypt_event(event)
+
+    async def send(self, room_id: str, kind: str, content: dict[str, Any]) -> str:
+        """Send one event encrypted for the room (its room key shared first with every member's devices)."""
+        client = self.client
+        if room_id not in client.rooms:
+            await self.sync()
+        room = client.rooms[room_id]
+        if not room.members_synced:
+            await client.joined_members(room_id)
+        if client.should_query_keys:
+            await client.keys_query()
+        if client.olm is not None and client.olm.should_share_group_session(room_id):
+            await client.share_group_session(room_id, ignore_unverified_devices=True)
+        sent_as, body = client.encrypt(room_id, kind, content)
+        assert sent_as == "m.room.encrypted"
+        url = f"{client.homeserver}/_matrix/client/v3/rooms/{room_id}/send/m.room.encrypted/{uuid4()}"
+        async with (aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session,
+                    session.put(url, json=body, headers={"Authorization": f"Bearer {client.access_token}"}) as r):
+            answer = await r.json()
+            assert r.status == 200, answer
+            return str(answer["event_id"])
+
+    async def command(self, room_id: str, text: str) -> str:
+        return await self.send(room_id, "m.room.message", {"msgtype": "m.text", "body": text})
+
+    def readable(self, room_id: str) -> list[Source]:
+        """The room's events as this member's client shows them (decrypted where it has the keys)."""
+        return [e.source for e in self.timeline.get(room_id, []) if not isinstance(e, MegolmEvent)]
+
+    async def wait_for(self, room_id: str, match: Callable[[Source], bool], timeout: float = WAIT) -> Source:  # noqa: ASYNC109
+        """Sync until an event this member can read matches; the member's client decrypts it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [e for e in self.readable(room_id) if match(e)]
+            if found:
+                return found[0]
+            if time.monotonic() > deadline:
+                shown = [(e.get("type"), (e.get("content") or {}).get("body")) for e in self.readable(room_id)][-8:]
+                undecrypted = sum(isinstance(e, MegolmEvent) for e in self.timeline.get(room_id, []))
+                raise TimeoutError(f"nothing matching within {timeout} s; readable: {shown}, "
+                                   f"{undecrypted} undecryptable")
+            await self.sync(timeout_ms=200)
+
+
+@pytest_asyncio.fixture
+async def members(matrix_user: MakeUser, tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+    made: list[Member] = []
+
+    async def make(name: str) -> Member:
+        account = await matrix_user(name)
+        await account.client.set_displayname(name)
+        member = Member(account, tmp_path / f"{name}-store")
+        made.append(member)
+        return member
+
+    yield make
+    for m in made:
+        with contextlib.suppress(Exception):
+            await m.client.close()
+
+
+def from_bot(bot: str, kind: str | None = None, reply_to: str | None = None) -> Callable[[Source], bool]:
+    def match(e: Source) -> bool:
+        return (e.get("sender") == bot and (kind is None or e.get("type") == kind)
+                and (reply_to is None or in_reply_to(e) == reply_to))
+    return match
+
+
+async def raw_event(account: MatrixAccount, room_id: str, event_id: str) -> Source:
+    """The event as the server holds it."""
+    return next(e for e in await messages(account.client, room_id, limit=100) if e.get("event_id") == event_id)
+
+
+async def bot_keys(account: MatrixAccount) -> dict[str, Any]:
+    """The bot's devices and their keys, as anyone asking ``/keys/query`` sees them."""
+    url = f"{account.user.homeserver}/_matrix/client/v3/keys/query"
+    async with (aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session,
+                session.post(url, json={"device_keys": {account.user_id: []}},
+                             headers={"Authorization": f"Bearer {account.user.access_token}"}) as r):
+        body = await r.json()
+        assert r.status == 200, body
+        return dict(body["device_keys"].get(account.user_id, {}))
+
+
+@pytest.mark.timeout(90)
+async def test_an_encrypted_room_commands_polls_reactions_and_a_restart(
+    matrix_user: MakeUser, members: Callable[..., Any], tmp_path: Path, store: Store, clock: FakeClock
+) -> None:
+    olga, alice = await members("olga"), await members("alice")
+    bot_account = await matrix_user("bot")
+    bot_id = bot_account.user_id
+    room = await create_room(olga.account.client, invite=[alice.user_id], encrypted=True, name="secret circle")
+    await alice.account.client.join(room)
+    settings = matrix_settings(tmp_path, bot_account, [room])
+    bot = MatrixBot(App(settings, store, load_collection(settings.readings), clock), bot_account)
+    await bot.start()
+    try:
+        await invite(olga.account.client, room, bot_id)
+        await wait_for_event(olga.account.client, room, lambda e: e.get("type") == "m.room.member"
+                             and e.get("state_key") == bot_id and e["content"].get("membership") == "join",
+                             timeout=WAIT, interval=0.02)
+        for m in (olga, alice):
+            await m.sync()
+
+        # a command, encrypted; the answer, encrypted, decrypted by the member
+        ask = await alice.command(room, "!circle")
+        assert (await raw_event(alice.account, room, ask))["type"] == "m.room.encrypted"
+        await bot.processed(ask)
+        answer = await alice.wait_for(room, from_bot(bot_id, "m.room.message", reply_to=ask))
+        assert "Test study circle" in answer["content"]["body"] and answer["content"]["msgtype"] == "m.notice"
+        raw = await raw_event(alice.account, room, answer["event_id"])
+        assert raw["type"] == "m.room.encrypted" and "Test study circle" not in str(raw)
+
+        # a private answer: the 📨 reaction on the command is encrypted too
+        wrong = await alice.command(room, "!rsvp perhaps")
+        await bot.processed(wrong)
+        mark = await alice.wait_for(room, lambda e: e.get("sender") == bot_id and e.get("type") == "m.reaction"
+                                    and e["content"]["m.relates_to"]["event_id"] == wrong)
+        assert (await raw_event(alice.account, room, mark["event_id"]))["type"] == "m.room.encrypted"
+
+        # a poll opened, voted and closed, every event encrypted
+        opened = await olga.command(room, '!poll "Best day?" "Mon" "Tue"')
+        await bot.processed(opened)
+        poll = number_after("poll", (await olga.wait_for(room, from_bot(bot_id, reply_to=opened)))["content"]["body"])
+        start = await alice.wait_for(room, from_bot(bot_id, "org.matrix.msc3381.poll.start"))
+        assert (await raw_event(alice.account, room, start["event_id"]))["type"] == "m.room.encrypted"
+        vote = await alice.send(room, "org.matrix.msc3381.poll.response", {
+            "m.relates_to": {"rel_type": "m.reference", "event_id": start["event_id"]},
+            "org.matrix.msc3381.poll.response": {"answers": ["a2"]}})
+        await bot.processed(vote)
+        assert [answers for _, answers in await store.ballots(poll)] == [(1,)]
+        close = await olga.command(room, f"!poll close {poll}")
+        await bot.processed(close)
+        end = await alice.wait_for(room, from_bot(bot_id, "org.matrix.msc3381.poll.end"))
+        assert end["content"]["m.relates_to"]["event_id"] == start["event_id"]
+        assert "Tue: 1" in end["content"]["org.matrix.msc1767.text"]
+
+        # RSVP and check-in by encrypted reactions on the bot's (encrypted) meeting posts
+        now = datetime.now(UTC)
+        meeting = await store.add_meeting("study", now - timedelta(minutes=10), now + timedelta(minutes=80), SEED,
+                                          None, now)
+        where = ChannelRef("matrix", room)
+        post = await bot.adapter.send(where, Post("Coming?", meeting_id=meeting.id, controls=(Control.RSVP,)))
+        questions = await bot.adapter.send(where, Post("Questions", meeting_id=meeting.id,
+                                                       controls=(Control.CHECK_IN,)))
+        offered = await alice.wait_for(room, lambda e: e.get("type") == "m.reaction"
+                                       and e["content"]["m.relates_to"]["event_id"] == questions.id)
+        assert offered["content"]["m.relates_to"]["key"] == CHECK_IN_KEY
+        for target, key in ((post.id, "✅"), (questions.id, CHECK_IN_KEY)):
+            await bot.processed(await alice.send(room, "m.reaction", {
+                "m.relates_to": {"rel_type": "m.annotation", "event_id": target, "key": key}}))
+        assert [(u.id, a) for u, a in await store.rsvps(meeting.id)] == [(alice.user_id, RsvpAnswer.YES)]
+        assert [u.id for u, _ in await store.checkins(meeting.id)] == [alice.user_id]
+
+        # a restart: the same device, the same keys, and it still reads and answers
+        before = await bot_keys(bot_account)
+        device = bot.adapter.client.device_id
+        await bot.restart()
+        assert bot.adapter.client.device_id == device
+        again = await alice.command(room, "!circle")
+        await bot.processed(again)
+        await alice.wait_for(room, from_bot(bot_id, "m.room.message", reply_to=again))
+        after = await bot_keys(bot_account)
+        assert list(after) == [device] and after[device]["keys"] == before[device]["keys"]
+    finally:
+        await bot.stop()
