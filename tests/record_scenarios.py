@@ -4,10 +4,11 @@ the export in chat, the facilitator rota. Assertions are on what users see."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from drivers import Driver
 
+SEED = "bolivia-2003-first-balance-sheet"
 FIRST_START = datetime(2026, 11, 26, 19, tzinfo=UTC)  # meeting #1, the syllabus's: Thu 26 Nov 19:00 London
 
 
@@ -76,4 +77,51 @@ def _typed_choices(d: Driver) -> bool:
     return "discord" in d.app.adapters
 
 
-ALL = [reading_progress]
+async def attendance_history(d: Driver) -> None:
+    """Four meetings: came, walk-in, no-show and excused in each member's record, the rate, streaks only for
+    whoever turned them on and only in their own record, and who keeps missing what they said yes to."""
+    o = d.organiser
+    first = await d.say(o, f"schedule {SEED}")
+    assert "Scheduled meeting #1" in first, first
+    for n in (2, 3, 4):
+        assert f"meeting #{n}" in await d.say(o, f"schedule {SEED} next")
+    for who, answers in {"alice": "yes yes no yes", "bob": "yes yes yes -", "carol": "no yes yes -"}.items():
+        for meeting, answer in enumerate(answers.split(), 1):
+            if answer != "-":
+                assert f"{answer} for meeting #{meeting}" in await d.say(who, f"rsvp {answer} {meeting}")
+    came = {1: ["alice", "dan"], 2: ["alice", "carol"], 3: ["carol"], 4: ["alice"]}
+    for meeting, people in came.items():
+        d.clock.set(FIRST_START + timedelta(weeks=meeting - 1, minutes=5))
+        for who in people:
+            assert f"checked in to meeting #{meeting}" in await d.say(who, "here")
+
+    own = await d.say("alice", "attendance")  # a member's own record, privately
+    assert own.private and "Attendance of alice" in own, own
+    assert "came to 3 of 4 meeting(s) (0 walk-in); 0 no-show, 1 excused; attendance rate 100%" in own, own
+    lines = own.text.split("\n")
+    assert "#1" in lines[1] and "came (said yes)" in lines[1] and "#3" in lines[3] and "excused" in lines[3], own
+    assert "Streak" not in own  # off until she turns it on
+    assert "Streaks on" in await d.say("alice", "streaks on")
+    streak = await d.say("alice", "attendance me")
+    assert streak.private and "Streak: 3 meeting(s) in a row (longest: 3)" in streak, streak  # #3 excused
+
+    bob = await d.say("bob", "attendance me")
+    assert "came to 0 of 3 meeting(s) (0 walk-in); 3 no-show, 0 excused; attendance rate 0%" in bob, bob
+    dan = await d.say("dan", "attendance me")
+    assert "came to 1 of 3 meeting(s) (1 walk-in)" in dan and "walk-in" in dan.text.split("\n")[1], dan
+
+    circle = await d.say(o, "attendance")
+    assert "Missed the last 3 meetings they said yes to: bob." in circle, circle
+    about = await d.say(o, "attendance alice")
+    assert "Attendance of alice" in about and "Streak" not in about, about  # her streak is hers alone
+    assert "3 no-show" in await d.say(o, "attendance bob")
+    mine = await d.say(o, "attendance me")
+    assert mine.private and "Attendance of olga" in mine and "nothing on record" in mine, mine
+
+    assert "Streaks off" in await d.say("alice", "streaks off")
+    assert "Streak" not in await d.say("alice", "attendance me")
+    refused = await d.say("alice", "attendance bob")
+    assert "only their own attendance" in refused, refused
+
+
+ALL = [reading_progress, attendance_history]

@@ -4,11 +4,15 @@ scenario does not reach through every platform."""
 from __future__ import annotations
 
 import sqlite3
+from datetime import timedelta
 from pathlib import Path
 
-from circlebot.store import Database
+from circlebot.app import App
+from circlebot.readings import load_collection
+from circlebot.store import Database, Store
 from circlebot.store.migrations import MIGRATIONS
-from drivers import CoreDriver
+from conftest import circle_config, make_settings
+from drivers import CoreDriver, FakeClock, RecordingAdapter
 
 RECORD = next(i for i, (what, _) in enumerate(MIGRATIONS) if what.startswith("the circle's record"))
 
@@ -45,3 +49,26 @@ async def test_read_takes_a_meeting_number_in_place_of_the_answer(core: CoreDriv
     assert "there is no meeting #9" in (await core.say("alice", "read 9")).text.lower()
     both = await core.say("alice", "read 1 2")
     assert "before the meeting's number" in both and "Usage:" in both, both
+
+
+async def test_a_yes_still_on_the_waitlist_is_no_no_show(tmp_path: Path, clock: FakeClock) -> None:
+    """Issue 14's waitlist: a member who said yes but never got a place did not fail to come."""
+    settings = make_settings(tmp_path, circles=[circle_config(syllabus=[], turnout={"capacity": 1})])
+    store = Store(await Database.open(settings.database))
+    store.batcher.start()
+    try:
+        app = App(settings, store, load_collection(settings.readings), clock)
+        adapter = RecordingAdapter(settings.zone_of(settings.circles[0]))
+        app.add_adapter(adapter)
+        d = CoreDriver(app, adapter, clock, "study")
+        await d.say("olga", "schedule bolivia-2003-first-balance-sheet")
+        await d.say("alice", "rsvp yes")
+        waiting = await d.say("bob", "rsvp yes")
+        assert "waitlist" in waiting.text.lower(), waiting
+        clock.advance(timedelta(days=3))  # meeting #1 is over; nobody came
+        assert "1 no-show" in await d.say("alice", "attendance me")
+        bob = await d.say("bob", "attendance me")
+        assert "0 no-show" in bob and "absent (on the waitlist)" in bob, bob
+    finally:
+        await store.batcher.stop()
+        await store.db.close()

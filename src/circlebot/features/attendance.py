@@ -23,6 +23,7 @@ from circlebot.core.commands import (
 from circlebot.core.context import Bot, Context, EventHandler
 from circlebot.core.domain import CheckInCast, MessageRef, Post, RsvpAnswer, RsvpCast, UserRef
 from circlebot.core.text import Text, cmd
+from circlebot.features import record
 from circlebot.features.common import meeting_or_error, meeting_title, when
 from circlebot.store import Meeting
 from circlebot.store.turnout import TurnoutStore
@@ -123,14 +124,7 @@ async def _find_member(ctx: Context, who: str) -> UserRef | None:
 
 
 async def _member_record(ctx: Context, member_id: int, name: str) -> Text | str:
-    record = await ctx.store.attendance_of(member_id, ctx.circle.slug, ctx.now)
-    if not record:
-        return f"{ctx.circle.name} has had no meetings yet."
-    came = sum(1 for _, c in record if c)
-    lines: list[Text | str] = [f"**Attendance of {name}**: {came} of {len(record)} meeting(s)"]
-    lines += [f"{'✔' if c else '✘'} #{m.id} " + when(m.starts_at) + f": {meeting_title(ctx, m)}"
-              for m, c in record[-10:]]
-    return Text.join("\n", lines)
+    return await record.member_record(ctx, member_id, name)  # came, walk-in, no-show, excused (issue 15)
 
 
 async def _meeting_record(ctx: Context, meeting_id: int) -> Text:
@@ -166,6 +160,9 @@ async def _circle_record(ctx: Context) -> Text | str:
     lines: list[Text | str] = [f"**Attendance in {ctx.circle.name}** (latest first)"]
     lines += [f"#{m.id} " + when(m.starts_at) + f": {counts[m.id]} came, {rsvps[m.id][RsvpAnswer.YES]} had said yes"
               for m in past]
+    drift = await record.drifting(ctx)
+    if drift:
+        lines.append(drift)
     lines.append(f"`{ctx.prefix}attendance <meeting>` for names, `{ctx.prefix}attendance <member>` for a person.")
     return Text.join("\n", lines)
 

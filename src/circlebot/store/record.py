@@ -33,6 +33,7 @@ class Presence:
     rsvp: RsvpAnswer | None
     came: bool
     read: Progress | None = None
+    waitlisted: bool = False  # a yes still waiting for a place when the meeting began (issue 14's waitlist)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +100,8 @@ class RecordQueries:
         first), counted from the first meeting the member had anything to do with (an RSVP, a check-in, a
         reading progress), so a newcomer's record does not start with absences."""
         rows = await self._db.fetchall(
-            "SELECT mt.*, r.answer AS rsvp, c.member_id IS NOT NULL AS came, p.progress AS progress "
+            "SELECT mt.*, r.answer AS rsvp, c.member_id IS NOT NULL AS came, p.progress AS progress, "
+            "r.waitlisted_at IS NOT NULL AS waitlisted "
             "FROM meetings mt "
             "LEFT JOIN rsvps r ON r.meeting_id = mt.id AND r.member_id = ? "
             "LEFT JOIN checkins c ON c.meeting_id = mt.id AND c.member_id = ? "
@@ -114,18 +116,19 @@ class RecordQueries:
              limit),
         )
         out = [Presence(_meeting_of(r), RsvpAnswer(r["rsvp"]) if r["rsvp"] else None, bool(r["came"]),
-                        Progress(r["progress"]) if r["progress"] else None) for r in rows]
+                        Progress(r["progress"]) if r["progress"] else None, bool(r["waitlisted"])) for r in rows]
         out.reverse()
         return out
 
     async def yes_history(self, circle: str, before: datetime, per_member: int) -> dict[UserRef, list[bool]]:
-        """For every member who said yes to a meeting of the circle that started before `before`: whether
-        they came, for each of their last `per_member` such meetings (latest first)."""
+        """For every member who said yes (and had a place) to a meeting of the circle that started before
+        `before`: whether they came, for each of their last `per_member` such meetings (latest first)."""
         rows = await self._db.fetchall(
             "SELECT m.id AS member, m.platform, m.user_id, m.name, c.member_id IS NOT NULL AS came "
             "FROM rsvps r JOIN meetings mt ON mt.id = r.meeting_id JOIN members m ON m.id = r.member_id "
             "LEFT JOIN checkins c ON c.meeting_id = r.meeting_id AND c.member_id = r.member_id "
             "WHERE mt.circle = ? AND mt.status = 'scheduled' AND mt.starts_at < ? AND r.answer = 'yes' "
+            "AND r.waitlisted_at IS NULL "
             "ORDER BY m.id, mt.starts_at DESC",
             (circle, ts(before)),
         )
