@@ -187,3 +187,35 @@ async def test_terminal_escapes_typed_by_a_user_never_reach_the_terminal() -> No
     text = out.getvalue()
     assert "\x1b" not in text and "\x07" not in text
     assert "Q�[2J�]0;pwned�?" in text and "1. A�[31m" in text
+
+
+@pytest.mark.timeout(60)
+def test_the_banner_links_the_circles_page_and_its_calendar_serves_the_meetings(tmp_path: Path) -> None:
+    """`make run` with the example config: the web server takes a free port on 127.0.0.1, the banner shows
+    the circle's page, its calendar has the meeting the syllabus planned, and `circlebot links` prints the
+    same addresses."""
+    import re
+    import subprocess
+    import urllib.request
+
+    from icalendar import Calendar
+
+    bot = spawn(tmp_path)
+    try:
+        bot.expect(r"The circle's page: (http://127\.0\.0\.1:\d+/c/[A-Za-z0-9_-]{32}) \(its calendar: (\S+)\)")
+        page, feed = bot.match.group(1), bot.match.group(2)
+        assert feed == page + "/calendar.ics"
+        bot.expect("Reading for meeting #1")
+        with urllib.request.urlopen(feed, timeout=10) as resp:  # loopback
+            assert resp.headers["Content-Type"].startswith("text/calendar")
+            cal = Calendar.from_ical(resp.read())
+        summaries = [str(e["summary"]) for e in cal.walk("VEVENT")]
+        assert summaries and "A revolutionary party was missing" in summaries[0]
+        bot.sendline("/quit")
+        bot.expect(pexpect.EOF)
+    finally:
+        bot.close(force=True)
+    assert bot.exitstatus == 0, bot.before
+    out = subprocess.run([sys.executable, "-m", "circlebot", "links", "--config", str(config(tmp_path))],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    assert re.search(rf"page: +{re.escape(page)}\n +calendar: +{re.escape(feed)}", out), out

@@ -11,58 +11,28 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from circlebot.app import App
 from circlebot.config import Settings
-from circlebot.core.timeline import Timeline
 from circlebot.readings import load_collection
 from circlebot.store import Database, Store
 from conftest import circle_config, make_settings
-from drivers import CoreDriver, FakeClock, RecordingAdapter
+from drivers import FakeClock, RecordingAdapter
+from web_helpers import WebBot, start_web_bot
 
 
 def web_settings(tmp_path: Path, **web: Any) -> Settings:
     return make_settings(tmp_path, web={"port": 0, **web})
 
 
-class WebBot:
-    """A bot with the recording adapter, its timeline driven by the fake clock, and a test client on its web app."""
-
-    def __init__(self, app: App, adapter: RecordingAdapter, client: TestClient[Any, Any], clock: FakeClock) -> None:
-        self.app = app
-        self.adapter = adapter
-        self.client = client
-        self.clock = clock
-        self.driver = CoreDriver(app, adapter, clock, app.settings.circles[0].slug)
-
-
-async def start_web_bot(settings: Settings, clock: FakeClock) -> tuple[WebBot, Database]:
-    db = await Database.open(settings.database)
-    store = Store(db)
-    store.batcher.start()
-    app = App(settings, store, load_collection(settings.readings), clock)
-    adapter = RecordingAdapter(settings.zone_of(settings.circles[0]))
-    app.add_adapter(adapter)
-    app.timeline = Timeline(app)
-    await app.timeline.start()
-    assert app.web is not None
-    await app.web.prepare()
-    client: TestClient[Any, Any] = TestClient(TestServer(app.web.app, host="127.0.0.1"))
-    await client.start_server()
-    return WebBot(app, adapter, client, clock), db
-
-
 @pytest.fixture
 async def webbot(tmp_path: Path, clock: FakeClock) -> AsyncIterator[WebBot]:
-    bot, db = await start_web_bot(web_settings(tmp_path), clock)
+    bot = await start_web_bot(web_settings(tmp_path), clock)
     try:
         yield bot
     finally:
-        await bot.client.close()
-        await bot.app.store.batcher.stop()
-        await db.close()
+        await bot.close()
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -156,8 +126,8 @@ async def test_scheduler_lateness_is_how_late_a_post_job_starts(webbot: WebBot) 
 
 
 async def test_each_bot_counts_in_its_own_registry(tmp_path: Path, clock: FakeClock) -> None:
-    first, db1 = await start_web_bot(web_settings(tmp_path / "a"), clock)
-    second, db2 = await start_web_bot(web_settings(tmp_path / "b"), clock)
+    first = await start_web_bot(web_settings(tmp_path / "a"), clock)
+    second = await start_web_bot(web_settings(tmp_path / "b"), clock)
     try:
         await first.driver.say("alice", "circle")
         got1 = samples(await (await first.client.get("/metrics")).text())
@@ -165,10 +135,8 @@ async def test_each_bot_counts_in_its_own_registry(tmp_path: Path, clock: FakeCl
         assert got1[("circlebot_commands_total", (("command", "circle"), ("outcome", "ok")))] == 1
         assert ("circlebot_commands_total", (("command", "circle"), ("outcome", "ok"))) not in got2
     finally:
-        for bot, db in ((first, db1), (second, db2)):
-            await bot.client.close()
-            await bot.app.store.batcher.stop()
-            await db.close()
+        for bot in (first, second):
+            await bot.close()
 
 
 async def test_app_run_serves_on_a_free_loopback_port_and_stops_with_the_bot(tmp_path: Path, clock: FakeClock) -> None:

@@ -1,4 +1,4 @@
-"""The `circlebot` command: run | check-config | readings list|show|search|check|import | export ics."""
+"""The `circlebot` command: run | check-config | readings list|show|search|check|import | export ics | links."""
 
 from __future__ import annotations
 
@@ -242,7 +242,8 @@ async def serve(settings: config_mod.Settings, *, console: bool) -> int:
             if not circles:
                 print("circlebot: no circle lives on the console (where.console = false everywhere).", file=sys.stderr)
                 return 2
-            app.add_adapter(console_adapter(app, circles, settings.console.user))
+            page = app.web.page_url if app.web is not None else None
+            app.add_adapter(console_adapter(app, circles, settings.console.user, page))
         if settings.matrix is not None:
             try:
                 app.add_adapter(matrix_adapter(app))
@@ -308,8 +309,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             store = Store(db)
             collection = await asyncio.to_thread(_load_readings, settings.readings)
             now = datetime.now(UTC)
-            return [to_ics(c, await store.meetings(c.slug, limit=100_000, any_status=True), collection, now)
-                    for c in circles]
+            return [await to_ics(store, collection, settings, c, now) for c in circles]
         finally:
             await db.close()
 
@@ -324,6 +324,57 @@ def cmd_export(args: argparse.Namespace) -> int:
     else:
         Path(args.output).write_bytes(files[0])
         print(f"wrote {args.output}")
+    return 0
+
+
+def cmd_links(args: argparse.Namespace) -> int:
+    """`circlebot links [rotate] [--circle SLUG]`: each circle's page and calendar feed addresses."""
+    from datetime import UTC, datetime
+
+    from circlebot.store import Database, Store, StoreError
+    from circlebot.web.links import Links, base_url
+
+    settings = _load_settings(_config_path(args.config))
+    if settings is None:
+        return 2
+    circles = settings.circles if args.circle is None else [c for c in settings.circles if c.slug == args.circle]
+    if not circles:
+        print(f"circlebot: no circle {args.circle!r} in the config; circles: "
+              f"{', '.join(c.slug for c in settings.circles)}", file=sys.stderr)
+        return 2
+    if settings.web is None or not settings.web.enabled:
+        print("circlebot: the web server is off (no [web] section, or enabled = false): there are no links.",
+              file=sys.stderr)
+        return 2
+    web = settings.web
+
+    async def links() -> tuple[str | None, list[tuple[str, str]]]:
+        db = await Database.open(settings.database)
+        try:
+            store = Store(db)
+            made, now = Links(store), datetime.now(UTC)
+            tokens = [(c.name, await (made.rotate_circle(c.slug, now) if args.action == "rotate"
+                                      else made.circle(c.slug, now))) for c in circles]
+            return await base_url(store, web), tokens
+        finally:
+            await db.close()
+
+    try:
+        base, tokens = asyncio.run(links())
+    except StoreError as e:
+        print(f"circlebot: {e}", file=sys.stderr)
+        return 2
+    if base is None:
+        base = f"http://{web.listen}:PORT"
+        print("circlebot: [web] port = 0 takes a free port at each start, and the bot has not run yet: PORT is "
+              "the one its banner and log show. Set [web] port (or base_url) for links that stay the same.",
+              file=sys.stderr)
+    for name, token in tokens:
+        page = f"{base}/c/{token}"
+        print(f"{name}\n  page:     {page}\n  calendar: {page}/calendar.ics")
+    if args.action == "rotate":
+        print("The old links (and every member's own calendar link) no longer work; a running bot takes the "
+              "new ones within 30 s.")
     return 0
 
 
@@ -383,6 +434,13 @@ def build_parser() -> argparse.ArgumentParser:
     ics.add_argument("--circle", help="the circle's slug (default: every circle)")
     ics.add_argument("--output", "-o", help="file to write (default: standard output)")
     ics.set_defaults(func=cmd_export)
+
+    links = sub.add_parser("links", help="each circle's web page and calendar feed addresses; `links rotate` "
+                                          "replaces them")
+    links.add_argument("action", nargs="?", choices=["rotate"], help="retire the links and make new ones")
+    links.add_argument("--config", help=f"config file (default: $CIRCLEBOT_CONFIG or {DEFAULT_CONFIG})")
+    links.add_argument("--circle", help="the circle's slug (default: every circle)")
+    links.set_defaults(func=cmd_links)
 
     check = sub.add_parser("check-config", help="validate a config file and report every error")
     check.add_argument("path")

@@ -3,7 +3,7 @@ place besides `lookups.py` where adapters meet the router; each platform's libra
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -16,11 +16,13 @@ if TYPE_CHECKING:
     from circlebot.core.router import Router
 
 
-def console_adapter(app: Router, circles: list[tuple[str, str, ZoneInfo]], user: str) -> ConsoleAdapter:
-    """The terminal chat for `circles` (slug, name, zone), typing as `user`."""
+def console_adapter(app: Router, circles: list[tuple[str, str, ZoneInfo]], user: str,
+                    page_url: Callable[[str], str | None] | None = None) -> ConsoleAdapter:
+    """The terminal chat for `circles` (slug, name, zone), typing as `user`; `page_url` gives a circle's web
+    page for the banner."""
     from circlebot.adapters.console import PLATFORM, ConsoleAdapter
 
-    return ConsoleAdapter(circles, user=user, lookups=AppLookups(app, PLATFORM))
+    return ConsoleAdapter(circles, user=user, lookups=AppLookups(app, PLATFORM), page_url=page_url)
 
 
 def matrix_adapter(app: Router, env: Mapping[str, str] | None = None) -> MatrixAdapter:

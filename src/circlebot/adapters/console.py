@@ -44,6 +44,7 @@ class ConsoleAdapter:
         stdout: TextIO | None = None,
         clock: Callable[[], datetime] | None = None,
         lookups: Lookups | None = None,
+        page_url: Callable[[str], str | None] | None = None,
     ) -> None:
         if not circles:
             raise ValueError("the console needs at least one circle that lives on the console")
@@ -56,6 +57,7 @@ class ConsoleAdapter:
             self._out.reconfigure(errors="replace")  # whatever the terminal's encoding, a post always prints
         self._clock = clock or (lambda: datetime.now(UTC))
         self._lookups = lookups  # its state keeps the post numbers, so they go on after a restart
+        self._page_url = page_url  # a circle's web page, for the banner (None: no web server)
         self._next_id: int | None = None
         self._ids_lock = asyncio.Lock()
 
@@ -114,6 +116,9 @@ class ConsoleAdapter:
             "Type a command (`help` lists them). `/as NAME` to be someone else (e.g. /as alice, /as organiser),",
             "`/circle SLUG` to switch circle" + (f" ({others})" if others else "") + ", `/quit` to leave.",
         ]
+        page = self._page_url(self._circle) if self._page_url is not None else None
+        if page:
+            lines.append(f"The circle's page: {page} (its calendar: {page}/calendar.ics)")
         return "\n".join(lines)
 
     async def serve(self, dispatch: Dispatch) -> None:

@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Hashable
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from circlebot.config import WebSettings
+from circlebot.config import CircleSettings, WebSettings
 from circlebot.core.adapter import connection
+from circlebot.web.calendar import Personal, build_calendar
+from circlebot.web.entries import circle_entries, member_answers
+from circlebot.web.links import ALARM_DEFAULT, Link, Links
+from circlebot.web.render import RenderCache
 
 if TYPE_CHECKING:
     from circlebot.core.router import Router
@@ -23,6 +29,7 @@ log = logging.getLogger(__name__)
 
 READY_TIMEOUT = 2.0  # seconds /readyz waits for the database's write lock before it says the database is not ready
 NOINDEX = {"X-Robots-Tag": "noindex, nofollow"}
+ICS = "text/calendar"
 
 
 class WebServer:
@@ -33,6 +40,10 @@ class WebServer:
         self.settings = settings
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
+        self.links = Links(bot.store)
+        self.cache = RenderCache(lambda: bot.generation)
+        self._circle_tokens: dict[str, str] = {}
+        self._circles = {c.slug: c for c in bot.settings.circles}
         self.app = self._build()
 
     def _build(self) -> web.Application:
@@ -41,8 +52,32 @@ class WebServer:
             web.get("/healthz", self.healthz),
             web.get("/readyz", self.readyz),
             web.get("/metrics", self.metrics),
+            web.get("/c/{token}/calendar.ics", self.circle_feed),
+            web.get("/m/{token}/calendar.ics", self.member_feed),
         ])
         return app
+
+    # links -----------------------------------------------------------------------------------------
+    def page_url(self, circle: str) -> str | None:
+        """The address of a circle's page (known once `prepare` ran)."""
+        token = self._circle_tokens.get(circle)
+        return f"{self.url}/c/{token}" if token else None
+
+    def feed_url(self, circle: str) -> str | None:
+        """The address of a circle's calendar feed."""
+        page = self.page_url(circle)
+        return f"{page}/calendar.ics" if page else None
+
+    def member_feed_url(self, link: Link) -> str:
+        return f"{self.url}/m/{link.token}/calendar.ics"
+
+    async def rotate_circle(self, circle: str) -> str:
+        """Retire a circle's links (its page and feed, and its members' feeds); the new page address."""
+        self._circle_tokens[circle] = await self.links.rotate_circle(circle, self.bot.clock.now())
+        self.cache.clear()
+        page = self.page_url(circle)
+        assert page is not None
+        return page
 
     @property
     def url(self) -> str:
@@ -55,7 +90,10 @@ class WebServer:
         return f"http://{host}:{self.port if self.port is not None else self.settings.port}"
 
     async def prepare(self) -> None:
-        """What the routes need before the first request (without binding a socket)."""
+        """What the routes need before the first request (without binding a socket): each circle's link."""
+        now = self.bot.clock.now()
+        for c in self.bot.settings.circles:
+            self._circle_tokens[c.slug] = await self.links.circle(c.slug, now)
 
     async def start(self) -> None:
         """Prepare, bind and serve (in the running loop's own tasks, as aiohttp does)."""
@@ -74,6 +112,7 @@ class WebServer:
         address = runner.addresses[0]
         self.port = int(address[1])
         log.info("web server on %s (listening on %s port %d)", self.url, self.settings.listen, self.port)
+        await self.bot.store.set_state("web", "url", self.url)  # `circlebot links` prints what the bot serves
 
     async def stop(self) -> None:
         """Stop taking requests, let those in hand finish (briefly), close."""
@@ -110,3 +149,50 @@ class WebServer:
     async def metrics(self, request: web.Request) -> web.Response:
         body = generate_latest(self.bot.metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST, **NOINDEX})
+
+    # calendars -------------------------------------------------------------------------------------
+    async def _circle_of(self, request: web.Request) -> tuple[Link, CircleSettings]:
+        link = await self.links.lookup(request.match_info["token"])
+        circle = self._circles.get(link.circle) if link is not None else None
+        if link is None or circle is None:
+            raise web.HTTPNotFound(text="There is nothing at this address: the link is wrong, or it was replaced "
+                                        "by a new one (ask the circle's organisers).\n", headers=NOINDEX)
+        return link, circle
+
+    async def _serve(self, request: web.Request, key: Hashable, render: Callable[[], Awaitable[bytes]],
+                     content_type: str) -> web.Response:
+        got = await self.cache.get(key, render)
+        headers = {"ETag": got.etag, "Cache-Control": "private, max-age=60", **NOINDEX}
+        if request.headers.get("If-None-Match") == got.etag:
+            return web.Response(status=304, headers=headers)
+        return web.Response(body=got.body, content_type=content_type, charset="utf-8", headers=headers)
+
+    async def circle_calendar(self, circle: CircleSettings) -> bytes:
+        """A circle's calendar: every meeting past and planned (what `circlebot export ics` writes too)."""
+        bot, now = self.bot, self.bot.clock.now()
+        entries = await circle_entries(bot.store, bot.readings, circle, bot.zone(circle), now,
+                                       self.settings.calendar_weeks)
+        return build_calendar(circle, entries, now, page_url=self.page_url(circle.slug))
+
+    async def circle_feed(self, request: web.Request) -> web.Response:
+        link, circle = await self._circle_of(request)
+        if link.member_id is not None:
+            raise web.HTTPNotFound(headers=NOINDEX)
+        return await self._serve(request, ("feed", circle.slug), lambda: self.circle_calendar(circle), ICS)
+
+    async def member_feed(self, request: web.Request) -> web.Response:
+        link, circle = await self._circle_of(request)
+        if link.member_id is None:
+            raise web.HTTPNotFound(headers=NOINDEX)
+        member_id = link.member_id
+
+        async def render() -> bytes:
+            bot, now = self.bot, self.bot.clock.now()
+            entries = await circle_entries(bot.store, bot.readings, circle, bot.zone(circle), now,
+                                           self.settings.calendar_weeks)
+            answers = await member_answers(bot.store, circle.slug, member_id)
+            minutes = ALARM_DEFAULT if link.alarm_minutes is None else link.alarm_minutes
+            personal = Personal(answers, timedelta(minutes=minutes) if minutes else None)
+            return build_calendar(circle, entries, now, page_url=self.page_url(circle.slug), personal=personal)
+
+        return await self._serve(request, ("member", link.token, link.alarm_minutes), render, ICS)

@@ -77,12 +77,14 @@ def plan(circles: Sequence[CircleSettings], meetings: Iterable[Meeting], now: da
 
 
 def syllabus_fill(
-    circle: CircleSettings, zone: Any, meetings: Sequence[Meeting], now: datetime, parts_of: dict[str, int]
+    circle: CircleSettings, zone: Any, meetings: Sequence[Meeting], now: datetime, parts_of: dict[str, int],
+    until: datetime | None = None,
 ) -> list[tuple[datetime, str, int | None, int | None]]:
     """Meetings the syllabus should add now: the circle's free meeting times up to its assignment lead time
     (plus a day), filled in syllabus order with readings (or parts of readings) no meeting has taken yet.
     Free as `recurrence.free_slots` says: a slot holding any meeting, even a cancelled one (that is how
-    `skip` marks a date), is not free. Pure."""
+    `skip` marks a date), is not free. With `until`, the meetings it will have added by then (what the
+    calendar feeds show ahead), as the same rule fills them. Pure."""
     if not circle.syllabus:
         return []
     taken_slots = {m.starts_at for m in meetings}
@@ -94,7 +96,7 @@ def syllabus_fill(
             key = (slug, part if count > 1 else None)
             if key not in used:
                 queue.append((slug, key[1], count if count > 1 else None))
-    horizon = now + circle.timeline.assignment.approx + timedelta(days=1)
+    horizon = until or now + circle.timeline.assignment.approx + timedelta(days=1)
     out: list[tuple[datetime, str, int | None, int | None]] = []
     for start in free_slots(circle, zone, taken_slots, now):
         if start > horizon or not queue:
