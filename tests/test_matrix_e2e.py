@@ -7,7 +7,9 @@ events on the server are checked too, so that "encrypted" means the server never
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -154,26 +156,36 @@ async def bot_keys(account: MatrixAccount) -> dict[str, Any]:
         return dict(body["device_keys"].get(account.user_id, {}))
 
 
-@pytest.mark.timeout(90)
-async def test_an_encrypted_room_commands_polls_reactions_and_a_restart(
-    matrix_user: MakeUser, members: Callable[..., Any], tmp_path: Path, store: Store, clock: FakeClock
-) -> None:
+@contextlib.asynccontextmanager
+async def encrypted_circle(matrix_user: MakeUser, members: Callable[..., Any], tmp_path: Path, store: Store,
+                           clock: FakeClock) -> AsyncIterator[tuple[MatrixBot, str, Member, Member]]:
+    """An encrypted room made by olga (the organiser) with alice in it, and the bot running and joined."""
     olga, alice = await members("olga"), await members("alice")
     bot_account = await matrix_user("bot")
-    bot_id = bot_account.user_id
     room = await create_room(olga.account.client, invite=[alice.user_id], encrypted=True, name="secret circle")
     await alice.account.client.join(room)
     settings = matrix_settings(tmp_path, bot_account, [room])
     bot = MatrixBot(App(settings, store, load_collection(settings.readings), clock), bot_account)
     await bot.start()
     try:
-        await invite(olga.account.client, room, bot_id)
+        await invite(olga.account.client, room, bot_account.user_id)
         await wait_for_event(olga.account.client, room, lambda e: e.get("type") == "m.room.member"
-                             and e.get("state_key") == bot_id and e["content"].get("membership") == "join",
-                             timeout=WAIT, interval=0.02)
+                             and e.get("state_key") == bot_account.user_id
+                             and e["content"].get("membership") == "join", timeout=WAIT, interval=0.02)
         for m in (olga, alice):
             await m.sync()
+        yield bot, room, olga, alice
+    finally:
+        await bot.stop()
 
+
+@pytest.mark.timeout(90)
+async def test_an_encrypted_room_commands_polls_reactions_and_a_restart(
+    matrix_user: MakeUser, members: Callable[..., Any], tmp_path: Path, store: Store, clock: FakeClock
+) -> None:
+    async with encrypted_circle(matrix_user, members, tmp_path, store, clock) as (bot, room, olga, alice):
+        bot_account = bot.bot
+        bot_id = bot_account.user_id
         # a command, encrypted; the answer, encrypted, decrypted by the member
         ask = await alice.command(room, "!circle")
         assert (await raw_event(alice.account, room, ask))["type"] == "m.room.encrypted"
@@ -234,5 +246,93 @@ async def test_an_encrypted_room_commands_polls_reactions_and_a_restart(
         await alice.wait_for(room, from_bot(bot_id, "m.room.message", reply_to=again))
         after = await bot_keys(bot_account)
         assert list(after) == [device] and after[device]["keys"] == before[device]["keys"]
-    finally:
-        await bot.stop()
+
+
+async def dm_with_bot(store: Store, member: Member) -> str:
+    """The member's direct-message room with the bot, joined (the bot opened it)."""
+    rooms = json.loads(await store.get_state("matrix", "dm_rooms") or "{}")
+    room = rooms.get(member.user_id)
+    assert room, f"the bot has no direct-message room with {member.user_id}"
+    await member.account.client.join(room)
+    return str(room)
+
+
+async def wait_for_dm(store: Store, member: Member, bot_id: str, words: str) -> list[Source]:
+    """Waits until the bot has told the member something containing `words` privately; all it said."""
+    deadline = time.monotonic() + WAIT
+    while not json.loads(await store.get_state("matrix", "dm_rooms") or "{}").get(member.user_id):
+        assert time.monotonic() < deadline, f"the bot opened no direct-message room with {member.user_id}"
+        await asyncio.sleep(0.05)
+    room = await dm_with_bot(store, member)
+    await wait_for_event(member.account.client, room, lambda e: e.get("sender") == bot_id
+                         and words in str((e.get("content") or {}).get("body")), timeout=WAIT)
+    return [e for e in await messages(member.account.client, room) if e.get("sender") == bot_id
+            and e.get("type") == "m.room.message"]
+
+
+@pytest.mark.timeout(60)
+async def test_messages_the_bot_never_got_the_key_for_are_reported_once_and_uncertain_votes_listed(
+    matrix_user: MakeUser, members: Callable[..., Any], tmp_path: Path, store: Store, clock: FakeClock
+) -> None:
+    async with encrypted_circle(matrix_user, members, tmp_path, store, clock) as (bot, room, olga, alice):
+        bot_id = bot.bot.user_id
+        bot.adapter.undecryptable_grace = 0.0  # report at the first look after a sync, not a minute later
+        opened = await olga.command(room, '!poll "Best day?" "Mon" "Tue"')
+        await bot.processed(opened)
+        poll = number_after("poll", (await olga.wait_for(room, from_bot(bot_id, reply_to=opened)))["content"]["body"])
+        start = await alice.wait_for(room, from_bot(bot_id, "org.matrix.msc3381.poll.start"))
+        # alice's client withholds its room keys from the bot's device (as Element does for a device it
+        # will not trust): the bot gets her events, never their key
+        for device in alice.client.device_store.active_user_devices(bot_id):
+            alice.client.blacklist_device(device)
+        ask = await alice.command(room, "!circle")
+        vote = await alice.send(room, "org.matrix.msc3381.poll.response", {
+            "m.relates_to": {"rel_type": "m.reference", "event_id": start["event_id"]},
+            "org.matrix.msc3381.poll.response": {"answers": ["a2"]}})
+        for event_id in (ask, vote):
+            await bot.processed(event_id)
+
+        told = await wait_for_dm(store, alice, bot_id, "could not read")
+        assert len(told) == 1, [e["content"]["body"] for e in told]  # one session, one notice
+        assert "vote on poll #" in told[0]["content"]["body"] or "your message" in told[0]["content"]["body"]
+        listed = await wait_for_dm(store, olga, bot_id, f"Poll #{poll}")
+        assert "uncertain" in listed[-1]["content"]["body"] and alice.user_id in listed[-1]["content"]["body"]
+        assert await store.ballots(poll) == []  # not counted
+        events = await messages(olga.account.client, room)
+        assert not [e for e in events if e.get("sender") == bot_id and in_reply_to(e) == ask]  # not acted on
+
+        await bot.restart()  # kept across a restart: told once, not again
+        await bot.processed(await olga.command(room, "!circle"))
+        assert len([e for e in await messages(alice.account.client, await dm_with_bot(store, alice))
+                    if e.get("sender") == bot_id and e.get("type") == "m.room.message"]) == 1
+
+
+@pytest.mark.timeout(60)
+async def test_an_event_whose_key_comes_late_is_handled_when_it_comes(
+    matrix_user: MakeUser, members: Callable[..., Any], tmp_path: Path, store: Store, clock: FakeClock
+) -> None:
+    async with encrypted_circle(matrix_user, members, tmp_path, store, clock) as (bot, room, _olga, alice):
+        bot_id = bot.bot.user_id
+        client = alice.client
+        assert client.olm is not None
+        await client.joined_members(room)
+        if client.should_query_keys:
+            await client.keys_query()
+        if missing := client.get_missing_sessions(room):
+            await client.keys_claim(missing)
+        # the room key is made and its to-device messages written now, but delivered after the event
+        held = list(client.olm.share_group_session_parallel(room, list(client.rooms[room].users),
+                                                            ignore_unverified_devices=True))
+        client.olm.outbound_group_sessions[room].shared = True
+        ask = await alice.command(room, "!circle")
+        await bot.processed(ask)  # seen, and kept: it cannot be read yet
+        assert ask in bot.adapter._undecrypted
+        for _, to_device in held:
+            url = f"{client.homeserver}/_matrix/client/v3/sendToDevice/m.room.encrypted/{uuid4()}"
+            async with (aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session,
+                        session.put(url, json=to_device,
+                                    headers={"Authorization": f"Bearer {client.access_token}"}) as r):
+                assert r.status == 200, await r.text()
+        answer = await alice.wait_for(room, from_bot(bot_id, "m.room.message", reply_to=ask))
+        assert "Test study circle" in answer["content"]["body"]
+        assert ask not in bot.adapter._undecrypted

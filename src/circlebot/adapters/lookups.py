@@ -33,7 +33,9 @@ class AppLookups:
                 continue
             for poll in await self._app.store.polls(circle.slug, open_only=True, limit=1000):
                 refs = await self._app.store.poll_messages(poll.id)
-                out += [OpenPoll(poll.id, circle.slug, ref, len(poll.answers), poll.secret)
+                opener = await self._app.store.member(poll.opened_by) if poll.opened_by is not None else None
+                opener = opener if opener is not None and opener.platform == self.platform else None
+                out += [OpenPoll(poll.id, circle.slug, ref, len(poll.answers), poll.secret, opener)
                         for ref in refs if ref.channel.platform == self.platform]
         return out
 

@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Protocol
 
 from circlebot.core.commands import Syntax
-from circlebot.core.domain import ChannelRef, Event, Invocation, MessageRef, PollResults, PollSpec, Post
+from circlebot.core.domain import ChannelRef, Event, Invocation, MessageRef, PollResults, PollSpec, Post, UserRef
 from circlebot.core.text import Text
 
 Dispatch = Callable[[Event | Sequence[Event]], Awaitable[Text | str | None]]
@@ -79,6 +79,7 @@ class OpenPoll:
     message: MessageRef
     answers: int
     secret: bool
+    opener: UserRef | None = None  # who opened it, when that is someone on this platform
 
 
 class Lookups(Protocol):

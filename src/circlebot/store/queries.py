@@ -307,6 +307,11 @@ class Store:
                 )
         return out
 
+    async def member(self, member_id: int) -> UserRef | None:
+        """The platform identity of a member id."""
+        row = await self.db.fetchone("SELECT platform, user_id, name FROM members WHERE id = ?", (member_id,))
+        return UserRef(row["platform"], row["user_id"], row["name"]) if row else None
+
     async def find_member(self, platform: str, text: str) -> UserRef | None:
         """A member of `platform` by id or shown name (case-insensitive)."""
         row = await self.db.fetchone(

@@ -36,6 +36,7 @@ class MatrixAdapter(Sync, Commands, Rooms, Direct, Votes, Reactions, Send, Crypt
     # Synapse keeps a transaction id's event for 24 hours (per device); an hour less leaves room for clocks
     dedup_window = timedelta(hours=23)
     syntax = None  # prefix + text
+    undecryptable_grace = 60.0  # seconds an unreadable event waits for its key before its sender is told
 
     def __init__(
         self,
@@ -64,6 +65,7 @@ class MatrixAdapter(Sync, Commands, Rooms, Direct, Votes, Reactions, Send, Crypt
         self._backoff = backoff
         # Encryption needs the crypto store's directory (the config gives one; a bare MatrixSettings may not).
         self._crypto_dir = settings.store_path if settings.encryption else None
+        self._undecrypted = {}
         self.client = AsyncClient(settings.homeserver, settings.user_id, device_id=settings.device_id,
                                   store_path=str(self._crypto_dir) if self._crypto_dir else "",
                                   config=config or client_config(self._crypto_dir is not None))

@@ -13,7 +13,9 @@ import asyncio
 import json
 import logging
 import os
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +27,33 @@ from nio import (
     MatrixRoom,
     MegolmEvent,
     RoomGetStateEventResponse,
+    RoomKeyRequestResponse,
 )
 from nio.exceptions import EncryptionError, LocalProtocolError
 
-from circlebot.adapters.matrix.client import MatrixError, _check
+from circlebot.adapters.matrix.client import MatrixError, _check, _dict, _ts
 from circlebot.adapters.matrix.host import Host
+from circlebot.core.adapter import OpenPoll
+from circlebot.core.domain import Post
+from circlebot.core.text import TimeValue, named_time
 
 #: The saved login of a password-configured bot (its access token for its one device), inside the store.
 SESSION_FILE = "session.json"
 
+#: Unreadable events kept for a key that may still come (the oldest go first).
+UNDECRYPTED_KEPT = 500
+
 log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Undecrypted:
+    """An encrypted event kept until its key comes: its room, its raw event, when it came (monotonic)."""
+
+    room_id: str
+    source: dict[str, Any]
+    seen: float
+    reported: bool = False
 
 
 class Crypto(Host):
@@ -133,16 +152,121 @@ class Crypto(Host):
         except (LocalProtocolError, EncryptionError) as e:
             raise MatrixError(f"cannot encrypt for {room_id}: {e}") from e
 
+    # events the bot cannot decrypt --------------------------------------------------------------------
     async def _on_undecryptable(self, room_id: str, src: Mapping[str, Any]) -> None:
-        """An encrypted event the bot cannot read (encryption off, or a key it never got)."""
+        """An encrypted event the bot cannot read: with encryption off, the room is reported; else the event is
+        kept, its key requested (nio asks the bot's own other devices), and it is tried again after each sync
+        (`_retry_undecrypted`). Nothing is dropped: one that stays unreadable is reported to its sender."""
         if self.client.olm is None:
             if room_id in self._rooms:
                 self._warn_encrypted(room_id)
             return
-        content = src.get("content") or {}
-        log.warning("matrix: cannot decrypt event %s from %s in %s (Megolm session %s): the sender's device did "
-                    "not share its key with this device", src.get("event_id"), src.get("sender"), room_id,
-                    content.get("session_id") if isinstance(content, dict) else None)
+        event = MegolmEvent.from_dict(dict(src))
+        if not isinstance(event, MegolmEvent):
+            log.warning("matrix: skipped a malformed encrypted event %s in %s", src.get("event_id"), room_id)
+            return
+        event.room_id = room_id
+        log.warning("matrix: cannot decrypt event %s from %s in %s yet (Megolm session %s); asking for its key",
+                    event.event_id, event.sender, room_id, event.session_id)
+        self._undecrypted[event.event_id] = Undecrypted(room_id, dict(src), time.monotonic())
+        while len(self._undecrypted) > UNDECRYPTED_KEPT:
+            self._undecrypted.pop(next(iter(self._undecrypted)))
+        await self._save_undecrypted()
+        if event.session_id not in self.client.outgoing_key_requests:
+            resp = await self.client.request_room_key(event)
+            if not isinstance(resp, RoomKeyRequestResponse):
+                log.warning("matrix: could not request the key of session %s: %s", event.session_id,
+                            getattr(resp, "message", resp))
+
+    async def _retry_undecrypted(self) -> None:
+        """After a sync (which may have brought room keys): handle what now decrypts, as if it had just come;
+        report what stayed unreadable past `undecryptable_grace` (once to each sender, and each vote in an open
+        poll to whoever opened the poll)."""
+        if self.client.olm is None or not self._undecrypted:
+            return
+        changed = False
+        for event_id, kept in list(self._undecrypted.items()):
+            event = MegolmEvent.from_dict(dict(kept.source))
+            event.room_id = kept.room_id
+            try:
+                decrypted = self.client.decrypt_event(event)
+            except EncryptionError:
+                decrypted = None
+            if decrypted is not None and not isinstance(decrypted, MegolmEvent) and isinstance(
+                    getattr(decrypted, "source", None), dict):
+                del self._undecrypted[event_id]
+                changed = True
+                log.info("matrix: decrypted event %s in %s after its key came", event_id, kept.room_id)
+                self._seen.pop(event_id, None)
+                await self._process_room(kept.room_id, [decrypted.source])
+                continue
+            if not kept.reported and time.monotonic() - kept.seen >= self.undecryptable_grace:
+                kept.reported = True
+                changed = True
+                await self._report_undecryptable(kept)
+        if changed:
+            await self._save_undecrypted()
+
+    async def _report_undecryptable(self, kept: Undecrypted) -> None:
+        src = kept.source
+        sender, room_id = str(src.get("sender")), kept.room_id
+        content = _dict(src.get("content"))
+        session = str(content.get("session_id"))
+        rel = _dict(content.get("m.relates_to"))
+        poll = None
+        if rel.get("rel_type") == "m.reference" and isinstance(rel.get("event_id"), str):
+            poll = next((p for p in await self._lookups.open_polls() if p.message.id == rel["event_id"]), None)
+        when = named_time(TimeValue(_ts(src.get("origin_server_ts"))), self._zone_of(room_id))
+        if poll is not None:
+            await self._note_uncertain(poll, sender, room_id)
+        told_key = f"{sender} {session}"
+        if await self._state.get("undecryptable_told", told_key):
+            return
+        await self._state.put("undecryptable_told", told_key, "1")
+        what = f"your vote on poll #{poll.poll_id}" if poll is not None else "your message"
+        text = (f"I could not read {what} sent at {when} in an encrypted room: your device did not share its "
+                f"encryption key with mine (device `{self.client.device_id}`), so I did nothing with it"
+                f"{' and the vote is not counted' if poll is not None else ''}. Please send it again. If this "
+                "keeps happening, make sure your app sends keys to this bot's device (in Element: the bot's "
+                "device must not be blocked, and \"never send to unverified devices\" must be off).")
+        await self._tell(sender, text)
+
+    async def _note_uncertain(self, poll: OpenPoll, sender: str, room_id: str) -> None:
+        """A vote that stayed unreadable: listed for the poll's opener as uncertain (it is not counted)."""
+        key = poll.message.id
+        raw = await self._state.get("uncertain_votes", key)
+        voters: list[str] = json.loads(raw) if raw else []
+        if sender in voters:
+            return
+        voters.append(sender)
+        await self._state.put("uncertain_votes", key, json.dumps(voters), poll_message=key)
+        names = ", ".join([f"{await self._display_name(room_id, v) or v} (`{v}`)" for v in voters])
+        log.warning("matrix: poll #%d has %d vote(s) the bot cannot decrypt: %s", poll.poll_id, len(voters), names)
+        if poll.opener is not None:
+            await self._tell(poll.opener.id, f"Poll #{poll.poll_id}: {len(voters)} vote(s) could not be decrypted, "
+                                             f"so they are not counted and the result is uncertain: {names}. "
+                                             "Each voter has been asked to vote again.")
+
+    async def _tell(self, user_id: str, text: str) -> None:
+        """A private notice to a member (their direct-message room with the bot)."""
+        try:
+            room = await self._dm_room(user_id)
+            await self._send_post(room, Post(text), self._zone_of(room))
+        except MatrixError as e:
+            log.warning("matrix: could not tell %s privately (%s): %s", user_id, e, text)
+
+    async def _save_undecrypted(self) -> None:
+        """The kept events survive a restart (a setting: the sync token has moved past them)."""
+        data = [{"room": k.room_id, "event": k.source, "reported": k.reported} for k in self._undecrypted.values()]
+        await self._lookups.state.set_setting("undecrypted", json.dumps(data))
+
+    async def _load_undecrypted(self) -> None:
+        raw = await self._lookups.state.setting("undecrypted")
+        now = time.monotonic()
+        for item in json.loads(raw) if raw else []:
+            src = item.get("event") or {}
+            if isinstance(src.get("event_id"), str):
+                self._undecrypted[src["event_id"]] = Undecrypted(item["room"], src, now, bool(item.get("reported")))
 
     def _readable(self, event: Any) -> Any:
         """The event decrypted when it is an encrypted one the bot has the key for, else as it is (for events

@@ -44,6 +44,7 @@ class Sync(Host):
             await self._retrying("log in", self._login)
             await self._load_dms()
             await self._load_handled()
+            await self._load_undecrypted()
             token = await self._lookups.state.setting("sync_token")
             first = True
             delay = self._backoff[0]
@@ -96,6 +97,7 @@ class Sync(Host):
         """Handle one sync response (after the key chores it brought), then keep its token."""
         await self._key_chores()
         await self._handle_sync(resp, since)
+        await self._retry_undecrypted()
         await self._lookups.state.set_setting("sync_token", resp.next_batch)
         if first:
             await self._after_first_sync()
