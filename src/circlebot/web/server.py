@@ -20,6 +20,7 @@ from circlebot.core.adapter import connection
 from circlebot.web.calendar import Personal, build_calendar
 from circlebot.web.entries import circle_entries, member_answers
 from circlebot.web.links import ALARM_DEFAULT, Link, Links
+from circlebot.web.page import render_page
 from circlebot.web.render import RenderCache
 
 if TYPE_CHECKING:
@@ -52,6 +53,8 @@ class WebServer:
             web.get("/healthz", self.healthz),
             web.get("/readyz", self.readyz),
             web.get("/metrics", self.metrics),
+            web.get("/c/{token}", self.circle_page),
+            web.get("/c/{token}/", self.circle_page),
             web.get("/c/{token}/calendar.ics", self.circle_feed),
             web.get("/m/{token}/calendar.ics", self.member_feed),
         ])
@@ -149,6 +152,18 @@ class WebServer:
     async def metrics(self, request: web.Request) -> web.Response:
         body = generate_latest(self.bot.metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST, **NOINDEX})
+
+    # pages -----------------------------------------------------------------------------------------
+    async def circle_page(self, request: web.Request) -> web.Response:
+        link, circle = await self._circle_of(request)
+        if link.member_id is not None:
+            raise web.HTTPNotFound(headers=NOINDEX)
+        feed = self.feed_url(circle.slug) or ""
+
+        async def render() -> bytes:
+            return await render_page(self.bot, circle, self.settings, self.bot.clock.now(), feed)
+
+        return await self._serve(request, ("page", circle.slug), render, "text/html")
 
     # calendars -------------------------------------------------------------------------------------
     async def _circle_of(self, request: web.Request) -> tuple[Link, CircleSettings]:
