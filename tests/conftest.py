@@ -1,4 +1,5 @@
-"""Shared fixtures: settings for a test circle, a real SQLite file, a fake clock, and the core driver."""
+"""Shared fixtures: settings for a test circle, a real database (a SQLite file, or a schema of the PostgreSQL
+server pg_harness starts), a fake clock, and the core driver."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from circlebot.readings import load_collection
 from circlebot.store import Database, Store
 from drivers import CoreDriver, FakeClock, RecordingAdapter
 
-pytest_plugins = ["synapse_harness"]
+pytest_plugins = ["synapse_harness", "pg_harness"]
 
 REPO = Path(__file__).resolve().parent.parent
 SEED = "bolivia-2003-first-balance-sheet"
@@ -44,6 +45,7 @@ def circle_config(**overrides: Any) -> dict[str, Any]:
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """A test circle's settings; `database` (a SQLite path or a PostgreSQL URL) defaults to a file in tmp_path."""
     data: dict[str, Any] = {
         "database": str(tmp_path / "circlebot.sqlite3"),
         "readings": str(REPO / "readings"),
@@ -59,8 +61,9 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path)
+def settings(tmp_path: Path, database: str) -> Settings:
+    """The test circle on the test's database (SQLite, or PostgreSQL where the test parametrises db_kind)."""
+    return make_settings(tmp_path, database=database)
 
 
 @pytest.fixture

@@ -178,3 +178,18 @@ def test_check_config_reports_a_bad_syllabus_slug_beside_other_errors(tmp_path: 
     assert res.returncode == 2
     assert "circles[0].meets.weekdays[0]: expected a weekday" in res.stderr, res.stderr
     assert "circles[0].syllabus: no reading 'missing-reading'" in res.stderr, res.stderr
+
+
+def test_the_database_is_a_sqlite_file_or_a_postgresql_url_without_its_password(tmp_path: Path) -> None:
+    circle = '[[circles]]\nslug = "a"\nname = "A"\nmeets = {weekdays = ["mon"], time = "18:00"}\n'
+    s = load(write(tmp_path, 'database = "postgresql://bot@db.example.org:5433/circles"\n'
+                   'database_password_env = "CIRCLEBOT_DB_PASSWORD"\n' + circle))
+    assert s.database == "postgresql://bot@db.example.org:5433/circles" and s.on_postgresql
+    assert s.database_password_env == "CIRCLEBOT_DB_PASSWORD"
+    with pytest.raises(ConfigError, match="password never goes in the config file.*database_password_env") as info:
+        load(write(tmp_path, 'database = "postgresql://bot:hunter22@db/circles"\n' + circle))
+    assert "hunter22" not in str(info.value)
+    with pytest.raises(ConfigError, match="user, host and database name"):
+        load(write(tmp_path, 'database = "postgresql://bot@db"\n' + circle))
+    with pytest.raises(ConfigError, match="SQLite file path or a postgresql:// URL"):
+        load(write(tmp_path, 'database = "mysql://bot@db/x"\n' + circle))

@@ -1,4 +1,4 @@
-"""The feature scenarios through the core's test adapter: real SQLite file, injected clock."""
+"""The feature scenarios through the core's test adapter (on SQLite and on PostgreSQL), injected clock."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ from circlebot.app import App
 from circlebot.core.commands import Command
 from circlebot.core.domain import ChannelRef
 from drivers import CoreDriver, FakeClock, RecordingAdapter
+from pg_harness import BOTH_DATABASES
 
 
+@BOTH_DATABASES
 @pytest.mark.parametrize("scenario", scenarios.ALL, ids=lambda s: s.__name__)
 async def test_scenario(core: CoreDriver, scenario: Callable[[CoreDriver], Awaitable[None]]) -> None:
     await scenario(core)

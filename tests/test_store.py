@@ -1,4 +1,5 @@
-"""The SQLite store: pragmas, migrations, refusing a newer database, batched votes acknowledged on commit."""
+"""The store, on SQLite and on PostgreSQL: migrations, refusing a newer database, transactions, batched votes
+acknowledged on commit, a bad row isolated; SQLite's pragmas and its migration of old files."""
 
 from __future__ import annotations
 
@@ -7,13 +8,16 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from circlebot.core.domain import ChannelRef, MessageRef, RsvpAnswer, UserRef
 from circlebot.store import Database, Store, StoreError, WriteRejected
 from circlebot.store.migrations import MIGRATIONS
+from pg_harness import BOTH_DATABASES, in_transaction, other_connection
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
+INTEGRITY = (sqlite3.IntegrityError, asyncpg.IntegrityConstraintViolationError)
 
 
 async def test_pragmas_and_version(tmp_path: Path) -> None:
@@ -29,21 +33,36 @@ async def test_pragmas_and_version(tmp_path: Path) -> None:
     await db.close()
 
 
-async def test_a_newer_database_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "x.sqlite3"
-    (await Database.open(path)).conn  # noqa: B018
-    with sqlite3.connect(path) as raw:
-        raw.execute("UPDATE schema_version SET version = 99")
+@BOTH_DATABASES
+async def test_migrated_once_and_opening_again_migrates_nothing(database: str) -> None:
+    db = await Database.open(database)
+    try:
+        assert await db.version() == len(MIGRATIONS)
+        assert "post_deliveries" in await db.tables()
+    finally:
+        await db.close()
+    db = await Database.open(database)
+    try:
+        assert await db.version() == len(MIGRATIONS)
+    finally:
+        await db.close()
+
+
+@BOTH_DATABASES
+async def test_a_newer_database_is_refused(database: str) -> None:
+    await (await Database.open(database)).close()
+    await other_connection(database, "UPDATE schema_version SET version = 99")
     with pytest.raises(StoreError, match=r"schema version 99.*Upgrade circlebot"):
-        await Database.open(path)
+        await Database.open(database)
 
 
-async def test_a_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
-    db = await Database.open(tmp_path / "x.sqlite3")
+@BOTH_DATABASES
+async def test_a_failed_transaction_leaves_nothing(database: str) -> None:
+    db = await Database.open(database)
     store = Store(db)
     try:
         member = await store.ensure_member(UserRef("console", "alice", "Alice"))
-        with pytest.raises(sqlite3.IntegrityError):
+        with pytest.raises(INTEGRITY):
             async with db.transaction() as conn:
                 await conn.execute("INSERT INTO members (platform, user_id) VALUES ('console', 'bob')")
                 await conn.execute("INSERT INTO rsvps (meeting_id, member_id, answer, at) "
@@ -53,8 +72,9 @@ async def test_a_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
         await db.close()
 
 
-async def test_a_task_cancelled_mid_transaction_leaves_the_connection_usable(tmp_path: Path) -> None:
-    db = await Database.open(tmp_path / "x.sqlite3")
+@BOTH_DATABASES
+async def test_a_task_cancelled_mid_transaction_leaves_the_connection_usable(database: str) -> None:
+    db = await Database.open(database)
     store = Store(db)
 
     async def write(name: str) -> None:
@@ -68,7 +88,7 @@ async def test_a_task_cancelled_mid_transaction_leaves_the_connection_usable(tmp
             await asyncio.sleep(delay)
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-            assert not db.conn.in_transaction
+            assert not in_transaction(db)
             # a member's creation is shared by everyone waiting for it: a waiter cancelled does not stop it
             waiter = asyncio.ensure_future(store.ensure_member(UserRef("console", f"m{delay}")))
             await asyncio.sleep(delay)
@@ -80,8 +100,9 @@ async def test_a_task_cancelled_mid_transaction_leaves_the_connection_usable(tmp
         await db.close()
 
 
-async def test_votes_are_batched_and_acknowledged_only_once_committed(tmp_path: Path) -> None:
-    db = await Database.open(tmp_path / "x.sqlite3")
+@BOTH_DATABASES
+async def test_votes_are_batched_and_acknowledged_only_once_committed(database: str) -> None:
+    db = await Database.open(database)
     store = Store(db)
     store.batcher.start()
     try:
@@ -90,8 +111,7 @@ async def test_votes_are_batched_and_acknowledged_only_once_committed(tmp_path: 
         members = [await store.ensure_member(UserRef("console", f"u{i}")) for i in range(50)]
         await asyncio.gather(*(store.record_vote(poll.id, m, (i % 2,), NOW) for i, m in enumerate(members)))
         # every acknowledged vote is visible to another connection: it is committed
-        with sqlite3.connect(tmp_path / "x.sqlite3") as other:
-            assert other.execute("SELECT count(*) FROM votes").fetchone()[0] == 50
+        assert await other_connection(database, "SELECT count(*) FROM votes") == 50
         # an older ballot never replaces a newer one (platforms deliver out of order)
         await store.record_vote(poll.id, members[0], (1,), NOW + timedelta(seconds=5))
         await store.record_vote(poll.id, members[0], (0,), NOW + timedelta(seconds=1))
@@ -101,8 +121,9 @@ async def test_votes_are_batched_and_acknowledged_only_once_committed(tmp_path: 
         await db.close()
 
 
-async def test_a_writer_cancelled_while_its_batch_is_written_stops_no_other_writer(tmp_path: Path) -> None:
-    db = await Database.open(tmp_path / "x.sqlite3")
+@BOTH_DATABASES
+async def test_a_writer_cancelled_while_its_batch_is_written_stops_no_other_writer(database: str) -> None:
+    db = await Database.open(database)
     store = Store(db)
     store.batcher.start()
     try:
@@ -121,15 +142,16 @@ async def test_a_writer_cancelled_while_its_batch_is_written_stops_no_other_writ
         results = await asyncio.wait_for(asyncio.gather(*writers, return_exceptions=True), 10)
         assert isinstance(results[10], asyncio.CancelledError)
         assert [r for i, r in enumerate(results) if i != 10] == [None] * 1499
-        with sqlite3.connect(tmp_path / "x.sqlite3") as other:  # every write is committed, the cancelled one too
-            assert other.execute("SELECT count(*) FROM votes").fetchone()[0] == 1500
+        # every write is committed, the cancelled one too
+        assert await other_connection(database, "SELECT count(*) FROM votes") == 1500
     finally:
         await store.batcher.stop()
         await db.close()
 
 
-async def test_rsvp_change_and_withdraw(tmp_path: Path) -> None:
-    db = await Database.open(tmp_path / "x.sqlite3")
+@BOTH_DATABASES
+async def test_rsvp_change_and_withdraw(database: str) -> None:
+    db = await Database.open(database)
     store = Store(db)
     try:
         m = await store.add_meeting("c", NOW + timedelta(days=1), NOW + timedelta(days=1, hours=1), "r", None, NOW)
@@ -143,8 +165,9 @@ async def test_rsvp_change_and_withdraw(tmp_path: Path) -> None:
         await db.close()
 
 
-async def test_post_claims_are_idempotent(tmp_path: Path) -> None:
-    db = await Database.open(tmp_path / "x.sqlite3")
+@BOTH_DATABASES
+async def test_post_claims_are_idempotent(database: str) -> None:
+    db = await Database.open(database)
     store = Store(db)
     try:
         assert await store.claim_post("c/1/reminder", "c", None, "reminder", NOW, NOW)
@@ -178,8 +201,9 @@ async def test_a_failed_commit_is_rolled_back_and_later_writes_work(tmp_path: Pa
         await db.close()
 
 
-async def test_stopping_the_batcher_mid_batch_writes_everything_queued(tmp_path: Path) -> None:
-    db = await Database.open(tmp_path / "x.sqlite3")
+@BOTH_DATABASES
+async def test_stopping_the_batcher_mid_batch_writes_everything_queued(database: str) -> None:
+    db = await Database.open(database)
     store = Store(db)
     store.batcher.start()
     try:
@@ -190,16 +214,15 @@ async def test_stopping_the_batcher_mid_batch_writes_everything_queued(tmp_path:
                                    [(i, f"u{i}") for i in range(1, 5001)])
         writers = [asyncio.ensure_future(store.record_vote(poll.id, i, (i % 2,), NOW)) for i in range(1, 5001)]
         for _ in range(10_000):  # until the first batch is inside its transaction
-            if db.conn.in_transaction:
+            if in_transaction(db):
                 break
             await asyncio.sleep(0)
-        assert db.conn.in_transaction
+        assert in_transaction(db)
         await store.batcher.stop()
         done, pending = await asyncio.wait(writers, timeout=10)
         assert not pending, f"{len(pending)} writers never got an answer"
         assert all(w.exception() is None for w in done)
-        with sqlite3.connect(tmp_path / "x.sqlite3") as other:
-            assert other.execute("SELECT count(*) FROM votes").fetchone()[0] == 5000
+        assert await other_connection(database, "SELECT count(*) FROM votes") == 5000
         await store.record_vote(poll.id, 1, (1,), NOW + timedelta(seconds=1))  # after stop: written at once
         assert await store.ballot_of(poll.id, 1) == (1,)
     finally:
@@ -207,8 +230,9 @@ async def test_stopping_the_batcher_mid_batch_writes_everything_queued(tmp_path:
         await db.close()
 
 
-async def test_one_bad_write_fails_alone_and_the_rest_of_its_batch_is_committed(tmp_path: Path) -> None:
-    db = await Database.open(tmp_path / "x.sqlite3")
+@BOTH_DATABASES
+async def test_one_bad_write_fails_alone_and_the_rest_of_its_batch_is_committed(database: str) -> None:
+    db = await Database.open(database)
     store = Store(db)
     store.batcher.start()
     try:
@@ -221,7 +245,7 @@ async def test_one_bad_write_fails_alone_and_the_rest_of_its_batch_is_committed(
         results = await asyncio.wait_for(asyncio.gather(*writers, return_exceptions=True), 10)
         failed = [i for i, r in enumerate(results) if isinstance(r, BaseException)]
         assert failed == [7]
-        assert isinstance(results[7], sqlite3.IntegrityError)
+        assert isinstance(results[7], INTEGRITY)
         assert len(await store.ballots(poll.id)) == 20
         # one write of several rows (a sync page) with a bad row: the other rows are committed, the bad one named
         rows = [store.vote_row(poll.id, m, (1,), NOW + timedelta(seconds=1)) for m in members[:5]]
@@ -236,8 +260,9 @@ async def test_one_bad_write_fails_alone_and_the_rest_of_its_batch_is_committed(
         await db.close()
 
 
-async def test_members_seen_together_are_created_together_with_their_names(tmp_path: Path) -> None:
-    db = await Database.open(tmp_path / "x.sqlite3")
+@BOTH_DATABASES
+async def test_members_seen_together_are_created_together_with_their_names(database: str) -> None:
+    db = await Database.open(database)
     store = Store(db)
     try:
         old = await store.ensure_member(UserRef("matrix", "@old:x", "Old name"))
@@ -254,8 +279,9 @@ async def test_members_seen_together_are_created_together_with_their_names(tmp_p
         await db.close()
 
 
-async def test_adapter_state_of_meetings_and_polls_long_past_is_cleaned_up(tmp_path: Path) -> None:
-    db = await Database.open(tmp_path / "x.sqlite3")
+@BOTH_DATABASES
+async def test_adapter_state_of_meetings_and_polls_long_past_is_cleaned_up(database: str) -> None:
+    db = await Database.open(database)
     store = Store(db)
     try:
         day = timedelta(days=1)
@@ -296,7 +322,9 @@ async def test_the_matrix_adapters_old_state_rows_move_with_their_owners(tmp_pat
         before = next(i for i, (what, _) in enumerate(MIGRATIONS) if what.startswith("adapter state by namespace"))
         for version, (_, statements) in enumerate(MIGRATIONS[:before], 1):
             for stmt in statements:
-                raw.execute(stmt)
+                sql = stmt if isinstance(stmt, str) else stmt.sqlite
+                if sql is not None:
+                    raw.execute(sql)
             raw.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             raw.execute("DELETE FROM schema_version")
             raw.execute("INSERT INTO schema_version VALUES (?)", (version,))
@@ -322,13 +350,15 @@ async def test_the_matrix_adapters_old_state_rows_move_with_their_owners(tmp_pat
         await db.close()
 
 
-async def test_the_bot_cleans_up_old_adapter_state_when_it_starts_and_stops_when_asked(tmp_path: Path) -> None:
+@BOTH_DATABASES
+async def test_the_bot_cleans_up_old_adapter_state_when_it_starts_and_stops_when_asked(tmp_path: Path,
+                                                                                      database: str) -> None:
     from circlebot.app import App
     from circlebot.readings import load_collection
     from conftest import START, circle_config, make_settings
     from drivers import FakeClock, RecordingAdapter
 
-    settings = make_settings(tmp_path, circles=[circle_config(syllabus=[])])
+    settings = make_settings(tmp_path, database=database, circles=[circle_config(syllabus=[])])
     db = await Database.open(settings.database)
     store = Store(db)
     try:
@@ -346,5 +376,46 @@ async def test_the_bot_cleans_up_old_adapter_state_when_it_starts_and_stops_when
         assert await state.get("controls", "$post") is None
         app.stop()
         await asyncio.wait_for(running, 10)
+    finally:
+        await db.close()
+
+
+def test_the_store_sql_is_turned_into_postgresql_outside_quotes_and_comments() -> None:
+    from circlebot.store.postgresql import ddl, to_postgres
+
+    assert to_postgres("SELECT '?', ? FROM t WHERE a = ? -- why?\n AND b = \"q?\"") == (
+        "SELECT '?', $1 FROM t WHERE a = $2 -- why?\n AND b = \"q?\"")
+    assert to_postgres("INSERT INTO v VALUES (?1, ?2, 'x', ?1) ON CONFLICT (a) DO UPDATE SET b = ?") == (
+        "INSERT INTO v VALUES ($1, $2, 'x', $1) ON CONFLICT (a) DO UPDATE SET b = $3")
+    assert to_postgres("INSERT OR IGNORE INTO c (a) VALUES (?) RETURNING a") == (
+        "INSERT INTO c (a) VALUES ($1) ON CONFLICT DO NOTHING RETURNING a")
+    with pytest.raises(StoreError, match="ON CONFLICT"):
+        to_postgres("INSERT OR REPLACE INTO c (a) VALUES (?)")
+    assert ddl("CREATE TABLE x (id INTEGER PRIMARY KEY, n INTEGER DEFAULT 'INTEGER', r REAL) WITHOUT ROWID") == (
+        "CREATE TABLE x (id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, n BIGINT DEFAULT 'INTEGER', "
+        "r DOUBLE PRECISION)")
+
+
+@BOTH_DATABASES
+async def test_rows_counts_and_new_ids_read_alike_on_both(database: str) -> None:
+    db = await Database.open(database)
+    try:
+        async with db.transaction() as conn:
+            first = await conn.execute("INSERT INTO meetings (circle, starts_at, ends_at, reading, created_at) "
+                                       "VALUES (?, 'a', 'b', 'r', 'x')", ("c",))
+            second = await conn.execute("INSERT INTO meetings (circle, starts_at, ends_at, reading, created_at) "
+                                        "VALUES (?, 'a', 'b', 'r', 'x')", ("c",))
+            assert (first.rowcount, second.rowcount) == (1, 1)
+            assert second.lastrowid == (first.lastrowid or 0) + 1
+            await conn.execute("INSERT INTO members (platform, user_id) VALUES ('console', 'a')")
+            twice = await conn.execute("INSERT OR IGNORE INTO members (platform, user_id) VALUES ('console', 'a')")
+            assert twice.rowcount == 0
+            moved = await conn.execute("UPDATE meetings SET reading = ? WHERE circle = ?", ("s", "c"))
+            assert moved.rowcount == 2
+        row = await db.fetchone("SELECT count(*) AS n, sum(id) AS total, min(reading) AS r FROM meetings")
+        assert row is not None
+        assert (row[0], row["n"], row["r"], row["total"]) == (2, 2, "s", (first.lastrowid or 0) * 2 + 1)
+        assert isinstance(row["total"], int)
+        assert sorted(row.keys()) == ["n", "r", "total"]
     finally:
         await db.close()

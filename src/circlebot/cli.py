@@ -48,7 +48,22 @@ def _secrets(settings: config_mod.Settings) -> list[str]:
         names += [settings.matrix.access_token_env, settings.matrix.password_env]
     if settings.discord:
         names.append(settings.discord.token_env)
+    names.append(settings.database_password_env)
     return [os.environ[n] for n in names if n and os.environ.get(n)]
+
+
+def database_password(settings: config_mod.Settings) -> str | None:
+    """The PostgreSQL password from the variable the config names (None: the config names none)."""
+    name = settings.database_password_env
+    if name is None:
+        return None
+    value = os.environ.get(name)
+    if not value:
+        from circlebot.store import StoreError
+
+        raise StoreError(f"the config says the database password is in the environment variable {name}, but it "
+                         f"is not set: set it, or remove database_password_env")
+    return value
 
 
 def _config_path(arg: str | None) -> Path:
@@ -231,7 +246,7 @@ async def serve(settings: config_mod.Settings, *, console: bool) -> int:
     for p in _syllabus_problems(settings, collection):
         log.warning("%s", p)
     try:
-        db = await Database.open(settings.database)
+        db = await Database.open(settings.database, password=database_password(settings))
     except StoreError as e:
         print(f"circlebot: {e}", file=sys.stderr)
         return 2
@@ -304,7 +319,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 2
 
     async def export() -> list[bytes]:
-        db = await Database.open(settings.database)
+        db = await Database.open(settings.database, password=database_password(settings))
         try:
             store = Store(db)
             collection = await asyncio.to_thread(_load_readings, settings.readings)
@@ -386,7 +401,8 @@ def _setup_logging(settings: config_mod.Settings, *, console: bool) -> None:
     traceback there would land in the conversation), and say where at start."""
     level = getattr(logging, settings.log_level)
     if console:
-        path = settings.database.parent / "circlebot.log"
+        beside = settings.database.parent if isinstance(settings.database, Path) else Path.cwd()
+        path = beside / "circlebot.log"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")

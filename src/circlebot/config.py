@@ -12,6 +12,7 @@ import tomllib
 from datetime import date, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -142,6 +143,28 @@ Weekday = Annotated[str, BeforeValidator(_weekday)]
 Slug = Annotated[str, AfterValidator(_slug)]
 Cron = Annotated[str, AfterValidator(_cron)]
 EnvName = Annotated[str, AfterValidator(_env_name)]
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def _database(value: Any) -> Any:
+    """A SQLite file path (kept as a Path), or a PostgreSQL URL (kept as text) with no password in it."""
+    if not isinstance(value, str):
+        return value
+    if value.startswith(POSTGRES_SCHEMES):
+        parts = urlsplit(value)
+        if parts.password:
+            raise ValueError("the database password never goes in the config file: put it in an environment "
+                             "variable and name that variable with 'database_password_env'")
+        if not parts.hostname or not parts.path.strip("/"):
+            raise ValueError(f"expected a PostgreSQL URL like \"postgresql://circlebot@db.example.org/circlebot\" "
+                             f"(user, host and database name), got {value!r}")
+        return value
+    if "://" in value:
+        raise ValueError(f"expected a SQLite file path or a postgresql:// URL, got {value!r}")
+    return Path(value)
+
+
+Database = Annotated[Path | str, BeforeValidator(_database)]
 Id = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) and not isinstance(v, bool) else v)]
 
 
@@ -306,7 +329,8 @@ class WebSettings(_Frozen):
 class Settings(_Frozen):
     """The whole validated config. Paths are absolute (relative ones are resolved against the file)."""
 
-    database: Path = Path("circlebot.sqlite3")
+    database: Database = Path("circlebot.sqlite3")  # a SQLite file, or a postgresql://user@host/db URL
+    database_password_env: EnvName | None = None  # the variable holding the PostgreSQL password, if it needs one
     readings: Path = Path("readings")
     timezone: Zone = "UTC"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -326,6 +350,10 @@ class Settings(_Frozen):
                 raise ValueError(f"two circles share the slug {c.slug!r}; each circle needs its own")
             seen.add(c.slug)
         return self
+
+    @property
+    def on_postgresql(self) -> bool:
+        return isinstance(self.database, str)
 
     def circle(self, slug: str) -> CircleSettings | None:
         return next((c for c in self.circles if c.slug == slug), None)
@@ -409,11 +437,15 @@ def validate(data: dict[str, Any], path: Path) -> Settings:
     if shared:
         raise ConfigError(path, shared)
     base = path.parent
-    database = settings.database if settings.database.is_absolute() else base / settings.database
+    database = settings.database
+    if isinstance(database, Path) and not database.is_absolute():
+        database = base / database
+    # what lives beside the database by default (the Matrix crypto store); on PostgreSQL, beside the config file
+    beside = database if isinstance(database, Path) else base / "circlebot.sqlite3"
     return settings.model_copy(
         update={
-            "matrix": _matrix_paths(settings.matrix, base, database),
-            "database": settings.database if settings.database.is_absolute() else base / settings.database,
+            "matrix": _matrix_paths(settings.matrix, base, beside),
+            "database": database,
             "readings": settings.readings if settings.readings.is_absolute() else base / settings.readings,
             "circles": tuple(c if c.timezone else c.model_copy(update={"timezone": settings.timezone})
                              for c in settings.circles),

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
+import asyncpg
+
 from circlebot.core.commands import Syntax
 from circlebot.core.domain import ChannelRef, Event, Invocation, MessageRef, PollResults, PollSpec, Post, UserRef
 from circlebot.core.text import Text
@@ -23,10 +25,20 @@ check-in it returns what to tell the member, for platforms whose buttons can ans
 what the events change could not be stored (the database failed): the adapter offers them again later."""
 
 
+# PostgreSQL: the connection is gone or refused, the server is short of a resource (disk, connections), or
+# a transaction met another (a deadlock, a serialization failure): the same write may go through later
+_POSTGRES_FAILURES: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.InsufficientResourcesError,
+    asyncpg.TransactionRollbackError, asyncpg.OperatorInterventionError,
+)
+
+
 def storage_failed(error: BaseException) -> bool:
     """Whether an error means the database could not be written (locked, disk full, I/O error): worth offering
     the same events again later, unlike a bug in handling them."""
-    return isinstance(error, sqlite3.OperationalError | OSError) and not isinstance(error, TimeoutError)
+    if isinstance(error, sqlite3.OperationalError | OSError) and not isinstance(error, TimeoutError):
+        return True
+    return isinstance(error, _POSTGRES_FAILURES)
 
 
 class NotStored(Exception):

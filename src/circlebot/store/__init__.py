@@ -1,10 +1,12 @@
-"""SQLite storage: the connection and its transactions (`db`), ordered migrations, and queries per table group."""
+"""Storage on SQLite or PostgreSQL: the database and its transactions (`db`, `postgresql`), ordered migrations,
+and queries per table group."""
 
 from __future__ import annotations
 
-from circlebot.store.db import Database, StoreError, WriteRejected
+from circlebot.store.db import Connection, Database, Row, StoreError, WriteRejected
 from circlebot.store.queries import AdapterState, Delivery, Meeting, PollRow, PostClaim, Store
 
 __all__ = [
-    "AdapterState", "Database", "Delivery", "Meeting", "PollRow", "PostClaim", "Store", "StoreError", "WriteRejected",
+    "AdapterState", "Connection", "Database", "Delivery", "Meeting", "PollRow", "PostClaim", "Row", "Store",
+    "StoreError", "WriteRejected",
 ]

@@ -1,4 +1,8 @@
-"""The SQLite connection: pragmas, explicit transactions, migrations at open, and batched writes."""
+"""The database: SQLite (aiosqlite, the embedded default) or PostgreSQL (asyncpg, `postgresql.py`) behind one
+interface, with explicit transactions, migrations at open, and batched writes.
+
+Queries are written once, in the SQL both understand, with `?` (or `?N`) placeholders; on PostgreSQL the layer
+turns them into `$N`. Rows read by index or by column name alike on both."""
 
 from __future__ import annotations
 
@@ -8,34 +12,172 @@ import itertools
 import logging
 import operator
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, ClassVar, Protocol, cast
 
 import aiosqlite
 
-from circlebot.store.migrations import MIGRATIONS
+from circlebot.store.migrations import MIGRATIONS, Dialects
 
 log = logging.getLogger(__name__)
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres_url(target: Path | str) -> bool:
+    return isinstance(target, str) and target.startswith(POSTGRES_SCHEMES)
 
 
 class StoreError(Exception):
     """The database cannot be used as it is (too new, unreadable); the message says what to do."""
 
 
+class Row(Protocol):
+    """A row as either database returns it: by index (`row[0]`) or by column name (`row["id"]`)."""
+
+    def __getitem__(self, key: int | str, /) -> Any: ...
+
+    def __len__(self) -> int: ...
+
+    def keys(self) -> Iterable[str]: ...
+
+
+class Cursor(Protocol):
+    """What a statement run in a transaction tells: rows changed, and the id of a row just inserted."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    @property
+    def lastrowid(self) -> int | None: ...
+
+
+class Connection(Protocol):
+    """The connection a transaction hands out (aiosqlite's own on SQLite; `postgresql.PgConnection` speaks the
+    same calls on PostgreSQL)."""
+
+    def execute(self, sql: str, parameters: Iterable[Any] | None = None, /) -> Awaitable[Cursor]: ...
+
+    def executemany(self, sql: str, parameters: Iterable[Iterable[Any]], /) -> Awaitable[Any]: ...
+
+    def execute_fetchall(self, sql: str, parameters: Iterable[Any] | None = None, /) -> Awaitable[Iterable[Row]]: ...
+
+    @property
+    def in_transaction(self) -> bool: ...
+
+
 class Database:
+    """The store's database. `open` picks the kind by its target: a file path (SQLite) or a
+    `postgresql://user@host/db` URL (PostgreSQL). Writes go through `transaction()` or `write_runs`."""
+
+    dialect: ClassVar[str] = ""
+    statement_errors: ClassVar[tuple[type[Exception], ...]] = ()  # one statement refused; the transaction lives
+
+    @classmethod
+    async def open(cls, target: Path | str, *, password: str | None = None) -> Database:
+        """Open (creating if needed) and migrate the database at `target`: a SQLite file path, or a PostgreSQL
+        URL (its password, when the server asks for one, given apart: it never sits in the URL or a log)."""
+        if is_postgres_url(target):
+            from circlebot.store.postgresql import PostgresDatabase
+
+            return await PostgresDatabase.connect(str(target), password=password)
+        return await SqliteDatabase.connect(Path(target))
+
+    @property
+    def name(self) -> str:
+        """The database as messages name it (never with a password)."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[Connection]:
+        """A short write transaction; commits on success, rolls back on any error or cancellation."""
+        raise NotImplementedError
+
+    async def write_runs(self, runs: Sequence[tuple[str, Sequence[tuple[Any, ...]]]]) -> None:
+        """Run each (SQL, rows) `executemany`, in order, in one write transaction: all or nothing, committed
+        when it returns, run to the end even if the caller is cancelled (the batcher's path)."""
+        raise NotImplementedError
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        raise NotImplementedError
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        raise NotImplementedError
+
+    async def has_table(self, name: str) -> bool:
+        raise NotImplementedError
+
+    async def tables(self) -> list[str]:
+        """The names of the tables the store keeps (schema_version included), in creation order."""
+        raise NotImplementedError
+
+    async def _lock_schema(self, conn: Connection) -> None:
+        """Inside a migration's transaction: keep other processes from migrating at the same time."""
+
+    async def _migrated(self) -> None:
+        """After migrations ran (the PostgreSQL layer reads the tables' identity columns)."""
+
+    async def version(self) -> int:
+        if not await self.has_table("schema_version"):
+            return 0
+        row = await self.fetchone("SELECT version FROM schema_version")
+        return int(row[0]) if row else 0
+
+    async def _migrate(self) -> None:
+        current = await self.version()
+        latest = len(MIGRATIONS)
+        if current > latest:
+            raise StoreError(
+                f"the database {self.name} is at schema version {current}, but this circlebot only knows "
+                f"versions up to {latest}: it was written by a newer circlebot. Upgrade circlebot, or point "
+                f"'database' in the config at another database."
+            )
+        for version in range(current + 1, latest + 1):
+            description, statements = MIGRATIONS[version - 1]
+            async with self.transaction() as conn:
+                await self._lock_schema(conn)
+                await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+                rows = list(await conn.execute_fetchall("SELECT version FROM schema_version"))
+                if rows and int(rows[0][0]) >= version:
+                    continue  # another process migrated meanwhile
+                log.info("migrating database to version %d: %s", version, description)
+                for stmt in statements:
+                    sql = self._statement(stmt)
+                    if sql is not None:
+                        await conn.execute(sql)
+                await conn.execute("DELETE FROM schema_version")
+                await conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+        await self._migrated()
+
+    def _statement(self, stmt: str | Dialects) -> str | None:
+        """A migration statement as this database writes it (None: nothing to do here)."""
+        if isinstance(stmt, Dialects):
+            return stmt.sqlite
+        return stmt
+
+
+class SqliteDatabase(Database):
     """One aiosqlite connection in autocommit mode; writes go through `transaction()` (BEGIN IMMEDIATE)."""
+
+    dialect = "sqlite"
+    statement_errors = (sqlite3.Error,)
 
     def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
         self.conn = conn
         self.path = path
         self._write_lock = asyncio.Lock()
 
+    @property
+    def name(self) -> str:
+        return str(self.path)
+
     @classmethod
-    async def open(cls, path: Path | str) -> Database:
-        """Open (creating if needed) and migrate the database at `path`."""
-        p = Path(path)
+    async def connect(cls, path: Path) -> SqliteDatabase:
+        p = path
         if str(p) != ":memory:":
             p.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -59,7 +201,7 @@ class Database:
         await self.conn.close()
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def transaction(self) -> AsyncIterator[Connection]:
         """A short write transaction; commits on success, rolls back on any error or cancellation, and when
         the COMMIT itself fails (disk full, an I/O error, a deferred constraint), so the connection never stays
         inside a failed transaction.
@@ -78,11 +220,9 @@ class Database:
                 raise
 
     async def write_runs(self, runs: Sequence[tuple[str, Sequence[tuple[Any, ...]]]]) -> None:
-        """Run each (SQL, rows) `executemany`, in order, in one write transaction: all nothing, or all committed
-        when it returns. BEGIN, the statements and COMMIT (or ROLLBACK) run as one job in aiosqlite's thread,
-        one trip instead of one per statement (the batcher's path; it runs to the end even if the caller is
-        cancelled). aiosqlite has no public way to run a function in its thread: this uses its `_execute`
-        and `_conn`, stable within the aiosqlite versions pyproject.toml allows."""
+        """BEGIN, the statements and COMMIT (or ROLLBACK) run as one job in aiosqlite's thread, one trip instead
+        of one per statement. aiosqlite has no public way to run a function in its thread: this uses its
+        `_execute` and `_conn`, stable within the aiosqlite versions pyproject.toml allows."""
         conn = self.conn
 
         def job() -> None:
@@ -101,42 +241,22 @@ class Database:
         async with self._write_lock:
             await _to_completion(in_thread(job))
 
-    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         """All rows, in one trip to aiosqlite's thread (execute + fetch + close would be three)."""
         return list(await self.conn.execute_fetchall(sql, params))
 
-    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         """The first row (queries here select by key or say LIMIT 1), in one trip."""
         rows = await self.conn.execute_fetchall(sql, params)
         return next(iter(rows), None)
 
-    async def version(self) -> int:
-        row = await self.fetchone(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
-        )
-        if row is None:
-            return 0
-        row = await self.fetchone("SELECT version FROM schema_version")
-        return int(row[0]) if row else 0
+    async def has_table(self, name: str) -> bool:
+        return await self.fetchone("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)) is not None
 
-    async def _migrate(self) -> None:
-        current = await self.version()
-        latest = len(MIGRATIONS)
-        if current > latest:
-            raise StoreError(
-                f"the database {self.path} is at schema version {current}, but this circlebot only knows "
-                f"versions up to {latest}: it was written by a newer circlebot. Upgrade circlebot, or point "
-                f"'database' in the config at another file."
-            )
-        for version in range(current + 1, latest + 1):
-            description, statements = MIGRATIONS[version - 1]
-            log.info("migrating database to version %d: %s", version, description)
-            async with self.transaction() as conn:
-                for stmt in statements:
-                    await conn.execute(stmt)
-                await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-                await conn.execute("DELETE FROM schema_version")
-                await conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+    async def tables(self) -> list[str]:
+        rows = await self.fetchall("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+                                   "ORDER BY rowid")
+        return [str(r[0]) for r in rows]
 
 
 async def _to_completion(awaitable: Awaitable[Any]) -> Any:
@@ -320,7 +440,7 @@ class WriteBatcher:
         try:
             async with self._db.transaction() as conn:
                 for i, (sql, rows) in enumerate(zip(batch.sqls, batch.rows, strict=True)):
-                    error = await _isolated(conn, sql, rows)
+                    error = await _isolated(conn, self._db.statement_errors, sql, rows)
                     if error is not None:
                         errors[i] = error
         except Exception as e:  # the transaction itself failed (the disk is full, say): nothing was written
@@ -332,14 +452,16 @@ class WriteBatcher:
         return errors
 
 
-async def _isolated(conn: aiosqlite.Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> Exception | None:
+async def _isolated(conn: Connection, errors: tuple[type[Exception], ...], sql: str,
+                    rows: Sequence[tuple[Any, ...]]) -> Exception | None:
     """Run one write inside a savepoint; on failure roll back to it and retry its rows one at a time.
-    Returns the write's error, if any. Raises if SQLite gave up the whole transaction."""
+    Returns the write's error, if any (`errors`: what the database raises for one refused statement). Raises if
+    the database gave up the whole transaction."""
     await conn.execute("SAVEPOINT batch_write")
     try:
         await conn.executemany(sql, rows)
         return None
-    except sqlite3.Error as e:
+    except errors as e:
         _still_in_transaction(conn, e)
         await conn.execute("ROLLBACK TO batch_write")
         if len(rows) == 1:
@@ -349,7 +471,7 @@ async def _isolated(conn: aiosqlite.Connection, sql: str, rows: Sequence[tuple[A
             await conn.execute("SAVEPOINT batch_row")
             try:
                 await conn.execute(sql, row)
-            except sqlite3.Error as row_error:
+            except errors as row_error:
                 _still_in_transaction(conn, row_error)
                 await conn.execute("ROLLBACK TO batch_row")
                 rejected.append((index, row_error))
@@ -360,7 +482,6 @@ async def _isolated(conn: aiosqlite.Connection, sql: str, rows: Sequence[tuple[A
             await conn.execute("RELEASE batch_write")
 
 
-def _still_in_transaction(conn: aiosqlite.Connection, error: Exception) -> None:
-    if not conn.in_transaction:  # some errors (SQLITE_FULL, an I/O error) roll the whole transaction back
+def _still_in_transaction(conn: Connection, error: Exception) -> None:
+    if not conn.in_transaction:  # some errors (SQLITE_FULL, an I/O error, a lost connection) end the transaction
         raise error
-

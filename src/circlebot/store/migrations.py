@@ -1,8 +1,25 @@
-"""Ordered schema migrations. Version N is MIGRATIONS[N-1]; never edit a released step, add a new one."""
+"""Ordered schema migrations. Version N is MIGRATIONS[N-1]; never edit a released step, add a new one.
+
+Each step is written once, for both databases: plain statements run on SQLite as written and on PostgreSQL
+with SQLite's column idioms turned into PostgreSQL's (`postgresql.ddl`: INTEGER is 64-bit, an INTEGER PRIMARY
+KEY numbers its rows itself, WITHOUT ROWID means nothing there). The few statements the two write differently
+(a trigger, a data fix for SQLite files older than PostgreSQL support) are a `Dialects`, both texts side by
+side."""
 
 from __future__ import annotations
 
-MIGRATIONS: list[tuple[str, list[str]]] = [
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Dialects:
+    """One migration statement as each database writes it; None: nothing to do on that database."""
+
+    sqlite: str | None
+    postgresql: str | None
+
+
+MIGRATIONS: list[tuple[str, list[str | Dialects]]] = [
     (
         "members, meetings, RSVPs, check-ins, polls, votes, post log",
         [
@@ -136,7 +153,8 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             ) WITHOUT ROWID""",
             "CREATE INDEX post_deliveries_sending ON post_deliveries (state) WHERE state = 'sending'",
             # a location done: its message joins post_messages, and the post is done once every location is
-            """CREATE TRIGGER post_delivery_done AFTER UPDATE OF state ON post_deliveries
+            Dialects(
+                sqlite="""CREATE TRIGGER post_delivery_done AFTER UPDATE OF state ON post_deliveries
             WHEN NEW.state != 'sending' AND OLD.state = 'sending'
             BEGIN
                 INSERT OR REPLACE INTO post_messages (post_key, platform, channel, message_id)
@@ -157,6 +175,40 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
                         ELSE detail END
                 WHERE key = NEW.post_key;
             END""",
+                postgresql="""CREATE FUNCTION post_delivery_done() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    -- the post's row is locked first: two processes finishing two locations of one post at
+                    -- once then see each other's delivery (each statement below reads what is committed)
+                    PERFORM 1 FROM post_log WHERE key = NEW.post_key FOR UPDATE;
+                    IF NEW.message_id IS NOT NULL THEN
+                        INSERT INTO post_messages (post_key, platform, channel, message_id)
+                            VALUES (NEW.post_key, NEW.platform, NEW.channel, NEW.message_id)
+                            ON CONFLICT (platform, channel, message_id) DO UPDATE SET post_key = excluded.post_key;
+                    END IF;
+                    UPDATE post_log SET
+                        state = CASE
+                            WHEN EXISTS (SELECT 1 FROM post_deliveries d WHERE d.post_key = NEW.post_key
+                                         AND d.state = 'sending') THEN 'claimed'
+                            WHEN EXISTS (SELECT 1 FROM post_deliveries d WHERE d.post_key = NEW.post_key
+                                         AND d.state = 'missed') THEN 'missed'
+                            ELSE 'sent' END,
+                        done_at = CASE
+                            WHEN EXISTS (SELECT 1 FROM post_deliveries d WHERE d.post_key = NEW.post_key
+                                         AND d.state = 'sending') THEN NULL
+                            ELSE NEW.done_at END,
+                        detail = CASE WHEN NEW.state = 'missed'
+                            THEN NEW.platform || ' ' || NEW.channel || ': ' || COALESCE(NEW.detail, 'missed')
+                            ELSE detail END
+                    WHERE key = NEW.post_key;
+                    RETURN NULL;
+                END $$""",
+            ),
+            Dialects(
+                sqlite=None,  # the SQLite trigger above is both the function and the trigger
+                postgresql="""CREATE TRIGGER post_delivery_done AFTER UPDATE OF state ON post_deliveries
+                FOR EACH ROW WHEN (NEW.state <> 'sending' AND OLD.state = 'sending')
+                EXECUTE FUNCTION post_delivery_done()""",
+            ),
         ],
     ),
     (
@@ -176,25 +228,35 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "CREATE INDEX adapter_items_by_poll ON adapter_items (poll_id) WHERE poll_id IS NOT NULL",
             "CREATE INDEX adapter_items_unowned ON adapter_items (written_at) "
             "WHERE meeting_id IS NULL AND poll_id IS NULL",
-            # what the Matrix adapter kept in adapter_state under prefixed keys moves here, with its owner: a
+            # what the Matrix adapter kept in adapter_state under prefixed keys moves here, with its owner (SQLite
+            # only: a PostgreSQL database is younger than those keys, its adapter_state never held them): a
             # post's controls name their meeting, a reaction its post, a poll's end is keyed by the poll's event
-            """INSERT INTO adapter_items (platform, namespace, key, value, meeting_id, poll_id, written_at)
+            Dialects(
+                sqlite="""INSERT INTO adapter_items (platform, namespace, key, value, meeting_id, poll_id, written_at)
                 SELECT platform, 'controls', substr(key, 10), value,
                        (SELECT id FROM meetings WHERE id = json_extract(value, '$.meeting')), NULL,
                        strftime('%Y-%m-%dT%H:%M:%f', 'now') || '000+00:00'
                 FROM adapter_state WHERE substr(key, 1, 9) = 'controls:' AND json_valid(value)""",
-            """INSERT INTO adapter_items (platform, namespace, key, value, meeting_id, poll_id, written_at)
+                postgresql=None,
+            ),
+            Dialects(
+                sqlite="""INSERT INTO adapter_items (platform, namespace, key, value, meeting_id, poll_id, written_at)
                 SELECT s.platform, 'reaction', substr(s.key, 10), s.value,
                        (SELECT c.meeting_id FROM adapter_items c WHERE c.platform = s.platform
                         AND c.namespace = 'controls' AND c.key = json_extract(s.value, '$.target')), NULL,
                        strftime('%Y-%m-%dT%H:%M:%f', 'now') || '000+00:00'
                 FROM adapter_state s WHERE substr(s.key, 1, 9) = 'reaction:' AND json_valid(s.value)""",
-            """INSERT INTO adapter_items (platform, namespace, key, value, meeting_id, poll_id, written_at)
+                postgresql=None,
+            ),
+            Dialects(
+                sqlite="""INSERT INTO adapter_items (platform, namespace, key, value, meeting_id, poll_id, written_at)
                 SELECT s.platform, 'poll_end', substr(s.key, 10), s.value, NULL,
                        (SELECT m.poll_id FROM poll_messages m WHERE m.platform = s.platform
                         AND m.message_id = substr(s.key, 10) LIMIT 1),
                        strftime('%Y-%m-%dT%H:%M:%f', 'now') || '000+00:00'
                 FROM adapter_state s WHERE substr(s.key, 1, 9) = 'poll_end:'""",
+                postgresql=None,
+            ),
             "DELETE FROM adapter_state WHERE substr(key, 1, 9) IN ('controls:', 'reaction:', 'poll_end:')",
         ],
     ),

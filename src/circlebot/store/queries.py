@@ -9,10 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiosqlite
-
 from circlebot.core.domain import ChannelRef, MessageRef, RsvpAnswer, UserRef
-from circlebot.store.db import Database, WriteBatcher
+from circlebot.store.db import Connection, Database, Row, WriteBatcher
 
 
 def ts(dt: datetime) -> str:
@@ -110,7 +108,7 @@ class Meeting:
     modified_at: datetime | None = None  # when it was created, moved or cancelled last (LAST-MODIFIED)
 
     @classmethod
-    def from_row(cls, row: aiosqlite.Row) -> Meeting:
+    def from_row(cls, row: Row) -> Meeting:
         return cls(
             id=row["id"],
             circle=row["circle"],
@@ -149,8 +147,8 @@ class Delivery:
     first_try_at: datetime
 
 
-_POST_LOG_SQL = ("INSERT OR IGNORE INTO post_log (key, circle, meeting_id, kind, due_at, state, claimed_at, done_at, "
-                 "detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_POST_LOG_SQL = ("INSERT INTO post_log (key, circle, meeting_id, kind, due_at, state, claimed_at, done_at, detail) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING")
 _DELIVERY_SQL = ("UPDATE post_deliveries SET state = ?, done_at = ?, message_id = ?, detail = ? "
                  "WHERE post_key = ? AND platform = ? AND channel = ? AND state = 'sending'")
 
@@ -293,8 +291,8 @@ class Store:
         finally:
             self._join_task = None
 
-    async def _upsert_members(self, people: list[tuple[str, str, str]]) -> list[aiosqlite.Row]:
-        out: list[aiosqlite.Row] = []
+    async def _upsert_members(self, people: list[tuple[str, str, str]]) -> list[Row]:
+        out: list[Row] = []
         async with self.db.transaction() as conn:
             for i in range(0, len(people), _MEMBERS_PER_STATEMENT):
                 chunk = people[i : i + _MEMBERS_PER_STATEMENT]
@@ -323,7 +321,7 @@ class Store:
 
     # meetings --------------------------------------------------------------------------------------
     @contextlib.asynccontextmanager
-    async def _meeting_write(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def _meeting_write(self) -> AsyncIterator[Connection]:
         """A transaction that changes meetings; the cached upcoming meetings are dropped once it is over."""
         try:
             async with self.db.transaction() as conn:
@@ -489,7 +487,7 @@ class Store:
         """Record a check-in; False if the member had already checked in."""
         async with self.db.transaction() as conn:
             cur = await conn.execute(
-                "INSERT OR IGNORE INTO checkins (meeting_id, member_id, at) VALUES (?, ?, ?)",
+                "INSERT INTO checkins (meeting_id, member_id, at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 (meeting_id, member_id, ts(at)),
             )
             return cur.rowcount == 1
@@ -612,7 +610,8 @@ class Store:
     async def add_poll_message(self, poll_id: int, ref: MessageRef) -> None:
         async with self.db.transaction() as conn:
             await conn.execute(
-                "INSERT OR REPLACE INTO poll_messages (poll_id, platform, channel, message_id) VALUES (?, ?, ?, ?)",
+                "INSERT INTO poll_messages (poll_id, platform, channel, message_id) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (platform, channel, message_id) DO UPDATE SET poll_id = excluded.poll_id",
                 (poll_id, ref.channel.platform, ref.channel.id, ref.id),
             )
 
@@ -704,7 +703,8 @@ class Store:
                 "UPDATE post_log SET state = ?, done_at = ?, detail = ? WHERE key = ?", (state, ts(now), detail, key)
             )
             await conn.executemany(
-                "INSERT OR REPLACE INTO post_messages (post_key, platform, channel, message_id) VALUES (?, ?, ?, ?)",
+                "INSERT INTO post_messages (post_key, platform, channel, message_id) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (platform, channel, message_id) DO UPDATE SET post_key = excluded.post_key",
                 [(key, r.channel.platform, r.channel.id, r.id) for r in refs],
             )
 
@@ -854,13 +854,13 @@ class Store:
     async def hide_question(self, meeting_id: int, text: str, member_id: int, at: datetime) -> None:
         async with self.db.transaction() as conn:
             await conn.execute(
-                "INSERT OR IGNORE INTO meeting_hidden_questions (meeting_id, text, hidden_by, hidden_at) "
-                "VALUES (?, ?, ?, ?)",
+                "INSERT INTO meeting_hidden_questions (meeting_id, text, hidden_by, hidden_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (meeting_id, text, member_id, ts(at)),
             )
 
 
-async def _unlogged(conn: aiosqlite.Connection, claims: Sequence[PostClaim]) -> list[PostClaim]:
+async def _unlogged(conn: Connection, claims: Sequence[PostClaim]) -> list[PostClaim]:
     """The claims whose post is not in the post log yet (looked up 500 keys at a time, SQLite's limit being 999
     parameters in older builds)."""
     keys = [c.key for c in claims]
