@@ -186,10 +186,10 @@ def test_the_database_is_a_sqlite_file_or_a_postgresql_url_without_its_password(
                    'database_password_env = "CIRCLEBOT_DB_PASSWORD"\n' + circle))
     assert s.database == "postgresql://bot@db.example.org:5433/circles" and s.on_postgresql
     assert s.database_password_env == "CIRCLEBOT_DB_PASSWORD"
-    with pytest.raises(ConfigError, match="password never goes in the config file.*database_password_env") as info:
+    with pytest.raises(ConfigError, match=r"password never goes in the config file.*database_password_env") as info:
         load(write(tmp_path, 'database = "postgresql://bot:hunter22@db/circles"\n' + circle))
     assert "hunter22" not in str(info.value)
     with pytest.raises(ConfigError, match="user, host and database name"):
         load(write(tmp_path, 'database = "postgresql://bot@db"\n' + circle))
-    with pytest.raises(ConfigError, match="SQLite file path or a postgresql:// URL"):
+    with pytest.raises(ConfigError, match=r"SQLite file path or a postgresql:// URL"):
         load(write(tmp_path, 'database = "mysql://bot@db/x"\n' + circle))

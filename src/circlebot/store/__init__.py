@@ -3,6 +3,7 @@ and queries per table group."""
 
 from __future__ import annotations
 
+from circlebot.store import postgresql as _postgresql  # noqa: F401  (Database.open then takes postgresql:// URLs)
 from circlebot.store.db import Connection, Database, Row, StoreError, WriteRejected
 from circlebot.store.queries import AdapterState, Delivery, Meeting, PollRow, PostClaim, Store
 

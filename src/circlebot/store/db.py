@@ -68,6 +68,11 @@ class Connection(Protocol):
     def in_transaction(self) -> bool: ...
 
 
+_SERVERS: dict[str, Callable[[str, str | None], Awaitable[Database]]] = {}
+"""How to open a database of each server kind, by URL scheme; `postgresql.py` adds itself (it builds on this
+module, so this one cannot import it)."""
+
+
 class Database:
     """The store's database. `open` picks the kind by its target: a file path (SQLite) or a
     `postgresql://user@host/db` URL (PostgreSQL). Writes go through `transaction()` or `write_runs`."""
@@ -80,9 +85,10 @@ class Database:
         """Open (creating if needed) and migrate the database at `target`: a SQLite file path, or a PostgreSQL
         URL (its password, when the server asks for one, given apart: it never sits in the URL or a log)."""
         if is_postgres_url(target):
-            from circlebot.store.postgresql import PostgresDatabase
-
-            return await PostgresDatabase.connect(str(target), password=password)
+            server = _SERVERS.get("postgresql")
+            if server is None:
+                raise StoreError("PostgreSQL support is not loaded (import circlebot.store)")
+            return await server(str(target), password)
         return await SqliteDatabase.connect(Path(target))
 
     @property

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from circlebot.store.db import Connection, Database, Row, StoreError, _to_completion
+from circlebot.store.db import _SERVERS, Connection, Database, Row, StoreError, _to_completion
 from circlebot.store.migrations import Dialects
 
 log = logging.getLogger(__name__)
@@ -261,3 +261,10 @@ class PostgresDatabase(Database):
         if isinstance(stmt, Dialects):
             return stmt.postgresql
         return ddl(stmt)
+
+
+async def _open(url: str, password: str | None) -> Database:
+    return await PostgresDatabase.connect(url, password=password)
+
+
+_SERVERS["postgresql"] = _open
