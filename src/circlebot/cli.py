@@ -1,4 +1,5 @@
-"""The `circlebot` command: run | check-config | readings list|show|search|check|import | export ics | links."""
+"""The `circlebot` command: run | check-config | readings list|show|search|check|import | export ics | links |
+db copy."""
 
 from __future__ import annotations
 
@@ -431,6 +432,45 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db_copy(args: argparse.Namespace) -> int:
+    """`circlebot db copy --from sqlite:PATH --to postgresql://...`: the whole store into an empty database."""
+    from circlebot.store import Database, StoreError
+    from circlebot.store.copy import copy_database, parse_target
+
+    def password(name: str | None) -> str | None:
+        if name is None:
+            return None
+        value = os.environ.get(name)
+        if not value:
+            raise StoreError(f"--password-env names {name}, but that environment variable is not set")
+        return value
+
+    async def run() -> int:
+        source_target, target_target = parse_target(args.source), parse_target(args.target)
+        if isinstance(source_target, Path) and not source_target.exists():
+            raise StoreError(f"there is no database file {source_target}")
+        source = await Database.open(source_target, password=password(args.source_password_env))
+        try:
+            target = await Database.open(target_target, password=password(args.password_env))
+            try:
+                copied = await copy_database(source, target)
+            finally:
+                await target.close()
+        finally:
+            await source.close()
+        for c in copied:
+            print(f"{c.table}: {c.rows} rows")
+        print(f"copied {sum(c.rows for c in copied)} rows in {len(copied)} tables from {source.name} to "
+              f"{target.name}; every table's row count matches. Point 'database' in the config at the new one.")
+        return 0
+
+    try:
+        return asyncio.run(run())
+    except StoreError as e:
+        print(f"circlebot: db copy: {e}", file=sys.stderr)
+        return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="circlebot", description="A study-circle bot for Discord, Matrix and the terminal."
@@ -457,6 +497,19 @@ def build_parser() -> argparse.ArgumentParser:
     links.add_argument("--config", help=f"config file (default: $CIRCLEBOT_CONFIG or {DEFAULT_CONFIG})")
     links.add_argument("--circle", help="the circle's slug (default: every circle)")
     links.set_defaults(func=cmd_links)
+
+    db = sub.add_parser("db", help="the database: `db copy` moves the whole store into another (empty) database")
+    dsub = db.add_subparsers(dest="action", required=True)
+    dcopy = dsub.add_parser("copy", help="copy everything into an empty database, checking each table's row count "
+                            "(stop the bot first)")
+    dcopy.add_argument("--from", dest="source", required=True, metavar="SOURCE",
+                       help="sqlite:PATH (or a postgresql:// URL)")
+    dcopy.add_argument("--to", dest="target", required=True, metavar="TARGET",
+                       help="postgresql://user@host[:port]/db (or sqlite:PATH); must be empty")
+    dcopy.add_argument("--password-env", metavar="NAME", help="environment variable holding the target's password")
+    dcopy.add_argument("--source-password-env", metavar="NAME",
+                       help="environment variable holding the source's password (a PostgreSQL source)")
+    dcopy.set_defaults(func=cmd_db_copy)
 
     check = sub.add_parser("check-config", help="validate a config file and report every error")
     check.add_argument("path")

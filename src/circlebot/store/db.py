@@ -12,7 +12,7 @@ import itertools
 import logging
 import operator
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, cast
@@ -35,11 +35,14 @@ class StoreError(Exception):
 
 
 class Row(Protocol):
-    """A row as either database returns it: by index (`row[0]`) or by column name (`row["id"]`)."""
+    """A row as either database returns it: by index (`row[0]`) or by column name (`row["id"]`);
+    iterating gives its values in order."""
 
     def __getitem__(self, key: int | str, /) -> Any: ...
 
     def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
 
     def keys(self) -> Iterable[str]: ...
 
@@ -120,6 +123,14 @@ class Database:
     async def tables(self) -> list[str]:
         """The names of the tables the store keeps (schema_version included), in creation order."""
         raise NotImplementedError
+
+    async def columns(self, table: str) -> list[tuple[str, str]]:
+        """A table's columns in order: (name, the database's type name in lower case)."""
+        raise NotImplementedError
+
+    async def ids_after_copy(self, conn: Connection) -> None:
+        """After rows were copied in with their ids: new rows are numbered after the highest (PostgreSQL's
+        identity columns; SQLite numbers after the highest by itself)."""
 
     async def _lock_schema(self, conn: Connection) -> None:
         """Inside a migration's transaction: keep other processes from migrating at the same time."""
@@ -263,6 +274,10 @@ class SqliteDatabase(Database):
         rows = await self.fetchall("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
                                    "ORDER BY rowid")
         return [str(r[0]) for r in rows]
+
+    async def columns(self, table: str) -> list[tuple[str, str]]:
+        rows = await self.fetchall("SELECT name, type FROM pragma_table_info(?) ORDER BY cid", (table,))
+        return [(str(r[0]), str(r[1]).lower()) for r in rows]
 
 
 async def _to_completion(awaitable: Awaitable[Any]) -> Any:

@@ -248,6 +248,17 @@ class PostgresDatabase(Database):
             "AND c.relkind = 'r' ORDER BY c.oid")
         return [str(r[0]) for r in rows]
 
+    async def columns(self, table: str) -> list[tuple[str, str]]:
+        rows = await self.pool.fetch(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = current_schema() "
+            "AND table_name = $1 ORDER BY ordinal_position", table)
+        return [(str(r[0]), str(r[1]).lower()) for r in rows]
+
+    async def ids_after_copy(self, conn: Connection) -> None:
+        for table in sorted(self.id_tables):
+            await conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                               f"COALESCE((SELECT max(id) FROM {table}), 0) + 1, false)")
+
     async def _lock_schema(self, conn: Connection) -> None:
         await conn.execute(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})")
 
