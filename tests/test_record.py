@@ -10,7 +10,7 @@ from pathlib import Path
 from circlebot.app import App
 from circlebot.readings import load_collection
 from circlebot.store import Database, Store
-from circlebot.store.migrations import MIGRATIONS
+from circlebot.store.migrations import MIGRATIONS, sqlite_statements
 from conftest import circle_config, make_settings
 from drivers import CoreDriver, FakeClock, RecordingAdapter
 
@@ -21,7 +21,7 @@ async def test_the_record_migration_keeps_an_existing_database(tmp_path: Path) -
     path = tmp_path / "old.sqlite3"
     with sqlite3.connect(path) as raw:  # a database at the version before the record's tables, with a meeting
         for version, (_, statements) in enumerate(MIGRATIONS[:RECORD], 1):
-            for stmt in statements:
+            for stmt in sqlite_statements(statements):
                 raw.execute(stmt)
             raw.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             raw.execute("DELETE FROM schema_version")

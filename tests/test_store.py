@@ -13,7 +13,7 @@ import pytest
 
 from circlebot.core.domain import ChannelRef, MessageRef, RsvpAnswer, UserRef
 from circlebot.store import Database, Store, StoreError, WriteRejected
-from circlebot.store.migrations import MIGRATIONS
+from circlebot.store.migrations import MIGRATIONS, sqlite_statements
 from pg_harness import BOTH_DATABASES, in_transaction, other_connection
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
@@ -321,10 +321,8 @@ async def test_the_matrix_adapters_old_state_rows_move_with_their_owners(tmp_pat
     with sqlite3.connect(path) as raw:  # a database at the version before adapter_items, with Matrix's rows
         before = next(i for i, (what, _) in enumerate(MIGRATIONS) if what.startswith("adapter state by namespace"))
         for version, (_, statements) in enumerate(MIGRATIONS[:before], 1):
-            for stmt in statements:
-                sql = stmt if isinstance(stmt, str) else stmt.sqlite
-                if sql is not None:
-                    raw.execute(sql)
+            for stmt in sqlite_statements(statements):
+                raw.execute(stmt)
             raw.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             raw.execute("DELETE FROM schema_version")
             raw.execute("INSERT INTO schema_version VALUES (?)", (version,))

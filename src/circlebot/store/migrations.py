@@ -19,6 +19,16 @@ class Dialects:
     postgresql: str | None
 
 
+def sqlite_statements(statements: list[str | Dialects]) -> list[str]:
+    """A step's statements as SQLite runs them (for a test that builds an older database by hand)."""
+    out = []
+    for s in statements:
+        sql = s if isinstance(s, str) else s.sqlite
+        if sql is not None:
+            out.append(sql)
+    return out
+
+
 MIGRATIONS: list[tuple[str, list[str | Dialects]]] = [
     (
         "members, meetings, RSVPs, check-ins, polls, votes, post log",

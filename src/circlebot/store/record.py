@@ -11,9 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-import aiosqlite
-
 from circlebot.core.domain import RsvpAnswer, UserRef
+from circlebot.store.db import Row
 from circlebot.store.queries import Meeting, Store, ts
 
 
@@ -49,7 +48,7 @@ class RecordRow:
     facilitated: bool
 
 
-def _meeting_of(row: aiosqlite.Row) -> Meeting:
+def _meeting_of(row: Row) -> Meeting:
     return Meeting.from_row(row)
 
 
