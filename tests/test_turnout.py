@@ -1,5 +1,5 @@
-"""Turnout (issue 14): the scenarios of turnout_scenarios.py through the core's test adapter (real SQLite,
-fake clock), and the config they rest on."""
+"""Turnout (issue 14): the scenarios of turnout_scenarios.py through the core's test adapter (on SQLite and on
+PostgreSQL, fake clock), and the config they rest on."""
 
 from __future__ import annotations
 
@@ -16,15 +16,17 @@ from circlebot.readings import load_collection
 from circlebot.store import Database, Store
 from conftest import circle_config, make_settings
 from drivers import CoreDriver, FakeClock, RecordingAdapter
+from pg_harness import BOTH_DATABASES
 
 
 @pytest.fixture
-async def make_core(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Callable[..., Awaitable[CoreDriver]]]:
+async def make_core(tmp_path: Path, clock: FakeClock,
+                    database: str) -> AsyncIterator[Callable[..., Awaitable[CoreDriver]]]:
     """A core driver for a circle with the given settings (on the default test circle)."""
     opened: list[Store] = []
 
     async def make(**circle: Any) -> CoreDriver:
-        settings = make_settings(tmp_path, circles=[circle_config(**circle)])
+        settings = make_settings(tmp_path, database=database, circles=[circle_config(**circle)])
         store = Store(await Database.open(settings.database))
         store.batcher.start()
         opened.append(store)
@@ -39,6 +41,7 @@ async def make_core(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Callable[
         await store.db.close()
 
 
+@BOTH_DATABASES
 @pytest.mark.parametrize("scenario", turnout_scenarios.ALL, ids=lambda s: s.__name__)
 async def test_scenario(make_core: Callable[..., Awaitable[CoreDriver]],
                         scenario: Callable[[CoreDriver], Awaitable[None]]) -> None:

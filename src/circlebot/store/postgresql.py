@@ -8,6 +8,7 @@ or float when not whole, as on SQLite."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 
 POOL_SIZE = 10  # connections per process: reads run side by side, writes each hold one for their transaction
 SCHEMA_LOCK = 0x63697263  # advisory lock held while migrating ("circ"): processes starting together migrate once
+WRITE_LOCK = 0x63697277  # advisory lock every `transaction()` holds ("cirw"): writers take turns, as on SQLite
 
 # what is not SQL code (quoted text, quoted names, comments, dollar-quoted bodies), or a placeholder
 _TOKENS = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|/\*.*?\*/|\$\$.*?\$\$|\?(\d*)""", re.S)
@@ -174,6 +176,7 @@ class PostgresDatabase(Database):
 
     def __init__(self, pool: asyncpg.Pool, url: str) -> None:
         self.pool = pool
+        self._write_lock = asyncio.Lock()  # this process's transactions wait here, not on pooled connections
         self.url = safe_name(url)
         self.id_tables: frozenset[str] = frozenset()  # tables whose `id` numbers itself
 
@@ -201,20 +204,26 @@ class PostgresDatabase(Database):
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
-        """A transaction on one pooled connection. BEGIN, COMMIT and ROLLBACK run to completion even if the task
-        is cancelled meanwhile; a connection whose ROLLBACK cannot run (a statement was cut off mid-way) is
-        closed, which rolls its transaction back on the server, and the pool opens another."""
-        conn = await self.pool.acquire()
-        try:
-            await _to_completion(conn.execute("BEGIN"))
+        """A transaction on one pooled connection, holding the database's write lock (an advisory lock) from
+        its start: transactions take turns across every process, as SQLite's BEGIN IMMEDIATE makes them, so a
+        transaction that reads and then writes (a place under a capacity, a claim) sees no other's writes in
+        between. (The batcher's `write_runs` of independent upserts runs beside them without the lock.)
+
+        BEGIN, COMMIT and ROLLBACK run to completion even if the task is cancelled meanwhile; a connection
+        whose ROLLBACK cannot run (a statement was cut off mid-way) is closed, which rolls its transaction back
+        on the server, and the pool opens another."""
+        async with self._write_lock:
+            conn = await self.pool.acquire()
             try:
-                yield PgConnection(conn, self)
-                await _to_completion(conn.execute("COMMIT"))
-            except BaseException:
-                await self._roll_back(conn)
-                raise
-        finally:
-            await _to_completion(self.pool.release(conn))
+                await _to_completion(conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"))
+                try:
+                    yield PgConnection(conn, self)
+                    await _to_completion(conn.execute("COMMIT"))
+                except BaseException:
+                    await self._roll_back(conn)
+                    raise
+            finally:
+                await _to_completion(self.pool.release(conn))
 
     async def _roll_back(self, conn: PoolConnectionProxy[Any]) -> None:
         if conn.is_closed() or not conn.is_in_transaction():
@@ -225,10 +234,22 @@ class PostgresDatabase(Database):
             conn.terminate()
 
     async def write_runs(self, runs: Sequence[tuple[str, Sequence[tuple[Any, ...]]]]) -> None:
+        """The batch in one transaction of its own connection, beside the write lock: a batch holds upserts
+        and updates that each stand alone (votes, RSVPs, delivery marks)."""
         async def job() -> None:
-            async with self.transaction() as conn:
-                for sql, rows in runs:
-                    await conn.executemany(sql, rows)
+            conn = await self.pool.acquire()
+            try:
+                await conn.execute("BEGIN")
+                try:
+                    for sql, rows in runs:
+                        if rows:
+                            await conn.executemany(to_postgres(sql), rows)
+                    await conn.execute("COMMIT")
+                except BaseException:
+                    await self._roll_back(conn)
+                    raise
+            finally:
+                await self.pool.release(conn)
 
         await _to_completion(job())
 

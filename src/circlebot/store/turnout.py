@@ -15,9 +15,7 @@ from circlebot.core.domain import RsvpAnswer, UserRef
 from circlebot.store.queries import ts
 
 if TYPE_CHECKING:
-    import aiosqlite
-
-    from circlebot.store.db import Database
+    from circlebot.store.db import Connection, Database
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,13 +102,13 @@ class TurnoutStore:
         return out
 
 
-async def _placed(conn: aiosqlite.Connection, meeting_id: int) -> int:
+async def _placed(conn: Connection, meeting_id: int) -> int:
     rows = await conn.execute_fetchall(
         "SELECT count(*) FROM rsvps WHERE meeting_id = ? AND answer = 'yes' AND waitlisted_at IS NULL", (meeting_id,))
     return int(next(iter(rows))[0])
 
 
-async def _position(conn: aiosqlite.Connection, meeting_id: int, member_id: int) -> int | None:
+async def _position(conn: Connection, meeting_id: int, member_id: int) -> int | None:
     """The member's turn in the queue (1: next), or None if they are not waiting."""
     rows = list(await conn.execute_fetchall(
         "SELECT member_id FROM rsvps WHERE meeting_id = ? AND answer = 'yes' AND waitlisted_at IS NOT NULL "
@@ -118,7 +116,7 @@ async def _position(conn: aiosqlite.Connection, meeting_id: int, member_id: int)
     return next((i for i, r in enumerate(rows, 1) if int(r[0]) == member_id), None)
 
 
-async def _fill(conn: aiosqlite.Connection, meeting_id: int, capacity: int | None) -> tuple[UserRef, ...]:
+async def _fill(conn: Connection, meeting_id: int, capacity: int | None) -> tuple[UserRef, ...]:
     free = None if capacity is None else capacity - await _placed(conn, meeting_id)
     if free is not None and free <= 0:
         return ()
