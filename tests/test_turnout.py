@@ -85,3 +85,99 @@ async def test_buttons_and_reactions_go_through_the_waitlist(make_core: Callable
     told = [p for p in d.posts() if "A place has freed up at meeting #1" in p]
     assert len(told) == 1 and "bob, you are in" in told[0], d.posts()
     assert "RSVP yes (1): bob" in await d.say("olga", "attendance 1")
+
+
+def test_quorum_config_errors_name_the_key(tmp_path: Path) -> None:
+    cases = [
+        ({"quorum": 3}, "circles[0].turnout: 'quorum' is counted at the RSVP deadline: give 'deadline' too"),
+        ({"on_low_turnout": "cancel"}, "circles[0].turnout: 'on_low_turnout' says what to do when fewer than "
+                                       "'quorum' said yes"),
+        ({"deadline": "24h", "quorum": 5, "capacity": 4}, "circles[0].turnout: 'quorum' (5) is more than "
+                                                          "'capacity' (4)"),
+        ({"deadline": "24h", "quorum": 2, "on_low_turnout": "shrug"}, "circles[0].turnout.on_low_turnout: "
+                                                                      "Input should be 'notify', 'postpone' or "
+                                                                      "'cancel'"),
+        ({"deadline": "0m"}, "circles[0].turnout.deadline: a post 0 minutes before the meeting"),
+    ]
+    for turnout, expected in cases:
+        with pytest.raises(ConfigError) as e:
+            make_settings(tmp_path, circles=[circle_config(turnout=turnout)])
+        assert any(p.startswith(expected) for p in e.value.problems), (turnout, e.value.problems)
+
+
+async def test_members_on_two_platforms_share_one_waitlist_and_one_quorum(tmp_path: Path, clock: FakeClock) -> None:
+    """A circle on the console and on Matrix: places, the waitlist and the quorum count answers from both; the
+    place freed on one platform goes to the first waiting on the other, told (and pinged) on its platform."""
+    from circlebot.core.domain import ChannelRef, Invocation, UserRef
+
+    room = "!study:example.org"
+    settings = make_settings(tmp_path, circles=[circle_config(
+        where={"console": True, "matrix_rooms": [room]},
+        turnout={"capacity": 2, "deadline": "48h", "quorum": 2, "on_low_turnout": "cancel"})])
+    store = Store(await Database.open(settings.database))
+    store.batcher.start()
+    try:
+        app = App(settings, store, load_collection(settings.readings), clock)
+        console = RecordingAdapter(settings.zone_of(settings.circles[0]))
+        matrix = RecordingAdapter(settings.zone_of(settings.circles[0]), platform="matrix", prefix="!")
+        app.add_adapter(console)
+        app.add_adapter(matrix)
+        d = CoreDriver(app, console, clock, "study")
+        timeline = await turnout_scenarios.start_timeline(d)
+
+        async def on_matrix(name: str, text: str) -> str:
+            before = len(matrix.replies)
+            user = UserRef("matrix", f"@{name}:example.org", name)
+            await app.dispatch(Invocation(user, ChannelRef("matrix", room), clock.now(), text=text))
+            (reply,) = matrix.replies[before:]
+            return matrix.render(reply[1])
+
+        assert "You have a place" in await d.say("alice", "rsvp yes")  # console
+        assert "You have a place" in await on_matrix("bob", "rsvp yes")
+        assert "number 1 on the waitlist" in await on_matrix("carol", "rsvp yes")
+        assert "number 2 on the waitlist" in await d.say("dan", "rsvp yes")  # console
+
+        await d.say("alice", "rsvp no")  # a console place frees up: carol, on Matrix, is first
+        told = [(where.platform, p) for where, p, _ in (*console.sent, *matrix.sent)
+                if "A place has freed up" in matrix.render(p)]
+        assert sorted(w for w, _ in told) == ["console", "matrix"], told
+        assert all("carol, you are in" in matrix.render(p) for _, p in told)
+        assert {u.id for u in told[0][1].mentions} == {"@carol:example.org"} and told[0][1].notify
+
+        clock.set(turnout_scenarios.DEADLINE_DUE)
+        await timeline.tick()  # bob (Matrix) and carol (Matrix) make the quorum of 2: the meeting is on
+        for adapter in (console, matrix):
+            (on,) = [adapter.render(p) for _, p, _ in adapter.sent if "Meeting #1 is on" in adapter.render(p)]
+            assert "Coming (2): bob, carol." in on and "Waiting for a place: 1. dan." in on, on
+    finally:
+        await store.batcher.stop()
+        await store.db.close()
+
+
+async def test_a_deadline_acts_once_and_its_post_is_retried_as_decided(
+        make_core: Callable[..., Awaitable[CoreDriver]]) -> None:
+    """The platform is down at the deadline: the meeting is postponed once (not again at each try), and the
+    post saying so goes out when the platform is back, though its meeting has moved since."""
+    from datetime import timedelta
+
+    d = await make_core(turnout={"deadline": "48h", "quorum": 2, "on_low_turnout": "postpone"})
+    timeline = await turnout_scenarios.start_timeline(d)
+    await d.say("alice", "rsvp yes")
+    d.clock.set(turnout_scenarios.DEADLINE_DUE)
+    d.adapter.down = True
+    await timeline.tick()
+    for _ in range(3):
+        d.clock.advance(timedelta(seconds=10))
+        await timeline.tick()
+    moved = await d.app.store.meeting(1)
+    assert moved is not None and moved.starts_at.date().isoformat() == "2026-12-03", moved  # moved once
+    assert not [p for p in d.posts() if "postponed" in p]
+    d.adapter.down = False
+    d.clock.advance(timedelta(seconds=60))
+    await timeline.tick()
+    d.clock.advance(timedelta(seconds=60))
+    await timeline.tick()
+    posted = [p for p in d.posts() if "Meeting #1 is postponed" in p]
+    assert len(posted) == 1, d.posts()
+    assert (await d.app.store.meeting(1)) == moved
+    assert "RSVP deadline sent" not in (await d.say("alice", "upcoming")).text  # the new time's is still to come

@@ -7,7 +7,7 @@ Thu 26 Nov 19:00 London when the timeline starts."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from circlebot.core.timeline import Timeline
@@ -66,8 +66,106 @@ async def capacity_and_waitlist(d: Driver) -> None:
     assert pinged == {"alice", "carol", "frank"}, pinged
 
 
+DEADLINE_DUE = datetime(2026, 11, 24, 19, tzinfo=UTC)  # 48 h before meeting #1
+
+
+async def at(d: Driver, timeline: Timeline, when: datetime) -> None:
+    """Move the clock to `when` and run what is due; then let the driver read the channel."""
+    d.clock.set(when)
+    await timeline.tick()
+    await d.say("erin", "circle")  # the Matrix driver reads the room's posts as it answers
+
+
+def posts_with(d: Driver, text: str) -> list[str]:
+    return [p for p in d.posts() if text in p]
+
+
+async def deadline_confirms_and_a_freed_place_still_goes_to_the_waitlist(d: Driver) -> None:
+    """At the deadline (quorum met) the bot posts that the meeting is on, who is coming and who waits, once;
+    a place freed after the deadline still goes to the first waiting."""
+    timeline = await start_timeline(d)
+    for name in ("alice", "bob", "carol"):
+        await d.say(name, "rsvp yes")
+    listed = await d.say("erin", "upcoming")
+    assert "RSVP deadline due" in listed, listed
+    await at(d, timeline, DEADLINE_DUE)
+    (on,) = posts_with(d, "Meeting #1 is on")
+    assert "Coming (2): alice, bob." in on and "Waiting for a place: 1. carol." in on, on
+    assert await d.pinged(on) == set()  # the outcome is news, not a ping
+
+    await d.say("bob", "rsvp no")  # after the deadline: the freed place still goes to carol
+    told = posts_with(d, "A place has freed up at meeting #1")
+    assert len(told) == 1 and "carol, you are in" in told[0], d.posts()
+    await at(d, timeline, DEADLINE_DUE + timedelta(minutes=5))
+    assert len(posts_with(d, "Meeting #1 is on")) == 1  # once
+    listed = await d.say("erin", "upcoming")
+    assert "RSVP deadline sent" in listed and "2 yes, 0 maybe, 1 no; full (2 places)" in listed, listed
+
+
+async def low_turnout_postpones_past_a_skipped_week(d: Driver) -> None:
+    """Short of the quorum, the meeting moves to the next free meeting time (3 Dec is skipped: 10 Dec) with
+    its RSVPs; the old time's posts are not sent, the new time's reading and reminder are; short again at the
+    new deadline, it stays (postponed once at most)."""
+    timeline = await start_timeline(d)
+    assert "will not meet on" in await d.say(d.organiser, "skip 2026-12-03")
+    await d.say("alice", "rsvp yes")
+    await d.say("bob", "rsvp maybe")
+    await d.say("dan", "rsvp no")
+    await at(d, timeline, DEADLINE_DUE)
+    (moved,) = posts_with(d, "Meeting #1 is postponed")
+    assert "only 1 said yes by the RSVP deadline, and it needs 3" in moved and "RSVPs are kept" in moved, moved
+    assert await d.pinged(moved) == {"alice", "bob"}, moved  # not dan, who said no
+    meeting = await d.app.store.meeting(1)
+    assert meeting is not None and meeting.starts_at == datetime(2026, 12, 10, 19, tzinfo=UTC), meeting
+    listed = await d.say("erin", "upcoming")
+    assert "#1 " in listed and "1 yes, 1 maybe, 1 no" in listed, listed
+
+    await at(d, timeline, REMINDER_DUE)  # the old time's reminder is not sent
+    assert reminders(d) == []
+    readings = len(posts_with(d, "Reading for meeting #1"))
+    await at(d, timeline, datetime(2026, 12, 3, 19, tzinfo=UTC))  # 7 days before the new time
+    assert len(posts_with(d, "Reading for meeting #1")) == readings + 1, d.posts()
+    await at(d, timeline, datetime(2026, 12, 9, 19, tzinfo=UTC))  # the new time's deadline passed (8 Dec)
+    (again,) = posts_with(d, "Low turnout for meeting #1")  # postponed once at most: now it stays
+    assert "It was postponed once already. It is still on" in again, again
+    (reminder,) = reminders(d)
+    assert "1 yes, 1 maybe, 1 no" in reminder, reminder
+
+
+async def low_turnout_cancels(d: Driver) -> None:
+    """Short of the quorum with `cancel`: the meeting is cancelled and the post says so; nothing more of it."""
+    timeline = await start_timeline(d)
+    await d.say("alice", "rsvp yes")
+    await d.say("dan", "rsvp no")
+    await at(d, timeline, DEADLINE_DUE)
+    (cancelled,) = posts_with(d, "Meeting #1 is cancelled")
+    assert "only 1 said yes by the RSVP deadline, and it needs 2" in cancelled, cancelled
+    assert await d.pinged(cancelled) == {"alice"}
+    assert "#1 " not in (await d.say("erin", "upcoming")).text
+    await at(d, timeline, REMINDER_DUE)
+    assert reminders(d) == []
+
+
+async def low_turnout_notifies_and_the_meeting_stays(d: Driver) -> None:
+    timeline = await start_timeline(d)
+    await d.say("alice", "rsvp yes")
+    await at(d, timeline, DEADLINE_DUE)
+    (low,) = posts_with(d, "Low turnout for meeting #1")
+    assert "only 1 said yes by the RSVP deadline, and it needs 3" in low and "It is still on" in low, low
+    assert "#1 " in (await d.say("erin", "upcoming")).text
+    await at(d, timeline, REMINDER_DUE)
+    assert len(reminders(d)) == 1
+
+
 CIRCLES: dict[str, dict[str, Any]] = {
     "capacity_and_waitlist": {"turnout": {"capacity": 2}},
+    "deadline_confirms_and_a_freed_place_still_goes_to_the_waitlist": {
+        "turnout": {"capacity": 2, "deadline": "48h", "quorum": 2}},
+    "low_turnout_postpones_past_a_skipped_week": {
+        "turnout": {"deadline": "48h", "quorum": 3, "on_low_turnout": "postpone"}},
+    "low_turnout_cancels": {"turnout": {"deadline": "48h", "quorum": 2, "on_low_turnout": "cancel"}},
+    "low_turnout_notifies_and_the_meeting_stays": {"turnout": {"deadline": "48h", "quorum": 3}},
 }
 
-ALL = [capacity_and_waitlist]
+ALL = [capacity_and_waitlist, deadline_confirms_and_a_freed_place_still_goes_to_the_waitlist,
+       low_turnout_postpones_past_a_skipped_week, low_turnout_cancels, low_turnout_notifies_and_the_meeting_stays]

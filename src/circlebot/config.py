@@ -239,9 +239,25 @@ class Timeline(_Frozen):
 
 class Turnout(_Frozen):
     """Who is coming: a cap on the yes answers, beyond which members wait for a place (a waitlist shared by
-    every platform of the circle)."""
+    every platform of the circle); an RSVP deadline, at which the bot posts the outcome, and a quorum of yes
+    answers with what to do when a meeting falls short of it."""
 
     capacity: int | None = Field(default=None, ge=1, le=10_000)  # places at a meeting; None: no limit
+    deadline: LeadTime | None = None  # the RSVP deadline before a meeting: the bot posts the outcome then
+    quorum: int | None = Field(default=None, ge=1, le=10_000)  # yes answers a meeting needs by the deadline
+    on_low_turnout: Literal["notify", "postpone", "cancel"] = "notify"
+
+    @model_validator(mode="after")
+    def _quorum(self) -> Turnout:
+        if self.quorum is not None and self.deadline is None:
+            raise ValueError("'quorum' is counted at the RSVP deadline: give 'deadline' too, like deadline = \"24h\"")
+        if "on_low_turnout" in self.model_fields_set and self.quorum is None:
+            raise ValueError("'on_low_turnout' says what to do when fewer than 'quorum' said yes: give 'quorum' too, "
+                             "like quorum = 3")
+        if self.quorum is not None and self.capacity is not None and self.quorum > self.capacity:
+            raise ValueError(f"'quorum' ({self.quorum}) is more than 'capacity' ({self.capacity}): no meeting could "
+                             "reach it")
+        return self
 
 
 class CircleSettings(_Frozen):

@@ -84,6 +84,12 @@ class TurnoutStore:
         async with self.db.transaction() as conn:
             return await _fill(conn, meeting_id, capacity)
 
+    async def earlier_deadline(self, meeting_id: int, key: str) -> bool:
+        """Whether the meeting had an RSVP deadline before this one (`key`): it was moved since."""
+        row = await self.db.fetchone("SELECT 1 FROM post_log WHERE meeting_id = ? AND kind = 'deadline' AND key <> ?",
+                                     (meeting_id, key))
+        return row is not None
+
     async def turnout(self, meeting_id: int) -> Turnout:
         return (await self.turnouts([meeting_id]))[meeting_id]
 

@@ -48,6 +48,7 @@ from circlebot.core.timeline.plan import (
     plan,
     syllabus_fill,
 )
+from circlebot.core.timeline.turnout import at_deadline
 from circlebot.store import Delivery, Meeting, PostClaim
 
 if TYPE_CHECKING:
@@ -95,6 +96,7 @@ class _Retry:
     target: _Target
     attempt: int
     at: datetime
+    post: Post | None = None  # a post decided when it was claimed (the RSVP deadline's): sent as it is
 
 
 def _kind_label(post_key: str) -> str:
@@ -124,6 +126,7 @@ class Timeline:
         self._batch: list[Job] = []
         self._send_slots = asyncio.Semaphore(SEND_CONCURRENCY)
         self._circles = {c.slug: c for c in host.settings.circles}  # settings are frozen; look-ups by slug are many
+        self._replan: set[str] = set()  # circles whose meetings a post changed (a deadline postponed or cancelled)
 
     # planning --------------------------------------------------------------------------------------
     async def fill_syllabus(self, circles: Sequence[CircleSettings] | None = None) -> list[Meeting]:
@@ -195,6 +198,7 @@ class Timeline:
             await self._run_due(jobs, now)
             if self._scheduler is not None:
                 await self._load_jobs(jobs, circle, now)
+        await self._replan_changed()
 
     async def tick(self) -> int:
         """Run every post that is due now and not yet done, and every retry that is due; returns how many
@@ -202,7 +206,17 @@ class Timeline:
         async with self._lock:
             now = self.host.clock.now()
             sent = await self._run_due(await self.current_plan(None, now), now)
-            return sent + await self._run_retries(now)
+            sent += await self._run_retries(now)
+        await self._replan_changed()
+        return sent
+
+    async def _replan_changed(self) -> None:
+        """Plan again the circles whose meetings a post changed: a postponed meeting's posts run for its new
+        time (its reading goes out again), a cancelled one's stop."""
+        while self._replan:
+            circle = self._circles.get(self._replan.pop())
+            if circle is not None:
+                await self.rebuild(circle)
 
     async def _run_due(self, jobs: Sequence[Job], now: datetime) -> int:
         sent = await self._run_jobs([job for job in jobs if job.due_at <= now], now)
@@ -215,6 +229,10 @@ class Timeline:
         was planned is not sent; one that is too late is recorded as missed."""
         if not jobs:
             return 0
+        deadlines = [j for j in jobs if j.kind is PostKind.DEADLINE]
+        if deadlines and len(deadlines) < len(jobs):  # first: what a deadline changes, the other posts see
+            sent = await self._run_jobs(deadlines, now)
+            return sent + await self._run_jobs([j for j in jobs if j.kind is not PostKind.DEADLINE], now)
         store = self.host.store
         late = [j for j in jobs if now >= j.expires_at]
         live = [j for j in jobs if now < j.expires_at]
@@ -245,9 +263,31 @@ class Timeline:
                 targets = [_Target(where, now, resume=False) for where in claim.locations]
             else:  # claimed before: resume what an earlier process left unfinished, if anything
                 targets = [_Target(d.where, d.first_try_at, resume=True) for d in self._interrupted.pop(j.key, [])]
-            if targets:
-                work.append(self._deliver_post(j, m, targets, rsvps_of=rsvps_of))
+            if not targets:
+                continue
+            decided = None
+            if j.kind is PostKind.DEADLINE:  # claimed just now (or never finished): decide and act, once
+                decided = await self._at_deadline(j, m, now)
+                if decided is None:
+                    await self._finish([(j.key, t.where, "missed", now, None, "failed: the deadline could not be "
+                                         "decided") for t in targets])
+                    continue
+            work.append(self._deliver_post(j, m, targets, rsvps_of=rsvps_of, post=decided))
         return sum(await asyncio.gather(*work))
+
+    async def _at_deadline(self, job: Job, meeting: Meeting, now: datetime) -> Post | None:
+        """The RSVP deadline's outcome (see `turnout.at_deadline`); a meeting it changed is planned again."""
+        circle = self._circles.get(job.circle)
+        if circle is None:
+            return None
+        try:
+            outcome = await at_deadline(self.host, meeting, circle, now, job.key)
+        except Exception:
+            log.exception("the RSVP deadline of meeting %d could not be decided", meeting.id)
+            return None
+        if outcome.changed:
+            self._replan.add(circle.slug)
+        return outcome.post
 
     async def _finish(self, rows: Sequence[tuple[str, ChannelRef, str, datetime, str | None, str | None]]) -> None:
         """Record how deliveries ended (sent, missed), and count them for `/metrics`."""
@@ -264,13 +304,15 @@ class Timeline:
         return self.host.locations(circle) if circle is not None else []
 
     async def _deliver_post(self, job: Job, meeting: Meeting, targets: Sequence[_Target], attempt: int = 0,
-                            rsvps_of: Mapping[int, list[tuple[UserRef, RsvpAnswer]]] | None = None) -> int:
-        """Compose one post and send it to each target location concurrently; 1 if any location took it."""
+                            rsvps_of: Mapping[int, list[tuple[UserRef, RsvpAnswer]]] | None = None,
+                            post: Post | None = None) -> int:
+        """Compose one post (unless it was decided already: `post`) and send it to each target location
+        concurrently; 1 if any location took it."""
         host = self.host
         circle = self._circles.get(job.circle)
         try:
             assert circle is not None
-            post = await compose(host, job.kind, meeting, circle, rsvps_of)
+            post = post or await compose(host, job.kind, meeting, circle, rsvps_of)
             roots = await self._thread_roots(job, meeting)
         except Exception as e:
             log.exception("post %s could not be composed", job.key)
@@ -319,14 +361,15 @@ class Timeline:
                 log.warning("could not send %s to %s %s (attempt %d): %s: %s", job.key, where.platform, where.id,
                             attempt + 1, type(e).__name__, e)
                 self.host.metrics.posts.labels(_kind_label(job.key), "failed").inc()
-                await self._retry_later(job, target, attempt + 1, e)
+                await self._retry_later(job, target, attempt + 1, e, post if job.kind is PostKind.DEADLINE else None)
                 return False
             await self._finish([(job.key, where, "sent", host.clock.now(), ref.id, None)])
             return True
         finally:
             self._inflight.discard(dkey)
 
-    async def _retry_later(self, job: Job, target: _Target, attempt: int, error: Exception) -> None:
+    async def _retry_later(self, job: Job, target: _Target, attempt: int, error: Exception,
+                           post: Post | None = None) -> None:
         """Try a location again after a growing pause, as long as the post is still useful; else it is missed."""
         delay = min(RETRY_MAX, RETRY_FIRST * 2 ** min(attempt - 1, 16))
         when = self.host.clock.now() + delay
@@ -338,7 +381,7 @@ class Timeline:
                                                      f"not sent in time ({type(error).__name__})")])
             return
         dkey = delivery_key(job.key, where)
-        self._retries[dkey] = _Retry(job, target, attempt, when)
+        self._retries[dkey] = _Retry(job, target, attempt, when, post)
         if self._scheduler is not None:
             from apscheduler.triggers.date import DateTrigger
 
@@ -359,12 +402,15 @@ class Timeline:
             by_post.setdefault(r.job.key, []).append(r)
         work = []
         for group in by_post.values():
-            job, m = group[0].job, meetings.get(group[0].job.meeting_id)
-            if now >= job.expires_at or m is None or m.status != "scheduled" or job_key(m, job.kind) != job.key:
+            job, m, decided = group[0].job, meetings.get(group[0].job.meeting_id), group[0].post
+            stale = m is None or (decided is None and (m.status != "scheduled" or job_key(m, job.kind) != job.key))
+            if now >= job.expires_at or stale:  # a decided post reports its own change: sent as decided
                 detail = "too late" if now >= job.expires_at else "its meeting was cancelled or moved"
                 await self._finish([(job.key, r.target.where, "missed", now, None, detail) for r in group])
                 continue
-            work.append(self._deliver_post(job, m, [r.target for r in group], max(r.attempt for r in group)))
+            assert m is not None
+            work.append(self._deliver_post(job, m, [r.target for r in group], max(r.attempt for r in group),
+                                           post=decided))
         return sum(await asyncio.gather(*work))
 
     async def _fire_retries(self) -> None:
@@ -410,6 +456,7 @@ class Timeline:
         await asyncio.sleep(0)  # let the jobs started in the same pass join
         batch, self._batch = self._batch, []
         await self._run_jobs(batch, self.host.clock.now())
+        await self._replan_changed()
 
     async def _close_polls(self) -> None:
         async with self._lock:

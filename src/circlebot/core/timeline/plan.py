@@ -26,6 +26,7 @@ class PostKind(enum.StrEnum):
     REMINDER = "reminder"
     QUESTIONS = "start"
     SUMMARY = "end"
+    DEADLINE = "deadline"  # the RSVP deadline's outcome (`[circles.turnout] deadline`): on, postponed, cancelled
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,9 @@ def plan(circles: Sequence[CircleSettings], meetings: Iterable[Meeting], now: da
             (PostKind.SUMMARY, m.ends_at, m.ends_at + SUMMARY_GRACE),
         ):
             jobs.append(Job(job_key(m, kind), m.circle, m.id, kind, due, expires))
+        if circle.turnout.deadline is not None:
+            due = lead_before(m.starts_at, circle.turnout.deadline, zone)
+            jobs.append(Job(job_key(m, PostKind.DEADLINE), m.circle, m.id, PostKind.DEADLINE, due, m.starts_at))
     jobs.sort(key=lambda j: (j.due_at, j.meeting_id, _KIND_ORDER[j.kind]))
     return jobs
 

@@ -1,0 +1,88 @@
+"""The RSVP deadline of a meeting (`[circles.turnout] deadline`): decided once, when its post is claimed.
+
+At the deadline the bot counts the yes answers with a place (one count for every platform of the circle).
+With enough (or no quorum set) it posts that the meeting is on and who is coming. Short of the quorum it does
+what the circle chose: `notify` (the meeting stays; the organisers are told), `postpone` (the meeting moves, with
+its reading and RSVPs, to the circle's next free meeting time, and its posts run again for the new time) or
+`cancel`. The post says what was done; the deliverer sends that same post to every location and on retries,
+since the meeting it reports on may have moved or been cancelled by it."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from datetime import datetime
+
+from circlebot.config import CircleSettings
+from circlebot.core.domain import Control, Post, UserRef
+from circlebot.core.recurrence import free_slots
+from circlebot.core.text import Text, cmd, when
+from circlebot.core.timeline.compose import PostSources, turnout_summary
+from circlebot.store import Meeting
+from circlebot.store.turnout import TurnoutStore
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What the deadline did: the post that says so, and whether the meeting changed (moved or cancelled),
+    so that its timeline is planned again."""
+
+    post: Post
+    changed: bool
+
+
+def organisers_named(circle: CircleSettings) -> tuple[UserRef, ...]:
+    """The organisers the config names one by one (roles and power levels name nobody in particular)."""
+    o = circle.organisers
+    return (*(UserRef("console", n, n) for n in o.console), *(UserRef("discord", i) for i in o.discord_users),
+            *(UserRef("matrix", i) for i in o.matrix_users))
+
+
+async def at_deadline(host: PostSources, m: Meeting, circle: CircleSettings, now: datetime, key: str) -> Outcome:
+    """Count, decide and act (once: the caller has just claimed the deadline's post, `key`). A meeting is
+    postponed once at most: at its new time's deadline, short again, the organisers are told instead."""
+    turnouts = TurnoutStore(host.store.db)
+    t = await turnouts.turnout(m.id)
+    capacity, quorum = circle.turnout.capacity, circle.turnout.quorum
+    yes = len(t.coming) + (len(t.waiting) if capacity is None else 0)
+    reading = host.readings.get(m.reading)
+    title = f"**{reading.title if reading else m.reading}**"
+    counts = f"RSVPs: {turnout_summary(t, capacity)}."
+    answered = (*t.coming, *t.waiting, *t.maybe)  # everyone the outcome concerns; never those who said no
+    if quorum is None or yes >= quorum:
+        coming = t.coming if capacity is not None else [*t.coming, *t.waiting]
+        lines: list[Text | str] = [f"✅ **Meeting #{m.id} is on**, " + when(m.starts_at) + f": {title}. " + counts,
+                                   f"Coming ({len(coming)}): {', '.join(u.display for u in coming) or 'nobody yet'}."]
+        if t.waiting:
+            lines.append("Waiting for a place: " + ", ".join(f"{i}. {u.display}" for i, u in enumerate(t.waiting, 1))
+                         + ". A place that frees up still goes to the first waiting.")
+        lines.append("Cannot come after all? " + cmd("rsvp", answer="no", meeting=m.id) + " frees your place.")
+        return Outcome(Post(Text.join("\n", lines), meeting_id=m.id, controls=(Control.RSVP,)), False)
+    short = f"only {yes} said yes by the RSVP deadline, and it needs {quorum}"
+    action = circle.turnout.on_low_turnout
+    again = ""
+    if action == "postpone" and await turnouts.earlier_deadline(m.id, key):
+        action, again = "notify", " It was postponed once already."
+    if action == "postpone":
+        held = {x.starts_at for x in await host.store.meetings(circle.slug, ending_after=now, limit=10_000,
+                                                                 any_status=True)}
+        new = next(itertools.islice((s for s in free_slots(circle, circle.zone, held, m.starts_at) if s > now), 1),
+                   None)
+        if new is not None:
+            await host.store.move_meeting(m.id, new, new + (m.ends_at - m.starts_at))
+            text = (f"⏩ **Meeting #{m.id} is postponed** from " + when(m.starts_at) + " to " + when(new)
+                    + f": {title}; {short}. RSVPs are kept (please check yours); the reading goes out again for "
+                    "the new date.")
+            return Outcome(Post(text, mentions=answered, notify=True, meeting_id=m.id, controls=(Control.RSVP,)),
+                           True)
+        action = "notify"  # no free meeting time to move it to
+    if action == "cancel":
+        await host.store.cancel_meeting(m.id)
+        text = (f"❌ **Meeting #{m.id} is cancelled** (" + when(m.starts_at) + f", {title}): {short}. " + counts)
+        return Outcome(Post(text, mentions=answered, notify=True, meeting_id=m.id), True)
+    organisers = organisers_named(circle)
+    text = (f"⚠ **Low turnout for meeting #{m.id}** (" + when(m.starts_at) + f", {title}): {short}. " + counts + again
+            + " It is still on; the organisers are told and may move or cancel it. Coming after all? "
+            + cmd("rsvp", answer="yes", meeting=m.id) + ".")
+    return Outcome(Post(text, mentions=organisers, notify=bool(organisers), meeting_id=m.id,
+                        controls=(Control.RSVP,)), False)
