@@ -13,6 +13,8 @@ from typing import Any
 from circlebot.core.timeline import Timeline
 from drivers import Driver
 
+SEED = "bolivia-2003-first-balance-sheet"
+
 REMINDER_DUE = datetime(2026, 11, 25, 19, tzinfo=UTC)  # 24 h before meeting #1
 
 
@@ -157,7 +159,43 @@ async def low_turnout_notifies_and_the_meeting_stays(d: Driver) -> None:
     assert len(reminders(d)) == 1
 
 
+def nudges(d: Driver, meeting: int) -> list[str]:
+    return [p for p in d.posts() if "Are you coming?" in p and f"Meeting #{meeting}" in p]
+
+
+async def nudge_mentions_silent_regulars_and_maybes_once(d: Driver) -> None:
+    """The nudge mentions the regulars (who answered or came at a recent meeting) who have not answered, and
+    the maybes; never who said no or yes. Once per meeting: not again later, nor after the meeting moves."""
+    timeline = await start_timeline(d)  # meeting #1 on 26 Nov
+    assert "meeting #2" in await d.say(d.organiser, f"schedule {SEED} next")  # 3 Dec
+    await d.say("alice", "rsvp yes 1")
+    await d.say("bob", "rsvp maybe 1")
+    await d.say("carol", "rsvp no 1")
+    await d.say("dan", "rsvp yes 1")
+    await at(d, timeline, DEADLINE_DUE)  # 48 h before #1: its nudge; no regulars yet, one maybe
+    (first,) = nudges(d, 1)
+    assert "Still a maybe: bob." in first and "Not heard" not in first, first
+    assert await d.pinged(first) == {"bob"}
+    d.clock.set(datetime(2026, 11, 26, 19, 5, tzinfo=UTC))
+    assert "checked in" in await d.say("frank", "here")  # came without answering: a regular too
+
+    await d.say("alice", "rsvp yes 2")
+    await d.say("dan", "rsvp no 2")
+    await d.say("bob", "rsvp maybe 2")
+    await at(d, timeline, datetime(2026, 12, 1, 19, tzinfo=UTC))  # 48 h before #2
+    (second,) = nudges(d, 2)
+    assert "Not heard from you yet: carol, frank." in second and "Still a maybe: bob." in second, second
+    assert await d.pinged(second) == {"bob", "carol", "frank"}  # not alice (yes), not dan (no for #2)
+    await at(d, timeline, datetime(2026, 12, 1, 19, 5, tzinfo=UTC))
+    assert len(nudges(d, 2)) == 1
+    assert "moved" in await d.say(d.organiser, "move 2 2026-12-10")
+    await at(d, timeline, datetime(2026, 12, 8, 19, tzinfo=UTC))  # the new time's nudge: never repeated
+    assert len(nudges(d, 2)) == 1, d.posts()
+    assert "nudge sent" in await d.say("erin", "upcoming")
+
+
 CIRCLES: dict[str, dict[str, Any]] = {
+    "nudge_mentions_silent_regulars_and_maybes_once": {"turnout": {"nudge": "48h"}},
     "capacity_and_waitlist": {"turnout": {"capacity": 2}},
     "deadline_confirms_and_a_freed_place_still_goes_to_the_waitlist": {
         "turnout": {"capacity": 2, "deadline": "48h", "quorum": 2}},
@@ -168,4 +206,5 @@ CIRCLES: dict[str, dict[str, Any]] = {
 }
 
 ALL = [capacity_and_waitlist, deadline_confirms_and_a_freed_place_still_goes_to_the_waitlist,
-       low_turnout_postpones_past_a_skipped_week, low_turnout_cancels, low_turnout_notifies_and_the_meeting_stays]
+       low_turnout_postpones_past_a_skipped_week, low_turnout_cancels, low_turnout_notifies_and_the_meeting_stays,
+       nudge_mentions_silent_regulars_and_maybes_once]

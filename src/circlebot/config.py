@@ -246,6 +246,7 @@ class Turnout(_Frozen):
     deadline: LeadTime | None = None  # the RSVP deadline before a meeting: the bot posts the outcome then
     quorum: int | None = Field(default=None, ge=1, le=10_000)  # yes answers a meeting needs by the deadline
     on_low_turnout: Literal["notify", "postpone", "cancel"] = "notify"
+    nudge: LeadTime | None = None  # one post before the meeting to the regulars who have not answered, and maybes
 
     @model_validator(mode="after")
     def _quorum(self) -> Turnout:

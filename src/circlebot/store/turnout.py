@@ -6,7 +6,7 @@ that frees up goes, in the same transaction, to the first in the queue. Standard
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -84,11 +84,24 @@ class TurnoutStore:
         async with self.db.transaction() as conn:
             return await _fill(conn, meeting_id, capacity)
 
-    async def earlier_deadline(self, meeting_id: int, key: str) -> bool:
-        """Whether the meeting had an RSVP deadline before this one (`key`): it was moved since."""
-        row = await self.db.fetchone("SELECT 1 FROM post_log WHERE meeting_id = ? AND kind = 'deadline' AND key <> ?",
-                                     (meeting_id, key))
+    async def earlier_post(self, meeting_id: int, kind: str, key: str) -> bool:
+        """Whether the meeting had a post of this kind for another time than this one's (`key`): it moved since
+        (a deadline that postponed it, a nudge already sent)."""
+        row = await self.db.fetchone("SELECT 1 FROM post_log WHERE meeting_id = ? AND kind = ? AND key <> ?",
+                                     (meeting_id, kind, key))
         return row is not None
+
+    async def regulars(self, meeting_ids: Sequence[int]) -> list[UserRef]:
+        """Who answered (anything) or checked in at any of these meetings, in the order they joined."""
+        if not meeting_ids:
+            return []
+        marks = ",".join("?" * len(meeting_ids))
+        rows = await self.db.fetchall(
+            "SELECT platform, user_id, name FROM members WHERE id IN "
+            f"(SELECT member_id FROM rsvps WHERE meeting_id IN ({marks}) "
+            f"UNION SELECT member_id FROM checkins WHERE meeting_id IN ({marks})) ORDER BY id",
+            [*meeting_ids, *meeting_ids])
+        return [UserRef(r[0], r[1], r[2]) for r in rows]
 
     async def turnout(self, meeting_id: int) -> Turnout:
         return (await self.turnouts([meeting_id]))[meeting_id]

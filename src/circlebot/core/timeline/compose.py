@@ -51,8 +51,8 @@ def turnout_summary(t: Turnout, capacity: int | None) -> str:
 async def compose(host: PostSources, kind: PostKind, m: Meeting, circle: CircleSettings,
                   rsvps_of: Mapping[int, list[tuple[UserRef, RsvpAnswer]]] | None = None) -> Post:
     """The text of one timeline post (`rsvps_of`: RSVPs read for a whole batch of reminders at once)."""
-    if kind is PostKind.DEADLINE:
-        raise ValueError("the RSVP deadline's post is decided as it is claimed (timeline.turnout.at_deadline)")
+    if kind in (PostKind.DEADLINE, PostKind.NUDGE):
+        raise ValueError(f"the {kind.value} post is decided as it is claimed (timeline.turnout)")
     reading = host.readings.get(m.reading)
     title = reading.title if reading else m.reading
     part = ""

@@ -48,7 +48,7 @@ from circlebot.core.timeline.plan import (
     plan,
     syllabus_fill,
 )
-from circlebot.core.timeline.turnout import at_deadline
+from circlebot.core.timeline.turnout import at_deadline, nudge
 from circlebot.store import Delivery, Meeting, PostClaim
 
 if TYPE_CHECKING:
@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HORIZON = timedelta(hours=24)
+DECIDED = (PostKind.DEADLINE, PostKind.NUDGE)  # posts decided once, as they are claimed, and retried as decided
 RETRY_FIRST = timedelta(seconds=1)  # a failed send is tried again after 1 s, 2 s, 4 s ... up to RETRY_MAX
 RETRY_MAX = timedelta(seconds=60)
 SEND_CONCURRENCY = 64  # sends in flight at once
@@ -265,26 +266,30 @@ class Timeline:
                 targets = [_Target(d.where, d.first_try_at, resume=True) for d in self._interrupted.pop(j.key, [])]
             if not targets:
                 continue
-            decided = None
-            if j.kind is PostKind.DEADLINE:  # claimed just now (or never finished): decide and act, once
-                decided = await self._at_deadline(j, m, now)
-                if decided is None:
-                    await self._finish([(j.key, t.where, "missed", now, None, "failed: the deadline could not be "
-                                         "decided") for t in targets])
+            decided: Post | None = None
+            if j.kind in DECIDED:  # claimed just now (or never finished): decide (and act), once
+                found = await self._decide(j, m, now)
+                if not isinstance(found, Post):
+                    await self._finish([(j.key, t.where, *found) for t in targets])
                     continue
+                decided = found
             work.append(self._deliver_post(j, m, targets, rsvps_of=rsvps_of, post=decided))
         return sum(await asyncio.gather(*work))
 
-    async def _at_deadline(self, job: Job, meeting: Meeting, now: datetime) -> Post | None:
-        """The RSVP deadline's outcome (see `turnout.at_deadline`); a meeting it changed is planned again."""
+    async def _decide(self, job: Job, meeting: Meeting, now: datetime
+                      ) -> Post | tuple[str, datetime, str | None, str | None]:
+        """The post of a kind decided as it is claimed (see `turnout`): the RSVP deadline's outcome (a meeting
+        it changed is planned again), the nudge; or how its deliveries end when there is nothing to post."""
         circle = self._circles.get(job.circle)
-        if circle is None:
-            return None
         try:
+            assert circle is not None
+            if job.kind is PostKind.NUDGE:
+                post = await nudge(self.host, meeting, circle)
+                return post if post is not None else ("sent", now, None, "nobody to nudge")
             outcome = await at_deadline(self.host, meeting, circle, now, job.key)
-        except Exception:
-            log.exception("the RSVP deadline of meeting %d could not be decided", meeting.id)
-            return None
+        except Exception as e:
+            log.exception("the %s post of meeting %d could not be decided", job.kind.value, meeting.id)
+            return ("missed", now, None, f"failed: {type(e).__name__}")
         if outcome.changed:
             self._replan.add(circle.slug)
         return outcome.post
@@ -361,7 +366,7 @@ class Timeline:
                 log.warning("could not send %s to %s %s (attempt %d): %s: %s", job.key, where.platform, where.id,
                             attempt + 1, type(e).__name__, e)
                 self.host.metrics.posts.labels(_kind_label(job.key), "failed").inc()
-                await self._retry_later(job, target, attempt + 1, e, post if job.kind is PostKind.DEADLINE else None)
+                await self._retry_later(job, target, attempt + 1, e, post if job.kind in DECIDED else None)
                 return False
             await self._finish([(job.key, where, "sent", host.clock.now(), ref.id, None)])
             return True

@@ -27,6 +27,7 @@ class PostKind(enum.StrEnum):
     QUESTIONS = "start"
     SUMMARY = "end"
     DEADLINE = "deadline"  # the RSVP deadline's outcome (`[circles.turnout] deadline`): on, postponed, cancelled
+    NUDGE = "nudge"  # the regulars who have not answered, and the maybes (`[circles.turnout] nudge`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,9 @@ def plan(circles: Sequence[CircleSettings], meetings: Iterable[Meeting], now: da
         if circle.turnout.deadline is not None:
             due = lead_before(m.starts_at, circle.turnout.deadline, zone)
             jobs.append(Job(job_key(m, PostKind.DEADLINE), m.circle, m.id, PostKind.DEADLINE, due, m.starts_at))
+        if circle.turnout.nudge is not None:
+            due = lead_before(m.starts_at, circle.turnout.nudge, zone)
+            jobs.append(Job(job_key(m, PostKind.NUDGE), m.circle, m.id, PostKind.NUDGE, due, m.starts_at))
     jobs.sort(key=lambda j: (j.due_at, j.meeting_id, _KIND_ORDER[j.kind]))
     return jobs
 

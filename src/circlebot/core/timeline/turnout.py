@@ -18,6 +18,7 @@ from circlebot.core.domain import Control, Post, UserRef
 from circlebot.core.recurrence import free_slots
 from circlebot.core.text import Text, cmd, when
 from circlebot.core.timeline.compose import PostSources, turnout_summary
+from circlebot.core.timeline.plan import PostKind, job_key
 from circlebot.store import Meeting
 from circlebot.store.turnout import TurnoutStore
 
@@ -61,7 +62,7 @@ async def at_deadline(host: PostSources, m: Meeting, circle: CircleSettings, now
     short = f"only {yes} said yes by the RSVP deadline, and it needs {quorum}"
     action = circle.turnout.on_low_turnout
     again = ""
-    if action == "postpone" and await turnouts.earlier_deadline(m.id, key):
+    if action == "postpone" and await turnouts.earlier_post(m.id, PostKind.DEADLINE.value, key):
         action, again = "notify", " It was postponed once already."
     if action == "postpone":
         held = {x.starts_at for x in await host.store.meetings(circle.slug, ending_after=now, limit=10_000,
@@ -86,3 +87,34 @@ async def at_deadline(host: PostSources, m: Meeting, circle: CircleSettings, now
             + cmd("rsvp", answer="yes", meeting=m.id) + ".")
     return Outcome(Post(text, mentions=organisers, notify=bool(organisers), meeting_id=m.id,
                         controls=(Control.RSVP,)), False)
+
+
+REGULAR_MEETINGS = 4  # "regulars": who answered or came in any of a circle's last this many meetings
+
+
+async def nudge(host: PostSources, m: Meeting, circle: CircleSettings) -> Post | None:
+    """The nudge before the deadline: mentions the circle's regulars who have not answered yet, and those who
+    said maybe; never who said no (or yes, or waits). None when there is nobody to nudge, or when the meeting
+    had its nudge already (for an earlier time: a nudge is never repeated)."""
+    turnouts = TurnoutStore(host.store.db)
+    if await turnouts.earlier_post(m.id, PostKind.NUDGE.value, job_key(m, PostKind.NUDGE)):
+        return None
+    past = await host.store.meetings(m.circle, before=m.starts_at, limit=REGULAR_MEETINGS + 1, newest_first=True)
+    regulars = await turnouts.regulars([x.id for x in past if x.id != m.id][:REGULAR_MEETINGS])
+    t = await turnouts.turnout(m.id)
+    answered = {(u.platform, u.id) for u in (*t.coming, *t.waiting, *t.maybe, *t.no)}
+    silent = [u for u in regulars if (u.platform, u.id) not in answered]
+    if not silent and not t.maybe:
+        return None
+    reading = host.readings.get(m.reading)
+    title = reading.title if reading else m.reading
+    part = f" (part {m.part} of {m.parts})" if m.part and m.parts else ""
+    lines: list[Text | str] = [f"👋 **Meeting #{m.id}**, " + when(m.starts_at) + f": **{title}**{part}. "
+                               "Are you coming?"]
+    if silent:
+        lines.append("Not heard from you yet: " + ", ".join(u.display for u in silent) + ".")
+    if t.maybe:
+        lines.append("Still a maybe: " + ", ".join(u.display for u in t.maybe) + ".")
+    lines.append("Answer with " + cmd("rsvp", answer="yes", meeting=m.id) + " (or maybe / no).")
+    return Post(Text.join("\n", lines), mentions=(*silent, *t.maybe), notify=True, meeting_id=m.id,
+                controls=(Control.RSVP,))
