@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -18,18 +20,24 @@ from typing import Any
 from uuid import uuid4
 
 import aiohttp
+import pexpect
 import pytest
 import pytest_asyncio
-from nio import AsyncClient, AsyncClientConfig, MegolmEvent
+from nio import AsyncClient, AsyncClientConfig, LoginResponse, MegolmEvent
 from nio.exceptions import EncryptionError
+from signedjson.key import decode_verify_key_base64
+from signedjson.sign import verify_signed_json
 
-from circlebot.adapters.matrix import CHECK_IN_KEY
+from circlebot.adapters.lookups import AppLookups
+from circlebot.adapters.matrix import CHECK_IN_KEY, MatrixAdapter
+from circlebot.adapters.matrix.setup import setup_cross_signing
 from circlebot.app import App
 from circlebot.core.domain import ChannelRef, Control, Post, RsvpAnswer
 from circlebot.readings import load_collection
 from circlebot.store import Store
+from conftest import REPO
 from drivers import FakeClock, number_after
-from synapse_harness import MatrixAccount, create_room, invite, messages, wait_for_event
+from synapse_harness import MatrixAccount, SynapseServer, create_room, invite, messages, wait_for_event
 from test_matrix_driver import WAIT, MakeUser, MatrixBot, in_reply_to, matrix_settings
 
 Source = dict[str, Any]
@@ -336,3 +344,131 @@ async def test_an_event_whose_key_comes_late_is_handled_when_it_comes(
         answer = await alice.wait_for(room, from_bot(bot_id, "m.room.message", reply_to=ask))
         assert "Test study circle" in answer["content"]["body"]
         assert ask not in bot.adapter._undecrypted
+
+
+# cross-signing ----------------------------------------------------------------------------------------
+async def keys_seen_by(account: MatrixAccount, user_id: str) -> dict[str, Any]:
+    """``/keys/query`` for `user_id`, as another member's client asks it."""
+    url = f"{account.user.homeserver}/_matrix/client/v3/keys/query"
+    async with (aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session,
+                session.post(url, json={"device_keys": {user_id: []}},
+                             headers={"Authorization": f"Bearer {account.user.access_token}"}) as r):
+        body = await r.json()
+        assert r.status == 200, body
+        return dict(body)
+
+
+def verify_key_of(key_object: dict[str, Any]) -> Any:
+    (key_id, public), = key_object["keys"].items()
+    return decode_verify_key_base64("ed25519", key_id.split(":", 1)[1], public)
+
+
+def assert_cross_signed(query: dict[str, Any], user_id: str, device_id: str) -> str:
+    """The device is signed by the self-signing key, which is signed by the master key; the master key."""
+    master, ssk = query["master_keys"][user_id], query["self_signing_keys"][user_id]
+    device = query["device_keys"][user_id][device_id]
+    verify_signed_json(dict(ssk), user_id, verify_key_of(master))  # raises if not
+    verify_signed_json(dict(device), user_id, verify_key_of(ssk))
+    own = device["keys"][f"ed25519:{device_id}"]
+    verify_signed_json(dict(device), user_id, decode_verify_key_base64("ed25519", device_id, own))
+    assert master["usage"] == ["master"] and ssk["usage"] == ["self_signing"]
+    return str(next(iter(master["keys"].values())))
+
+
+@pytest.mark.timeout(60)
+async def test_cross_signing_is_set_up_once_and_a_new_host_signs_its_new_device(
+    matrix_user: MakeUser, tmp_path: Path, store: Store, clock: FakeClock
+) -> None:
+    olga, bot_account = await matrix_user("olga"), await matrix_user("bot")
+    bot_id = bot_account.user_id
+    settings = matrix_settings(tmp_path, bot_account, [])
+    assert settings.matrix is not None
+    app = App(settings, store, load_collection(settings.readings), clock)
+
+    def adapter(token: str, store_path: Path | None = None, recovery: str | None = None) -> MatrixAdapter:
+        m = settings.matrix
+        assert m is not None
+        if store_path is not None:
+            m = m.model_copy(update={"store_path": store_path})
+        return MatrixAdapter(m, AppLookups(app, "matrix"), {}, access_token=token, recovery_key=recovery,
+                             backoff=(0.05, 0.5))
+
+    async def no_password() -> str | None:
+        raise AssertionError("the password was asked, but nothing needed it")
+
+    said: list[str] = []
+    keys = await setup_cross_signing(adapter(bot_account.user.access_token), no_password, said.append)
+    assert any(keys.recovery_key in line for line in said), said
+    master = assert_cross_signed(await keys_seen_by(olga, bot_id), bot_id, bot_account.user.device_id)
+    assert master == keys.public("master")
+
+    said.clear()  # once: a second run uploads nothing and asks for nothing
+    await setup_cross_signing(adapter(bot_account.user.access_token), no_password, said.append)
+    assert "already" in said[0] and not any(keys.recovery_key in line for line in said), said
+    assert assert_cross_signed(await keys_seen_by(olga, bot_id), bot_id, bot_account.user.device_id) == master
+
+    # a move to a new host: a new device, an empty crypto store, the recovery key from the environment
+    login = AsyncClient(bot_account.user.homeserver, bot_id)
+    resp = await login.login(bot_account.user.password, device_name="moved")
+    await login.close()
+    assert isinstance(resp, LoginResponse) and resp.device_id != bot_account.user.device_id
+    moved = adapter(resp.access_token, tmp_path / "new-host", keys.recovery_key)
+    task = asyncio.create_task(moved.serve(lambda event: asyncio.sleep(0)))
+    try:
+        await asyncio.wait_for(moved.ready.wait(), WAIT)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert assert_cross_signed(await keys_seen_by(olga, bot_id), bot_id, resp.device_id) == master
+
+    # keys made anew replace the old ones only with the account's password (user-interactive auth)
+    (tmp_path / "circlebot-matrix-store" / "cross-signing.json").unlink()
+    asked: list[int] = []
+
+    async def password() -> str | None:
+        asked.append(1)
+        return bot_account.user.password
+
+    new_keys = await setup_cross_signing(adapter(bot_account.user.access_token), password, said.append)
+    assert asked == [1] and new_keys.public("master") != master
+    again = assert_cross_signed(await keys_seen_by(olga, bot_id), bot_id, bot_account.user.device_id)
+    assert again == new_keys.public("master")
+
+
+@pytest.mark.timeout(60)
+def test_circlebot_matrix_setup_uploads_once_and_asks_the_password_only_to_replace_keys(
+    synapse: SynapseServer, tmp_path: Path
+) -> None:
+    bot = asyncio.run(synapse.register_user("bot"))
+    (tmp_path / "circlebot.toml").write_text(
+        f'database = "{tmp_path / "bot.sqlite3"}"\nreadings = "{REPO / "readings"}"\n'
+        f'[matrix]\nhomeserver = "{bot.homeserver}"\nuser_id = "{bot.user_id}"\n'
+        f'access_token_env = "CIRCLEBOT_TEST_TOKEN"\ndevice_id = "{bot.device_id}"\n'
+        '[[circles]]\nslug = "study"\nname = "Study"\n'
+        '[circles.meets]\nweekdays = ["thursday"]\ntime = "19:00"\nduration = "90m"\n', encoding="utf-8")
+
+    def setup() -> pexpect.spawn:
+        env = dict(os.environ, CIRCLEBOT_TEST_TOKEN=bot.access_token, PYTHONUNBUFFERED="1")
+        return pexpect.spawn(sys.executable, ["-m", "circlebot", "matrix", "setup", "--config",
+                                              str(tmp_path / "circlebot.toml")], env=env, cwd=str(tmp_path),
+                             encoding="utf-8", timeout=20)
+
+    first = setup()
+    first.expect("Uploaded the cross-signing keys")
+    first.expect(f"Signed device {bot.device_id}")
+    first.expect(r"Recovery key .*\n\s+(\S+)")
+    first.expect(pexpect.EOF)
+    first.close()
+    assert first.exitstatus == 0
+    assert bot.access_token not in (first.before or "")
+
+    (tmp_path / "bot-matrix-store" / "cross-signing.json").unlink()  # the keys are lost: new ones replace them
+    second = setup()
+    second.expect("replacing them")
+    second.expect("Password of ")
+    second.sendline(bot.password)
+    second.expect("Uploaded the cross-signing keys")
+    second.expect(pexpect.EOF)
+    second.close()
+    assert second.exitstatus == 0

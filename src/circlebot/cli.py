@@ -46,7 +46,7 @@ class RedactSecrets(logging.Filter):
 def _secrets(settings: config_mod.Settings) -> list[str]:
     names = []
     if settings.matrix:
-        names += [settings.matrix.access_token_env, settings.matrix.password_env]
+        names += [settings.matrix.access_token_env, settings.matrix.password_env, settings.matrix.recovery_key_env]
     if settings.discord:
         names.append(settings.discord.token_env)
     names.append(settings.database_password_env)
@@ -343,6 +343,52 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_matrix(args: argparse.Namespace) -> int:
+    """`circlebot matrix setup`: the bot's cross-signing keys, uploaded once, and its device signed with them.
+    The account password (asked, or from `password_env`) is needed only to replace keys uploaded before."""
+    import getpass
+
+    import aiohttp
+
+    from circlebot.adapters.build import matrix_adapter
+    from circlebot.adapters.matrix import MatrixError
+    from circlebot.adapters.matrix.crosssign import CrossSigningError
+    from circlebot.adapters.matrix.setup import setup_cross_signing
+    from circlebot.app import App
+    from circlebot.store import Database, Store, StoreError
+
+    settings = _load_settings(_config_path(args.config))
+    if settings is None:
+        return 2
+    m = settings.matrix
+    if m is None:
+        print("circlebot: there is no [matrix] table in the config", file=sys.stderr)
+        return 2
+
+    async def password() -> str | None:
+        if m.password_env and os.environ.get(m.password_env):
+            return os.environ[m.password_env]
+        if not sys.stdin.isatty():
+            return None
+        return await asyncio.to_thread(getpass.getpass, f"Password of {m.user_id} (to replace its keys): ")
+
+    async def setup() -> None:
+        db = await Database.open(settings.database, password=database_password(settings))
+        try:
+            collection = await asyncio.to_thread(_load_readings, settings.readings)
+            app = App(settings, Store(db), collection)
+            await setup_cross_signing(matrix_adapter(app), password, print)
+        finally:
+            await db.close()
+
+    try:
+        asyncio.run(setup())
+    except (ValueError, OSError, StoreError, CrossSigningError, MatrixError, aiohttp.ClientError) as e:
+        print(f"circlebot: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_links(args: argparse.Namespace) -> int:
     """`circlebot links [rotate] [--circle SLUG]`: each circle's page and calendar feed addresses."""
     from datetime import UTC, datetime
@@ -510,6 +556,11 @@ def build_parser() -> argparse.ArgumentParser:
     dcopy.add_argument("--source-password-env", metavar="NAME",
                        help="environment variable holding the source's password (a PostgreSQL source)")
     dcopy.set_defaults(func=cmd_db_copy)
+
+    matrix = sub.add_parser("matrix", help="Matrix: `matrix setup` cross-signs the bot's device")
+    matrix.add_argument("action", choices=["setup"], help="upload the cross-signing keys (once), sign the device")
+    matrix.add_argument("--config", help=f"config file (default: $CIRCLEBOT_CONFIG or {DEFAULT_CONFIG})")
+    matrix.set_defaults(func=cmd_matrix)
 
     check = sub.add_parser("check-config", help="validate a config file and report every error")
     check.add_argument("path")

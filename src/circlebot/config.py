@@ -304,6 +304,9 @@ class MatrixSettings(_Frozen):
     encryption: bool = True
     #: The crypto store's directory (the bot's private keys: back it up); default beside the database.
     store_path: Path | None = None
+    #: Cross-signing: the environment variable holding the recovery key `circlebot matrix setup` printed
+    #: (restores the cross-signing keys on a new host).
+    recovery_key_env: EnvName | None = None
 
     @model_validator(mode="after")
     def _credentials(self) -> MatrixSettings:

@@ -50,6 +50,7 @@ class MatrixAdapter(Sync, Commands, Rooms, Direct, Votes, Reactions, Send, Crypt
         sync_timeout_ms: int = 30_000,
         backoff: tuple[float, float] = (0.5, 30.0),
         config: AsyncClientConfig | None = None,
+        recovery_key: str | None = None,
     ) -> None:
         if not (access_token or password):
             raise ValueError("the Matrix adapter needs an access token or a password")
@@ -66,6 +67,7 @@ class MatrixAdapter(Sync, Commands, Rooms, Direct, Votes, Reactions, Send, Crypt
         # Encryption needs the crypto store's directory (the config gives one; a bare MatrixSettings may not).
         self._crypto_dir = settings.store_path if settings.encryption else None
         self._undecrypted = {}
+        self._recovery_key = recovery_key
         self.client = AsyncClient(settings.homeserver, settings.user_id, device_id=settings.device_id,
                                   store_path=str(self._crypto_dir) if self._crypto_dir else "",
                                   config=config or client_config(self._crypto_dir is not None))
@@ -108,6 +110,7 @@ def adapter_from_settings(settings: Settings, lookups: Lookups, env: Mapping[str
     if not (token or password):
         names = " or ".join(n for n in (m.access_token_env, m.password_env) if n)
         raise ValueError(f"the Matrix credentials are missing: set the environment variable {names}")
+    recovery = env.get(m.recovery_key_env) if m.recovery_key_env else None
     return MatrixAdapter(m, lookups, rooms_from_settings(settings), access_token=token, password=password,
-                         default_zone=ZoneInfo(settings.timezone))
+                         default_zone=ZoneInfo(settings.timezone), recovery_key=recovery)
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from nio import (
     JoinedMembersResponse,
     KeysClaimResponse,
@@ -31,6 +32,7 @@ from nio import (
 )
 from nio.exceptions import EncryptionError, LocalProtocolError
 
+from circlebot.adapters.matrix import crosssign
 from circlebot.adapters.matrix.client import MatrixError, _check, _dict, _ts
 from circlebot.adapters.matrix.host import Host
 from circlebot.core.adapter import OpenPoll
@@ -111,6 +113,37 @@ class Crypto(Host):
             if not device.verified and not device.blacklisted and not device.ignored:
                 self.client.verify_device(device)
                 log.info("matrix: trusting %s's device %s on first use", device.user_id, device.id)
+
+    # cross-signing ---------------------------------------------------------------------------------
+    async def _ensure_cross_signed(self) -> None:
+        """At start: the device signed by the bot's self-signing key (a new device after a move is signed
+        now), with the keys from the crypto store, or restored from the recovery key on a new host. Without
+        keys it only says how to set them up: `circlebot matrix setup` uploads them (once)."""
+        if self.client.olm is None or self._crypto_dir is None:
+            return
+        try:
+            keys = await asyncio.to_thread(crosssign.load_keys, self._crypto_dir, self.user_id)
+            hs = crosssign.Homeserver(self.settings.homeserver, self.user_id, self.client.access_token)
+            on_server = hs.master_on_server(await hs.query())
+            if keys is None and self._recovery_key:
+                keys = crosssign.CrossSigningKeys.from_recovery_key(self._recovery_key)
+                if on_server != keys.public("master"):
+                    raise crosssign.CrossSigningError("the recovery key does not match the bot's master key on the "
+                                                      "homeserver; run `circlebot matrix setup`")
+                await asyncio.to_thread(crosssign.save_keys, self._crypto_dir, self.user_id, keys)
+                log.info("matrix: cross-signing keys restored from the recovery key")
+            if keys is None:
+                log.warning("matrix: the bot's device is not cross-signed, so Element may refuse to share room "
+                            "keys with it; run `circlebot matrix setup` once")
+                return
+            if on_server != keys.public("master"):
+                log.warning("matrix: the bot's cross-signing keys on the homeserver are not the ones in the crypto "
+                            "store; run `circlebot matrix setup` to upload them again")
+                return
+            if await hs.sign_device(keys, str(self.client.device_id)):
+                log.info("matrix: signed device %s with the bot's self-signing key", self.client.device_id)
+        except (crosssign.CrossSigningError, aiohttp.ClientError, TimeoutError) as e:
+            log.warning("matrix: cross-signing the device failed: %s", e)
 
     # rooms -----------------------------------------------------------------------------------------
     async def _know_room(self, room_id: str) -> MatrixRoom | None:

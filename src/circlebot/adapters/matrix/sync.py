@@ -166,6 +166,7 @@ class Sync(Host):
         return _check(resp, SyncResponse, "sync")
 
     async def _after_first_sync(self) -> None:
+        await self._ensure_cross_signed()
         await self._check_rooms()
         await self._read_back_open_polls()
 
