@@ -163,7 +163,9 @@ class DiscordDriver:
         else:
             messages = await inter.wait_followups()
         texts = [plain_text(m["content"]) for m in messages]
-        return Answer("\n".join(texts), bool(int(messages[0]["flags"]) & FLAG_EPHEMERAL))
+        files = tuple((a["filename"], self.fake.attachment_data[int(a["id"])]) for m in messages
+                      for a in m.get("attachments") or [])
+        return Answer("\n".join(texts), bool(int(messages[0]["flags"]) & FLAG_EPHEMERAL), files)
 
     async def poll_message(self, poll_id: int) -> int:
         refs = [r for r in await self.app.store.poll_messages(poll_id) if r.channel.platform == "discord"]

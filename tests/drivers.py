@@ -20,6 +20,7 @@ from circlebot.core.adapter import Dispatch, PollLimits
 from circlebot.core.commands import Syntax
 from circlebot.core.domain import (
     ChannelRef,
+    FileUpload,
     Invocation,
     MessageRef,
     PollResults,
@@ -57,6 +58,7 @@ class Answer:
 
     text: str
     private: bool
+    files: tuple[tuple[str, bytes], ...] = ()  # (name, bytes) of each file handed over with the answer
 
     def __contains__(self, part: str) -> bool:
         return part in self.text
@@ -101,6 +103,7 @@ class RecordingAdapter:
     keys: dict[str, MessageRef] = field(default_factory=dict)
     attempts: list[tuple[ChannelRef, str | None]] = field(default_factory=list)
     replies: list[tuple[Invocation, Post, bool]] = field(default_factory=list)
+    files: list[tuple[Invocation, FileUpload, bool]] = field(default_factory=list)
     polls: dict[int, MessageRef] = field(default_factory=dict)
     started: list[PollSpec] = field(default_factory=list)
     ended: dict[MessageRef, str] = field(default_factory=dict)
@@ -127,6 +130,10 @@ class RecordingAdapter:
     async def reply(self, to: Invocation, post: Post, *, private: bool = False) -> None:
         self.replies.append((to, post, private))
 
+    async def send_file(self, to: Invocation, file: FileUpload, post: Post, *, private: bool = False) -> None:
+        self.replies.append((to, post, private))
+        self.files.append((to, file, private))
+
     async def start_poll(self, where: ChannelRef, poll: PollSpec) -> MessageRef:
         ref = await self.send(where, Post(f"Poll #{poll.id}: {poll.question}"))
         self.started.append(poll)
@@ -149,13 +156,14 @@ class CoreDriver:
         self.channel = ChannelRef("console", circle)
 
     async def say(self, user: str, text: str) -> Answer:
-        before = len(self.adapter.replies)
+        before, files_before = len(self.adapter.replies), len(self.adapter.files)
         inv = Invocation(UserRef("console", user, user), self.channel, self.clock.now(), text=text)
         await self.app.dispatch(inv)
         new = self.adapter.replies[before:]
         assert len(new) == 1, f"expected one answer to {text!r}, got {len(new)}"
         _, post, private = new[0]
-        return Answer(self.adapter.render(post), private)
+        files = tuple((f.name, f.data) for _, f, _ in self.adapter.files[files_before:])
+        return Answer(self.adapter.render(post), private, files)
 
     async def vote(self, user: str, poll_id: int, answers: list[int]) -> None:
         """Vote the platform's native way: here, a VoteCast on the poll's message (answers are 1-based)."""

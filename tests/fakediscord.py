@@ -28,10 +28,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import mimetypes
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -503,6 +504,19 @@ class RecordedRequest:
     json: Any
     status: int = 0
     authorized: bool = False
+    files: dict[int, FakeUpload] = field(default_factory=dict)  # multipart `files[n]` parts, by n
+
+
+@dataclass(frozen=True)
+class FakeUpload:
+    """One `files[n]` part of a multipart/form-data request (discord-api-docs, Reference, Uploading Files)."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
+UPLOAD_LIMIT = 10 * 1024 * 1024  # "The default limit is 10 MiB" per file
 
 
 @dataclass
@@ -629,6 +643,7 @@ class FakeDiscord:
         self.guilds: dict[int, FakeGuild] = {}
         self.messages: dict[int, list[JSON]] = {}  # channel id -> messages in order
         self.message_index: dict[int, JSON] = {}  # message id -> message
+        self.attachment_data: dict[int, bytes] = {}  # attachment id -> the uploaded bytes
         self.polls: dict[int, FakePoll] = {}
         self.global_commands: list[JSON] = []
         self.guild_commands: dict[int, list[JSON]] = {}
@@ -676,7 +691,7 @@ class FakeDiscord:
 
     async def start(self) -> None:
         """Start the server on 127.0.0.1 with a random port."""
-        app = web.Application()
+        app = web.Application(client_max_size=4 * UPLOAD_LIMIT)  # bodies with files, as Discord takes them
         app.router.add_get("/gateway", self._gateway_handler)
         app.router.add_get("/resume-gateway", self._gateway_handler)
         app.router.add_route("*", API_PREFIX + "/{tail:.*}", self._rest_handler)
@@ -1164,17 +1179,20 @@ class FakeDiscord:
         dispatch: bool = True,
         webhook_id: int | None = None,
         extra_flags: int = 0,
+        files: Mapping[int, FakeUpload] | None = None,
     ) -> JSON:
         """Store a message from a payload like discord.py's (content, embeds, components, poll,
-        allowed_mentions, message_reference, flags) and dispatch MESSAGE_CREATE unless ephemeral."""
+        allowed_mentions, message_reference, flags, attachments with their uploaded `files`) and dispatch
+        MESSAGE_CREATE unless ephemeral."""
         cid = _id(channel)
+        attachments = self._attachments(cid, body, files or {}, ephemeral=ephemeral)
         found = self.find_channel(cid)
         guild = found[0] if found else None
         content = body.get("content") or ""
         embeds = body.get("embeds") or []
         components = body.get("components") or []
         poll = body.get("poll")
-        if not (content or embeds or components or poll or body.get("sticker_ids")):
+        if not (content or embeds or components or poll or body.get("sticker_ids") or attachments):
             raise FakeDiscordError(400, "Cannot send an empty message", 50006)
         if len(content) > 2000:
             raise FakeDiscordError(400, "Invalid Form Body: content must be 2000 or fewer in length.", 50035)
@@ -1192,7 +1210,7 @@ class FakeDiscord:
             "timestamp": _now_iso(),
             "edited_timestamp": None,
             "tts": bool(body.get("tts")),
-            "attachments": [],
+            "attachments": attachments,
             "embeds": embeds,
             "reactions": [],
             "pinned": False,
@@ -1247,9 +1265,64 @@ class FakeDiscord:
         self._bump()
         return msg
 
-    def edit_message(self, message_id: int, body: JSON, *, dispatch: bool = True) -> JSON:
-        """Apply an edit (content, embeds, components, flags, allowed_mentions); dispatch MESSAGE_UPDATE."""
+    def _attachments(self, channel_id: int, body: JSON, files: Mapping[int, FakeUpload], *,
+                     ephemeral: bool) -> list[JSON]:
+        """The attachment objects of a message from its uploaded `files[n]` parts: each entry of the payload's
+        `attachments` names its part by `id` (the placeholder n), with an optional filename and description;
+        a part no entry names is attached too. An entry naming no part, or a part over the upload limit, is an
+        error, as on Discord."""
+        entries = [a for a in body.get("attachments") or [] if isinstance(a, Mapping)]
+        named: set[int] = set()
+        out: list[JSON] = []
+        for entry in entries:
+            try:
+                n = int(entry.get("id"))
+            except (TypeError, ValueError):
+                raise FakeDiscordError(400, "Invalid Form Body: attachments: id must be a snowflake", 50035) from None
+            upload = files.get(n)
+            if upload is None:
+                raise FakeDiscordError(400, f"Invalid Form Body: attachments: no files[{n}] uploaded", 50035)
+            named.add(n)
+            out.append(self._attachment(channel_id, upload, entry, ephemeral=ephemeral))
+        out += [self._attachment(channel_id, u, {}, ephemeral=ephemeral) for n, u in sorted(files.items())
+                if n not in named]
+        return out
+
+    def _attachment(self, channel_id: int, upload: FakeUpload, entry: Mapping[str, Any], *,
+                    ephemeral: bool) -> JSON:
+        if len(upload.data) > UPLOAD_LIMIT:
+            raise FakeDiscordError(413, "Request entity too large", 40005)
+        aid = self.snowflake()
+        filename = str(entry.get("filename") or upload.filename)
+        self.attachment_data[aid] = upload.data
+        att: JSON = {
+            "id": str(aid),
+            "filename": filename,
+            "size": len(upload.data),
+            "url": f"https://cdn.discordapp.com/attachments/{channel_id}/{aid}/{filename}",
+            "proxy_url": f"https://media.discordapp.net/attachments/{channel_id}/{aid}/{filename}",
+            # Discord names the media type itself (discord.py sends every part as application/octet-stream)
+            "content_type": mimetypes.guess_type(filename)[0] or upload.content_type,
+        }
+        if entry.get("description"):
+            att["description"] = str(entry["description"])
+        if ephemeral:
+            att["ephemeral"] = True
+        return att
+
+    def edit_message(self, message_id: int, body: JSON, *, dispatch: bool = True,
+                     files: Mapping[int, FakeUpload] | None = None) -> JSON:
+        """Apply an edit (content, embeds, components, flags, allowed_mentions, attachments with newly
+        uploaded `files`); dispatch MESSAGE_UPDATE."""
         msg = self.message_index[message_id]
+        if "attachments" in body or files:
+            ephemeral = bool(int(msg["flags"]) & FLAG_EPHEMERAL)
+            kept = {str(a.get("id")) for a in body.get("attachments") or [] if isinstance(a, Mapping)}
+            old = [a for a in msg.get("attachments") or [] if a["id"] in kept]
+            new_entries = [a for a in body.get("attachments") or []
+                           if isinstance(a, Mapping) and str(a.get("id")) not in {x["id"] for x in old}]
+            msg["attachments"] = old + self._attachments(int(msg["channel_id"]), {"attachments": new_entries},
+                                                         files or {}, ephemeral=ephemeral)
         if "poll" in body and body["poll"] is not None:
             raise FakeDiscordError(400, "Cannot edit a poll", 50035)
         for key in ("content", "embeds", "components"):
@@ -1593,13 +1666,30 @@ class FakeDiscord:
         return resp
 
     @staticmethod
+    async def _read_files(request: web.Request) -> dict[int, FakeUpload]:
+        """The `files[n]` parts of a multipart body; each must carry a filename (Content-Disposition)."""
+        if not request.headers.get("Content-Type", "").startswith("multipart/"):
+            return {}
+        out: dict[int, FakeUpload] = {}
+        for name, value in (await request.post()).items():  # aiohttp keeps the parsed form: read once
+            m = re.fullmatch(r"files\[(\d+)\]", name)
+            if m is None:
+                continue
+            if not isinstance(value, web.FileField) or not value.filename:
+                raise FakeDiscordError(400, f"Invalid Form Body: {name} needs a filename", 50035)
+            out[int(m[1])] = FakeUpload(value.filename, value.content_type, value.file.read())
+        return out
+
+    @staticmethod
     async def _read_body(request: web.Request) -> Any:
         if not request.can_read_body:
             return None
         ctype = request.headers.get("Content-Type", "")
         if ctype.startswith("multipart/"):
             form = await request.post()
-            raw = form.get("payload_json")
+            raw = form.get("payload_json")  # a part with Content-Type: application/json (as documented) is bytes
+            if isinstance(raw, bytes | bytearray):
+                raw = raw.decode()
             return json.loads(str(raw)) if raw is not None else {}
         text = await request.text()
         return json.loads(text) if text else None
@@ -1616,6 +1706,7 @@ class FakeDiscord:
         rec = RecordedRequest(method, path, dict(request.query), body)
         self.requests.append(rec)
         try:
+            rec.files = await self._read_files(request)
             resp = await self._dispatch_rest(request, rec)
         except FakeDiscordError as exc:
             resp = self._json_response({"message": exc.message, "code": exc.code}, exc.status)
@@ -1816,10 +1907,10 @@ class FakeDiscord:
                 if seen[1] not in self.message_index:
                     raise FakeDiscordError(404, "Unknown Message", 10008)
                 return self.message_index[seen[1]]
-            msg = self.create_message(chan, self.bot, body)
+            msg = self.create_message(chan, self.bot, body, files=rec.files)
             self._nonces[(self.bot.id, str(nonce))] = (time.monotonic(), int(msg["id"]))
             return msg
-        return self.create_message(chan, self.bot, body)
+        return self.create_message(chan, self.bot, body, files=rec.files)
 
     async def _get_message(self, rec: RecordedRequest, channel_id: str, message_id: str) -> JSON:
         return self._message(channel_id, message_id)
@@ -1946,7 +2037,7 @@ class FakeDiscord:
         message: JSON | None = None
         if ctype == CALLBACK_MESSAGE:
             message = self.create_message(
-                inter.channel_id or 0, self.bot, data, ephemeral=ephemeral, webhook_id=self.app_id
+                inter.channel_id or 0, self.bot, data, ephemeral=ephemeral, webhook_id=self.app_id, files=rec.files
             )
             inter.original = message
         elif ctype == CALLBACK_DEFERRED_MESSAGE:
@@ -2032,11 +2123,12 @@ class FakeDiscord:
             # Discord: the first follow-up after a type 5 defer edits the loading message instead
             # (keeping its ephemeral state).
             original["flags"] = int(original["flags"]) & ~FLAG_LOADING
-            msg = self.edit_message(int(original["id"]), {k: v for k, v in body.items() if k != "flags"})
+            msg = self.edit_message(int(original["id"]), {k: v for k, v in body.items() if k != "flags"},
+                                    files=rec.files)
         else:
             ephemeral = bool(int(body.get("flags") or 0) & FLAG_EPHEMERAL)
             msg = self.create_message(
-                inter.channel_id or 0, self.bot, body, ephemeral=ephemeral, webhook_id=self.app_id
+                inter.channel_id or 0, self.bot, body, ephemeral=ephemeral, webhook_id=self.app_id, files=rec.files
             )
         inter.followups.append(msg)
         self._bump()
@@ -2061,7 +2153,7 @@ class FakeDiscord:
         inter = self._interaction_by_token(app, token)
         msg = self._webhook_message(inter, message_id)
         msg["flags"] = int(msg["flags"]) & ~FLAG_LOADING
-        msg = self.edit_message(int(msg["id"]), rec.json or {})
+        msg = self.edit_message(int(msg["id"]), rec.json or {}, files=rec.files)
         if message_id == "@original":
             inter.original_edits.append(rec.json or {})
         self._bump()

@@ -4,6 +4,9 @@ the export in chat, the facilitator rota. Assertions are on what users see."""
 
 from __future__ import annotations
 
+import codecs
+import csv
+import io
 from datetime import UTC, datetime, timedelta
 
 from drivers import Driver
@@ -124,4 +127,41 @@ async def attendance_history(d: Driver) -> None:
     assert "only their own attendance" in refused, refused
 
 
-ALL = [reading_progress, attendance_history]
+async def record_export(d: Driver) -> None:
+    """An organiser's `attendance export`: a CSV file handed over the platform's way, one row per meeting and
+    member, readable by a spreadsheet (UTF-8 with BOM, ISO dates, the zone named)."""
+    o = d.organiser
+    assert "Scheduled meeting #1" in await d.say(o, f"schedule {SEED}")
+    await d.say("alice", "rsvp yes")
+    await d.say("alice", "read all")
+    await d.say("bob", "rsvp no")
+    d.clock.set(FIRST_START + timedelta(minutes=5))
+    await d.say("alice", "here")
+    await d.say("dan", "here")
+    d.clock.set(FIRST_START + timedelta(hours=3))
+
+    answer = await d.say(o, "attendance export")
+    assert answer.private and "3 row(s)" in answer and "Europe/London" in answer, answer
+    assert len(answer.files) == 1, answer
+    name, data = answer.files[0]
+    assert name.startswith("study-record-") and name.endswith(".csv"), name
+    assert data.startswith(codecs.BOM_UTF8), data[:10]
+    rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+    by_member = {r["member"]: r for r in rows}
+    assert set(by_member) == {"alice", "bob", "dan"}, rows
+    alice, bob, dan = by_member["alice"], by_member["bob"], by_member["dan"]
+    assert alice["meeting"] == "1" and alice["date"] == "2026-11-26" and alice["zone"] == "Europe/London", alice
+    assert alice["start"] == "2026-11-26T19:00+00:00" and "revolutionary party" in alice["reading"], alice
+    assert (alice["RSVP"], alice["read"], alice["came"], alice["walk-in"], alice["no-show"]) == (
+        "yes", "all", "yes", "no", "no"), alice
+    assert (bob["RSVP"], bob["came"], bob["no-show"]) == ("no", "no", "no"), bob
+    assert (dan["RSVP"], dan["came"], dan["walk-in"]) == ("", "yes", "yes"), dan
+    assert {r["platform"] for r in rows} == {next(iter(d.app.adapters))}
+
+    later = await d.say(o, "attendance export --from 2026-11-27")
+    assert "0 row(s)" in later and len(later.files) == 1, later
+    backwards = await d.say(o, "attendance export --from 2026-12-01 --to 2026-11-01")
+    assert "before it starts" in backwards and not backwards.files, backwards
+
+
+ALL = [reading_progress, attendance_history, record_export]

@@ -120,6 +120,7 @@ ORGANISER_COMMANDS = {
     "move": "move 1 2026-12-04",
     "questions add": "questions add Why?",
     "questions remove": "questions remove 1",
+    "attendance export": "attendance export",
 }
 
 

@@ -252,14 +252,14 @@ class SynapseServer:
                     "type": "http",
                     "tls": False,
                     "x_forwarded": False,
-                    "resources": [{"names": ["client"], "compress": False}],
+                    "resources": [{"names": ["client", "media"], "compress": False}],
                 }
             ],
             "database": {"name": "sqlite3", "args": {"database": str(d / "homeserver.db")}},
             "log_config": str(d / "log.config"),
             "signing_key_path": str(d / "localhost.signing.key"),
             "media_store_path": str(d / "media_store"),
-            "enable_media_repo": False,
+            "enable_media_repo": True,  # the bot uploads files (an organiser's CSV export) as m.file
             "enable_metrics": False,
             "presence": {"enabled": False},
             "url_preview_enabled": False,

@@ -527,3 +527,44 @@ async def test_privileged_intent_not_enabled(fake_discord: FakeDiscord) -> None:
     with pytest.raises(discord.PrivilegedIntentsRequired):
         task = await start_client(fake_discord, client, timeout=3)
         await stop_client(client, task)
+
+
+async def test_files_upload_as_multipart_attachments(fake_discord: FakeDiscord) -> None:
+    """discord.py's send(file=...) is a multipart/form-data body: `payload_json` with `attachments` naming
+    `files[n]` parts (discord-api-docs, Reference, Uploading Files). The message gets Attachment objects with
+    the bytes kept; an entry naming no part, or a part without a filename, is a 400; over 10 MiB a 413."""
+    import io
+
+    import aiohttp
+
+    _guild, chan, _alice, _bob = _guild_with_people(fake_discord)
+    client = make_client()
+    async with running_client(fake_discord, client):
+        channel = client.get_channel(chan.id)
+        assert isinstance(channel, discord.TextChannel)
+        sent = await channel.send("the record", file=discord.File(io.BytesIO(b"a,b\r\n1,2\r\n"), "record.csv"))
+        assert [(a.filename, a.size) for a in sent.attachments] == [("record.csv", 10)]
+        only_file = await channel.send(file=discord.File(io.BytesIO(b"x"), "x.txt"))  # no content: fine
+        assert only_file.attachments and only_file.content == ""
+        with pytest.raises(discord.HTTPException) as big:
+            await channel.send(file=discord.File(io.BytesIO(b"0" * (10 * 1024 * 1024 + 1)), "big.bin"))
+        assert big.value.status == 413 and big.value.code == 40005
+    att = fake_discord.channel_messages(chan)[0]["attachments"][0]
+    assert att["content_type"] == "text/csv" and att["url"].endswith("/record.csv") and att["proxy_url"]
+    assert fake_discord.attachment_data[int(att["id"])] == b"a,b\r\n1,2\r\n"
+
+    url = f"{fake_discord.api_base}/channels/{chan.id}/messages"
+    headers = {"Authorization": f"Bot {fake_discord.token}"}
+    async with aiohttp.ClientSession() as http:
+        form = aiohttp.FormData()
+        form.add_field("payload_json", '{"content": "x", "attachments": [{"id": 1, "filename": "a.csv"}]}',
+                       content_type="application/json")
+        form.add_field("files[0]", b"a", filename="a.csv")
+        async with http.post(url, data=form, headers=headers) as resp:
+            assert resp.status == 400 and (await resp.json())["code"] == 50035  # files[1] was never uploaded
+        form = aiohttp.FormData(default_to_multipart=True)
+        form.add_field("payload_json", '{"content": "x"}', content_type="application/json")
+        form.add_field("files[0]", "a")  # a plain text field: no filename
+        async with http.post(url, data=form, headers=headers) as resp:
+            assert resp.status == 400 and (await resp.json())["code"] == 50035
+    assert len(fake_discord.channel_messages(chan)) == 2

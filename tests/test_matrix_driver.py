@@ -163,7 +163,8 @@ class MatrixDriver:
         bot = self.bot.bot.user_id
         answers = [e for e in events if e.get("sender") == bot and in_reply_to(e) == event_id]
         if answers:
-            return Answer("\n\n".join(str(e["content"]["body"]) for e in answers), private=False)
+            return Answer("\n\n".join(str(e["content"]["body"]) for e in answers), private=False,
+                          files=await self._files(account, answers))
         marked = any(
             e.get("sender") == bot and e.get("type") == "m.reaction"
             and (e["content"].get("m.relates_to") or {}).get("event_id") == event_id
@@ -175,7 +176,27 @@ class MatrixDriver:
         private = [e for e in await messages(account.client, dm, limit=60)
                    if (e.get("content") or {}).get(REPLY_TO_KEY, {}).get("event_id") == event_id]
         assert private, f"the private answer to {text!r} is not in the direct-message room"
-        return Answer("\n\n".join(str(e["content"]["body"]) for e in private), private=True)
+        return Answer("\n\n".join(str(e["content"]["body"]) for e in private), private=True,
+                      files=await self._files(account, private))
+
+    @staticmethod
+    async def _files(account: MatrixAccount, events: list[dict[str, Any]]) -> tuple[tuple[str, bytes], ...]:
+        """The files of the `m.file` events among `events`, downloaded as clients do now: the authenticated
+        media endpoint (Synapse serves new media only there), with the reader's access token."""
+        import aiohttp
+
+        out: list[tuple[str, bytes]] = []
+        for e in events:
+            content = e.get("content") or {}
+            if content.get("msgtype") != "m.file":
+                continue
+            server, media_id = str(content["url"]).removeprefix("mxc://").split("/", 1)
+            url = f"{account.user.homeserver}/_matrix/client/v1/media/download/{server}/{media_id}"
+            async with aiohttp.ClientSession() as http, http.get(
+                    url, headers={"Authorization": f"Bearer {account.user.access_token}"}) as resp:
+                assert resp.status == 200, (resp.status, await resp.text())
+                out.append((str(content.get("filename") or content["body"]), await resp.read()))
+        return tuple(out)
 
     async def dm_room(self, user: str) -> str:
         """The user's direct-message room with the bot, joined (accepting the bot's invitation) on first use."""

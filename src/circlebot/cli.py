@@ -1,4 +1,4 @@
-"""The `circlebot` command: run | check-config | readings list|show|search|check|import | export ics | links |
+"""The `circlebot` command: run | check-config | readings list|show|search|check|import | export ics|csv | links |
 db copy."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 
 from circlebot import config as config_mod
@@ -440,6 +441,55 @@ def cmd_links(args: argparse.Namespace) -> int:
     return 0
 
 
+def _iso_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date like 2026-12-03, got {text!r}") from None
+
+
+def cmd_export_csv(args: argparse.Namespace) -> int:
+    """`circlebot export csv`: the record of one circle (or every circle, one file) as CSV."""
+    from datetime import UTC, datetime
+
+    from circlebot.features.record_export import record_csv
+    from circlebot.store import Database, Store, StoreError
+
+    settings = _load_settings(_config_path(args.config))
+    if settings is None:
+        return 2
+    circles = settings.circles if args.circle is None else [c for c in settings.circles if c.slug == args.circle]
+    if not circles:
+        print(f"circlebot: no circle {args.circle!r} in the config; circles: "
+              f"{', '.join(c.slug for c in settings.circles)}", file=sys.stderr)
+        return 2
+    if args.start and args.end and args.end < args.start:
+        print(f"circlebot: --to {args.end} is before --from {args.start}", file=sys.stderr)
+        return 2
+
+    async def export() -> tuple[bytes, int]:
+        db = await Database.open(settings.database)
+        try:
+            collection = await asyncio.to_thread(_load_readings, settings.readings)
+            return await record_csv(Store(db), collection, [(c, settings.zone_of(c)) for c in circles],
+                                    args.start, args.end, datetime.now(UTC))
+        finally:
+            await db.close()
+
+    try:
+        data, rows = asyncio.run(export())
+    except StoreError as e:
+        print(f"circlebot: {e}", file=sys.stderr)
+        return 2
+    if not args.output or args.output == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    else:
+        Path(args.output).write_bytes(data)
+        print(f"wrote {args.output} ({rows} row(s))")
+    return 0
+
+
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -536,6 +586,14 @@ def build_parser() -> argparse.ArgumentParser:
     ics.add_argument("--circle", help="the circle's slug (default: every circle)")
     ics.add_argument("--output", "-o", help="file to write (default: standard output)")
     ics.set_defaults(func=cmd_export)
+    csv_ = esub.add_parser("csv", help="the circle's record as CSV: one row per meeting and member (UTF-8 with BOM, "
+                           "ISO dates, the zone named, formula cells neutralised)")
+    csv_.add_argument("--config", help=f"config file (default: $CIRCLEBOT_CONFIG or {DEFAULT_CONFIG})")
+    csv_.add_argument("--circle", help="the circle's slug (default: every circle, in one file)")
+    csv_.add_argument("--from", dest="start", type=_iso_date, help="the first day, YYYY-MM-DD (circle's zone)")
+    csv_.add_argument("--to", dest="end", type=_iso_date, help="the last day, YYYY-MM-DD (circle's zone)")
+    csv_.add_argument("--output", "-o", help="file to write (default: standard output)")
+    csv_.set_defaults(func=cmd_export_csv)
 
     links = sub.add_parser("links", help="each circle's web page and calendar feed addresses; `links rotate` "
                                           "replaces them")

@@ -22,7 +22,8 @@ def console_adapter(app: Router, circles: list[tuple[str, str, ZoneInfo]], user:
     page for the banner."""
     from circlebot.adapters.console import PLATFORM, ConsoleAdapter
 
-    return ConsoleAdapter(circles, user=user, lookups=AppLookups(app, PLATFORM), page_url=page_url)
+    return ConsoleAdapter(circles, user=user, lookups=AppLookups(app, PLATFORM), page_url=page_url,
+                          files_dir=app.settings.database.parent / "exports")
 
 
 def matrix_adapter(app: Router, env: Mapping[str, str] | None = None) -> MatrixAdapter:

@@ -13,12 +13,22 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
 from circlebot.adapters.render import named_markdown, plain_text
 from circlebot.core.adapter import Dispatch, Lookups, PollLimits
-from circlebot.core.domain import ChannelRef, Invocation, MessageRef, PollResults, PollSpec, Post, UserRef
+from circlebot.core.domain import (
+    ChannelRef,
+    FileUpload,
+    Invocation,
+    MessageRef,
+    PollResults,
+    PollSpec,
+    Post,
+    UserRef,
+)
 from circlebot.core.text import BIDI_CONTROLS, Text, cmd
 
 PLATFORM = "console"
@@ -45,6 +55,7 @@ class ConsoleAdapter:
         clock: Callable[[], datetime] | None = None,
         lookups: Lookups | None = None,
         page_url: Callable[[str], str | None] | None = None,
+        files_dir: Path | None = None,
     ) -> None:
         if not circles:
             raise ValueError("the console needs at least one circle that lives on the console")
@@ -58,6 +69,7 @@ class ConsoleAdapter:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._lookups = lookups  # its state keeps the post numbers, so they go on after a restart
         self._page_url = page_url  # a circle's web page, for the banner (None: no web server)
+        self._files_dir = files_dir or Path("exports")  # where files handed over (exports) are written
         self._next_id: int | None = None
         self._ids_lock = asyncio.Lock()
 
@@ -95,6 +107,11 @@ class ConsoleAdapter:
     async def reply(self, to: Invocation, post: Post, *, private: bool = False) -> None:
         head = f"(only {to.user.display} sees this) " if private else ""
         self._print(f"{head}{self._render(to.channel, post)}")
+
+    async def send_file(self, to: Invocation, file: FileUpload, post: Post, *, private: bool = False) -> None:
+        """Write the file into the files directory (never over an existing file) and show its path."""
+        path = await asyncio.to_thread(_write_new, self._files_dir, file)
+        await self.reply(to, Post(Text.join("\n", [post.content, f"Written to {path}"])), private=private)
 
     async def start_poll(self, where: ChannelRef, poll: PollSpec) -> MessageRef:
         lines: list[Text | str] = [f"📊 Poll #{poll.id}: {poll.question}"]
@@ -201,3 +218,20 @@ def _decoded_lines(stream: TextIO) -> Iterator[str]:
     encoding = getattr(stream, "encoding", None) or "utf-8"
     for line in raw:
         yield line.decode(encoding, errors="replace")
+
+
+def _write_new(directory: Path, file: FileUpload) -> Path:
+    """Write `file` into `directory` (created if missing) under its own name, or with -2, -3 ... before the
+    suffix when that name is taken; the name is only ever a name, never a path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    name = Path(file.name).name or "file"
+    stem, suffix = Path(name).stem, Path(name).suffix
+    for n in range(1, 10_000):
+        path = directory / (name if n == 1 else f"{stem}-{n}{suffix}")
+        try:
+            with path.open("xb") as out:
+                out.write(file.data)
+        except FileExistsError:
+            continue
+        return path.resolve()
+    raise FileExistsError(f"no free name for {name} in {directory}")

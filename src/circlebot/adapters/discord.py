@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import os
 import re
@@ -44,6 +45,7 @@ from circlebot.core.domain import (
     ChannelRef,
     CheckInCast,
     Control,
+    FileUpload,
     Invocation,
     MessageRef,
     PollReadBack,
@@ -709,6 +711,51 @@ class DiscordAdapter:
                     await inter.followup.send(chunk, ephemeral=private, allowed_mentions=allowed)
             except discord.NotFound:
                 await self._fallback(to, rest, allowed, private)
+            finally:
+                pending.answered = True
+
+    async def send_file(self, to: Invocation, file: FileUpload, post: Post, *, private: bool = False) -> None:
+        """Answer an interaction with `post` and the file attached to its last message (a multipart upload),
+        as `reply` answers: the response, else a follow-up; after the token expired, in the channel (never
+        when private)."""
+        pending = to.handle if isinstance(to.handle, _Pending) else None
+        chunks, allowed = self._content(post)
+        *first, last = chunks or [""]
+
+        def attachment() -> discord.File:
+            return discord.File(io.BytesIO(file.data), filename=file.name)
+
+        if pending is None or datetime.now(UTC) - pending.interaction.created_at > TOKEN_LIFETIME:
+            if pending is not None:
+                pending.answered = True
+            if private:
+                log.warning("a private file for %s could not be delivered (interaction expired)", to.user.id)
+                return
+            channel = await self._channel(to.channel.id)
+            for chunk in first:
+                await channel.send(chunk, allowed_mentions=allowed)
+            await channel.send(last, file=attachment(), allowed_mentions=allowed)
+            return
+        inter = pending.interaction
+        async with pending.lock:
+            try:
+                rest = [*first, last]
+                if not inter.response.is_done():
+                    if first:
+                        await inter.response.send_message(first[0], ephemeral=private, allowed_mentions=allowed)
+                        rest = rest[1:]
+                    else:
+                        await inter.response.send_message(last, file=attachment(), ephemeral=private,
+                                                          allowed_mentions=allowed)
+                        rest = []
+                elif pending.deferred is not None and pending.deferred != private and not pending.answered:
+                    with contextlib.suppress(*ORIGINAL_DELETED_OK):
+                        await inter.delete_original_response()
+                for i, chunk in enumerate(rest):
+                    if i == len(rest) - 1:
+                        await inter.followup.send(chunk, file=attachment(), ephemeral=private, allowed_mentions=allowed)
+                    else:
+                        await inter.followup.send(chunk, ephemeral=private, allowed_mentions=allowed)
             finally:
                 pending.answered = True
 

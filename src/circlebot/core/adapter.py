@@ -16,7 +16,17 @@ from typing import Protocol
 import asyncpg
 
 from circlebot.core.commands import Syntax
-from circlebot.core.domain import ChannelRef, Event, Invocation, MessageRef, PollResults, PollSpec, Post, UserRef
+from circlebot.core.domain import (
+    ChannelRef,
+    Event,
+    FileUpload,
+    Invocation,
+    MessageRef,
+    PollResults,
+    PollSpec,
+    Post,
+    UserRef,
+)
 from circlebot.core.text import Text
 
 Dispatch = Callable[[Event | Sequence[Event]], Awaitable[Text | str | None]]
@@ -146,6 +156,11 @@ class ChatAdapter(Protocol):
 
     async def reply(self, to: Invocation, post: Post, *, private: bool = False) -> None:
         """Answer an invocation; `private` answers reach only the asker where the platform can."""
+
+    async def send_file(self, to: Invocation, file: FileUpload, post: Post, *, private: bool = False) -> None:
+        """Answer an invocation with a file and `post` beside it, the platform's way: an attachment (Discord),
+        an uploaded `m.file` (Matrix), a file written to disk whose path is shown (the console); `private` as
+        for `reply`."""
 
     async def start_poll(self, where: ChannelRef, poll: PollSpec) -> MessageRef:
         """Start a native poll (or the closest thing the platform has)."""

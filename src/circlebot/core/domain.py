@@ -187,6 +187,16 @@ class Post:
 
 
 @dataclass(frozen=True, slots=True)
+class FileUpload:
+    """A file the bot hands someone (an organiser's CSV export): its name, media type and bytes. Each adapter
+    delivers it its platform's way (`ChatAdapter.send_file`)."""
+
+    name: str
+    data: bytes
+    media_type: str = "application/octet-stream"
+
+
+@dataclass(frozen=True, slots=True)
 class PollSpec:
     """A poll as adapters need it to render a native poll. `vote_hint` is how to vote by command on the
     platform the poll is sent to (`!vote 3 <n>`, `/vote poll:3 answers:<n>`), written by the core."""

@@ -20,6 +20,7 @@ from circlebot.core.domain import (
     Authority,
     ChannelRef,
     Event,
+    FileUpload,
     Invocation,
     MessageRef,
     PollReadBack,
@@ -237,7 +238,10 @@ class Router:
             self._count(command, "ok")
             if command.path == ("vote",):
                 self.metrics.votes.inc()
-            await self._answer(inv, Post(reply.text), private=reply.private or command.private)
+            if reply.file is not None:
+                await self._answer_file(inv, reply.file, Post(reply.text), private=reply.private or command.private)
+            else:
+                await self._answer(inv, Post(reply.text), private=reply.private or command.private)
         except Refused as e:
             self._count(command, "refused")
             await self._answer(inv, Post("Sorry: " + e.text), private=True)
@@ -288,6 +292,21 @@ class Router:
             await adapter.reply(inv, post, private=private)
         except Exception:
             log.exception("could not send an answer on %s", inv.channel.platform)
+
+    async def _answer_file(self, inv: Invocation, file: FileUpload, post: Post, *, private: bool) -> None:
+        """Hand over a file with its answer; if the platform cannot take it, say so instead of failing silently."""
+        adapter = self.adapters.get(inv.channel.platform)
+        if adapter is None:
+            log.warning("no adapter for %s to answer on", inv.channel.platform)
+            return
+        try:
+            await adapter.send_file(inv, file, post, private=private)
+        except Exception:
+            error_id = secrets.token_hex(4)
+            log.exception("error %s: could not send the file %s on %s", error_id, file.name, inv.channel.platform)
+            await self._answer(inv, Post(f"Sorry, I could not send the file {file.name} here (error `{error_id}`). "
+                                         "It is logged; an admin can look it up, or export it with the "
+                                         "`circlebot export csv` command."), private=True)
 
     # posting ---------------------------------------------------------------------------------------
     async def post_to_circle(self, circle: CircleSettings, post: Post) -> list[MessageRef]:

@@ -9,9 +9,9 @@ from circlebot.core.timeline import PostLines
 
 
 def all_commands() -> list[Command]:
-    from circlebot.features import attendance, general, meetings, polls, questions, readings, record
+    from circlebot.features import attendance, general, meetings, polls, questions, readings, record, record_export
 
-    modules = (general, readings, meetings, questions, attendance, record, polls)
+    modules = (general, readings, meetings, questions, attendance, record, record_export, polls)
     return [c for m in modules for c in m.COMMANDS]
 
 

@@ -46,6 +46,7 @@ class RecordRow:
     read: Progress | None
     came: bool
     facilitated: bool
+    waitlisted: bool = False  # a yes still waiting for a place (issue 14's waitlist)
 
 
 def _meeting_of(row: Row) -> Meeting:
@@ -166,7 +167,8 @@ class RecordQueries:
             " UNION SELECT meeting_id, member_id FROM reading_progress"
             " UNION SELECT meeting_id, member_id FROM facilitators WHERE member_id IS NOT NULL)"
             " SELECT mt.*, m.platform, m.user_id, m.name, r.answer AS rsvp, p.progress AS progress,"
-            " c.member_id IS NOT NULL AS came, f.member_id IS NOT NULL AS facilitated"
+            " c.member_id IS NOT NULL AS came, f.member_id IS NOT NULL AS facilitated,"
+            " r.waitlisted_at IS NOT NULL AS waitlisted"
             " FROM people x JOIN meetings mt ON mt.id = x.meeting_id JOIN members m ON m.id = x.member_id"
             " LEFT JOIN rsvps r ON r.meeting_id = x.meeting_id AND r.member_id = x.member_id"
             " LEFT JOIN checkins c ON c.meeting_id = x.meeting_id AND c.member_id = x.member_id"
@@ -185,7 +187,8 @@ class RecordQueries:
         return [
             RecordRow(_meeting_of(r), UserRef(r["platform"], r["user_id"], r["name"]),
                       RsvpAnswer(r["rsvp"]) if r["rsvp"] else None,
-                      Progress(r["progress"]) if r["progress"] else None, bool(r["came"]), bool(r["facilitated"]))
+                      Progress(r["progress"]) if r["progress"] else None, bool(r["came"]), bool(r["facilitated"]),
+                      bool(r["waitlisted"]))
             for r in await self._db.fetchall(sql, params)
         ]
 

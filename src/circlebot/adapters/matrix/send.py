@@ -4,20 +4,21 @@ transaction ids for resends; replies, threads and private answers by direct mess
 from __future__ import annotations
 
 import html
+import io
 import json
 from collections.abc import Mapping
 from typing import Any
 from uuid import uuid4
 from zoneinfo import ZoneInfo
 
-from nio import RoomSendResponse
+from nio import RoomSendResponse, UploadResponse
 from nio.api import Api
 
 from circlebot.adapters.matrix.client import PLATFORM, _check
 from circlebot.adapters.matrix.host import Handle, Host
 from circlebot.adapters.render import named_markdown, plain_text, split_text, to_html
 from circlebot.core.adapter import idempotency_token
-from circlebot.core.domain import ChannelRef, Invocation, MessageRef, Post
+from circlebot.core.domain import ChannelRef, FileUpload, Invocation, MessageRef, Post
 
 #: Events are limited to 65,536 bytes as a whole; keep the content well under it.
 MAX_CONTENT_BYTES = 60_000
@@ -116,6 +117,38 @@ class Send(Host):
         if handle.thread_root:
             relates.update(rel_type="m.thread", event_id=handle.thread_root, is_falling_back=False)
         await self._send_post(handle.room_id, post, zone, relates=relates)
+
+    async def send_file(self, to: Invocation, file: FileUpload, post: Post, *, private: bool = False) -> None:
+        """Answer a command with `post` and an ``m.file`` event: the file uploaded to the homeserver's media
+        repository (encrypted, as an attachment's ``file``, where the room is encrypted), in the room the
+        answer goes to (the asker's direct-message room when `private`), related to the command as the answer
+        is. The upload comes first: if the homeserver refuses it, nothing of the answer has been sent."""
+        handle = to.handle if isinstance(to.handle, Handle) else None
+        extra: dict[str, Any] = {}
+        if handle is None:
+            room_id = to.channel.id
+        elif private and self._dms.get(to.user.id) != handle.room_id:
+            room_id = await self._dm_room(to.user.id)
+            extra[REPLY_TO_KEY] = {"room_id": handle.room_id, "event_id": handle.event_id}
+        else:
+            room_id = handle.room_id
+            relates: dict[str, Any] = {"m.in_reply_to": {"event_id": handle.event_id}}
+            if handle.thread_root:
+                relates.update(rel_type="m.thread", event_id=handle.thread_root, is_falling_back=False)
+            extra["m.relates_to"] = relates
+        room = await self._know_room(room_id)
+        encrypt = self.client.olm is not None and room is not None and bool(room.encrypted)
+        resp, keys = await self.client.upload(io.BytesIO(file.data), content_type=file.media_type,
+                                              filename=file.name, encrypt=encrypt, filesize=len(file.data))
+        uri = _check(resp, UploadResponse, f"upload {file.name}").content_uri
+        await self.reply(to, post, private=private)
+        content: dict[str, Any] = {"msgtype": "m.file", "body": file.name, "filename": file.name,
+                                   "info": {"mimetype": file.media_type, "size": len(file.data)}, **extra}
+        if encrypt and keys is not None:
+            content["file"] = {**keys, "url": uri}
+        else:
+            content["url"] = uri
+        await self._send_event(room_id, "m.room.message", content)
 
 
 def _txn(key: str | None, part: str) -> str | None:

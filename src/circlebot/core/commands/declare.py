@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import date, time
 from typing import Any, Literal
 
+from circlebot.core.domain import FileUpload
 from circlebot.core.text import Text, fold
 
 
@@ -19,6 +20,7 @@ class Reply:
 
     text: Text | str
     private: bool = False
+    file: FileUpload | None = None  # a file to hand over with the text (`ChatAdapter.send_file`)
 
 
 HandlerResult = Text | str | Reply
