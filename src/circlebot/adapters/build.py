@@ -4,6 +4,7 @@ place besides `lookups.py` where adapters meet the router; each platform's libra
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -23,7 +24,12 @@ def console_adapter(app: Router, circles: list[tuple[str, str, ZoneInfo]], user:
     from circlebot.adapters.console import PLATFORM, ConsoleAdapter
 
     return ConsoleAdapter(circles, user=user, lookups=AppLookups(app, PLATFORM), page_url=page_url,
-                          files_dir=app.settings.database.parent / "exports")
+                          files_dir=_files_dir(app.settings.database))
+
+
+def _files_dir(database: Path | str) -> Path:
+    """Where the console writes the files it hands over: beside a SQLite database, else ./exports."""
+    return database.parent / "exports" if isinstance(database, Path) else Path("exports")
 
 
 def matrix_adapter(app: Router, env: Mapping[str, str] | None = None) -> MatrixAdapter:
