@@ -164,4 +164,59 @@ async def record_export(d: Driver) -> None:
     assert "before it starts" in backwards and not backwards.files, backwards
 
 
-ALL = [reading_progress, attendance_history, record_export]
+def enable_rota(d: Driver) -> None:
+    """The driver's circle with `[circles.facilitators] rota = true`, as if configured so."""
+    from circlebot.config import Facilitators
+
+    app = d.app
+    old = app.settings.circles[0]
+    new = old.model_copy(update={"facilitators": Facilitators(rota=True)})
+    app.settings = app.settings.model_copy(update={"circles": (new, *app.settings.circles[1:])})
+    for key, circle in list(app._channels.items()):
+        if circle is old:
+            app._channels[key] = new
+
+
+async def facilitator_rota(d: Driver) -> None:
+    """The rota proposes the regular who facilitated least recently (never before their second meeting, never
+    one who said no), the reading's post names them; members take it or hand it on, organisers swap; who
+    facilitated is in the record and the CSV."""
+    o = d.organiser
+    off = await d.say("alice", "facilitate")
+    assert "has no facilitator rota" in off, off
+    enable_rota(d)
+    for n in (1, 2):
+        assert f"meeting #{n}" in await d.say(o, f"schedule {SEED}" + (" next" if n > 1 else ""))
+    for who in ("alice", "bob", "carol"):
+        await d.say(who, "rsvp yes 1")
+    took = await d.say("alice", "facilitate 1")  # nobody is proposed for a first meeting: she volunteers
+    assert "alice facilitates meeting #1" in took, took
+    d.clock.set(FIRST_START + timedelta(minutes=5))
+    for who in ("alice", "bob", "carol"):
+        await d.say(who, "here")
+    d.clock.set(FIRST_START + timedelta(hours=2))  # #1 is over; #2's reading is due (7 days before)
+
+    timeline = await start_timeline(d)
+    assert timeline is not None
+    reading = [p for p in await posts_now(d) if "Reading for meeting #2" in p]
+    assert reading and "Facilitator: bob (proposed by the rota)" in reading[0], reading  # alice led #1
+    await d.say("carol", "rsvp no 2")
+    passed = await d.say("bob", "facilitate pass 2")
+    assert "bob handed meeting #2 on; the rota proposes alice now" in passed, passed  # carol said no
+    assert "are not the facilitator of meeting #2 (alice is)" in await d.say("dan", "facilitate pass 2")
+    assert "dan facilitates meeting #2" in await d.say("dan", "facilitate 2")  # a volunteer takes a proposal
+    assert "bob facilitates meeting #2" in await d.say(o, "facilitate swap bob 2")
+    refused = await d.say("alice", "facilitate 2")
+    assert "bob facilitates meeting #2 (chosen by an organiser)" in refused, refused
+    late = await d.say("alice", "facilitate 1")
+    assert "has started" in late, late
+
+    own = await d.say("alice", "attendance me")
+    assert "came (said yes); facilitated" in own, own
+    exported = await d.say(o, "attendance export")
+    rows = list(csv.DictReader(io.StringIO(exported.files[0][1].decode("utf-8-sig"))))
+    led = {(r["meeting"], r["member"]) for r in rows if r["facilitated"] == "yes"}
+    assert led == {("1", "alice"), ("2", "bob")}, rows
+
+
+ALL = [reading_progress, attendance_history, record_export, facilitator_rota]

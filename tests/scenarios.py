@@ -121,6 +121,7 @@ ORGANISER_COMMANDS = {
     "questions add": "questions add Why?",
     "questions remove": "questions remove 1",
     "attendance export": "attendance export",
+    "facilitate swap": "facilitate swap alice",
 }
 
 

@@ -261,6 +261,14 @@ class Turnout(_Frozen):
         return self
 
 
+class Facilitators(_Frozen):
+    """Who leads each meeting's discussion: with `rota`, the bot proposes a facilitator for every meeting (the
+    regular who facilitated least recently) and sends them the discussion questions `questions_ahead` before."""
+
+    rota: bool = False
+    questions_ahead: LeadTime = Lead(1, timedelta(0))  # when the facilitator gets the questions, privately
+
+
 class CircleSettings(_Frozen):
     """One study circle."""
 
@@ -274,6 +282,7 @@ class CircleSettings(_Frozen):
     syllabus: tuple[str, ...] = ()
     timeline: Timeline = Timeline()
     turnout: Turnout = Turnout()
+    facilitators: Facilitators = Facilitators()
     part_minutes: int = Field(default=25, ge=5, le=600)  # target reading time per meeting
     split_long_readings: bool = False  # schedule a too-long reading's parts as consecutive meetings
 

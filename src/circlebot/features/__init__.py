@@ -9,9 +9,19 @@ from circlebot.core.timeline import PostLines
 
 
 def all_commands() -> list[Command]:
-    from circlebot.features import attendance, general, meetings, polls, questions, readings, record, record_export
+    from circlebot.features import (
+        attendance,
+        facilitators,
+        general,
+        meetings,
+        polls,
+        questions,
+        readings,
+        record,
+        record_export,
+    )
 
-    modules = (general, readings, meetings, questions, attendance, record, record_export, polls)
+    modules = (general, readings, meetings, questions, attendance, record, record_export, facilitators, polls)
     return [c for m in modules for c in m.COMMANDS]
 
 
@@ -23,6 +33,6 @@ def all_event_handlers() -> list[EventHandler]:
 
 def all_post_lines() -> list[PostLines]:
     """What features add to timeline posts, in this order."""
-    from circlebot.features import record
+    from circlebot.features import facilitators, record
 
-    return [*record.POST_LINES]
+    return [*record.POST_LINES, *facilitators.POST_LINES]

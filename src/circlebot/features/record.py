@@ -185,6 +185,8 @@ async def member_record(ctx: Context, member_id: int, name: str) -> Text | str:
         detail = m.value if m is not Mark.CAME else f"came ({_RSVP_SAID[p.rsvp]})"
         if m in (Mark.ABSENT, Mark.ON_NOW):
             detail += f" ({_said(p)})"
+        if p.led and p.came:
+            detail += "; facilitated"
         if own and p.read is not None:
             detail += f"; read {p.read.value}"
         lines.append(f"{_SIGN[m]} #{p.meeting.id} " + when(p.meeting.starts_at)

@@ -33,6 +33,7 @@ class Presence:
     came: bool
     read: Progress | None = None
     waitlisted: bool = False  # a yes still waiting for a place when the meeting began (issue 14's waitlist)
+    led: bool = False  # they were the meeting's facilitator
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,22 +102,24 @@ class RecordQueries:
         reading progress), so a newcomer's record does not start with absences."""
         rows = await self._db.fetchall(
             "SELECT mt.*, r.answer AS rsvp, c.member_id IS NOT NULL AS came, p.progress AS progress, "
-            "r.waitlisted_at IS NOT NULL AS waitlisted "
+            "r.waitlisted_at IS NOT NULL AS waitlisted, f.member_id IS NOT NULL AS led "
             "FROM meetings mt "
             "LEFT JOIN rsvps r ON r.meeting_id = mt.id AND r.member_id = ? "
             "LEFT JOIN checkins c ON c.meeting_id = mt.id AND c.member_id = ? "
             "LEFT JOIN reading_progress p ON p.meeting_id = mt.id AND p.member_id = ? "
+            "LEFT JOIN facilitators f ON f.meeting_id = mt.id AND f.member_id = ? "
             "WHERE mt.circle = ? AND mt.status = 'scheduled' AND mt.starts_at < ? AND mt.starts_at >= COALESCE(("
             "  SELECT min(m2.starts_at) FROM meetings m2 WHERE m2.circle = mt.circle AND m2.status = 'scheduled' "
             "  AND (EXISTS (SELECT 1 FROM rsvps r2 WHERE r2.meeting_id = m2.id AND r2.member_id = ?) "
             "    OR EXISTS (SELECT 1 FROM checkins c2 WHERE c2.meeting_id = m2.id AND c2.member_id = ?) "
             "    OR EXISTS (SELECT 1 FROM reading_progress p2 WHERE p2.meeting_id = m2.id AND p2.member_id = ?))"
             "), ?) ORDER BY mt.starts_at DESC LIMIT ?",
-            (member_id, member_id, member_id, circle, ts(before), member_id, member_id, member_id, ts(before),
-             limit),
+            (member_id, member_id, member_id, member_id, circle, ts(before), member_id, member_id, member_id,
+             ts(before), limit),
         )
         out = [Presence(_meeting_of(r), RsvpAnswer(r["rsvp"]) if r["rsvp"] else None, bool(r["came"]),
-                        Progress(r["progress"]) if r["progress"] else None, bool(r["waitlisted"])) for r in rows]
+                        Progress(r["progress"]) if r["progress"] else None, bool(r["waitlisted"]), bool(r["led"]))
+               for r in rows]
         out.reverse()
         return out
 
@@ -193,4 +196,86 @@ class RecordQueries:
         ]
 
 
-__all__ = ["Presence", "Progress", "RecordQueries", "RecordRow"]
+
+
+@dataclass(frozen=True, slots=True)
+class Facilitator:
+    """Who facilitates a meeting, and how: "proposed" by the rota, "taken" with `facilitate`, "assigned" by an
+    organiser."""
+
+    member_id: int
+    user: UserRef
+    how: str
+
+
+class FacilitatorQueries:
+    """The facilitators of meetings and who handed one on (standard SQL only)."""
+
+    def __init__(self, store: Store) -> None:
+        self._db = store.db
+
+    async def of(self, meeting_id: int) -> Facilitator | None:
+        row = await self._db.fetchone(
+            "SELECT f.member_id, f.how, m.platform, m.user_id, m.name FROM facilitators f "
+            "JOIN members m ON m.id = f.member_id WHERE f.meeting_id = ?", (meeting_id,))
+        return Facilitator(int(row["member_id"]), UserRef(row["platform"], row["user_id"], row["name"]),
+                           str(row["how"])) if row else None
+
+    async def set(self, meeting_id: int, member_id: int, how: str, at: datetime) -> None:
+        """Make a member the meeting's facilitator; taking it or being assigned undoes an earlier pass."""
+        async with self._db.transaction() as conn:
+            if how != "proposed":
+                await conn.execute("DELETE FROM facilitator_passes WHERE meeting_id = ? AND member_id = ?",
+                                   (meeting_id, member_id))
+            await conn.execute(
+                "INSERT INTO facilitators (meeting_id, member_id, how, at) VALUES (?, ?, ?, ?) ON CONFLICT "
+                "(meeting_id) DO UPDATE SET member_id = excluded.member_id, how = excluded.how, at = excluded.at",
+                (meeting_id, member_id, how, ts(at)))
+
+    async def clear(self, meeting_id: int) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute("DELETE FROM facilitators WHERE meeting_id = ?", (meeting_id,))
+
+    async def hand_on(self, meeting_id: int, member_id: int, at: datetime) -> None:
+        """The member passes: never proposed for this meeting again, and no longer its facilitator."""
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO facilitator_passes (meeting_id, member_id, at) VALUES (?, ?, ?) "
+                "ON CONFLICT (meeting_id, member_id) DO NOTHING", (meeting_id, member_id, ts(at)))
+            await conn.execute("DELETE FROM facilitators WHERE meeting_id = ? AND member_id = ?",
+                               (meeting_id, member_id))
+
+    async def said_no_or_passed(self, meeting_id: int, member_id: int) -> bool:
+        row = await self._db.fetchone(
+            "SELECT 1 FROM rsvps WHERE meeting_id = ? AND member_id = ? AND answer = 'no' "
+            "UNION ALL SELECT 1 FROM facilitator_passes WHERE meeting_id = ? AND member_id = ?",
+            (meeting_id, member_id, meeting_id, member_id))
+        return row is not None
+
+    async def proposal(self, meeting: Meeting) -> Facilitator | None:
+        """The rota's choice for `meeting`: among the regulars (members who came to an earlier meeting of the
+        circle, so it would be at least their second), never one who said no to it or handed it on, the one
+        who facilitated (or is down to facilitate another meeting) least recently, never first; then who came
+        most often, then who came first."""
+        row = await self._db.fetchone(
+            "SELECT m.id AS member, m.platform, m.user_id, m.name, "
+            " (SELECT max(led.starts_at) FROM facilitators f JOIN meetings led ON led.id = f.meeting_id"
+            "  WHERE f.member_id = m.id AND led.circle = ? AND led.status = 'scheduled' AND led.id <> ?) AS last_led,"
+            " count(*) AS came, min(mt.starts_at) AS first_came "
+            "FROM checkins c JOIN meetings mt ON mt.id = c.meeting_id JOIN members m ON m.id = c.member_id "
+            "WHERE mt.circle = ? AND mt.status = 'scheduled' AND mt.starts_at < ? "
+            "AND NOT EXISTS (SELECT 1 FROM rsvps r WHERE r.meeting_id = ? AND r.member_id = m.id AND r.answer = 'no') "
+            "AND NOT EXISTS (SELECT 1 FROM facilitator_passes p WHERE p.meeting_id = ? AND p.member_id = m.id) "
+            "GROUP BY m.id, m.platform, m.user_id, m.name "
+            "ORDER BY CASE WHEN (SELECT max(led.starts_at) FROM facilitators f JOIN meetings led"
+            "  ON led.id = f.meeting_id WHERE f.member_id = m.id AND led.circle = ? AND led.status = 'scheduled'"
+            "  AND led.id <> ?) IS NULL THEN 0 ELSE 1 END, last_led, came DESC, first_came, m.id LIMIT 1",
+            (meeting.circle, meeting.id, meeting.circle, ts(meeting.starts_at), meeting.id, meeting.id,
+             meeting.circle, meeting.id),
+        )
+        if row is None:
+            return None
+        return Facilitator(int(row["member"]), UserRef(row["platform"], row["user_id"], row["name"]), "proposed")
+
+
+__all__ = ["Facilitator", "FacilitatorQueries", "Presence", "Progress", "RecordQueries", "RecordRow"]

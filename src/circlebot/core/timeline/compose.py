@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from circlebot.config import CircleSettings
+from circlebot.core.clock import Clock
 from circlebot.core.domain import Control, Post, RsvpAnswer, UserRef
 from circlebot.core.text import Text, cmd, when
 from circlebot.core.timeline.plan import PostKind
@@ -21,6 +22,7 @@ class PostSources(Protocol):
 
     store: Store
     readings: Collection
+    clock: Clock
 
     async def meeting_questions(self, meeting: Meeting, circle: CircleSettings) -> list[str]:
         """The discussion questions posted when a meeting starts."""
