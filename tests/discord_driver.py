@@ -203,6 +203,12 @@ class DiscordDriver:
                 for m in self.fake.channel_messages(where)
                 if int(m["author"]["id"]) == self.fake.bot.id and not m.get("webhook_id")]
 
+    async def directs(self, user: str) -> list[str]:
+        return [plain_text(m["content"]) for m in self.fake.dm_messages(self.member(user))]
+
+    async def refuse_directs(self, user: str) -> None:
+        self.fake.refusing_dms.add(self.member(user).id)
+
     async def pinged(self, post: str) -> set[str]:
         """Whom Discord notified for the post: its `mentions`, as the fake resolves them from the content and
         `allowed_mentions`."""

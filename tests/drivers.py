@@ -78,6 +78,12 @@ class Driver(Protocol):
     async def pinged(self, post: str) -> set[str]:
         """The names of the users the bot's post with this text (as `posts` shows it) notified."""
 
+    async def directs(self, user: str) -> list[str]:
+        """What the bot sent `user` by direct message on its own (not answers to commands)."""
+
+    async def refuse_directs(self, user: str) -> None:
+        """`user` stops taking direct messages from the bot (Discord: blocked; Matrix: left the room)."""
+
 
 class PlatformDown(ConnectionError):
     """The test platform is unreachable (RecordingAdapter.down)."""
@@ -108,6 +114,9 @@ class RecordingAdapter:
     started: list[PollSpec] = field(default_factory=list)
     ended: dict[MessageRef, str] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    direct_interval: float = 0.0
+    directs: list[tuple[UserRef, Post]] = field(default_factory=list)  # direct messages sent
+    refusing: set[str] = field(default_factory=set)  # user ids who do not take direct messages
 
     def render(self, post: Post) -> str:
         return plain_text(named_markdown(post.content, self.zone, self.prefix))
@@ -133,6 +142,15 @@ class RecordingAdapter:
     async def send_file(self, to: Invocation, file: FileUpload, post: Post, *, private: bool = False) -> None:
         self.replies.append((to, post, private))
         self.files.append((to, file, private))
+
+    async def send_direct(self, user: UserRef, post: Post, *, key: str | None = None) -> MessageRef:
+        from circlebot.core.adapter import DirectRefused
+
+        self.attempts.append((ChannelRef(self.platform, f"dm:{user.id}"), key))
+        if user.id in self.refusing:
+            raise DirectRefused(f"{user.id} does not take direct messages")
+        self.directs.append((user, post))
+        return MessageRef(ChannelRef(self.platform, f"dm:{user.id}"), f"m{next(self._ids)}")
 
     async def start_poll(self, where: ChannelRef, poll: PollSpec) -> MessageRef:
         ref = await self.send(where, Post(f"Poll #{poll.id}: {poll.question}"))
@@ -174,6 +192,12 @@ class CoreDriver:
 
     def posts(self) -> list[str]:
         return [self.adapter.render(p) for _, p, _ in self.adapter.sent] + list(self.adapter.ended.values())
+
+    async def directs(self, user: str) -> list[str]:
+        return [self.adapter.render(p) for u, p in self.adapter.directs if u.id == user]
+
+    async def refuse_directs(self, user: str) -> None:
+        self.adapter.refusing.add(user)
 
     async def pinged(self, post: str) -> set[str]:
         found = [p for _, p, _ in self.adapter.sent if self.adapter.render(p) == post]

@@ -662,6 +662,9 @@ class FakeDiscord:
         self._outages: list[tuple[str, re.Pattern[str]]] = []
         self._nonces: dict[tuple[int, str], tuple[float, int]] = {}  # (author, nonce) -> (monotonic, message id)
         self.nonce_window = NONCE_WINDOW
+        self.dm_channels: dict[int, int] = {}  # user id -> the bot's DM channel with them
+        self.dm_recipients: dict[int, int] = {}  # DM channel id -> its user
+        self.refusing_dms: set[int] = set()  # users who do not take DMs from the bot (50007)
         self._channel_cursor: dict[int, int] = {}
         self._changed = asyncio.Event()
         self._gate = asyncio.Event()
@@ -1631,6 +1634,7 @@ class FakeDiscord:
         r = self._route
         r("GET", "/users/@me", self._get_me)
         r("GET", "/users/{user_id}", self._get_user)
+        r("POST", "/users/@me/channels", self._create_dm)
         r("GET", "/oauth2/applications/@me", self._get_app)
         r("GET", "/applications/@me", self._get_app)
         r("GET", "/gateway", self._get_gateway, auth=False)
@@ -1876,7 +1880,53 @@ class FakeDiscord:
                 raise FakeDiscordError(403, "Missing Permissions", 50013)
 
     async def _get_channel(self, rec: RecordedRequest, channel_id: str) -> JSON:
+        if int(channel_id) in self.dm_recipients:
+            return self._dm_channel_dict(int(channel_id))
         return self._channel(channel_id)[1].to_dict()
+
+    # ---------------------------------------------------------------- REST handlers: DMs
+
+    def _dm_channel_dict(self, channel_id: int) -> JSON:
+        """A DM channel object (type 1, with its recipient), as in the docs' "Example DM Channel"."""
+        user = self.users[self.dm_recipients[channel_id]]
+        last = self.messages.get(channel_id)
+        return {"id": str(channel_id), "type": 1, "last_message_id": last[-1]["id"] if last else None,
+                "flags": 0, "recipients": [user.to_dict()]}
+
+    async def _create_dm(self, rec: RecordedRequest) -> JSON:
+        """Create DM: "Returns a DM channel object (if one already exists, it will be returned instead)"."""
+        body = rec.json or {}
+        if "recipient_id" not in body:
+            raise FakeDiscordError(400, "Invalid Form Body: recipient_id is required", 50035)
+        user = self.users.get(int(body["recipient_id"]))
+        if user is None:
+            raise FakeDiscordError(400, "Invalid Form Body: Unknown User", 50035)
+        cid = self.dm_channels.get(user.id)
+        if cid is None:
+            cid = self.snowflake()
+            self.dm_channels[user.id] = cid
+            self.dm_recipients[cid] = user.id
+        return self._dm_channel_dict(cid)
+
+    def dm_messages(self, user: FakeUser | FakeMember | int) -> list[JSON]:
+        """What the bot sent a user by DM, oldest first."""
+        cid = self.dm_channels.get(_id(user))
+        return list(self.messages.get(cid, [])) if cid is not None else []
+
+    def _post_dm(self, channel_id: int, body: JSON) -> JSON:
+        """A message in a DM channel: refused with 50007 ("Cannot send messages to this user") for a user who
+        does not take DMs from the bot."""
+        if self.dm_recipients[channel_id] in self.refusing_dms:
+            raise FakeDiscordError(403, "Cannot send messages to this user", 50007)
+        nonce = body.get("nonce")
+        if nonce is not None and body.get("enforce_nonce"):
+            seen = self._nonces.get((self.bot.id, str(nonce)))
+            if seen is not None and time.monotonic() - seen[0] < self.nonce_window and seen[1] in self.message_index:
+                return self.message_index[seen[1]]
+        msg = self.create_message(channel_id, self.bot, body, dispatch=False)
+        if nonce is not None and body.get("enforce_nonce"):
+            self._nonces[(self.bot.id, str(nonce))] = (time.monotonic(), int(msg["id"]))
+        return msg
 
     async def _get_messages(self, rec: RecordedRequest, channel_id: str) -> list[JSON]:
         self._channel(channel_id)
@@ -1889,6 +1939,8 @@ class FakeDiscord:
         return msgs[:limit]
 
     async def _post_message(self, rec: RecordedRequest, channel_id: str) -> JSON:
+        if int(channel_id) in self.dm_recipients:
+            return self._post_dm(int(channel_id), rec.json or {})
         guild, chan = self._channel(channel_id)
         body = rec.json or {}
         needed = [VIEW_CHANNEL, SEND_MESSAGES_IN_THREADS if chan.is_thread else SEND_MESSAGES]

@@ -245,6 +245,25 @@ class MatrixDriver:
     def posts(self) -> list[str]:
         return list(self._posts.values())
 
+    async def directs(self, user: str) -> list[str]:
+        """The bot's own messages in the user's direct room (not private answers to commands)."""
+        account = await self.user(user)
+        raw = await self.app.store.get_state("matrix", "dm_rooms")
+        room = json.loads(raw or "{}").get(account.user_id)
+        if room is None:
+            return []
+        if (user, room) not in self._dm_joined:
+            await join(account.client, room)
+            self._dm_joined.add((user, room))
+        return [str(e["content"]["body"]) for e in await messages(account.client, room, limit=60)
+                if e.get("sender") == self.bot.bot.user_id and e.get("type") == "m.room.message"
+                and REPLY_TO_KEY not in (e.get("content") or {})]
+
+    async def refuse_directs(self, user: str) -> None:
+        """The user leaves their direct room with the bot."""
+        room = await self.dm_room(user)
+        await self.users[user].client.room_leave(room)
+
     async def pinged(self, post: str) -> set[str]:
         """Whom the post notified: an `m.text` event's `m.mentions` (a notice notifies nobody)."""
         account = self.users[self.organiser]

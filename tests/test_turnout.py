@@ -181,3 +181,50 @@ async def test_a_deadline_acts_once_and_its_post_is_retried_as_decided(
     assert len(posted) == 1, d.posts()
     assert (await d.app.store.meeting(1)) == moved
     assert "RSVP deadline sent" not in (await d.say("alice", "upcoming")).text  # the new time's is still to come
+
+
+async def test_low_turnout_tells_the_named_organisers_privately(
+        make_core: Callable[..., Awaitable[CoreDriver]]) -> None:
+    """`notify`: the organisers the config names get the low turnout by direct message; the channel's post
+    does not ping them."""
+    d = await make_core(turnout={"deadline": "48h", "quorum": 3})
+    timeline = await turnout_scenarios.start_timeline(d)
+    await d.say("alice", "rsvp yes")
+    d.clock.set(turnout_scenarios.DEADLINE_DUE)
+    await timeline.tick()
+    (told,) = await d.directs("olga")
+    assert "Low turnout for meeting #1" in told and "only 1 said yes" in told, told
+    (low,) = [p for p in d.posts() if "Low turnout for meeting #1" in p]
+    assert await d.pinged(low) == set()
+
+
+async def test_direct_reminders_are_throttled_per_platform(make_core: Callable[..., Awaitable[CoreDriver]]) -> None:
+    """Three due at once on one platform go out one per `direct_interval`, not at once."""
+    import asyncio
+
+    d = await make_core()
+    timeline = await turnout_scenarios.start_timeline(d)
+    turnout_scenarios.quick_directs(d, 0.05)
+    for name in ("alice", "bob", "carol"):
+        await d.say(name, "remind me dm on")
+        await d.say(name, "rsvp yes")
+    d.clock.set(turnout_scenarios.REMINDER_DUE)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await timeline.tick()
+    took = loop.time() - began
+    assert [u.id for u, _ in d.adapter.directs] == ["alice", "bob", "carol"]
+    assert took >= 0.1, took  # two pauses of 0.05 s between three
+    await timeline.tick()
+    assert len(d.adapter.directs) == 3  # once
+
+
+async def test_remind_me_refuses_what_it_cannot_do(make_core: Callable[..., Awaitable[CoreDriver]]) -> None:
+    d = await make_core(turnout={"dm_reminders": False})
+    assert "does not send reminders by direct message" in await d.say("alice", "remind me dm on")
+    d = await make_core()
+    bad = await d.say("alice", "remind me soon")
+    assert "neither `dm` nor how long before" in bad.text.replace("'", "") or "is neither" in bad, bad
+    assert "Usage:" in bad
+    assert "between 1 minute and 7 days" in await d.say("alice", "remind me 9d")
+    assert "are off" in await d.say("alice", "remind me dm")

@@ -67,3 +67,7 @@ async def test_discord(fake_discord: FakeDiscord, tmp_path: Path, clock: FakeClo
     async with discord_bot(fake_discord, tmp_path, clock, monkeypatch, **circle) as driver:
         await scenario(driver)
     fake_discord.assert_clean()
+    if scenario is turnout_scenarios.direct_reminders_only_for_who_asked:  # DMs as Discord documents them
+        assert fake_discord.find_requests("POST", r"/users/@me/channels")
+        refused = [r for r in fake_discord.find_requests("POST", r"/channels/\d+/messages") if r.status == 403]
+        assert len(refused) == 1, refused  # erin's: 50007, and not tried again

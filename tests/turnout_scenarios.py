@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from circlebot.core.adapter import DirectMessages
 from circlebot.core.timeline import Timeline
 from drivers import Driver
 
@@ -194,7 +195,48 @@ async def nudge_mentions_silent_regulars_and_maybes_once(d: Driver) -> None:
     assert "nudge sent" in await d.say("erin", "upcoming")
 
 
+def quick_directs(d: Driver, interval: float = 0.02) -> None:
+    """Direct messages throttled to one per `interval` s (the platforms' own pace is far slower)."""
+    for adapter in d.app.adapters.values():
+        if isinstance(adapter, DirectMessages):
+            adapter.direct_interval = interval
+
+
+async def direct_reminders_only_for_who_asked(d: Driver) -> None:
+    """Reminders by direct message go only to members who asked, at their lead, for meetings they said yes or
+    maybe to, once; a refused one switches that member's direct messages off without trying again."""
+    timeline = await start_timeline(d)
+    quick_directs(d)
+    on = await d.say("alice", "remind me dm on")
+    assert on.private and "by direct message 24 h before each meeting" in on, on
+    assert "2 h before" in await d.say("bob", "remind me 2h")
+    await d.say("carol", "remind me dm on")
+    await d.say("erin", "remind me dm on")
+    await d.say("alice", "rsvp yes")
+    await d.say("bob", "rsvp maybe")
+    await d.say("carol", "rsvp no")  # asked, but said no
+    await d.say("dan", "rsvp yes")  # said yes, but did not ask
+    await d.say("erin", "rsvp yes")
+    await d.refuse_directs("erin")
+
+    await at(d, timeline, REMINDER_DUE)  # 24 h before: alice's (and erin's, refused)
+    (alice,) = await d.directs("alice")
+    assert "Reminder" in alice and "meeting #1 of Test study circle" in alice and "You said yes" in alice, alice
+    assert await d.directs("bob") == [] and await d.directs("carol") == [] and await d.directs("dan") == []
+    assert await d.directs("erin") == []
+    off = await d.say("erin", "remind me dm")
+    assert "off (turned off: a direct message to you was refused)" in off, off
+    assert len(reminders(d)) == 1  # the channel's reminder goes out as ever
+
+    await at(d, timeline, datetime(2026, 11, 26, 17, tzinfo=UTC))  # 2 h before: bob's
+    (bob,) = await d.directs("bob")
+    assert "You said maybe" in bob, bob
+    assert len(await d.directs("alice")) == 1 and await d.directs("erin") == []  # once; never retried
+    assert "No more reminders" in await d.say("alice", "remind me dm off")
+
+
 CIRCLES: dict[str, dict[str, Any]] = {
+    "direct_reminders_only_for_who_asked": {},
     "nudge_mentions_silent_regulars_and_maybes_once": {"turnout": {"nudge": "48h"}},
     "capacity_and_waitlist": {"turnout": {"capacity": 2}},
     "deadline_confirms_and_a_freed_place_still_goes_to_the_waitlist": {
@@ -207,4 +249,4 @@ CIRCLES: dict[str, dict[str, Any]] = {
 
 ALL = [capacity_and_waitlist, deadline_confirms_and_a_freed_place_still_goes_to_the_waitlist,
        low_turnout_postpones_past_a_skipped_week, low_turnout_cancels, low_turnout_notifies_and_the_meeting_stays,
-       nudge_mentions_silent_regulars_and_maybes_once]
+       nudge_mentions_silent_regulars_and_maybes_once, direct_reminders_only_for_who_asked]

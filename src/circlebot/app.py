@@ -144,6 +144,8 @@ class App(Router):
                     except TimeoutError:
                         log.warning("%d timeline job(s) still running at stop; cut short", jobs_running[0])
                 scheduler.shutdown(wait=False)
+            if self.timeline is not None:
+                await self.timeline.close()  # direct reminders still being sent are cut short
             self.timeline = None
             if self.web is not None:
                 await self.web.stop()

@@ -247,6 +247,7 @@ class Turnout(_Frozen):
     quorum: int | None = Field(default=None, ge=1, le=10_000)  # yes answers a meeting needs by the deadline
     on_low_turnout: Literal["notify", "postpone", "cancel"] = "notify"
     nudge: LeadTime | None = None  # one post before the meeting to the regulars who have not answered, and maybes
+    dm_reminders: bool = True  # members may ask for reminders by direct message (`remind me dm on`)
 
     @model_validator(mode="after")
     def _quorum(self) -> Turnout:

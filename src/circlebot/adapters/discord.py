@@ -38,7 +38,15 @@ import yarl
 from discord import app_commands
 
 from circlebot.adapters.render import discord_markdown, plain_text, split_text
-from circlebot.core.adapter import Dispatch, Lookups, NotStored, PlatformRefused, PollLimits, idempotency_token
+from circlebot.core.adapter import (
+    DirectRefused,
+    Dispatch,
+    Lookups,
+    NotStored,
+    PlatformRefused,
+    PollLimits,
+    idempotency_token,
+)
 from circlebot.core.commands import Command, Param, Syntax
 from circlebot.core.domain import (
     Authority,
@@ -328,6 +336,7 @@ class DiscordAdapter:
     poll_limits = PollLimits(question_chars=300, answers=10, answer_chars=55, min_hours=1, max_hours=768)
     # Discord checks a nonce "in the past few minutes": count on two
     dedup_window = timedelta(minutes=2)
+    direct_interval = 1.0  # seconds between direct messages: Discord blocks bots that open many DMs quickly
 
     def __init__(
         self,
@@ -662,6 +671,33 @@ class DiscordAdapter:
                 extra["view"] = view
             msg = await target.send(chunk, allowed_mentions=allowed, **extra)
             first = first or msg
+        assert first is not None
+        return MessageRef(ChannelRef(PLATFORM, str(first.channel.id)), str(first.id))
+
+    async def send_direct(self, user: UserRef, post: Post, *, key: str | None = None) -> MessageRef:
+        """A direct message (`POST /users/@me/channels` opens the DM channel, or returns the one there is). A
+        member who does not take them (50007, or 50278: no server in common) or is unknown raises
+        `DirectRefused`."""
+        if user.platform != PLATFORM or not user.id.isdigit():
+            raise DirectRefused(f"{user.id!r} is not a Discord user")
+        client = self._live()
+        text = self._markdown(post.content)
+        try:
+            target = client.get_user(int(user.id)) or await client.fetch_user(int(user.id))
+            channel = target.dm_channel or await target.create_dm()
+            first: discord.Message | None = None
+            for i, chunk in enumerate(split_text(text, MESSAGE_LIMIT) or ["…"]):
+                extra: dict[str, Any] = {}
+                if key is not None:
+                    extra["nonce"] = idempotency_token(key, f"chunk{i}", NONCE_CHARS)
+                msg = await channel.send(chunk, allowed_mentions=NO_MENTIONS, **extra)
+                first = first or msg
+        except discord.Forbidden as e:
+            if e.code in (50007, 50278):
+                raise DirectRefused(f"Discord: {e.text} ({e.code})") from e
+            raise
+        except discord.NotFound as e:
+            raise DirectRefused(f"Discord: {e.text} ({e.code})") from e
         assert first is not None
         return MessageRef(ChannelRef(PLATFORM, str(first.channel.id)), str(first.id))
 

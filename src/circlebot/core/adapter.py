@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import asyncpg
 
@@ -167,6 +167,24 @@ class ChatAdapter(Protocol):
 
     async def end_poll(self, ref: MessageRef, results: PollResults, text: str) -> None:
         """End the native poll at `ref`, showing `text` (the results) where the platform can."""
+
+
+class DirectRefused(Exception):
+    """The member does not take direct messages from the bot (Discord's 50007, a Matrix direct room they left):
+    not worth trying again; the core switches that member's direct messages off."""
+
+
+@runtime_checkable
+class DirectMessages(Protocol):
+    """An adapter that can message one member directly (Discord DMs, Matrix direct rooms). Optional: the core
+    checks for it (`isinstance(adapter, DirectMessages)`). The core sends at most one direct message per
+    `direct_interval` seconds on a platform, well below the rates that get bots flagged for spam."""
+
+    direct_interval: float
+
+    async def send_direct(self, user: UserRef, post: Post, *, key: str | None = None) -> MessageRef:
+        """Send `post` to `user` alone; raises `DirectRefused` when the member does not take direct messages.
+        `key` as for `ChatAdapter.send`."""
 
 
 def idempotency_token(key: str, part: str, length: int) -> str:

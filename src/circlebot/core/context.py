@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from circlebot.config import CircleSettings, Settings
-from circlebot.core.adapter import PollLimits
+from circlebot.core.adapter import ChatAdapter, PollLimits
 from circlebot.core.clock import Clock
 from circlebot.core.commands import CommandTable, Syntax
 from circlebot.core.domain import ChannelRef, Event, Invocation, MessageRef, Post, UserRef
@@ -29,6 +29,7 @@ class Bot(Protocol):
     clock: Clock
     commands: CommandTable
     polls: Polls
+    adapters: dict[str, ChatAdapter]  # the running platforms (a feature may ask what one can do)
 
     def syntax(self, platform: str) -> Syntax:
         """How commands are written on a platform."""

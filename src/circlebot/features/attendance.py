@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from circlebot.config import CircleSettings
+from circlebot.config import CircleSettings, parse_duration
+from circlebot.core.adapter import DirectMessages
 from circlebot.core.commands import (
     MAX_NUMBER,
     MEETING,
@@ -26,7 +27,7 @@ from circlebot.core.text import Text, cmd
 from circlebot.features import record
 from circlebot.features.common import meeting_or_error, meeting_title, when
 from circlebot.store import Meeting
-from circlebot.store.turnout import TurnoutStore
+from circlebot.store.turnout import DirectChoice, DirectReminders, TurnoutStore
 
 log = logging.getLogger(__name__)
 RSVP = choice("answer", "yes", "maybe", "no")
@@ -206,12 +207,75 @@ async def checkin_from_event(app: Bot, event: CheckInCast) -> Text | str:
             else f"You were already checked in to meeting #{meeting.id}.")
 
 
+MAX_DM_LEAD = timedelta(days=7)
+
+
+def _lead_text(minutes: int) -> str:
+    if minutes % 60 == 0 and minutes <= 48 * 60:
+        return f"{minutes // 60} h"
+    if minutes % 1440 == 0:
+        return f"{minutes // 1440} days"
+    if minutes % 60 == 0:
+        return f"{minutes // 60} h"
+    return f"{minutes} min"
+
+
+async def remind_me(ctx: Context, what: str, switch: str | None) -> Reply:
+    """Reminders by direct message for this member: on, off, or how long before a meeting."""
+    c = ctx.circle
+    if not c.turnout.dm_reminders:
+        raise Refused(f"{c.name} does not send reminders by direct message; the reminder in the channel still "
+                      "goes out.")
+    if not isinstance(ctx.bot.adapters.get(ctx.user.platform), DirectMessages):
+        raise UsageError(f"I cannot send direct messages on {ctx.user.platform}; the reminder in the channel "
+                         "still goes out.")
+    reminders = DirectReminders(ctx.store.db)
+    w = what.strip().lower()
+    lead: int | None = None
+    if w == "off" and switch is None:
+        w, switch = "dm", "off"
+    if w != "dm":
+        if switch is not None:
+            raise UsageError("give `dm on`, `dm off` or how long before, like `2h`.")
+        try:
+            minutes = int(parse_duration(w).total_seconds() // 60)
+        except ValueError:
+            raise UsageError(f"{what[:20]!r} is neither `dm` nor how long before a meeting, like `2h` or "
+                             "`1d`.") from None
+        if not 1 <= minutes <= MAX_DM_LEAD.total_seconds() // 60:
+            raise UsageError("remind you between 1 minute and 7 days before a meeting.")
+        lead, switch = minutes, "on"
+    if switch is None:
+        now = await reminders.choice(c.slug, ctx.member_id)
+        if now is None or not now.enabled:
+            why = " (turned off: a direct message to you was refused)" if now and now.refused_at else ""
+            return Reply(f"Your reminders by direct message are off{why}. `{ctx.prefix}remind me dm on` turns "
+                         "them on.", private=True)
+        switch = "on"
+        lead = now.lead_minutes
+    if switch == "off":
+        await reminders.choose(c.slug, ctx.member_id, False, None, ctx.now)
+        return Reply(f"No more reminders by direct message from {c.name}.", private=True)
+    await reminders.choose(c.slug, ctx.member_id, True, lead, ctx.now)
+    chosen = lead if lead is not None else (await reminders.choice(c.slug, ctx.member_id) or
+                                            DirectChoice(True, None, None)).lead_minutes
+    when_text = _lead_text(chosen) if chosen else f"{_lead_text(int(c.timeline.reminder.approx.total_seconds() // 60))}"
+    return Reply(f"I will remind you by direct message {when_text} before each meeting of {c.name} you said yes "
+                 f"or maybe to. `{ctx.prefix}remind me 2h` changes when; `{ctx.prefix}remind me dm off` stops them.",
+                 private=True)
+
+
 COMMANDS = [
     Command(("rsvp",), "Say whether you are coming to a meeting (default: the next one).", rsvp,
             (Param("answer", RSVP, "yes, maybe or no"),
              Param("meeting", MEETING, "the meeting's number", required=False)),
             examples=("rsvp yes", "rsvp maybe 4")),
     Command(("here",), "Check in to the meeting that is on now.", here),
+    Command(("remind", "me"), "Reminders by direct message: `dm on`, `dm off`, or how long before (like 2h).",
+            remind_me,
+            (Param("what", TEXT, "`dm` (then on or off), or how long before a meeting, like 2h"),
+             Param("switch", choice("switch", "on", "off"), "on or off", required=False)),
+            examples=("remind me dm on", "remind me 2h", "remind me dm off")),
     Command(("attendance",), "Who came: organisers see everyone; members see their own record.", attendance,
             (Param("who", TEXT, "a meeting number or a member's name", required=False),),
             examples=("attendance", "attendance 3", "attendance alice")),

@@ -340,4 +340,29 @@ MIGRATIONS: list[tuple[str, list[str | Dialects]]] = [
             "ALTER TABLE rsvps ADD COLUMN waitlisted_at TEXT",  # NULL: not waiting (a place, or not a yes)
         ],
     ),
+    (
+        "reminders by direct message: each member's choice per circle (off unless they ask), and each one sent",
+        [
+            # a member's direct-message reminders in one circle: on (enabled 1) or off, and how long before;
+            # refused_at: the platform refused a direct message, which switched them off
+            """CREATE TABLE dm_reminders (
+                circle TEXT NOT NULL,
+                member_id INTEGER NOT NULL REFERENCES members (id),
+                enabled INTEGER NOT NULL DEFAULT 0,
+                lead_minutes INTEGER,
+                refused_at TEXT,
+                at TEXT NOT NULL,
+                PRIMARY KEY (circle, member_id)
+            )""",
+            # one direct-message reminder of one meeting (at one start time) to one member: claimed, then done
+            """CREATE TABLE dm_sent (
+                meeting_id INTEGER NOT NULL REFERENCES meetings (id) ON DELETE CASCADE,
+                member_id INTEGER NOT NULL REFERENCES members (id),
+                starts_at TEXT NOT NULL,
+                state TEXT NOT NULL CHECK (state IN ('claimed', 'sent', 'refused', 'failed')),
+                at TEXT NOT NULL,
+                PRIMARY KEY (meeting_id, member_id, starts_at)
+            )""",
+        ],
+    ),
 ]

@@ -148,3 +148,77 @@ async def _fill(conn: Connection, meeting_id: int, capacity: int | None) -> tupl
         await conn.execute("UPDATE rsvps SET waitlisted_at = NULL WHERE meeting_id = ? AND member_id = ?",
                            (meeting_id, int(r[0])))
     return tuple(UserRef(r[1], r[2], r[3]) for r in chosen)
+
+
+@dataclass(frozen=True, slots=True)
+class DirectChoice:
+    """A member's reminders by direct message in one circle: on or off, how long before (None: the circle's
+    reminder lead), and when the platform refused one (which switched them off)."""
+
+    enabled: bool
+    lead_minutes: int | None
+    refused_at: str | None
+
+
+class DirectReminders:
+    """Who asked for reminders by direct message (off unless they ask), and each one sent, claimed first so it
+    goes out once."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def choice(self, circle: str, member_id: int) -> DirectChoice | None:
+        row = await self.db.fetchone(
+            "SELECT enabled, lead_minutes, refused_at FROM dm_reminders WHERE circle = ? AND member_id = ?",
+            (circle, member_id))
+        return DirectChoice(bool(row[0]), row[1], row[2]) if row else None
+
+    async def choose(self, circle: str, member_id: int, enabled: bool, lead_minutes: int | None,
+                     now: datetime) -> None:
+        """Switch them on or off (a lead of None keeps the one chosen before); a refusal is forgotten."""
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO dm_reminders (circle, member_id, enabled, lead_minutes, refused_at, at) "
+                "VALUES (?, ?, ?, ?, NULL, ?) ON CONFLICT (circle, member_id) DO UPDATE SET "
+                "enabled = excluded.enabled, lead_minutes = COALESCE(excluded.lead_minutes, "
+                "dm_reminders.lead_minutes), refused_at = NULL, at = excluded.at",
+                (circle, member_id, int(enabled), lead_minutes, ts(now)))
+
+    async def refused(self, circle: str, member_id: int, now: datetime) -> None:
+        """The platform refused a direct message: off, until the member asks again."""
+        async with self.db.transaction() as conn:
+            await conn.execute("UPDATE dm_reminders SET enabled = 0, refused_at = ?, at = ? "
+                               "WHERE circle = ? AND member_id = ?", (ts(now), ts(now), circle, member_id))
+
+    async def asked(self) -> dict[str, list[tuple[int, UserRef, int | None]]]:
+        """By circle: (member id, who, lead in minutes or None) of everyone with them on (one query)."""
+        rows = await self.db.fetchall(
+            "SELECT d.circle, d.member_id, m.platform, m.user_id, m.name, d.lead_minutes FROM dm_reminders d "
+            "JOIN members m ON m.id = d.member_id WHERE d.enabled = 1 ORDER BY d.member_id")
+        out: dict[str, list[tuple[int, UserRef, int | None]]] = {}
+        for r in rows:
+            out.setdefault(r[0], []).append((int(r[1]), UserRef(r[2], r[3], r[4]), r[5]))
+        return out
+
+    async def claim(self, wanted: Sequence[tuple[int, int, datetime]], now: datetime) -> set[tuple[int, int]]:
+        """Claim (meeting id, member id, meeting start) reminders; returns the (meeting, member) pairs claimed
+        now (the others were claimed before, by this process or another)."""
+        if not wanted:
+            return set()
+        new: set[tuple[int, int]] = set()
+        async with self.db.transaction() as conn:
+            for meeting_id, member_id, starts_at in wanted:
+                rows = list(await conn.execute_fetchall(
+                    "SELECT 1 FROM dm_sent WHERE meeting_id = ? AND member_id = ? AND starts_at = ?",
+                    (meeting_id, member_id, ts(starts_at))))
+                if rows:
+                    continue
+                await conn.execute("INSERT INTO dm_sent (meeting_id, member_id, starts_at, state, at) "
+                                   "VALUES (?, ?, ?, 'claimed', ?)", (meeting_id, member_id, ts(starts_at), ts(now)))
+                new.add((meeting_id, member_id))
+        return new
+
+    async def done(self, meeting_id: int, member_id: int, starts_at: datetime, state: str, now: datetime) -> None:
+        async with self.db.transaction() as conn:
+            await conn.execute("UPDATE dm_sent SET state = ?, at = ? WHERE meeting_id = ? AND member_id = ? "
+                               "AND starts_at = ?", (state, ts(now), meeting_id, member_id, ts(starts_at)))

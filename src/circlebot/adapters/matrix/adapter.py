@@ -85,6 +85,7 @@ class MatrixAdapter(Sync, Commands, Rooms, Direct, Votes, Reactions, Send, Crypt
         self._names = LRUCache(size)
         self._dms = {}
         self._dm_rooms = set()
+        self._dm_left = set()
         self._dm_locks = {}
         self._poll_ends = LRUCache(size)
         self._controls = LRUCache(size)

@@ -65,6 +65,7 @@ class Direct(Host):
         if not isinstance(resp, JoinResponse):
             return False
         sender = next(str(e.sender) for e in state if getattr(e, "state_key", None) == self.user_id)
+        self._dm_left.discard(sender)  # they came back: direct messages reach them again
         self._dms[sender] = room_id
         self._dm_rooms.add(room_id)
         await self._lookups.state.set_setting("dm_rooms", json.dumps(self._dms))

@@ -85,6 +85,7 @@ class Host(Protocol):
     _names: LRUCache[tuple[str, str], str]
     _dms: dict[str, str]
     _dm_rooms: set[str]
+    _dm_left: set[str]  # members who left their direct room with the bot: no direct message (reminder) goes to them
     _dm_locks: dict[str, asyncio.Lock]
     _poll_ends: LRUCache[str, int | None]
     _controls: LRUCache[str, tuple[int | None, frozenset[Control]] | None]

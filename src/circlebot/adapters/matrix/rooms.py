@@ -73,6 +73,7 @@ class Rooms(Host):
             if (isinstance(key, str) and content.get("membership") in ("leave", "ban") and room_id in self._dm_rooms
                     and self._dms.get(key) == room_id):
                 self._forget_dm_room(room_id)
+                self._dm_left.add(key)
         elif kind == "m.room.encryption" and room_id in self._rooms:
             self._warn_encrypted(room_id)
 

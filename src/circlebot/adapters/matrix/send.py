@@ -11,14 +11,14 @@ from typing import Any
 from uuid import uuid4
 from zoneinfo import ZoneInfo
 
-from nio import RoomSendResponse, UploadResponse
+from nio import RoomGetStateEventResponse, RoomSendResponse, UploadResponse
 from nio.api import Api
 
 from circlebot.adapters.matrix.client import PLATFORM, _check
 from circlebot.adapters.matrix.host import Handle, Host
 from circlebot.adapters.render import named_markdown, plain_text, split_text, to_html
-from circlebot.core.adapter import idempotency_token
-from circlebot.core.domain import ChannelRef, FileUpload, Invocation, MessageRef, Post
+from circlebot.core.adapter import DirectRefused, idempotency_token
+from circlebot.core.domain import ChannelRef, FileUpload, Invocation, MessageRef, Post, UserRef
 
 #: Events are limited to 65,536 bytes as a whole; keep the content well under it.
 MAX_CONTENT_BYTES = 60_000
@@ -95,6 +95,27 @@ class Send(Host):
         if post.controls:
             await self._offer_controls(where, ref, post, key)
         return ref
+
+    direct_interval = 0.5  # seconds between direct messages (reminders), well below what gets a bot flagged
+
+    async def send_direct(self, user: UserRef, post: Post, *, key: str | None = None) -> MessageRef:
+        """A message in the member's direct room with the bot (opened, with an invitation, on first use). A
+        member who left that room raises `DirectRefused`: they are not invited again."""
+        if user.platform != PLATFORM:
+            raise DirectRefused(f"{user.id!r} is not a Matrix user")
+        if user.id in self._dm_left:
+            raise DirectRefused(f"{user.id} left their direct room with the bot")
+        room = self._dms.get(user.id)
+        if room is None:
+            room = await self._dm_room(user.id)
+        else:
+            resp = await self.client.room_get_state_event(room, "m.room.member", user.id)
+            if isinstance(resp, RoomGetStateEventResponse) and resp.content.get("membership") in ("leave", "ban"):
+                self._forget_dm_room(room)
+                self._dm_left.add(user.id)
+                raise DirectRefused(f"{user.id} left their direct room with the bot")
+        ids = await self._send_post(room, post, self._zone_of(room), key=key)
+        return MessageRef(ChannelRef(PLATFORM, room), ids[0])
 
     async def _react(self, room_id: str, event_id: str, key: str, txn: str | None = None) -> str:
         content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}}

@@ -32,12 +32,13 @@ from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo
 
 from circlebot.config import CircleSettings, Settings
-from circlebot.core.adapter import ChatAdapter
+from circlebot.core.adapter import ChatAdapter, DirectMessages
 from circlebot.core.clock import Clock
 from circlebot.core.domain import ChannelRef, MessageRef, Post, RsvpAnswer, UserRef
 from circlebot.core.metrics import Metrics
 from circlebot.core.polls import Polls
 from circlebot.core.timeline.compose import PostSources, compose
+from circlebot.core.timeline.dms import DirectSender
 from circlebot.core.timeline.plan import (
     LOOKBACK,
     SUMMARY_GRACE,
@@ -113,6 +114,11 @@ async def _none() -> None:
     return None
 
 
+def _log_failure(task: asyncio.Task[int]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("sending direct reminders failed", exc_info=task.exception())
+
+
 class Timeline:
     """Runs the plan: catches up at start, then sends each post at its time through APScheduler."""
 
@@ -128,6 +134,8 @@ class Timeline:
         self._send_slots = asyncio.Semaphore(SEND_CONCURRENCY)
         self._circles = {c.slug: c for c in host.settings.circles}  # settings are frozen; look-ups by slug are many
         self._replan: set[str] = set()  # circles whose meetings a post changed (a deadline postponed or cancelled)
+        self._dms = DirectSender(host)
+        self._dm_task: asyncio.Task[int] | None = None  # the direct reminders being sent now
 
     # planning --------------------------------------------------------------------------------------
     async def fill_syllabus(self, circles: Sequence[CircleSettings] | None = None) -> list[Meeting]:
@@ -209,7 +217,30 @@ class Timeline:
             sent = await self._run_due(await self.current_plan(None, now), now)
             sent += await self._run_retries(now)
         await self._replan_changed()
+        await self.direct_reminders_sent()
         return sent
+
+    def _start_direct_reminders(self, now: datetime) -> None:
+        """Send the direct reminders due now, in the background (they are throttled); one sweep at a time."""
+        if self._dm_task is None or self._dm_task.done():
+            self._dm_task = asyncio.create_task(self._dms.sweep(now), name="circlebot-direct-reminders")
+            self._dm_task.add_done_callback(_log_failure)
+
+    async def direct_reminders_sent(self) -> None:
+        """Wait for the direct reminders being sent (if any) to be done."""
+        task = self._dm_task
+        if task is not None:
+            await asyncio.wait([task])
+
+    async def _direct_reminders_job(self) -> None:
+        self._start_direct_reminders(self.host.clock.now())
+        await self.direct_reminders_sent()
+
+    async def close(self) -> None:
+        """Stop sending direct reminders (the bot is stopping): those claimed and not sent yet are not sent."""
+        if self._dm_task is not None and not self._dm_task.done():
+            self._dm_task.cancel()
+            await asyncio.wait([self._dm_task])
 
     async def _replan_changed(self) -> None:
         """Plan again the circles whose meetings a post changed: a postponed meeting's posts run for its new
@@ -222,6 +253,7 @@ class Timeline:
     async def _run_due(self, jobs: Sequence[Job], now: datetime) -> int:
         sent = await self._run_jobs([job for job in jobs if job.due_at <= now], now)
         await self.host.polls.close_due_polls()
+        self._start_direct_reminders(now)
         return sent
 
     async def _run_jobs(self, jobs: Sequence[Job], now: datetime) -> int:
@@ -292,7 +324,26 @@ class Timeline:
             return ("missed", now, None, f"failed: {type(e).__name__}")
         if outcome.changed:
             self._replan.add(circle.slug)
+        if outcome.tell:
+            return await self._tell(job, outcome.post, outcome.tell)
         return outcome.post
+
+    async def _tell(self, job: Job, post: Post, people: Sequence[UserRef]) -> Post:
+        """Tell people privately, by direct message where their platform has them; the others are mentioned
+        in the post instead (returned)."""
+        mention: list[UserRef] = []
+        for user in people:
+            adapter = self.host.adapters.get(user.platform)
+            if not isinstance(adapter, DirectMessages):
+                mention.append(user)
+                continue
+            try:
+                await adapter.send_direct(user, replace(post, controls=()), key=f"{job.key}@dm/{user.id}")
+            except Exception as e:  # refused, or the platform failed: they see the post in the channel
+                log.warning("could not tell %s by direct message about %s: %s: %s", user.id, job.key,
+                            type(e).__name__, e)
+                mention.append(user)
+        return replace(post, mentions=tuple(mention), notify=bool(mention)) if mention else post
 
     async def _finish(self, rows: Sequence[tuple[str, ChannelRef, str, datetime, str | None, str | None]]) -> None:
         """Record how deliveries ended (sent, missed), and count them for `/metrics`."""
@@ -438,6 +489,11 @@ class Timeline:
                     old.remove()
             self._scheduler.add_job(self.rebuild, DateTrigger(horizon), id="timeline:reload", replace_existing=True,
                                     misfire_grace_time=None)
+            if any(c.turnout.dm_reminders for c in self.host.settings.circles):
+                from apscheduler.triggers.interval import IntervalTrigger
+
+                self._scheduler.add_job(self._direct_reminders_job, IntervalTrigger(minutes=1), id="timeline:dm",
+                                        replace_existing=True, coalesce=True, misfire_grace_time=None)
         else:
             for old in self._scheduler.get_jobs():
                 if old.id.startswith(f"post:{circle.slug}/"):

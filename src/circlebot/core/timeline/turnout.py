@@ -30,6 +30,7 @@ class Outcome:
 
     post: Post
     changed: bool
+    tell: tuple[UserRef, ...] = ()  # to tell privately (by direct message where the platform has them)
 
 
 def organisers_named(circle: CircleSettings) -> tuple[UserRef, ...]:
@@ -85,8 +86,7 @@ async def at_deadline(host: PostSources, m: Meeting, circle: CircleSettings, now
     text = (f"⚠ **Low turnout for meeting #{m.id}** (" + when(m.starts_at) + f", {title}): {short}. " + counts + again
             + " It is still on; the organisers are told and may move or cancel it. Coming after all? "
             + cmd("rsvp", answer="yes", meeting=m.id) + ".")
-    return Outcome(Post(text, mentions=organisers, notify=bool(organisers), meeting_id=m.id,
-                        controls=(Control.RSVP,)), False)
+    return Outcome(Post(text, meeting_id=m.id, controls=(Control.RSVP,)), False, organisers)
 
 
 REGULAR_MEETINGS = 4  # "regulars": who answered or came in any of a circle's last this many meetings
