@@ -548,12 +548,12 @@ async def test_the_scheduler_holds_stable_jobs_for_a_horizon_only(tmp_path: Path
         await bot.timeline.rebuild()
         ids = sorted(j.id for j in scheduler.get_jobs())
         # now is Tue 12:00; within 24 h: nothing of the 26 Nov meeting but its reminder (Wed 19:00 is 31 h away)
-        assert ids == ["timeline:reload"]
+        assert ids == ["timeline:dm", "timeline:reload"]  # and the direct reminders' sweep, every minute
         clock.set(datetime(2026, 11, 25, 12, tzinfo=UTC))
         await bot.timeline.rebuild()
         ids = sorted(j.id for j in scheduler.get_jobs())
         first_start = int(datetime(2026, 11, 26, 19, tzinfo=UTC).timestamp())
-        assert ids == sorted(["timeline:reload", f"post:study/1/reminder/{first_start}"])
+        assert ids == sorted(["timeline:dm", "timeline:reload", f"post:study/1/reminder/{first_start}"])
         await bot.timeline.rebuild()
         assert sorted(j.id for j in scheduler.get_jobs()) == ids  # rebuilt, not duplicated
     finally:
