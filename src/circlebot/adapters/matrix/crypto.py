@@ -10,6 +10,7 @@ from then on and ignores a different key announced later under the same device i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -218,13 +219,14 @@ class Crypto(Host):
         if self.client.olm is None or not self._undecrypted:
             return
         changed = False
+        olm = self.client.olm
         for event_id, kept in list(self._undecrypted.items()):
             event = MegolmEvent.from_dict(dict(kept.source))
             event.room_id = kept.room_id
-            try:
-                decrypted = self.client.decrypt_event(event)
-            except EncryptionError:
-                decrypted = None
+            decrypted = None
+            if olm.inbound_group_store.get(kept.room_id, event.sender_key, event.session_id) is not None:
+                with contextlib.suppress(EncryptionError):  # only once its key is there: nio logs each failure
+                    decrypted = self.client.decrypt_event(event)
             if decrypted is not None and not isinstance(decrypted, MegolmEvent) and isinstance(
                     getattr(decrypted, "source", None), dict):
                 del self._undecrypted[event_id]
