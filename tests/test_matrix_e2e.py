@@ -164,6 +164,16 @@ async def bot_keys(account: MatrixAccount) -> dict[str, Any]:
         return dict(body["device_keys"].get(account.user_id, {}))
 
 
+async def one_time_key_counts(account: MatrixAccount) -> dict[str, int]:
+    """How many one-time keys the bot's device has on the server (an upload of nothing answers that)."""
+    url = f"{account.user.homeserver}/_matrix/client/v3/keys/upload"
+    async with (aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session,
+                session.post(url, json={}, headers={"Authorization": f"Bearer {account.user.access_token}"}) as r):
+        body = await r.json()
+        assert r.status == 200, body
+        return dict(body["one_time_key_counts"])
+
+
 @contextlib.asynccontextmanager
 async def encrypted_circle(matrix_user: MakeUser, members: Callable[..., Any], tmp_path: Path, store: Store,
                            clock: FakeClock) -> AsyncIterator[tuple[MatrixBot, str, Member, Member]]:
@@ -244,8 +254,8 @@ async def test_an_encrypted_room_commands_polls_reactions_and_a_restart(
         assert [(u.id, a) for u, a in await store.rsvps(meeting.id)] == [(alice.user_id, RsvpAnswer.YES)]
         assert [u.id for u, _ in await store.checkins(meeting.id)] == [alice.user_id]
 
-        # a restart: the same device, the same keys, and it still reads and answers
-        before = await bot_keys(bot_account)
+        # a restart: the same device, the same keys, no new one-time keys, and it still reads and answers
+        before, one_time = await bot_keys(bot_account), await one_time_key_counts(bot_account)
         device = bot.adapter.client.device_id
         await bot.restart()
         assert bot.adapter.client.device_id == device
@@ -254,6 +264,7 @@ async def test_an_encrypted_room_commands_polls_reactions_and_a_restart(
         await alice.wait_for(room, from_bot(bot_id, "m.room.message", reply_to=again))
         after = await bot_keys(bot_account)
         assert list(after) == [device] and after[device]["keys"] == before[device]["keys"]
+        assert await one_time_key_counts(bot_account) == one_time
 
 
 async def dm_with_bot(store: Store, member: Member) -> str:

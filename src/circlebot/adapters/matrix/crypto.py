@@ -149,17 +149,22 @@ class Crypto(Host):
     # rooms -----------------------------------------------------------------------------------------
     async def _know_room(self, room_id: str) -> MatrixRoom | None:
         """nio's view of a room the bot is in, made from the homeserver's state when no sync has shown it yet
-        (a quiet room after a restart, a direct room just opened); None when the room is not encrypted and
-        nio need not know it."""
+        (a quiet room after a restart, a direct room just opened); later syncs keep it current (encryption
+        switched on included). None with encryption off."""
         room = self.client.rooms.get(room_id)
         if room is not None or self.client.olm is None:
             return room
         resp = await self.client.room_get_state_event(room_id, "m.room.encryption")
-        if not (isinstance(resp, RoomGetStateEventResponse) and resp.content.get("algorithm")):
-            return None
-        room = self.client.rooms.setdefault(room_id, MatrixRoom(room_id, self.user_id, encrypted=True))
-        room.encrypted = True
-        self.client.encrypted_rooms.add(room_id)
+        if isinstance(resp, RoomGetStateEventResponse):
+            encrypted = bool(resp.content.get("algorithm"))
+        elif getattr(resp, "status_code", None) == "M_NOT_FOUND":
+            encrypted = False
+        else:
+            raise MatrixError(f"cannot tell whether {room_id} is encrypted: {getattr(resp, 'message', resp)}")
+        room = self.client.rooms.setdefault(room_id, MatrixRoom(room_id, self.user_id, encrypted=encrypted))
+        if encrypted:
+            room.encrypted = True
+            self.client.encrypted_rooms.add(room_id)
         return room
 
     async def _seal(self, room_id: str, kind: str, content: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -229,11 +234,11 @@ class Crypto(Host):
                     decrypted = self.client.decrypt_event(event)
             if decrypted is not None and not isinstance(decrypted, MegolmEvent) and isinstance(
                     getattr(decrypted, "source", None), dict):
-                del self._undecrypted[event_id]
-                changed = True
                 log.info("matrix: decrypted event %s in %s after its key came", event_id, kept.room_id)
                 self._seen.pop(event_id, None)
-                await self._process_room(kept.room_id, [decrypted.source])
+                await self._process_room(kept.room_id, [decrypted.source])  # the database failed: kept, retried
+                del self._undecrypted[event_id]
+                changed = True
                 continue
             if not kept.reported and time.monotonic() - kept.seen >= self.undecryptable_grace:
                 kept.reported = True

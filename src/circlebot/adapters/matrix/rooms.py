@@ -28,7 +28,8 @@ class Rooms(Host):
                 log.warning("matrix: not in the configured room %s yet; invite %s to it", room_id, self.user_id)
                 continue
             if self.encrypting:
-                if await self._know_room(room_id) is not None:
+                room = await self._know_room(room_id)
+                if room is not None and room.encrypted:
                     log.info("matrix: room %s is end-to-end encrypted; reading and answering it encrypted", room_id)
                 continue
             resp = await self.client.room_get_state_event(room_id, "m.room.encryption")
