@@ -483,3 +483,26 @@ def test_circlebot_matrix_setup_uploads_once_and_asks_the_password_only_to_repla
     second.expect(pexpect.EOF)
     second.close()
     assert second.exitstatus == 0
+
+
+@pytest.mark.timeout(60)
+async def test_encrypted_votes_are_read_back_at_a_restart_and_those_cast_while_down_count(
+    matrix_user: MakeUser, members: Callable[..., Any], tmp_path: Path, store: Store, clock: FakeClock
+) -> None:
+    async with encrypted_circle(matrix_user, members, tmp_path, store, clock) as (bot, room, olga, alice):
+        bot_id = bot.bot.user_id
+        opened = await olga.command(room, '!poll "Best day?" "Mon" "Tue"')
+        await bot.processed(opened)
+        poll = number_after("poll", (await olga.wait_for(room, from_bot(bot_id, reply_to=opened)))["content"]["body"])
+        start = await alice.wait_for(room, from_bot(bot_id, "org.matrix.msc3381.poll.start"))
+
+        def response(answer: str) -> dict[str, Any]:
+            return {"m.relates_to": {"rel_type": "m.reference", "event_id": start["event_id"]},
+                    "org.matrix.msc3381.poll.response": {"answers": [answer]}}
+
+        await bot.processed(await alice.send(room, "org.matrix.msc3381.poll.response", response("a1")))
+        await bot.stop()
+        await olga.send(room, "org.matrix.msc3381.poll.response", response("a2"))  # while the bot is down
+        await bot.restart()  # the start reads back every open poll's (encrypted) relations
+        await bot.processed(await olga.command(room, "!circle"))
+        assert sorted(answers for _, answers in await store.ballots(poll)) == [(0,), (1,)]
