@@ -23,7 +23,8 @@ import aiohttp
 import pexpect
 import pytest
 import pytest_asyncio
-from nio import AsyncClient, AsyncClientConfig, LoginResponse, MegolmEvent
+from nio import AsyncClient, AsyncClientConfig, LoginResponse, MegolmEvent, RoomCreateResponse
+from nio.api import RoomPreset
 from nio.exceptions import EncryptionError
 from signedjson.key import decode_verify_key_base64
 from signedjson.sign import verify_signed_json
@@ -506,3 +507,26 @@ async def test_encrypted_votes_are_read_back_at_a_restart_and_those_cast_while_d
         await bot.restart()  # the start reads back every open poll's (encrypted) relations
         await bot.processed(await olga.command(room, "!circle"))
         assert sorted(answers for _, answers in await store.ballots(poll)) == [(0,), (1,)]
+
+
+@pytest.mark.timeout(60)
+async def test_a_direct_chat_a_member_opens_encrypted_is_answered_encrypted(
+    matrix_user: MakeUser, members: Callable[..., Any], tmp_path: Path, store: Store, clock: FakeClock
+) -> None:
+    async with encrypted_circle(matrix_user, members, tmp_path, store, clock) as (bot, _room, _olga, alice):
+        bot_id = bot.bot.user_id
+        resp = await alice.account.client.room_create(
+            is_direct=True, invite=[bot_id], preset=RoomPreset.trusted_private_chat,
+            initial_state=[{"type": "m.room.encryption", "state_key": "",
+                            "content": {"algorithm": "m.megolm.v1.aes-sha2"}}])
+        assert isinstance(resp, RoomCreateResponse)
+        dm = resp.room_id
+        await wait_for_event(alice.account.client, dm, lambda e: e.get("type") == "m.room.member"
+                             and e.get("state_key") == bot_id and e["content"].get("membership") == "join",
+                             timeout=WAIT, interval=0.02)
+        await alice.sync()
+        ask = await alice.command(dm, "!attendance me")
+        await bot.processed(ask)
+        answer = await alice.wait_for(dm, from_bot(bot_id, "m.room.message", reply_to=ask))
+        assert answer["content"]["body"]
+        assert (await raw_event(alice.account, dm, answer["event_id"]))["type"] == "m.room.encrypted"
