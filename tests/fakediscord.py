@@ -214,6 +214,15 @@ class SnowflakeGenerator:
         self._last = value
         return value
 
+    def on_shard(self, shard_id: int, shard_count: int) -> int:
+        """A fresh snowflake whose guild would be on this shard: (id >> 22) % shard_count == shard_id."""
+        value = self()
+        ms = value >> 22
+        ms += (shard_id - ms) % shard_count
+        value = max(value, ms << 22)
+        self._last = value
+        return value
+
 
 @dataclass
 class FakeUser:
@@ -574,6 +583,15 @@ class _Conn:
     session: _Session | None = None
 
 
+# events that, without a guild_id, are about a direct message (sent to shard 0 only)
+_DM_EVENTS = frozenset({
+    "MESSAGE_CREATE", "MESSAGE_UPDATE", "MESSAGE_DELETE", "MESSAGE_DELETE_BULK", "MESSAGE_REACTION_ADD",
+    "MESSAGE_REACTION_REMOVE", "MESSAGE_REACTION_REMOVE_ALL", "MESSAGE_REACTION_REMOVE_EMOJI", "CHANNEL_CREATE",
+    "CHANNEL_UPDATE", "CHANNEL_DELETE", "CHANNEL_PINS_UPDATE", "TYPING_START", "MESSAGE_POLL_VOTE_ADD",
+    "MESSAGE_POLL_VOTE_REMOVE",
+})
+
+
 @dataclass
 class _Session:
     """A gateway session (survives disconnects until the client closes cleanly)."""
@@ -665,6 +683,8 @@ class FakeDiscord:
         self.dm_channels: dict[int, int] = {}  # user id -> the bot's DM channel with them
         self.dm_recipients: dict[int, int] = {}  # DM channel id -> its user
         self.refusing_dms: set[int] = set()  # users who do not take DMs from the bot (50007)
+        self.recommended_shards = 1  # GET /gateway/bot's "shards"
+        self.message_delay = 0.0  # seconds the fake takes to create a message (a slow platform)
         self._channel_cursor: dict[int, int] = {}
         self._changed = asyncio.Event()
         self._gate = asyncio.Event()
@@ -807,12 +827,14 @@ class FakeDiscord:
         self.users[user.id] = user
         return user
 
-    def add_guild(self, name: str = "Study Circle", *, owner: FakeUser | None = None) -> FakeGuild:
-        """Create a guild with @everyone, the bot as member (with its managed role), and an owner.
+    def add_guild(self, name: str = "Study Circle", *, owner: FakeUser | None = None,
+                  shard: tuple[int, int] | None = None) -> FakeGuild:
+        """Create a guild with @everyone, the bot as member (with its managed role), and an owner; with
+        ``shard=(shard_id, shard_count)``, its id puts it on that shard (Discord's sharding formula).
 
-        If clients are connected they get GUILD_CREATE (a guild join).
+        If clients are connected they get GUILD_CREATE (a guild join) on the guild's shard.
         """
-        gid = self.snowflake()
+        gid = self.snowflake.on_shard(*shard) if shard is not None else self.snowflake()
         owner = owner or self.add_user(f"{name.lower().replace(' ', '-')}-owner")
         guild = FakeGuild(gid, name, owner.id, self)
         guild.roles[gid] = FakeRole(gid, gid, "@everyone", DEFAULT_EVERYONE_PERMISSIONS, 0)
@@ -907,8 +929,29 @@ class FakeDiscord:
     def _live_sessions(self) -> list[_Session]:
         return [s for s in self.sessions.values() if s.alive]
 
+    @staticmethod
+    def on_session_shard(session: _Session, guild_id: int | None) -> bool:
+        """Whether a session gets a guild's events (``guild_id`` None: a direct message): a session that
+        IDENTIFYed with ``shard: [shard_id, num_shards]`` gets the guilds with (guild_id >> 22) % num_shards ==
+        shard_id, and direct messages only on shard 0 (discord-api-docs, Gateway: Sharding)."""
+        if not session.shard or int(session.shard[1]) <= 1:
+            return True
+        shard_id, num_shards = int(session.shard[0]), int(session.shard[1])
+        if guild_id is None:
+            return shard_id == 0
+        return (guild_id >> 22) % num_shards == shard_id
+
     def _filter_for(self, session: _Session, event: str, data: JSON) -> JSON | None:
-        """Apply intents: None if the session must not get the event, else the (maybe stripped) data."""
+        """Apply shards and intents: None if the session must not get the event, else the (maybe stripped)
+        data."""
+        if event in ("GUILD_CREATE", "GUILD_UPDATE", "GUILD_DELETE"):
+            if not self.on_session_shard(session, int(data["id"])):
+                return None
+        elif data.get("guild_id") is not None:
+            if not self.on_session_shard(session, int(data["guild_id"])):
+                return None
+        elif event in _DM_EVENTS and not self.on_session_shard(session, None):
+            return None  # a direct message's events (no guild) go to shard 0; READY and the like to every one
         need = required_intent(event, data)
         if need is not None and not session.intents & need:
             return None
@@ -1060,7 +1103,11 @@ class FakeDiscord:
         if intents & PRIVILEGED_INTENTS & ~self.enabled_privileged_intents:
             await conn.ws.close(code=4014, message=b"Disallowed intent(s).")
             return
-        session = _Session(secrets.token_hex(16), intents, d.get("shard"))
+        shard = d.get("shard")
+        if shard is not None and (len(shard) != 2 or not 0 <= int(shard[0]) < int(shard[1])):
+            await conn.ws.close(code=4010, message=b"Invalid shard.")
+            return
+        session = _Session(secrets.token_hex(16), intents, shard)
         self.sessions[session.id] = session
         session.conn = conn
         conn.session = session
@@ -1068,7 +1115,8 @@ class FakeDiscord:
         ready: JSON = {
             "v": 10,
             "user": {**self.bot.to_dict(), "verified": True, "mfa_enabled": False, "flags": 0},
-            "guilds": [{"id": str(gid), "unavailable": True} for gid in self.guilds],
+            "guilds": [{"id": str(gid), "unavailable": True} for gid in self.guilds
+                       if self.on_session_shard(session, gid)],
             "session_id": session.id,
             "session_type": "normal",
             "resume_gateway_url": self.resume_gateway_url,
@@ -1463,8 +1511,10 @@ class FakeDiscord:
         return inter, payload
 
     def _send_interaction(self, inter: FakeInteraction) -> None:
-        """Interactions go to one session only (the newest live one), as Discord routes them."""
-        live = self._live_sessions()
+        """Interactions go to one session only (the newest live one on the guild's shard), as Discord routes
+        them."""
+        gid = inter.payload.get("guild_id")
+        live = [s for s in self._live_sessions() if self.on_session_shard(s, int(gid) if gid is not None else None)]
         target = live[-1] if live else None
         if target is None:
             raise RuntimeError("no gateway session to deliver the interaction to")
@@ -1802,7 +1852,7 @@ class FakeDiscord:
     async def _get_gateway_bot(self, rec: RecordedRequest) -> JSON:
         return {
             "url": self.gateway_url,
-            "shards": 1,
+            "shards": self.recommended_shards,
             "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1},
         }
 
@@ -1939,6 +1989,8 @@ class FakeDiscord:
         return msgs[:limit]
 
     async def _post_message(self, rec: RecordedRequest, channel_id: str) -> JSON:
+        if self.message_delay:
+            await asyncio.sleep(self.message_delay)
         if int(channel_id) in self.dm_recipients:
             return self._post_dm(int(channel_id), rec.json or {})
         guild, chan = self._channel(channel_id)

@@ -72,8 +72,11 @@ class PostgresServer:
     """One PostgreSQL server on 127.0.0.1 (trust authentication, user ``circlebot``), data in a temporary
     directory removed at stop."""
 
-    def __init__(self, binaries: Path | None = None) -> None:
+    def __init__(self, binaries: Path | None = None, *, durable: bool = False) -> None:
+        """`durable`: commits reach the disk (fsync, synchronous commit) as on a real deployment; tests
+        leave it off for speed."""
         self.binaries = binaries or find_binaries()
+        self.durable = durable
         self.port = 0
         self.data: Path | None = None
         self.process: subprocess.Popen[bytes] | None = None
@@ -112,8 +115,9 @@ class PostgresServer:
                 os.chown(log, self._as["user"], self._as["group"])
             self.process = subprocess.Popen(
                 [str(self.binaries / "postgres"), "-D", str(pgdata), "-h", "127.0.0.1", "-p", str(self.port),
-                 "-k", str(self.data), "-c", "fsync=off", "-c", "synchronous_commit=off",
-                 "-c", "full_page_writes=off", "-c", "max_connections=300", "-c", "shared_buffers=64MB"],
+                 "-k", str(self.data), "-c", "max_connections=300", "-c", "shared_buffers=64MB",
+                 *([] if self.durable else ["-c", "fsync=off", "-c", "synchronous_commit=off",
+                                            "-c", "full_page_writes=off"])],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
                 **self._as)
         deadline = time.monotonic() + START_TIMEOUT

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -213,8 +214,9 @@ async def test_stopping_the_batcher_mid_batch_writes_everything_queued(database:
             await conn.executemany("INSERT INTO members (id, platform, user_id) VALUES (?, 'console', ?)",
                                    [(i, f"u{i}") for i in range(1, 5001)])
         writers = [asyncio.ensure_future(store.record_vote(poll.id, i, (i % 2,), NOW)) for i in range(1, 5001)]
-        for _ in range(10_000):  # until the first batch is inside its transaction
-            if in_transaction(db):
+        deadline = time.monotonic() + 5  # until a batch is inside its transaction (spins, bounded in time: a
+        for _ in range(10_000_000):  # loaded machine may start the database's thread late)
+            if in_transaction(db) or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0)
         assert in_transaction(db)

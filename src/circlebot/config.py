@@ -333,6 +333,25 @@ class DiscordSettings(_Frozen):
     guilds: tuple[Id, ...] = ()
     api_base: str | None = None
     gateway_url: str | None = None
+    # sharding, for a bot in many servers run by several processes: this process holds the gateway shards
+    # `shard_ids` (default: all) of `shard_count`; each server's events come on shard (server id >> 22) % count
+    shard_count: int | None = Field(default=None, ge=1, le=4096)
+    shard_ids: tuple[int, ...] | None = None
+
+    @model_validator(mode="after")
+    def _shards(self) -> DiscordSettings:
+        if self.shard_ids is None:
+            return self
+        if self.shard_count is None:
+            raise ValueError("shard_ids needs shard_count: how many shards the bot runs in all")
+        if not self.shard_ids:
+            raise ValueError("shard_ids is empty: name the shards this process holds, or leave it out for all")
+        wrong = [i for i in self.shard_ids if not 0 <= i < self.shard_count]
+        if wrong:
+            raise ValueError(f"shard_ids {wrong} are not shards of {self.shard_count} (0 to {self.shard_count - 1})")
+        if len(set(self.shard_ids)) != len(self.shard_ids):
+            raise ValueError("shard_ids names a shard twice")
+        return self
 
 
 class WebSettings(_Frozen):
@@ -361,6 +380,9 @@ class Settings(_Frozen):
 
     database: Database = Path("circlebot.sqlite3")  # a SQLite file, or a postgresql://user@host/db URL
     database_password_env: EnvName | None = None  # the variable holding the PostgreSQL password, if it needs one
+    # several processes on one PostgreSQL database: how long a process holds the posts it is sending without
+    # renewing its claim; a process that stops (killed, cut off) has them taken over by another after this
+    delivery_lease_seconds: float = Field(default=30.0, gt=0, le=3600)
     readings: Path = Path("readings")
     timezone: Zone = "UTC"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

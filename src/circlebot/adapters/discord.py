@@ -300,6 +300,11 @@ class _Client(discord.Client):
         self.adapter._on_vote(payload, VoteChange.REMOVE)
 
 
+class _ShardedClient(_Client, discord.AutoShardedClient):
+    """The same client holding several gateway shards (`[discord] shard_count` / `shard_ids`): Discord sends
+    each shard the events of its guilds ((guild id >> 22) % shard_count), and direct messages to shard 0."""
+
+
 @dataclass
 class _Pending:
     """An interaction the core has not answered yet; `Invocation.handle` on Discord."""
@@ -384,8 +389,18 @@ class DiscordAdapter:
         """Log in, sync the slash commands, and serve (reconnecting as needed) until cancelled."""
         self._dispatch = dispatch
         apply_endpoints(self._settings.api_base, self._settings.gateway_url)
-        client = _Client(self, intents=intents(), guild_ready_timeout=self._guild_ready_timeout,
-                         allowed_mentions=NO_MENTIONS)
+        kind: type[_Client] = _Client
+        shards: dict[str, Any] = {}
+        if self._settings.shard_count is not None:
+            kind = _ShardedClient
+            shards = {"shard_count": self._settings.shard_count}
+            if self._settings.shard_ids is not None:
+                shards["shard_ids"] = list(self._settings.shard_ids)
+            log.info("Discord: shards %s of %d", ", ".join(map(str, self._settings.shard_ids
+                                                              or range(self._settings.shard_count))),
+                     self._settings.shard_count)
+        client = kind(self, intents=intents(), guild_ready_timeout=self._guild_ready_timeout,
+                      allowed_mentions=NO_MENTIONS, **shards)
         self._client = client
         self._spawn(self._vote_worker(), "discord-votes")
         try:

@@ -81,6 +81,7 @@ class Database:
     `postgresql://user@host/db` URL (PostgreSQL). Writes go through `transaction()` or `write_runs`."""
 
     dialect: ClassVar[str] = ""
+    shared: ClassVar[bool] = False  # several bot processes may use it at once (a server), not one (a file)
     statement_errors: ClassVar[tuple[type[Exception], ...]] = ()  # one statement refused; the transaction lives
 
     @classmethod

@@ -365,4 +365,12 @@ MIGRATIONS: list[tuple[str, list[str | Dialects]]] = [
             )""",
         ],
     ),
+    (
+        "each timeline delivery held by the process sending it, for a while it renews (several processes on one "
+        "database: a process that stops renewing has its deliveries taken over)",
+        [
+            "ALTER TABLE post_deliveries ADD COLUMN owner TEXT",  # the process sending it; NULL: claimed before
+            "ALTER TABLE post_deliveries ADD COLUMN lease_until TEXT",  # the owner renews it while alive
+        ],
+    ),
 ]

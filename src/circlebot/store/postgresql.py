@@ -172,6 +172,7 @@ class PostgresDatabase(Database):
     the URL). Reads take any pooled connection; a transaction holds one until it commits."""
 
     dialect = "postgresql"
+    shared = True
     statement_errors = (asyncpg.PostgresError,)  # asyncpg's DataError (a value of the wrong type) is one
 
     def __init__(self, pool: asyncpg.Pool, url: str) -> None:

@@ -745,12 +745,15 @@ class Store:
         )
         return [(r[0], r[1]) for r in rows]
 
-    async def claim_posts(self, claims: Sequence[PostClaim], now: datetime) -> set[str]:
-        """Claim many posts in one transaction, each with a delivery per location (state 'sending', first try
-        `now`); returns the keys claimed now (the others were claimed before). A claim with no location is
-        recorded as failed at once: there is nowhere to post it."""
+    async def claim_posts(self, claims: Sequence[PostClaim], now: datetime, *, owner: str | None = None,
+                          lease_until: datetime | None = None) -> dict[str, tuple[ChannelRef, ...]]:
+        """Claim posts per location, in one transaction: each location not claimed before gets a delivery
+        (state 'sending', first try `now`, held by `owner` until `lease_until`); returns, by post key, the
+        locations claimed now (so two processes, or two platforms' processes, never claim one location twice).
+        A post seen for the first time is logged; one with no location at all is recorded as failed (there is
+        nowhere to post it)."""
         if not claims:
-            return set()
+            return {}
         async with self.db.transaction() as conn:
             new = await _unlogged(conn, claims)
             stamp = ts(now)
@@ -760,12 +763,51 @@ class Store:
                   stamp, None if c.locations else stamp, None if c.locations else "no platform to post on")
                  for c in new],
             )
+            held = await _delivered(conn, [c for c in claims if c.locations])
+            # a location may be claimed for a post seen now, or one delivered per location already (another
+            # process claimed its other platforms); a post logged without deliveries (recorded missed, failed,
+            # or claimed before deliveries were kept per location) is done with
+            open_keys = {c.key for c in new} | {key for key, _, _ in held}
+            fresh = {c.key: locs for c in claims if c.key in open_keys
+                     and (locs := tuple(loc for loc in c.locations if (c.key, loc.platform, loc.id) not in held))}
+            lease = ts(lease_until) if lease_until is not None else None
             await conn.executemany(
-                "INSERT INTO post_deliveries (post_key, platform, channel, state, first_try_at) "
-                "VALUES (?, ?, ?, 'sending', ?)",
-                [(c.key, loc.platform, loc.id, stamp) for c in new for loc in c.locations],
+                "INSERT INTO post_deliveries (post_key, platform, channel, state, first_try_at, owner, lease_until) "
+                "VALUES (?, ?, ?, 'sending', ?, ?, ?) ON CONFLICT (post_key, platform, channel) DO NOTHING",
+                [(key, loc.platform, loc.id, stamp, owner, lease) for key, locs in fresh.items() for loc in locs],
             )
-        return {c.key for c in new}
+            new_keys = {c.key for c in new}
+            again = [key for key in fresh if key not in new_keys]  # logged before, by a process on other platforms
+            for i in range(0, len(again), 500):
+                part = again[i : i + 500]
+                await conn.execute(f"UPDATE post_log SET state = 'claimed', done_at = NULL WHERE state <> 'claimed' "
+                                   f"AND key IN ({','.join('?' * len(part))})", part)
+        return fresh | {c.key: () for c in new if not c.locations}
+
+    async def take_over_deliveries(self, owner: str, platforms: Iterable[str], *, now: datetime,
+                                   lease_until: datetime, held_too: bool) -> list[Delivery]:
+        """Take the locations still 'sending' on these platforms whose holder stopped renewing its lease
+        (`held_too`: every one, whoever holds it: at the start of the one process a SQLite file has), to send
+        them again with their idempotency keys; returns them."""
+        wanted = sorted(set(platforms))
+        if not wanted:
+            return []
+        sql = (f"UPDATE post_deliveries SET owner = ?, lease_until = ? WHERE state = 'sending' "
+               f"AND platform IN ({','.join('?' * len(wanted))})")
+        params: list[Any] = [owner, ts(lease_until), *wanted]
+        if not held_too:
+            sql += " AND (lease_until IS NULL OR lease_until < ?)"
+            params.append(ts(now))
+        async with self.db.transaction() as conn:
+            rows = await conn.execute_fetchall(sql + " RETURNING post_key, platform, channel, first_try_at", params)
+        return [Delivery(r[0], ChannelRef(r[1], r[2]), from_ts(r[3])) for r in rows]
+
+    async def renew_leases(self, owner: str, lease_until: datetime) -> int:
+        """Keep holding the locations this process is sending; returns how many it holds."""
+        async with self.db.transaction() as conn:
+            cur = await conn.execute("UPDATE post_deliveries SET lease_until = ? WHERE owner = ? AND state = 'sending'",
+                                     (ts(lease_until), owner))
+        return max(cur.rowcount, 0)
 
     async def record_missed(self, claims: Sequence[PostClaim], now: datetime, detail: str) -> set[str]:
         """Record posts that were never claimed as missed (in one transaction); returns the keys recorded now."""
@@ -858,6 +900,19 @@ class Store:
                 "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (meeting_id, text, member_id, ts(at)),
             )
+
+
+async def _delivered(conn: Connection, claims: Sequence[PostClaim]) -> set[tuple[str, str, str]]:
+    """(post key, platform, channel) of every location of these posts claimed before (500 posts a look-up)."""
+    keys = [c.key for c in claims]
+    out: set[tuple[str, str, str]] = set()
+    for i in range(0, len(keys), 500):
+        part = keys[i : i + 500]
+        rows = await conn.execute_fetchall(
+            f"SELECT post_key, platform, channel FROM post_deliveries WHERE post_key IN ({','.join('?' * len(part))})",
+            part)
+        out.update((str(r[0]), str(r[1]), str(r[2])) for r in rows)
+    return out
 
 
 async def _unlogged(conn: Connection, claims: Sequence[PostClaim]) -> list[PostClaim]:

@@ -16,6 +16,10 @@ Exactly once, per location (platform + channel):
 - a delivery found unfinished at start (the process died between sending and marking) is sent again with the
   same key while the platform still recognises it (the adapter's `dedup_window`), which returns the message
   already posted and restores its controls; past that window it is recorded as missed ("interrupted");
+- several processes on one (PostgreSQL) database claim each location once: the claim is per location, in one
+  transaction, and a process claims only the locations on the platforms it runs; a process holds what it
+  claimed for `delivery_lease_seconds` (wall clock), renewed while it lives, and a process whose lease ran out
+  (killed, cut off) has its unfinished locations taken over by another, which resends them with their keys;
 - a post that fell due while the bot was down is sent at start if it is still useful (the assignment and
   the reminder until the meeting starts, the questions until it ends, the summary until 12 hours after), and
   otherwise recorded as missed.
@@ -25,9 +29,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo
 
@@ -136,6 +143,13 @@ class Timeline:
         self._replan: set[str] = set()  # circles whose meetings a post changed (a deadline postponed or cancelled)
         self._dms = DirectSender(host)
         self._dm_task: asyncio.Task[int] | None = None  # the direct reminders being sent now
+        # who holds the deliveries this process claims, and for how long without renewing (wall clock: a lease
+        # says a process is alive, whatever time the bot's clock reads)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self._lease = timedelta(seconds=host.settings.delivery_lease_seconds)
+
+    def _lease_until(self) -> datetime:
+        return datetime.now(UTC) + self._lease
 
     # planning --------------------------------------------------------------------------------------
     async def fill_syllabus(self, circles: Sequence[CircleSettings] | None = None) -> list[Meeting]:
@@ -175,7 +189,10 @@ class Timeline:
             log.warning("post %s (%s) was interrupted while sending; not resent, recorded as missed", key, kind)
             await store.finish_post(key, "missed", now, detail="interrupted")
         self._interrupted = {}
-        for d in await store.pending_deliveries():
+        # a SQLite file has one process: what is 'sending' was left by an earlier one. A shared database: only
+        # what a process stopped renewing (the others' are being sent now)
+        for d in await store.take_over_deliveries(self.owner, self.host.adapters, now=datetime.now(UTC),
+                                                  lease_until=self._lease_until(), held_too=not store.db.shared):
             self._interrupted.setdefault(d.post_key, []).append(d)
         async with self._lock:
             await self.fill_syllabus()
@@ -187,6 +204,14 @@ class Timeline:
         if not self._prepared:
             await self.prepare()
         await self.rebuild()
+        await self._drop_interrupted()
+        if self.host.store.db.shared and self._scheduler is not None:
+            from apscheduler.triggers.interval import IntervalTrigger
+
+            self._scheduler.add_job(self.keep_leases, IntervalTrigger(seconds=self._lease.total_seconds() / 3),
+                                    id="timeline:leases", replace_existing=True, coalesce=True, max_instances=1)
+
+    async def _drop_interrupted(self) -> None:
         # what is left was being sent for a meeting that has been cancelled or moved since: nothing to resume
         left = [d for ds in self._interrupted.values() for d in ds]
         self._interrupted = {}
@@ -195,6 +220,23 @@ class Timeline:
             await self._finish(
                 [(d.post_key, d.where, "missed", now, None, "interrupted; its meeting was cancelled or moved")
                  for d in left])
+
+    async def keep_leases(self) -> int:
+        """Several processes on one database: renew this process's hold on the locations it is sending, and
+        take over those of a process that stopped renewing (killed, cut off) to resend them with their
+        idempotency keys (the platform returns what that process may have posted). Returns how many it took."""
+        store = self.host.store
+        await store.renew_leases(self.owner, self._lease_until())
+        taken = await store.take_over_deliveries(self.owner, self.host.adapters, now=datetime.now(UTC),
+                                                 lease_until=self._lease_until(), held_too=False)
+        if taken:
+            log.warning("took over %d unfinished deliveries of a process that stopped; resending them with their "
+                        "keys", len(taken))
+            for d in taken:
+                self._interrupted.setdefault(d.post_key, []).append(d)
+            await self.tick()
+            await self._drop_interrupted()
+        return len(taken)
 
     async def rebuild(self, circle: CircleSettings | None = None) -> None:
         """Recompute from the database (for one circle after a change there, or for all): fill the syllabus,
@@ -289,13 +331,14 @@ class Timeline:
                 continue
             current.append((j, m))
         claims = [self._claim(j, tuple(self._locations(j))) for j, _ in current]
-        new = await store.claim_posts(claims, now)
+        if store.db.shared:  # a post with no location here may have one in a process running its platform
+            claims = [c for c in claims if c.locations]
+        new = await store.claim_posts(claims, now, owner=self.owner, lease_until=self._lease_until())
         work = []
-        for (j, m), claim in zip(current, claims, strict=True):
-            if j.key in new:
-                targets = [_Target(where, now, resume=False) for where in claim.locations]
-            else:  # claimed before: resume what an earlier process left unfinished, if anything
-                targets = [_Target(d.where, d.first_try_at, resume=True) for d in self._interrupted.pop(j.key, [])]
+        for j, m in current:
+            # the locations claimed now, and what an earlier (or a stopped) process left unfinished
+            targets = [_Target(where, now, resume=False) for where in new.get(j.key, ())]
+            targets += [_Target(d.where, d.first_try_at, resume=True) for d in self._interrupted.pop(j.key, [])]
             if not targets:
                 continue
             decided: Post | None = None
