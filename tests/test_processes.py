@@ -186,3 +186,24 @@ async def test_two_bot_processes_on_one_database_post_each_of_200_posts_once_tho
             if p.returncode is None:
                 p.kill()
                 await p.wait()
+
+
+def test_the_deployment_in_deploy_holds_together() -> None:
+    """deploy/compose.yaml (the README's deployment): PostgreSQL and two bot processes, whose configs are valid
+    and split the platforms: one Matrix process, Discord's 4 shards each held once."""
+    import yaml
+
+    from circlebot.config import load
+
+    compose = yaml.safe_load((REPO / "deploy" / "compose.yaml").read_text(encoding="utf-8"))
+    assert set(compose["services"]) == {"postgres", "bot-a", "bot-b"}
+    configs = {name: load(REPO / "deploy" / f"{name}.toml") for name in ("bot-a", "bot-b")}
+    assert all(s.on_postgresql and s.database_password_env for s in configs.values())
+    assert [n for n, s in configs.items() if s.matrix is not None] == ["bot-a"]
+    shards = [i for s in configs.values() if s.discord is not None for i in s.discord.shard_ids or ()]
+    assert sorted(shards) == [0, 1, 2, 3] and {s.discord.shard_count for s in configs.values() if s.discord} == {4}
+    assert configs["bot-a"].circles == configs["bot-b"].circles
+    for name in configs:
+        service = compose["services"][name]
+        assert f"./{name}.toml:/config/circlebot.toml:ro" in service["volumes"]
+        assert "CIRCLEBOT_DB_PASSWORD" in service["environment"]
