@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -213,13 +213,19 @@ async def test_stopping_the_batcher_mid_batch_writes_everything_queued(database:
         async with db.transaction() as conn:
             await conn.executemany("INSERT INTO members (id, platform, user_id) VALUES (?, 'console', ?)",
                                    [(i, f"u{i}") for i in range(1, 5001)])
+        # the first batch's transaction is under way when stop() is called: the writer of batches tells when it
+        # begins (waiting on a loop of sleeps instead missed it on a loaded machine: the batch was done first)
+        writing = asyncio.Event()
+        write_runs = db.write_runs
+
+        async def write_runs_told(runs: Any) -> None:
+            writing.set()
+            await write_runs(runs)
+
+        db.write_runs = write_runs_told  # type: ignore[method-assign]
         writers = [asyncio.ensure_future(store.record_vote(poll.id, i, (i % 2,), NOW)) for i in range(1, 5001)]
-        deadline = time.monotonic() + 5  # until a batch is inside its transaction (spins, bounded in time: a
-        for _ in range(10_000_000):  # loaded machine may start the database's thread late)
-            if in_transaction(db) or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0)
-        assert in_transaction(db)
+        await asyncio.wait_for(writing.wait(), 10)
+        assert not all(w.done() for w in writers)
         await store.batcher.stop()
         done, pending = await asyncio.wait(writers, timeout=10)
         assert not pending, f"{len(pending)} writers never got an answer"
