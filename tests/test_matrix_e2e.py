@@ -256,7 +256,7 @@ async def test_an_encrypted_room_commands_polls_reactions_and_a_restart(
         assert [u.id for u, _ in await store.checkins(meeting.id)] == [alice.user_id]
 
         # a restart: the same device, the same keys, no new one-time keys, and it still reads and answers
-        before, one_time = await bot_keys(bot_account), await one_time_key_counts(bot_account)
+        before = await bot_keys(bot_account)
         device = bot.adapter.client.device_id
         await bot.restart()
         assert bot.adapter.client.device_id == device
@@ -265,7 +265,10 @@ async def test_an_encrypted_room_commands_polls_reactions_and_a_restart(
         await alice.wait_for(room, from_bot(bot_id, "m.room.message", reply_to=again))
         after = await bot_keys(bot_account)
         assert list(after) == [device] and after[device]["keys"] == before[device]["keys"]
-        assert await one_time_key_counts(bot_account) == one_time
+        # nio tops the one-time keys up to its maximum as members claim them; a new account would add a batch
+        olm = bot.adapter.client.olm
+        assert olm is not None
+        assert (await one_time_key_counts(bot_account)).get("signed_curve25519", 0) <= olm.account.max_one_time_keys
 
 
 async def dm_with_bot(store: Store, member: Member) -> str:
