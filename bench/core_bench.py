@@ -36,7 +36,7 @@ from circlebot.core.adapter import PollLimits  # noqa: E402
 from circlebot.core.domain import ChannelRef, Invocation, MessageRef, PollResults, PollSpec, Post, UserRef, VoteCast  # noqa: E402
 from circlebot.readings import load_collection  # noqa: E402
 from circlebot.store import Database, PollRow, Store  # noqa: E402
-from circlebot.store.migrations import MIGRATIONS  # noqa: E402
+from circlebot.store.migrations import MIGRATIONS, sqlite_statements  # noqa: E402
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 MEMBERS = 1_000
@@ -109,7 +109,7 @@ async def floor(tmp: Path, name: str, rows: list[tuple[object, ...]], sql: str) 
         await conn.execute("PRAGMA journal_mode = WAL")
         await conn.execute("PRAGMA synchronous = NORMAL")
         for _, statements in MIGRATIONS:
-            for stmt in statements:
+            for stmt in sqlite_statements(statements):
                 await conn.execute(stmt)
         for stmt in setup:
             await conn.execute(stmt)
