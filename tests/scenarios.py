@@ -122,6 +122,7 @@ ORGANISER_COMMANDS = {
     "questions remove": "questions remove 1",
     "attendance export": "attendance export",
     "facilitate swap": "facilitate swap alice",
+    "links rotate": "links rotate",
 }
 
 

@@ -46,6 +46,7 @@ class App(Router):
         self._stop = asyncio.Event()
         web = settings.web
         self.web = WebServer(self, web) if web is not None and web.enabled else None  # started by `run`
+        self.web_links = self.web
         self.metrics.watch_platforms(lambda: {p: connection(a) for p, a in self.adapters.items()})
 
     async def _questions(self, meeting: Meeting, circle: CircleSettings) -> list[str]:

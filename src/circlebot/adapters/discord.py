@@ -80,7 +80,7 @@ DEFAULT_POLL_HOURS = 24 * 32  # a poll without a closing time stays open as long
 VOTE_BATCH = 500  # the most vote events handed to the core at once
 STOP_DRAIN = 5.0  # seconds a stopping adapter waits for the votes and interactions in hand
 # the Discord name of a command that also heads a group
-BARE_SUBCOMMANDS = {"poll": "open", "attendance": "show", "facilitate": "take"}
+BARE_SUBCOMMANDS = {"poll": "open", "attendance": "show", "facilitate": "take", "links": "show"}
 NO_MENTIONS = discord.AllowedMentions.none()
 MISSING_PERMISSIONS = 50013  # Discord's JSON error code with 403 Forbidden
 ORIGINAL_DELETED_OK = (discord.NotFound, discord.Forbidden)

@@ -16,6 +16,7 @@ from circlebot.core.commands import CommandTable, Syntax
 from circlebot.core.domain import ChannelRef, Event, Invocation, MessageRef, Post, UserRef
 from circlebot.core.polls import Polls
 from circlebot.core.text import Text
+from circlebot.core.weblinks import WebLinks
 from circlebot.readings import Collection
 from circlebot.store import Store
 
@@ -30,6 +31,7 @@ class Bot(Protocol):
     commands: CommandTable
     polls: Polls
     adapters: dict[str, ChatAdapter]  # the running platforms (a feature may ask what one can do)
+    web_links: WebLinks | None  # the web server's links (None: no web server)
 
     def syntax(self, platform: str) -> Syntax:
         """How commands are written on a platform."""

@@ -32,6 +32,7 @@ from circlebot.core.metrics import Metrics
 from circlebot.core.polls import Polls
 from circlebot.core.text import Text, clean
 from circlebot.core.timeline import PostKind, PostLines, Timeline
+from circlebot.core.weblinks import WebLinks
 from circlebot.readings import Collection
 from circlebot.store import Meeting, Store
 
@@ -71,6 +72,7 @@ class Router:
         self.polls = Polls(self)
         self.timeline: Timeline | None = None
         self.metrics = Metrics()
+        self.web_links: WebLinks | None = None  # set by the app when it runs a web server
         self.generation = 0  # bumped by every event and change: what the web pages render is current until it moves
         self._channels: dict[tuple[str, str], CircleSettings] = {}
         for c in settings.circles:

@@ -11,6 +11,7 @@ from circlebot.core.timeline import PostLines
 def all_commands() -> list[Command]:
     from circlebot.features import (
         attendance,
+        calendar,
         facilitators,
         general,
         meetings,
@@ -21,7 +22,8 @@ def all_commands() -> list[Command]:
         record_export,
     )
 
-    modules = (general, readings, meetings, questions, attendance, record, record_export, facilitators, polls)
+    modules = (general, readings, meetings, questions, attendance, record, record_export, facilitators, polls,
+               calendar)
     return [c for m in modules for c in m.COMMANDS]
 
 

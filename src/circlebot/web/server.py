@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from circlebot.config import CircleSettings, WebSettings
 from circlebot.core.adapter import connection
+from circlebot.core.weblinks import MemberFeed
 from circlebot.web.calendar import Personal, build_calendar
 from circlebot.web.entries import circle_entries, member_answers
 from circlebot.web.links import ALARM_DEFAULT, Link, Links
@@ -56,7 +57,7 @@ class WebServer:
             web.get("/c/{token}", self.circle_page),
             web.get("/c/{token}/", self.circle_page),
             web.get("/c/{token}/calendar.ics", self.circle_feed),
-            web.get("/m/{token}/calendar.ics", self.member_feed),
+            web.get("/m/{token}/calendar.ics", self.member_calendar),
         ])
         return app
 
@@ -71,8 +72,21 @@ class WebServer:
         page = self.page_url(circle)
         return f"{page}/calendar.ics" if page else None
 
-    def member_feed_url(self, link: Link) -> str:
-        return f"{self.url}/m/{link.token}/calendar.ics"
+    def _member(self, link: Link) -> MemberFeed:
+        return MemberFeed(f"{self.url}/m/{link.token}/calendar.ics",
+                          ALARM_DEFAULT if link.alarm_minutes is None else link.alarm_minutes)
+
+    async def member_feed(self, circle: str, member_id: int) -> MemberFeed:
+        """A member's own calendar feed in a circle (made on first use)."""
+        return self._member(await self.links.member(circle, member_id, self.bot.clock.now()))
+
+    async def rotate_member(self, circle: str, member_id: int) -> MemberFeed:
+        """Retire a member's own feed link; the new one."""
+        return self._member(await self.links.rotate_member(circle, member_id, self.bot.clock.now()))
+
+    async def set_alarm(self, circle: str, member_id: int, minutes: int) -> MemberFeed:
+        """The lead of the alarm in a member's own feed, in minutes (0: none)."""
+        return self._member(await self.links.set_alarm(circle, member_id, minutes, self.bot.clock.now()))
 
     async def rotate_circle(self, circle: str) -> str:
         """Retire a circle's links (its page and feed, and its members' feeds); the new page address."""
@@ -195,7 +209,7 @@ class WebServer:
             raise web.HTTPNotFound(headers=NOINDEX)
         return await self._serve(request, ("feed", circle.slug), lambda: self.circle_calendar(circle), ICS)
 
-    async def member_feed(self, request: web.Request) -> web.Response:
+    async def member_calendar(self, request: web.Request) -> web.Response:
         link, circle = await self._circle_of(request)
         if link.member_id is None:
             raise web.HTTPNotFound(headers=NOINDEX)
