@@ -176,3 +176,31 @@ async def test_the_page_is_rendered_once_and_again_after_a_change(webbot: WebBot
     after = await webbot.client.get(path)
     assert after.headers["ETag"] != etag
     assert "RSVPs: 1 coming" in await after.text()
+    await webbot.driver.say("alice", "upcoming")  # a command that changes nothing: the rendering stays
+    assert (await webbot.client.get(path)).headers["ETag"] == after.headers["ETag"]
+
+
+async def test_while_a_page_renders_again_requests_get_the_last_rendering_without_waiting() -> None:
+    import asyncio
+
+    from circlebot.web.render import RenderCache
+
+    generation = [0]
+    cache = RenderCache(lambda: generation[0])
+    release = asyncio.Event()
+
+    async def slow() -> bytes:
+        await release.wait()
+        return b"new"
+
+    async def fast() -> bytes:
+        return b"old"
+
+    assert (await cache.get("k", fast)).body == b"old"
+    generation[0] += 1
+    rendering = asyncio.create_task(cache.get("k", slow))
+    await asyncio.sleep(0)
+    assert (await cache.get("k", fast)).body == b"old"  # not rendered twice, not waited for
+    release.set()
+    assert (await rendering).body == b"new"
+    assert (await cache.get("k", fast)).body == b"new"

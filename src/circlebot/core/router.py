@@ -73,7 +73,7 @@ class Router:
         self.timeline: Timeline | None = None
         self.metrics = Metrics()
         self.web_links: WebLinks | None = None  # set by the app when it runs a web server
-        self.generation = 0  # bumped by every event and change: what the web pages render is current until it moves
+        self.generation = 0  # bumped by `changed`: with the database's writes, what tells the web pages to render again
         self._channels: dict[tuple[str, str], CircleSettings] = {}
         for c in settings.circles:
             if c.where.console:
@@ -160,7 +160,6 @@ class Router:
         For an RSVP or check-in from a button or reaction, returns what to tell the member (a platform whose
         buttons can answer shows it); otherwise None: commands are answered through the adapter's reply."""
         if isinstance(event, (list, tuple)):
-            self.generation += 1
             events = [_cleaned(e) for e in event]
             batched: dict[type, list[Event]] = {}
             for e in events:
@@ -184,7 +183,6 @@ class Router:
                     await self.dispatch(e)
             return None
         event = _cleaned(cast(Event, event))
-        self.generation += 1
         try:
             if isinstance(event, Invocation):
                 await self._invoke(event)

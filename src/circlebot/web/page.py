@@ -9,6 +9,7 @@ reader's own time where the browser runs scripts."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +24,8 @@ from circlebot.core.recurrence import rule_text
 from circlebot.core.router import Router
 from circlebot.web.entries import Entry, circle_entries
 
-PAST_SHOWN = 50  # past meetings listed on the page (all of them are in the feed)
+COMING_SHOWN = 12  # coming meetings listed on the page (all of them are in the feed)
+PAST_SHOWN = 20  # past meetings listed on the page, the latest first
 CHART_BARS = 30  # past meetings in the attendance chart
 _LINK = re.compile(r"^https?://[^\s\"'<>]+$")
 
@@ -67,7 +69,8 @@ def chart(points: Sequence[tuple[datetime, int]], zone: Any) -> Chart:
         local = when.astimezone(zone)
         h = (base - top) * n / most
         tick = f"{local:%-d %b}" if i % 5 == 0 or i == len(points) - 1 else ""
-        bars.append(Bar(round(left + i * step + step * 0.15, 1), round(base - h, 1), round(step * 0.7, 1),
+        bar = min(step * 0.7, 40.0)
+        bars.append(Bar(round(left + i * step + (step - bar) / 2, 1), round(base - h, 1), round(bar, 1),
                         round(h, 1), n, f"{local:%a %-d %b %Y}", tick))
     values = ", ".join(f"{b.label}: {b.value}" for b in bars)
     return Chart(tuple(bars), width, height, left, top, base, most, f"Check-ins per meeting, oldest first: {values}.")
@@ -116,7 +119,8 @@ async def render_page(bot: Router, circle: CircleSettings, web: WebSettings, now
     """The page's HTML."""
     zone = bot.zone(circle)
     entries = await circle_entries(bot.store, bot.readings, circle, zone, now, web.calendar_weeks)
-    coming_e = [e for e in entries if e.ends_at > now]
+    coming_all = [e for e in entries if e.ends_at > now]
+    coming_e = coming_all[:COMING_SHOWN]
     past_all = [e for e in entries if e.ends_at <= now and e.status == "scheduled"]
     past_e = past_all[::-1][:PAST_SHOWN]
     ids = [e.meeting_id for e in (*coming_e, *past_e) if e.meeting_id is not None]
@@ -161,10 +165,12 @@ async def render_page(bot: Router, circle: CircleSettings, web: WebSettings, now
                       "answers": [{"text": a, "count": n, "won": i in winners}
                                   for i, (a, n) in enumerate(zip(p.answers, results.counts, strict=True))]})
     points = [(e.starts_at, checkins.get(e.meeting_id or 0, 0)) for e in past_all[-CHART_BARS:]]
-    html = _ENV.get_template("circle.html").render(
+    html = await asyncio.to_thread(  # off the event loop: the bot keeps answering meanwhile
+        _ENV.get_template("circle.html").render,
         circle=circle, rule=rule_text(circle, zone), zone=zone.key,
         feed_url=feed_url, webcal_url=re.sub(r"^https?://", "webcal://", feed_url),
-        coming=[await view(e, False) for e in coming_e], past=[await view(e, True) for e in past_e],
-        earlier=len(past_all) - len(past_e), polls=polls, chart=chart(points, zone),
+        coming=[await view(e, False) for e in coming_e], later=len(coming_all) - len(coming_e),
+        past=[await view(e, True) for e in past_e], earlier=len(past_all) - len(past_e), polls=polls,
+        chart=chart(points, zone),
     )
     return html.encode("utf-8")

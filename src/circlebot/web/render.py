@@ -1,6 +1,6 @@
-"""Render once, serve many: what a page or feed renders is kept until the bot changes (any event or change
-bumps the bot's `generation`) or it is `MAX_AGE` old (time moves meetings from coming to past), so a feed under
-load is served from memory, not rebuilt per request."""
+"""Render once, serve many: what a page or feed renders is kept until what it depends on moves (the server's
+`generation`: the bot's changes, the database's writes, the minute on its clock) or it is `MAX_AGE` old, so a
+feed under load is served from memory, not rebuilt per request, while a command that only reads changes nothing."""
 
 from __future__ import annotations
 
@@ -22,14 +22,15 @@ class Rendered:
 
     body: bytes
     etag: str
-    generation: int
+    generation: Hashable
     at: float
 
 
 class RenderCache:
-    """Renderings by key; one rendering at a time per key (concurrent requests wait for it, not redo it)."""
+    """Renderings by key, one rendering at a time per key: the request that finds its key out of date renders
+    it (and gets the new one); requests meanwhile get the last rendering, or wait for the first."""
 
-    def __init__(self, generation: Callable[[], int], max_age: float = MAX_AGE) -> None:
+    def __init__(self, generation: Callable[[], Hashable], max_age: float = MAX_AGE) -> None:
         self._generation = generation
         self._max_age = max_age
         self._done: LRUCache[Hashable, Rendered] = LRUCache(SIZE)
@@ -47,6 +48,9 @@ class RenderCache:
         if got is not None:
             return got
         lock = self._locks.setdefault(key, asyncio.Lock())  # one per circle or member: bounded by them
+        stale = self._done.get(key)
+        if lock.locked() and stale is not None:  # being rendered again: the last rendering, without waiting
+            return stale
         async with lock:
             got = self._fresh(key)
             if got is not None:
