@@ -556,6 +556,14 @@ async def test_a_reminder_due_while_the_homeserver_is_down_arrives_once_when_it_
                  and "Reminder: meeting #1" in str(e["content"].get("body", ""))]
     assert len(reminders) == 1
     assert (await d.app.store.post_states(1))["reminder"] == "sent"
+    from circlebot.core.adapter import connection  # /metrics and /readyz: the outage was one reconnect
+
+    adapter = d.app.adapters["matrix"]
+    for _ in range(200):
+        if connection(adapter) == (1, True):
+            break
+        await asyncio.sleep(0.05)
+    assert connection(adapter) == (1, True)
 
 
 def _process_env(bot: MatrixAccount) -> dict[str, str]:

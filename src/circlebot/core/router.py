@@ -74,6 +74,7 @@ class Router:
         self.metrics = Metrics()
         self.web_links: WebLinks | None = None  # set by the app when it runs a web server
         self.generation = 0  # bumped by `changed`: with the database's writes, what tells the web pages to render again
+        self.events = 0  # events dispatched: what stands for the writes where the database does not count them
         self._channels: dict[tuple[str, str], CircleSettings] = {}
         for c in settings.circles:
             if c.where.console:
@@ -159,6 +160,7 @@ class Router:
 
         For an RSVP or check-in from a button or reaction, returns what to tell the member (a platform whose
         buttons can answer shows it); otherwise None: commands are answered through the adapter's reply."""
+        self.events += 1
         if isinstance(event, (list, tuple)):
             events = [_cleaned(e) for e in event]
             batched: dict[type, list[Event]] = {}
