@@ -35,6 +35,8 @@ from typing import Any
 import asyncpg
 import pytest
 
+from synapse_harness import _death_signal_preexec
+
 __all__ = ["BOTH_DATABASES", "PostgresServer", "find_binaries", "in_transaction", "other_connection"]
 
 BOTH_DATABASES = pytest.mark.parametrize("db_kind", ["sqlite", "postgresql"])
@@ -119,7 +121,7 @@ class PostgresServer:
                  *([] if self.durable else ["-c", "fsync=off", "-c", "synchronous_commit=off",
                                             "-c", "full_page_writes=off"])],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                **self._as)
+                preexec_fn=_death_signal_preexec(), **self._as)  # a test run killed outright takes it along
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             if self.process.poll() is not None:
