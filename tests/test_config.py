@@ -193,3 +193,15 @@ def test_the_database_is_a_sqlite_file_or_a_postgresql_url_without_its_password(
         load(write(tmp_path, 'database = "postgresql://bot@db"\n' + circle))
     with pytest.raises(ConfigError, match=r"SQLite file path or a postgresql:// URL"):
         load(write(tmp_path, 'database = "mysql://bot@db/x"\n' + circle))
+
+
+def test_the_matrix_crypto_store_is_beside_the_database_or_where_the_config_says(tmp_path: Path) -> None:
+    circle = '[[circles]]\nslug = "a"\nname = "A"\nmeets = {weekdays = ["mon"], time = "18:00"}\n'
+    matrix = '[matrix]\nhomeserver = "https://m.example.org"\nuser_id = "@b:example.org"\naccess_token_env = "T"\n'
+    s = load(write(tmp_path, 'database = "data/bot.sqlite3"\n' + matrix + circle))
+    assert s.matrix is not None and s.matrix.encryption  # on by default
+    assert s.matrix.store_path == tmp_path / "data" / "bot-matrix-store"
+    s = load(write(tmp_path, matrix + 'store_path = "keys/store"\nencryption = false\n' + circle))
+    assert s.matrix is not None and s.matrix.store_path == tmp_path / "keys" / "store" and not s.matrix.encryption
+    s = load(write(tmp_path, 'database = "postgresql://bot@db/circles"\n' + matrix + circle))
+    assert s.matrix is not None and s.matrix.store_path == tmp_path / "circlebot-matrix-store"  # beside the config
