@@ -13,6 +13,7 @@ from icalendar import Calendar
 
 from conftest import SEED, circle_config, make_settings
 from drivers import FakeClock
+from pg_harness import BOTH_DATABASES
 from web_helpers import WebBot, events, start_web_bot
 
 URL = re.compile(r"http://\S+/(?:m|c)/[A-Za-z0-9_-]{32}(?:/calendar\.ics)?")
@@ -124,3 +125,29 @@ async def test_without_a_web_server_the_commands_say_so(tmp_path: Path, clock: F
             assert "no web server" in (await d.say("alice", line)).text
     finally:
         await db.close()
+
+
+@BOTH_DATABASES
+async def test_links_feeds_pages_and_readiness_on_either_database(database: str, tmp_path: Path,
+                                                                   clock: FakeClock) -> None:
+    """The web's own SQL (links, a member's answers, the write probe) runs on SQLite and PostgreSQL alike, and
+    an RSVP renews the renderings on both (SQLite counts its writes; PostgreSQL: every event dispatched)."""
+    bot = await start_web_bot(make_settings(tmp_path, database=database, web={"port": 0},
+                                            circles=[circle_config()]), clock)
+    try:
+        assert bot.app.web is not None
+        assert (await bot.client.get("/readyz")).status == 200
+        page = bot.app.web.page_url(bot.slug)
+        assert page is not None
+        before = await (await bot.client.get(bot.path(page))).text()
+        assert "No RSVPs yet." in before
+        await bot.driver.say("alice", "rsvp yes")
+        assert "RSVPs: 1 coming" in await (await bot.client.get(bot.path(page))).text()
+        mine, _ = await my_feed(bot, "alice", "--alarm", "30m")
+        got = events(Calendar.from_ical((await fetch(bot, mine))[1]))
+        assert str(got[0]["summary"]).startswith("[going]")
+        assert [a.decoded("trigger") for a in got[0].walk("VALARM")] == [timedelta(minutes=-30)]
+        await bot.driver.say("olga", "links rotate")
+        assert (await fetch(bot, page))[0] == 404 and (await fetch(bot, mine))[0] == 404
+    finally:
+        await bot.close()
