@@ -31,10 +31,12 @@ TOKEN_ENV = "CIRCLEBOT_TEST_DISCORD_TOKEN"
 
 
 def discord_settings(tmp_path: Path, fake: FakeDiscord, guild: FakeGuild, channel: FakeChannel,
-                     organisers: FakeRole, **circle: Any) -> Settings:
-    """Settings for one circle living in `channel`, organised by the `organisers` role."""
+                     organisers: FakeRole, database: str | None = None, **circle: Any) -> Settings:
+    """Settings for one circle living in `channel`, organised by the `organisers` role (on `database`: a
+    SQLite file in tmp_path by default)."""
     return make_settings(
         tmp_path,
+        **({"database": database} if database is not None else {}),
         circles=[circle_config(where={"console": False, "discord_channels": [str(channel.id)]},
                                organisers={"console": [], "discord_roles": [str(organisers.id)]}, **circle)],
         discord={"token_env": TOKEN_ENV, "guilds": [str(guild.id)], "api_base": fake.api_base,
@@ -221,12 +223,13 @@ class DiscordDriver:
 
 @contextlib.asynccontextmanager
 async def discord_bot(fake: FakeDiscord, tmp_path: Path, clock: FakeClock, monkeypatch: Any,
-                      commands: list[Command] | None = None, **circle: Any) -> AsyncIterator[DiscordDriver]:
-    """The whole bot on the fake Discord, with a real SQLite file in `tmp_path`."""
+                      commands: list[Command] | None = None, database: str | None = None,
+                      **circle: Any) -> AsyncIterator[DiscordDriver]:
+    """The whole bot on the fake Discord, with a real SQLite file in `tmp_path` (or on `database`)."""
     guild = fake.add_guild("Study Circle")
     channel = guild.add_text_channel("study")
     organisers = guild.add_role("Organisers")
-    settings = discord_settings(tmp_path, fake, guild, channel, organisers, **circle)
+    settings = discord_settings(tmp_path, fake, guild, channel, organisers, database, **circle)
     monkeypatch.setenv(TOKEN_ENV, fake.token)
     db = await Database.open(settings.database)
     store = Store(db)
@@ -244,8 +247,9 @@ async def discord_bot(fake: FakeDiscord, tmp_path: Path, clock: FakeClock, monke
 
 @pytest.fixture(name="discord_driver")
 async def discord_driver_fixture(fake_discord: FakeDiscord, tmp_path: Path, clock: FakeClock,
-                                 monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[DiscordDriver]:
-    """The bot on the loopback Discord, driven as members do; the fake must have seen no unknown request."""
-    async with discord_bot(fake_discord, tmp_path, clock, monkeypatch) as driver:
+                                 monkeypatch: pytest.MonkeyPatch, database: str) -> AsyncIterator[DiscordDriver]:
+    """The bot on the loopback Discord, driven as members do, on the test's database (SQLite unless the test
+    parametrises db_kind); the fake must have seen no unknown request."""
+    async with discord_bot(fake_discord, tmp_path, clock, monkeypatch, database=database) as driver:
         yield driver
     fake_discord.assert_clean()
