@@ -35,7 +35,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import discord
 import discord.gateway
@@ -78,6 +78,8 @@ MANAGE_THREADS = 1 << 34
 CREATE_PUBLIC_THREADS = 1 << 35
 SEND_MESSAGES_IN_THREADS = 1 << 38
 SEND_POLLS = 1 << 49
+MANAGE_EVENTS = 1 << 33
+CREATE_EVENTS = 1 << 44
 ALL_PERMISSIONS = (1 << 51) - 1
 
 #: What @everyone gets in a new fake guild.
@@ -107,6 +109,7 @@ INTENT_DIRECT_MESSAGES = 1 << 12
 INTENT_DIRECT_MESSAGE_REACTIONS = 1 << 13
 INTENT_MESSAGE_CONTENT = 1 << 15
 INTENT_GUILD_MESSAGE_POLLS = 1 << 24
+INTENT_GUILD_SCHEDULED_EVENTS = 1 << 16
 INTENT_DIRECT_MESSAGE_POLLS = 1 << 25
 PRIVILEGED_INTENTS = INTENT_GUILD_MEMBERS | INTENT_GUILD_PRESENCES | INTENT_MESSAGE_CONTENT
 
@@ -182,6 +185,8 @@ def _now_iso() -> str:
 def required_intent(event: str, data: JSON) -> int | None:
     """Return the intent bit Discord requires for a dispatch, or None if it is always sent."""
     in_guild = data.get("guild_id") is not None
+    if event.startswith("GUILD_SCHEDULED_EVENT_"):
+        return INTENT_GUILD_SCHEDULED_EVENTS
     if event in _GUILD_EVENTS:
         return INTENT_GUILDS
     if event in _MEMBER_EVENTS:
@@ -685,6 +690,7 @@ class FakeDiscord:
         self.refusing_dms: set[int] = set()  # users who do not take DMs from the bot (50007)
         self.recommended_shards = 1  # GET /gateway/bot's "shards"
         self.message_delay = 0.0  # seconds the fake takes to create a message (a slow platform)
+        self.scheduled_events: dict[int, JSON] = {}  # guild scheduled event id -> the event object
         self._channel_cursor: dict[int, int] = {}
         self._changed = asyncio.Event()
         self._gate = asyncio.Event()
@@ -1706,6 +1712,11 @@ class FakeDiscord:
         r("GET", "/guilds/{guild_id}/channels", self._get_guild_channels)
         r("GET", "/guilds/{guild_id}/roles", self._get_guild_roles)
         r("GET", "/guilds/{guild_id}/members/{user_id}", self._get_member)
+        r("GET", "/guilds/{guild_id}/scheduled-events", self._list_events)
+        r("POST", "/guilds/{guild_id}/scheduled-events", self._create_event)
+        r("GET", "/guilds/{guild_id}/scheduled-events/{event_id}", self._get_event)
+        r("PATCH", "/guilds/{guild_id}/scheduled-events/{event_id}", self._modify_event)
+        r("DELETE", "/guilds/{guild_id}/scheduled-events/{event_id}", self._delete_event)
         r("POST", "/interactions/{interaction_id}/{token}/callback", self._callback, auth=False)
         r("POST", "/webhooks/{app}/{token}", self._post_followup, auth=False)
         r("GET", "/webhooks/{app}/{token}/messages/{message_id}", self._get_webhook_message, auth=False)
@@ -2092,6 +2103,97 @@ class FakeDiscord:
         return {"users": [self.users[u].to_dict() for u in ids[:limit]]}
 
     # ---------------------------------------------------------------- REST handlers: guilds
+
+    # ---------------------------------------------------------------- REST handlers: guild scheduled events
+    # As developers/resources/guild-scheduled-event.mdx documents them: EXTERNAL events (entity_type 3) need
+    # entity_metadata.location and scheduled_end_time and no channel_id; CREATE_EVENTS to create, CREATE_EVENTS
+    # or MANAGE_EVENTS to change or delete one the bot created; a COMPLETED or CANCELED event no longer changes
+    # status. (Whether the start is in the future is not checked: tests run on a fake clock.)
+
+    _EVENT_TRANSITIONS: ClassVar[dict[int, set[int]]] = {1: {2, 4}, 2: {3}}
+
+    def events_of(self, guild: FakeGuild) -> list[JSON]:
+        """The guild's scheduled events, oldest first."""
+        return [e for e in self.scheduled_events.values() if e["guild_id"] == str(guild.id)]
+
+    def _event(self, guild_id: str, event_id: str) -> JSON:
+        event = self.scheduled_events.get(int(event_id))
+        if event is None or event["guild_id"] != guild_id:
+            raise FakeDiscordError(404, "Unknown Guild Scheduled Event", 10070)
+        return event
+
+    def _check_event_fields(self, event: JSON) -> None:
+        name = event.get("name")
+        if not isinstance(name, str) or not 1 <= len(name) <= 100:
+            raise FakeDiscordError(400, "Invalid Form Body: name must be 1-100 characters", 50035)
+        description = event.get("description")
+        if description is not None and len(str(description)) > 1000:
+            raise FakeDiscordError(400, "Invalid Form Body: description must be 1000 or fewer in length", 50035)
+        if event.get("entity_type") == 3:
+            location = (event.get("entity_metadata") or {}).get("location")
+            if not location or len(str(location)) > 100:
+                raise FakeDiscordError(400, "Invalid Form Body: entity_metadata.location is required (1-100)", 50035)
+            if not event.get("scheduled_end_time"):
+                raise FakeDiscordError(400, "Invalid Form Body: scheduled_end_time is required", 50035)
+            if event.get("channel_id") is not None:
+                raise FakeDiscordError(400, "Invalid Form Body: channel_id must be null", 50035)
+            start = datetime.fromisoformat(str(event["scheduled_start_time"]))
+            if datetime.fromisoformat(str(event["scheduled_end_time"])) <= start:
+                raise FakeDiscordError(400, "Invalid Form Body: scheduled_end_time must be after the start", 50035)
+
+    def _require_guild(self, guild: FakeGuild, *any_of: int) -> None:
+        if not any(guild.permissions_for(self.bot.id) & bit for bit in any_of):
+            raise FakeDiscordError(403, "Missing Permissions", 50013)
+
+    async def _list_events(self, rec: RecordedRequest, guild_id: str) -> list[JSON]:
+        return self.events_of(self._guild(guild_id))
+
+    async def _get_event(self, rec: RecordedRequest, guild_id: str, event_id: str) -> JSON:
+        return self._event(guild_id, event_id)
+
+    async def _create_event(self, rec: RecordedRequest, guild_id: str) -> JSON:
+        guild = self._guild(guild_id)
+        self._require_guild(guild, CREATE_EVENTS)
+        body = rec.json or {}
+        for key in ("name", "privacy_level", "scheduled_start_time", "entity_type"):
+            if key not in body:
+                raise FakeDiscordError(400, f"Invalid Form Body: {key} is required", 50035)
+        eid = self.snowflake()
+        event: JSON = {
+            "id": str(eid), "guild_id": guild_id, "channel_id": body.get("channel_id"),
+            "creator_id": str(self.bot.id), "creator": self.bot.to_dict(), "name": body["name"],
+            "description": body.get("description"), "scheduled_start_time": body["scheduled_start_time"],
+            "scheduled_end_time": body.get("scheduled_end_time"), "privacy_level": body["privacy_level"],
+            "status": 1, "entity_type": body["entity_type"], "entity_id": None,
+            "entity_metadata": body.get("entity_metadata"), "user_count": 0, "image": None, "recurrence_rule": None,
+        }
+        self._check_event_fields(event)
+        if sum(1 for e in self.events_of(guild) if e["status"] in (1, 2)) >= 100:
+            raise FakeDiscordError(400, "Maximum number of scheduled events reached (100)", 30038)
+        self.scheduled_events[eid] = event
+        self.dispatch("GUILD_SCHEDULED_EVENT_CREATE", event)
+        return event
+
+    async def _modify_event(self, rec: RecordedRequest, guild_id: str, event_id: str) -> JSON:
+        guild = self._guild(guild_id)
+        event = self._event(guild_id, event_id)
+        self._require_guild(guild, CREATE_EVENTS, MANAGE_EVENTS)
+        body = rec.json or {}
+        changed = {**event, **{k: v for k, v in body.items() if k in event and k != "id"}}
+        moves = self._EVENT_TRANSITIONS.get(int(event["status"]), set())
+        if "status" in body and body["status"] != event["status"] and body["status"] not in moves:
+            raise FakeDiscordError(400, "Invalid Guild Scheduled Event Status Transition", 180000)
+        self._check_event_fields(changed)
+        event.update(changed)
+        self.dispatch("GUILD_SCHEDULED_EVENT_UPDATE", event)
+        return event
+
+    async def _delete_event(self, rec: RecordedRequest, guild_id: str, event_id: str) -> None:
+        guild = self._guild(guild_id)
+        event = self._event(guild_id, event_id)
+        self._require_guild(guild, CREATE_EVENTS, MANAGE_EVENTS)
+        del self.scheduled_events[int(event_id)]
+        self.dispatch("GUILD_SCHEDULED_EVENT_DELETE", event)
 
     def _guild(self, guild_id: str) -> FakeGuild:
         guild = self.guilds.get(int(guild_id))

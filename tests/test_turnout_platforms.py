@@ -71,3 +71,65 @@ async def test_discord(fake_discord: FakeDiscord, tmp_path: Path, clock: FakeClo
         assert fake_discord.find_requests("POST", r"/users/@me/channels")
         refused = [r for r in fake_discord.find_requests("POST", r"/channels/\d+/messages") if r.status == 403]
         assert len(refused) == 1, refused  # erin's: 50007, and not tried again
+
+
+@pytest.mark.timeout(30)
+async def test_discord_scheduled_events_mirror_the_next_meeting(
+        fake_discord: FakeDiscord, tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`[discord] scheduled_events = true`: the next meeting is a Guild Scheduled Event (external, the channel as
+    location, the reading and how to RSVP as description), moved with the meeting, cancelled with it, and
+    replaced by the next meeting once it has ended."""
+    from datetime import UTC, datetime
+
+    from circlebot.core.timeline import Timeline
+    from discord_driver import TOKEN_ENV, DiscordDriver, discord_settings
+    from fakediscord import CREATE_EVENTS
+
+    fake = fake_discord
+    fake.bot_permissions |= CREATE_EVENTS
+    guild = fake.add_guild("Study Circle")
+    channel = guild.add_text_channel("study")
+    organisers = guild.add_role("Organisers")
+    settings = discord_settings(tmp_path, fake, guild, channel, organisers)
+    assert settings.discord is not None
+    settings = settings.model_copy(update={"discord": settings.discord.model_copy(update={"scheduled_events": True})})
+    monkeypatch.setenv(TOKEN_ENV, fake.token)
+    store = Store(await Database.open(settings.database))
+    store.batcher.start()
+    d = DiscordDriver(fake, App(settings, store, load_collection(settings.readings), clock), clock, guild, channel,
+                      organisers)
+    try:
+        await d.start()
+        timeline = Timeline(d.app)
+        d.app.timeline = timeline
+        await timeline.start()  # the syllabus plans meeting #1 on Thu 26 Nov
+        (event,) = fake.events_of(guild)
+        assert event["entity_type"] == 3 and event["channel_id"] is None and event["status"] == 1, event
+        assert event["entity_metadata"] == {"location": "#study"}, event
+        assert event["name"].startswith("Test study circle: Bolivia"), event
+        assert "Meeting #1" in event["description"] and "is not an RSVP" in event["description"], event
+        assert datetime.fromisoformat(event["scheduled_start_time"]) == datetime(2026, 11, 26, 19, tzinfo=UTC)
+        assert datetime.fromisoformat(event["scheduled_end_time"]) == datetime(2026, 11, 26, 20, 30, tzinfo=UTC)
+
+        assert "moved" in await d.say("olga", "move 1 2026-12-03")  # the same event, moved
+        (moved,) = fake.events_of(guild)
+        assert moved["id"] == event["id"], moved
+        assert datetime.fromisoformat(moved["scheduled_start_time"]) == datetime(2026, 12, 3, 19, tzinfo=UTC)
+        assert "Scheduled meeting #2" in await d.say("olga", "schedule bolivia-2003-first-balance-sheet 2026-12-10")
+        assert len(fake.events_of(guild)) == 1  # only the next meeting
+
+        assert "is cancelled" in await d.say("olga", "unschedule 1")  # #1's event cancelled, #2's created
+        old, new = fake.events_of(guild)
+        assert old["id"] == event["id"] and old["status"] == 4, old
+        assert new["status"] == 1 and "Meeting #2" in new["description"], new
+
+        clock.set(datetime(2026, 12, 10, 20, 31, tzinfo=UTC))  # #2 has ended: its event goes, none is next
+        await timeline.tick()
+        assert [e["id"] for e in fake.events_of(guild)] == [old["id"]], fake.events_of(guild)
+        assert fake.find_requests("DELETE", rf"/guilds/{guild.id}/scheduled-events/{new['id']}")
+        assert len(fake.find_requests("POST", rf"/guilds/{guild.id}/scheduled-events")) == 2
+    finally:
+        await d.stop()
+        await store.batcher.stop()
+        await store.db.close()
+    fake.assert_clean()

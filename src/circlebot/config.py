@@ -337,6 +337,7 @@ class DiscordSettings(_Frozen):
     # `shard_ids` (default: all) of `shard_count`; each server's events come on shard (server id >> 22) % count
     shard_count: int | None = Field(default=None, ge=1, le=4096)
     shard_ids: tuple[int, ...] | None = None
+    scheduled_events: bool = False  # mirror each circle's next meeting as a Guild Scheduled Event
 
     @model_validator(mode="after")
     def _shards(self) -> DiscordSettings:

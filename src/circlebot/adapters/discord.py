@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
 import logging
 import os
 import re
@@ -42,6 +43,7 @@ from circlebot.core.adapter import (
     DirectRefused,
     Dispatch,
     Lookups,
+    MeetingEvent,
     NotStored,
     PlatformRefused,
     PollLimits,
@@ -378,6 +380,7 @@ class DiscordAdapter:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._busy: set[asyncio.Task[Any]] = set()
         self.ready = asyncio.Event()
+        self.mirrors_meetings = settings.scheduled_events  # [discord] scheduled_events
         self.connected = False  # the gateway's connection, as /readyz and /metrics report it
         self.reconnects = 0
         self._was_connected = False
@@ -688,6 +691,64 @@ class DiscordAdapter:
             first = first or msg
         assert first is not None
         return MessageRef(ChannelRef(PLATFORM, str(first.channel.id)), str(first.id))
+
+    async def mirror_meeting(self, circle: str, channels: Sequence[ChannelRef], event: MeetingEvent | None,
+                             cancelled: frozenset[int]) -> None:
+        """The circle's next meeting as a Guild Scheduled Event in each guild it lives in (external, with its
+        channel as the location): created, modified when the meeting moves, cancelled with it, deleted (and
+        replaced by the next meeting's) once it ended. What the bot made is kept as a setting per circle and
+        guild, so it edits its own event after a restart."""
+        client = self._live()
+        guilds: dict[int, discord.abc.GuildChannel] = {}
+        for where in channels:
+            found = client.get_channel(int(where.id))
+            if isinstance(found, discord.abc.GuildChannel) and found.guild.id not in guilds:
+                guilds[found.guild.id] = found
+        for place in guilds.values():
+            await self._mirror_in(circle, place, event, cancelled)
+
+    async def _mirror_in(self, circle: str, channel: discord.abc.GuildChannel, event: MeetingEvent | None,
+                         cancelled: frozenset[int]) -> None:
+        guild, state = channel.guild, self._lookups.state
+        key = f"scheduled_event:{circle}:{guild.id}"
+        raw = await state.setting(key)
+        stored: dict[str, Any] | None = json.loads(raw) if raw else None
+        if stored is not None and (event is None or stored["meeting"] != event.meeting_id):
+            old = await self._scheduled_event(guild, int(stored["event"]))
+            if old is not None and old.status in (discord.EventStatus.scheduled, discord.EventStatus.active):
+                if stored["meeting"] in cancelled and old.status is discord.EventStatus.scheduled:
+                    await old.cancel(reason="the meeting is cancelled")
+                else:
+                    await old.delete(reason="the meeting is over, or another comes first")
+            stored = None
+            await state.set_setting(key, "")
+        if event is None:
+            return
+        shown = {"meeting": event.meeting_id, "name": event.name, "description": event.description,
+                 "start": event.starts_at.isoformat(), "end": event.ends_at.isoformat()}
+        if stored is not None and all(stored.get(k) == v for k, v in shown.items()):
+            return
+        location = f"#{channel.name}"[:100]
+        current = await self._scheduled_event(guild, int(stored["event"])) if stored is not None else None
+        if current is not None:
+            made = await current.edit(name=event.name, description=event.description, start_time=event.starts_at,
+                                      end_time=event.ends_at, location=location, reason="the meeting moved")
+        else:
+            made = await guild.create_scheduled_event(
+                name=event.name, description=event.description, start_time=event.starts_at, end_time=event.ends_at,
+                location=location, entity_type=discord.EntityType.external,
+                privacy_level=discord.PrivacyLevel.guild_only)
+        await state.set_setting(key, json.dumps({**shown, "event": made.id}))
+
+    @staticmethod
+    async def _scheduled_event(guild: discord.Guild, event_id: int) -> discord.ScheduledEvent | None:
+        found = guild.get_scheduled_event(event_id)
+        if found is not None:
+            return found
+        try:
+            return await guild.fetch_scheduled_event(event_id)
+        except discord.NotFound:
+            return None
 
     async def send_direct(self, user: UserRef, post: Post, *, key: str | None = None) -> MessageRef:
         """A direct message (`POST /users/@me/channels` opens the DM channel, or returns the one there is). A

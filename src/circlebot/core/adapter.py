@@ -10,7 +10,7 @@ import hashlib
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 import asyncpg
@@ -185,6 +185,31 @@ class DirectMessages(Protocol):
     async def send_direct(self, user: UserRef, post: Post, *, key: str | None = None) -> MessageRef:
         """Send `post` to `user` alone; raises `DirectRefused` when the member does not take direct messages.
         `key` as for `ChatAdapter.send`."""
+
+
+@dataclass(frozen=True, slots=True)
+class MeetingEvent:
+    """A circle's next meeting as a platform's own calendar event mirrors it (Discord's scheduled events)."""
+
+    meeting_id: int
+    name: str
+    description: str
+    starts_at: datetime
+    ends_at: datetime
+
+
+@runtime_checkable
+class MeetingMirror(Protocol):
+    """An adapter that mirrors each circle's next meeting as the platform's own event (optional; the core
+    checks for it and for `mirrors_meetings`, the admin's choice)."""
+
+    mirrors_meetings: bool
+
+    async def mirror_meeting(self, circle: str, channels: Sequence[ChannelRef], event: MeetingEvent | None,
+                             cancelled: frozenset[int]) -> None:
+        """Make the platform's event show `event` (None: no next meeting): create it, move it, or replace the
+        one of another meeting (cancelled, as the platform says it, if that meeting's id is in `cancelled`;
+        removed otherwise: it ended, or another meeting comes first now)."""
 
 
 def idempotency_token(key: str, part: str, length: int) -> str:

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo
 
 from circlebot.config import CircleSettings, Settings
-from circlebot.core.adapter import ChatAdapter, DirectMessages
+from circlebot.core.adapter import ChatAdapter, DirectMessages, MeetingMirror
 from circlebot.core.clock import Clock
 from circlebot.core.domain import ChannelRef, MessageRef, Post, RsvpAnswer, UserRef
 from circlebot.core.metrics import Metrics
@@ -56,7 +56,7 @@ from circlebot.core.timeline.plan import (
     plan,
     syllabus_fill,
 )
-from circlebot.core.timeline.turnout import at_deadline, nudge
+from circlebot.core.timeline.turnout import at_deadline, meeting_event, nudge
 from circlebot.store import Delivery, Meeting, PostClaim
 
 if TYPE_CHECKING:
@@ -143,6 +143,7 @@ class Timeline:
         self._replan: set[str] = set()  # circles whose meetings a post changed (a deadline postponed or cancelled)
         self._dms = DirectSender(host)
         self._dm_task: asyncio.Task[int] | None = None  # the direct reminders being sent now
+        self._mirror: set[str] = set()  # circles whose next meeting a platform's own events should show again
         # who holds the deliveries this process claims, and for how long without renewing (wall clock: a lease
         # says a process is alive, whatever time the bot's clock reads)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
@@ -249,7 +250,9 @@ class Timeline:
             await self._run_due(jobs, now)
             if self._scheduler is not None:
                 await self._load_jobs(jobs, circle, now)
+            self._mirror.update([c.slug for c in self.host.settings.circles] if circle is None else [circle.slug])
         await self._replan_changed()
+        await self._mirror_meetings()
 
     async def tick(self) -> int:
         """Run every post that is due now and not yet done, and every retry that is due; returns how many
@@ -259,8 +262,34 @@ class Timeline:
             sent = await self._run_due(await self.current_plan(None, now), now)
             sent += await self._run_retries(now)
         await self._replan_changed()
+        await self._mirror_meetings()
         await self.direct_reminders_sent()
         return sent
+
+    async def _mirror_meetings(self) -> None:
+        """Show each circle's next meeting (where it changed) as the platforms' own events (`MeetingMirror`)."""
+        mirrors = [a for a in self.host.adapters.values() if isinstance(a, MeetingMirror) and a.mirrors_meetings]
+        circles, self._mirror = self._mirror, set()
+        if not mirrors:
+            return
+        store, now = self.host.store, self.host.clock.now()
+        for slug in sorted(circles):
+            circle = self._circles.get(slug)
+            if circle is None:
+                continue
+            locations = self.host.locations(circle)
+            if not any(loc.platform == a.platform for a in mirrors for loc in locations):
+                continue
+            coming = await store.meetings(slug, ending_after=now, limit=100, any_status=True)
+            cancelled = frozenset(m.id for m in coming if m.status != "scheduled")
+            nxt = next((m for m in coming if m.status == "scheduled"), None)
+            event = None if nxt is None else meeting_event(self.host, circle, nxt)
+            for adapter in mirrors:
+                try:
+                    await adapter.mirror_meeting(slug, [loc for loc in locations if loc.platform == adapter.platform],
+                                                 event, cancelled)
+                except Exception:
+                    log.exception("could not show the next meeting of %s as a %s event", slug, adapter.platform)
 
     def _start_direct_reminders(self, now: datetime) -> None:
         """Send the direct reminders due now, in the background (they are throttled); one sweep at a time."""
@@ -333,6 +362,7 @@ class Timeline:
         claims = [self._claim(j, tuple(self._locations(j))) for j, _ in current]
         if store.db.shared:  # a post with no location here may have one in a process running its platform
             claims = [c for c in claims if c.locations]
+        self._mirror.update(j.circle for j, _ in current if j.kind is PostKind.SUMMARY)  # it ended: the next one
         new = await store.claim_posts(claims, now, owner=self.owner, lease_until=self._lease_until())
         work = []
         for j, m in current:
@@ -561,6 +591,7 @@ class Timeline:
         batch, self._batch = self._batch, []
         await self._run_jobs(batch, self.host.clock.now())
         await self._replan_changed()
+        await self._mirror_meetings()
 
     async def _close_polls(self) -> None:
         async with self._lock:

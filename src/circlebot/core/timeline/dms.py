@@ -56,7 +56,8 @@ class DirectSender:
             return 0
         due: list[tuple[CircleSettings, Meeting, int, UserRef, str]] = []
         for circle in host.settings.circles:
-            members = asked.get(circle.slug)
+            members = [(mid, user, lead) for mid, user, lead in asked.get(circle.slug, ())  # this process's platforms
+                       if isinstance(host.adapters.get(user.platform), DirectMessages)]
             if not members or not circle.turnout.dm_reminders:
                 continue
             meetings = [m for m in await host.store.meetings(circle.slug, ending_after=now, limit=20)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from circlebot.config import CircleSettings
+from circlebot.core.adapter import MeetingEvent
 from circlebot.core.domain import Control, Post, UserRef
 from circlebot.core.recurrence import free_slots
 from circlebot.core.text import Text, cmd, when
@@ -118,3 +119,21 @@ async def nudge(host: PostSources, m: Meeting, circle: CircleSettings) -> Post |
     lines.append("Answer with " + cmd("rsvp", answer="yes", meeting=m.id) + " (or maybe / no).")
     return Post(Text.join("\n", lines), mentions=(*silent, *t.maybe), notify=True, meeting_id=m.id,
                 controls=(Control.RSVP,))
+
+
+EVENT_NAME = 100  # Discord's limits on a scheduled event's name and description
+EVENT_DESCRIPTION = 1000
+
+
+def meeting_event(host: PostSources, circle: CircleSettings, m: Meeting) -> MeetingEvent:
+    """A meeting as a platform's own event: the reading as its description, and how to RSVP (a platform's
+    "interested" is not an RSVP)."""
+    reading = host.readings.get(m.reading)
+    title = reading.title if reading else m.reading
+    part = f" (part {m.part} of {m.parts})" if m.part and m.parts else ""
+    about = f"{reading.author}, about {reading.minutes} min to read. " if reading else ""
+    description = (f"Meeting #{m.id} of {circle.name}: {title}{part}. {about}"
+                   "RSVP in the circle's channel, with the buttons on the reading's post or the rsvp command: "
+                   "\u201cInterested\u201d here is not an RSVP.")
+    return MeetingEvent(m.id, f"{circle.name}: {title}"[:EVENT_NAME], description[:EVENT_DESCRIPTION], m.starts_at,
+                        m.ends_at)
