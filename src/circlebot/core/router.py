@@ -65,7 +65,7 @@ class Router:
         self.readings = readings
         self.clock: Clock = clock or SystemClock()
         self.commands = CommandTable(list(commands))
-        self.handlers = {h.event: h for h in event_handlers}
+        self.handlers: dict[type, EventHandler] = {h.event: h for h in event_handlers}
         self._questions = questions
         self._post_lines = list(post_lines)
         self.adapters: dict[str, ChatAdapter] = {}
@@ -161,6 +161,17 @@ class Router:
         For an RSVP or check-in from a button or reaction, returns what to tell the member (a platform whose
         buttons can answer shows it); otherwise None: commands are answered through the adapter's reply."""
         self.events += 1
+        handler = self.handlers.get(type(event))  # None for a batch (a list or tuple)
+        if handler is not None and handler.batch:
+            # one event of a kind handled in batches (a vote from a gateway, a console): the common case, so the
+            # shortest path, with the same effects and error handling as below
+            try:
+                await handler.handle(self, (_cleaned(cast(Event, event)),))
+            except Exception as error:
+                return self._failed(cast(Event, event), error)
+            if type(event) is VoteCast:
+                self.metrics.votes.inc()
+            return None
         if isinstance(event, (list, tuple)):
             events = [_cleaned(e) for e in event]
             batched: dict[type, list[Event]] = {}
@@ -189,27 +200,26 @@ class Router:
             if isinstance(event, Invocation):
                 await self._invoke(event)
                 return None
-            handler = self.handlers.get(type(event))
             if handler is None:
                 log.warning("no handler for %s", type(event).__name__)
-                return None
-            if handler.batch:
-                await handler.handle(self, [event])
-                if isinstance(event, VoteCast):
-                    self.metrics.votes.inc()
                 return None
             answer = await handler.handle(self, event)
             if isinstance(event, VoteCast):
                 self.metrics.votes.inc()
             return answer
         except Exception as error:
-            if storage_failed(error):
-                log.warning("could not store a %s: %s; it is offered again later", type(event).__name__, error)
-                raise NotStored(str(error)) from error
-            error_id = secrets.token_hex(4)
-            self.metrics.errors.labels("event").inc()
-            log.exception("error %s handling %s", error_id, type(event).__name__)
-            return f"Sorry, something went wrong on my side (error `{error_id}`)."
+            return self._failed(event, error)
+
+    def _failed(self, event: Event, error: Exception) -> str:
+        """What `dispatch` does when handling one event failed: raises `NotStored` if storing failed (the
+        adapter offers the event again), else counts and logs the error and returns the apology to show."""
+        if storage_failed(error):
+            log.warning("could not store a %s: %s; it is offered again later", type(event).__name__, error)
+            raise NotStored(str(error)) from error
+        error_id = secrets.token_hex(4)
+        self.metrics.errors.labels("event").inc()
+        log.exception("error %s handling %s", error_id, type(event).__name__, exc_info=error)
+        return f"Sorry, something went wrong on my side (error `{error_id}`)."
 
     async def _invoke(self, inv: Invocation) -> None:
         prefix = self.prefix(inv.channel.platform)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from datetime import timedelta
 
 from circlebot.core.adapter import PollLimits
@@ -153,7 +153,7 @@ COMMANDS = [
 ]
 
 
-def _votes(bot: Bot, votes: list[VoteCast]) -> Awaitable[None]:
+def _votes(bot: Bot, votes: Sequence[VoteCast]) -> Awaitable[None]:
     return bot.polls.cast_votes(votes)  # not a coroutine of its own: one await less per vote
 
 

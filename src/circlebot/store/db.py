@@ -11,6 +11,7 @@ import contextlib
 import itertools
 import logging
 import operator
+import re
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -111,6 +112,13 @@ class Database:
         """Run each (SQL, rows) `executemany`, in order, in one write transaction: all or nothing, committed
         when it returns, run to the end even if the caller is cancelled (the batcher's path)."""
         raise NotImplementedError
+
+    def write_runs_soon(self, runs: Sequence[tuple[str, Sequence[tuple[Any, ...]]]],
+                        done: Callable[[BaseException | None], object]) -> bool:
+        """Start what `write_runs` does without waiting for it, if this database can at this moment: `done` is
+        then called in the event loop with None once committed, or with the error once rolled back. Returns
+        False if it started nothing (the caller awaits `write_runs` instead)."""
+        return False
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         raise NotImplementedError
@@ -238,9 +246,48 @@ class SqliteDatabase(Database):
                 raise
 
     async def write_runs(self, runs: Sequence[tuple[str, Sequence[tuple[Any, ...]]]]) -> None:
-        """BEGIN, the statements and COMMIT (or ROLLBACK) run as one job in aiosqlite's thread, one trip instead
-        of one per statement. aiosqlite has no public way to run a function in its thread: this uses its
-        `_execute` and `_conn`, stable within the aiosqlite versions pyproject.toml allows."""
+        """Run each (SQL, rows) `executemany`, in order, in one write transaction: all nothing, or all committed
+        when it returns. BEGIN, the statements and COMMIT (or ROLLBACK) run as one job in aiosqlite's thread,
+        one trip instead of one per statement (it runs to the end even if the caller is cancelled). aiosqlite
+        has no public way to run a function in its thread: this uses its `_execute` and `_conn`, stable within
+        the aiosqlite versions pyproject.toml allows."""
+        in_thread = cast(Callable[[Callable[[], None]], Coroutine[Any, Any, None]], self.conn._execute)
+        async with self._write_lock:
+            await _to_completion(in_thread(self._write_job(runs)))
+
+    def write_runs_soon(self, runs: Sequence[tuple[str, Sequence[tuple[Any, ...]]]],
+                        done: Callable[[BaseException | None], object]) -> bool:
+        """Start what `write_runs` does without waiting for it (the batcher's path): the job goes to aiosqlite's
+        thread at once, and `done` is called in the event loop with None once it is committed, or with the
+        error once it is rolled back. No task, future or lock stands between the thread and `done`, so the
+        writers of a batch are woken in the loop's next turn after the COMMIT.
+
+        Starts nothing and returns False while a `transaction()` holds the connection (its statements are
+        queued one at a time, so a job must not come between them): then await `write_runs`. This puts the job
+        straight into aiosqlite's queue (`_tx`, as `_execute` does), within the aiosqlite versions pyproject.toml
+        allows."""
+        if self._write_lock.locked():
+            return False
+        conn = self.conn
+        if not conn._running or conn._connection is None:
+            raise ValueError("Connection closed")
+        loop = asyncio.get_running_loop()
+        job = self._write_job(runs)
+
+        def run() -> None:
+            error: BaseException | None = None
+            try:
+                job()
+            except BaseException as e:  # handed to the loop, which raises it in the writers
+                error = e
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+                loop.call_soon_threadsafe(done, error)
+
+        conn._tx.put_nowait((None, run))
+        return True
+
+    def _write_job(self, runs: Sequence[tuple[str, Sequence[tuple[Any, ...]]]]) -> Callable[[], None]:
+        """The function, run in aiosqlite's thread, that writes `runs` in one transaction (see `RowsInsert`)."""
         conn = self.conn
 
         def job() -> None:
@@ -248,16 +295,17 @@ class SqliteDatabase(Database):
             raw.execute("BEGIN IMMEDIATE")
             try:
                 for sql, rows in runs:
-                    raw.executemany(sql, rows)
+                    if isinstance(sql, RowsInsert) and len(rows) > 1:
+                        sql.write(raw, rows)
+                    else:
+                        raw.executemany(sql, rows)
                 raw.execute("COMMIT")
             except BaseException:
                 if raw.in_transaction:
                     raw.execute("ROLLBACK")
                 raise
 
-        in_thread = cast(Callable[[Callable[[], None]], Coroutine[Any, Any, None]], conn._execute)
-        async with self._write_lock:
-            await _to_completion(in_thread(job))
+        return job
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         """All rows, in one trip to aiosqlite's thread (execute + fetch + close would be three)."""
@@ -279,6 +327,63 @@ class SqliteDatabase(Database):
     async def columns(self, table: str) -> list[tuple[str, str]]:
         rows = await self.fetchall("SELECT name, type FROM pragma_table_info(?) ORDER BY cid", (table,))
         return [(str(r[0]), str(r[1]).lower()) for r in rows]
+
+
+class RowsInsert(str):
+    """An `INSERT ... VALUES (row) ...` statement that can also be written for many rows at once
+    (`VALUES (row), (row), ...`), which SQLite runs about three times faster than one `executemany` step per
+    row, and in one step of its thread rather than one per row. As a `str` it is the one-row statement: every
+    other path (the one-by-one retry, another database) runs that.
+
+    `row` writes its parameters as `?` (in order) or `?N` (numbered within the row; renumbered for each row of
+    a many-row statement). SQLite applies the rows of one statement in order, each seeing the ones before it,
+    as `executemany` does, so a write's rows keep their order. Many-row statements are made in a few fixed sizes
+    (powers of two up to `CHUNK`), so SQLite's statement cache keeps them prepared."""
+
+    CHUNK = 64  # rows in the largest statement: 64 x a few parameters, well under SQLite's limit
+
+    head: str
+    row: str
+    tail: str
+    width: int
+    _many: dict[int, str]
+
+    def __new__(cls, head: str, row: str, tail: str = "") -> RowsInsert:
+        self = super().__new__(cls, head + row + tail)
+        self.head, self.row, self.tail = head, row, tail
+        numbered = [int(n) for n in re.findall(r"\?(\d+)", row)]
+        self.width = max(numbered) if numbered else row.count("?")
+        self._many = {1: str(self)}
+        return self
+
+    def many(self, n: int) -> str:
+        """The statement for `n` rows, their parameters one row after another."""
+        sql = self._many.get(n)
+        if sql is None:
+            width = self.width
+
+            def row(k: int) -> str:
+                return re.sub(r"\?(\d+)", lambda m: f"?{int(m[1]) + k * width}", self.row)
+
+            sql = self._many[n] = self.head + ", ".join(row(k) for k in range(n)) + self.tail
+        return sql
+
+    def write(self, conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Write `rows` in order, `CHUNK` at a time, the rest in smaller statements (in SQLite's thread)."""
+        width = self.width
+        if any(len(r) != width for r in rows):  # let SQLite name the bad row, as executemany does
+            conn.executemany(self, rows)
+            return
+        chain = itertools.chain.from_iterable
+        n, chunk = len(rows), self.CHUNK
+        whole = n - n % chunk
+        if whole:
+            conn.executemany(self.many(chunk), [tuple(chain(rows[i : i + chunk])) for i in range(0, whole, chunk)])
+        i = whole
+        while i < n:
+            size = 1 << ((n - i).bit_length() - 1)  # the largest power of two that fits
+            conn.execute(self.many(size), tuple(chain(rows[i : i + size])))
+            i += size
 
 
 async def _to_completion(awaitable: Awaitable[Any]) -> Any:
@@ -342,32 +447,36 @@ class WriteBatcher:
     nothing that is not on disk; a write that fails raises in its own writer only (a failed batch is retried
     one write, and for a multi-row write one row, at a time, so one bad row does not fail the others). Writes
     keep their order; consecutive writes with the same SQL go through one `executemany`, and a batch is one
-    trip to the database's thread (`Database.write_runs`). A batch is never cancelled inside its transaction,
-    and `stop` writes everything queued before it returns.
-    """
+    job in the database's thread. A batch is never cancelled inside its transaction, and `stop` returns once
+    everything queued is written.
+
+    No task of its own runs the batches: the first write of a moment schedules the send of its batch for the
+    end of that turn of the loop (so the other writers ready at that moment join it); the database's thread
+    calls back once the batch is committed, which wakes its writers and schedules the next batch's send after
+    them (their next writes join it). A turn of the loop per batch each way, and no task, lock or extra future
+    between the COMMIT and the writers (`Database.write_runs_soon`). The slow paths (waiting for a
+    `transaction()` to end, or a database without `write_runs_soon`; retrying a failed batch one write at a
+    time) run in tracked tasks."""
 
     def __init__(self, db: Database, max_batch: int = 2000) -> None:
         self._db = db
         self._max = max_batch
-        self._batches: list[_Batch] = []  # the first is written next; writes join the last
-        self._wake: asyncio.Future[None] | None = None  # the idle runner waits on it
-        self._task: asyncio.Task[None] | None = None
-        self._batching = False  # a runner is taking writes (started, not stopping)
+        self._batches: list[_Batch] = []  # waiting: the first is written next; writes join the last
+        self._writing: _Batch | None = None  # being written
+        self._send_due = False  # a send of the next batch is scheduled
+        self._idle: asyncio.Future[None] | None = None  # `stop` waits on it
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
-        if self._task is None or self._task.done():
-            self._batching = True
-            self._task = asyncio.create_task(self._run(), name="circlebot-write-batcher")
+        """Nothing to start (no task runs the batches); kept so that owners pair `start` with `stop`."""
 
     async def stop(self) -> None:
-        """Write everything queued (waiting for the batch in hand to commit), then stop batching: later
-        writes are written at once, each batch of them in its own transaction."""
-        self._batching = False
-        self._wake_runner()
-        task, self._task = self._task, None
-        if task is not None:
-            await asyncio.wait([task])  # never cancelled from here: it ends once the queue is empty
-        await _to_completion(self._drain())  # whatever a runner cancelled from outside left behind
+        """Return once every write queued (before or while it waits) is committed or has its error; the batch
+        in hand is never cancelled. The batcher takes writes after it as before."""
+        while self._writing is not None or self._batches:
+            if self._idle is None or self._idle.done():
+                self._idle = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._idle)
 
     async def submit(self, sql: str, params: tuple[Any, ...]) -> None:
         await self.submit_many(sql, (params,))
@@ -383,12 +492,9 @@ class WriteBatcher:
         index = len(batch.sqls)
         batch.sqls.append(sql)
         batch.rows.append(rows)
-        if self._batching:
-            wake = self._wake
-            if wake is not None and not wake.done():
-                wake.set_result(None)
-        elif self._task is None or self._task.done():  # not started, or stopped: write at once
-            await _to_completion(self._drain())
+        if not self._send_due and self._writing is None:
+            self._send_due = True
+            batch.done.get_loop().call_soon(self._send)
         try:
             await batch.done
         except asyncio.CancelledError:
@@ -402,58 +508,66 @@ class WriteBatcher:
             if error is not None:
                 raise error
 
-    def _wake_runner(self) -> None:
-        wake = self._wake
-        if wake is not None and not wake.done():
-            wake.set_result(None)
+    def _send(self) -> None:
+        """Start writing the next batch (at the end of a turn of the loop: every writer of that turn is in it)."""
+        self._send_due = False
+        if self._writing is not None or not self._batches:
+            return
+        batch = self._writing = self._batches.pop(0)
+        runs = _runs(batch)
+        try:
+            started = self._db.write_runs_soon(runs, lambda error: self._written(batch, error))
+        except Exception as e:  # the connection is closed: the batch's writers get the error
+            self._finished(batch, dict.fromkeys(range(len(batch.sqls)), e))
+            return
+        if not started:  # a transaction() holds the connection, say: wait for it
+            self._track(self._send_later(batch, runs))
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            if not self._batches:
-                if not self._batching:
-                    return
-                # woken by the first write of a moment; the other writers ready at that moment run before
-                # this task resumes, so they join the same batch
-                self._wake = loop.create_future()
-                await self._wake
-                continue
-            batch = self._batches.pop(0)
-            try:
-                await self._write(batch)
-            except asyncio.CancelledError:
-                # cancelled from outside (the loop is closing): the batch's transaction ran to its end, but
-                # whether it committed is not known here, so write it again (writes are idempotent) with
-                # whatever is queued, to completion, then stop
-                if not batch.written:
-                    self._batches.insert(0, batch)
-                await _to_completion(self._drain())
-                raise
-
-    async def _drain(self) -> None:
-        while self._batches:
-            await self._write(self._batches.pop(0))
-
-    async def _write(self, batch: _Batch) -> None:
-        sqls, rows = batch.sqls, batch.rows
-        first = sqls[0]
-        runs: list[tuple[str, Sequence[tuple[Any, ...]]]]
-        if len(sqls) == 1:
-            runs = [(first, rows[0])]
-        elif sqls.count(first) == len(sqls):  # the usual batch: one kind of write (votes, say)
-            runs = [(first, list(itertools.chain.from_iterable(rows)))]
-        else:
-            runs = [(sql, list(itertools.chain.from_iterable(r for _, r in group)))
-                    for sql, group in itertools.groupby(zip(sqls, rows, strict=True), key=operator.itemgetter(0))]
+    async def _send_later(self, batch: _Batch, runs: Sequence[tuple[str, Sequence[tuple[Any, ...]]]]) -> None:
+        """Write a batch the database could not start at once (a transaction() holds it; or its kind has no
+        `write_runs_soon`)."""
         try:
             await self._db.write_runs(runs)
         except Exception as e:
-            if len(sqls) == 1 and len(rows[0]) == 1:
-                batch.finish({0: e})
-            else:
-                batch.finish(await self._write_one_by_one(batch))
-            return
-        batch.finish(None)
+            self._written(batch, e)
+        except BaseException as e:  # the loop is closing: whether it committed is not known; told as failed
+            self._finished(batch, dict.fromkeys(range(len(batch.sqls)), _as_error(e)))
+            raise
+        else:
+            self._written(batch, None)
+
+    def _written(self, batch: _Batch, error: BaseException | None) -> None:
+        """The database's thread is done with a batch (in the loop)."""
+        if error is None:
+            self._finished(batch, None)
+        elif len(batch.sqls) == 1 and len(batch.rows[0]) == 1:
+            self._finished(batch, {0: _as_error(error)})
+        else:
+            self._track(self._retry(batch))
+
+    async def _retry(self, batch: _Batch) -> None:
+        errors: dict[int, Exception] | None = None
+        try:
+            errors = await _to_completion(self._write_one_by_one(batch))
+        finally:
+            self._finished(batch, errors if errors is not None else dict.fromkeys(
+                range(len(batch.sqls)), RuntimeError("the bot stopped while retrying this write")))
+
+    def _finished(self, batch: _Batch, errors: dict[int, Exception] | None) -> None:
+        """Wake the batch's writers, then (after them, so their next writes join it) send the next batch."""
+        batch.finish(errors)
+        self._writing = None
+        if self._batches:
+            if not self._send_due:
+                self._send_due = True
+                batch.done.get_loop().call_soon(self._send)
+        elif self._idle is not None and not self._idle.done():
+            self._idle.set_result(None)
+
+    def _track(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro, name="circlebot-write-batch")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _write_one_by_one(self, batch: _Batch) -> dict[int, Exception]:
         """Retry a failed batch in one transaction, each write (and each row of a write that fails) inside
@@ -472,6 +586,23 @@ class WriteBatcher:
             log.warning("%d of %d writes in a batch were refused; the others are committed", len(errors),
                         len(batch.sqls))
         return errors
+
+
+def _runs(batch: _Batch) -> list[tuple[str, Sequence[tuple[Any, ...]]]]:
+    """A batch's writes as (SQL, rows) runs: consecutive writes with the same SQL in one run, in order."""
+    sqls, rows = batch.sqls, batch.rows
+    first = sqls[0]
+    if len(sqls) == 1:
+        return [(first, rows[0])]
+    if sqls.count(first) == len(sqls):  # the usual batch: one kind of write (votes, say)
+        return [(first, list(itertools.chain.from_iterable(rows)))]
+    return [(sql, list(itertools.chain.from_iterable(r for _, r in group)))
+            for sql, group in itertools.groupby(zip(sqls, rows, strict=True), key=operator.itemgetter(0))]
+
+
+def _as_error(error: BaseException) -> Exception:
+    """What a writer is told when its batch failed with `error` (a cancellation, say, is not an Exception)."""
+    return error if isinstance(error, Exception) else RuntimeError(f"the write was not made: {error!r}")
 
 
 async def _isolated(conn: Connection, errors: tuple[type[Exception], ...], sql: str,

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from circlebot.core.domain import ChannelRef, MessageRef, RsvpAnswer, UserRef
-from circlebot.store.db import Connection, Database, Row, WriteBatcher
+from circlebot.store.db import Connection, Database, Row, RowsInsert, WriteBatcher
 
 
 def ts(dt: datetime) -> str:
@@ -187,17 +187,20 @@ class _Joining:
 
 _MEMBERS_PER_STATEMENT = 500  # 1,500 parameters a statement
 
-_VOTE_SQL = (  # a ballot cast by command; the native ballot last seen stays as it is
-    "INSERT INTO votes (poll_id, member_id, answers, cast_at) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (poll_id, member_id) DO UPDATE SET answers = excluded.answers, cast_at = excluded.cast_at, "
-    "source = 'command' WHERE excluded.cast_at >= votes.cast_at"
+_VOTE_INTO = "INSERT INTO votes (poll_id, member_id, answers, cast_at) VALUES "
+_VOTE_SQL = RowsInsert(  # a ballot cast by command; the native ballot last seen stays as it is
+    _VOTE_INTO, "(?, ?, ?, ?)",
+    " ON CONFLICT (poll_id, member_id) DO UPDATE SET answers = excluded.answers, cast_at = excluded.cast_at, "
+    "source = 'command' WHERE excluded.cast_at >= votes.cast_at",
 )
-_NATIVE_UPSERT = (  # a ballot from a platform's native poll: it is also the native ballot last seen
-    "INSERT INTO votes (poll_id, member_id, answers, cast_at, source, native) VALUES (?1, ?2, ?3, ?4, 'native', ?3) "
-    "ON CONFLICT (poll_id, member_id) DO UPDATE SET answers = excluded.answers, cast_at = excluded.cast_at, "
-    "source = 'native', native = excluded.native"
-)
-_NATIVE_VOTE_SQL = _NATIVE_UPSERT + " WHERE excluded.cast_at >= votes.cast_at"  # the latest wins
+_NATIVE_INTO = "INSERT INTO votes (poll_id, member_id, answers, cast_at, source, native) VALUES "
+_NATIVE_ROW = "(?1, ?2, ?3, ?4, 'native', ?3)"
+_NATIVE_SET = (" ON CONFLICT (poll_id, member_id) DO UPDATE SET answers = excluded.answers, "
+               "cast_at = excluded.cast_at, source = 'native', native = excluded.native")
+# a ballot from a platform's native poll: it is also the native ballot last seen; exactly as given (a read-back)
+_NATIVE_UPSERT = RowsInsert(_NATIVE_INTO, _NATIVE_ROW, _NATIVE_SET)
+# the same, the latest by cast time winning (platforms deliver out of order)
+_NATIVE_VOTE_SQL = RowsInsert(_NATIVE_INTO, _NATIVE_ROW, _NATIVE_SET + " WHERE excluded.cast_at >= votes.cast_at")
 
 
 @dataclass(frozen=True, slots=True)
