@@ -211,12 +211,38 @@ async def facilitator_rota(d: Driver) -> None:
     late = await d.say("alice", "facilitate 1")
     assert "has started" in late, late
 
+    from circlebot.core.timeline import Timeline
+
+    assert isinstance(timeline, Timeline)
+    d.clock.set(FIRST_START + timedelta(days=6, minutes=1))  # a day before #2: the facilitator's questions
+    await timeline.tick()
+    await timeline.tick()  # nothing more: delivered once
+    again = Timeline(d.app)  # and a restarted bot does not send it again
+    d.app.timeline = again
+    await again.start()
+    await again.tick()
+    to_bob = "\n".join(await d.directs("bob"))  # a long post may come in several messages
+    assert to_bob.count("you facilitate meeting #2") == 1, to_bob
+    assert "dual power" in to_bob and "facilitate pass" in to_bob, to_bob
+    assert not [p for p in await d.directs("alice") if "you facilitate" in p]
+    assert not [p for p in d.posts() if "you facilitate" in p]  # never in the circle's channel
+
+    assert "Scheduled meeting #3" in await d.say(o, f"schedule {SEED} next")  # 10 Dec
+    for who in ("alice", "bob", "carol"):  # every regular says no: the rota has nobody to propose
+        await d.say(who, "rsvp no 3")
+    d.clock.set(FIRST_START + timedelta(days=13, minutes=1))  # a day before #3
+    await again.tick()
+    took = await d.say("dan", "facilitate 3")  # a volunteer, after the questions fell due: he gets them now
+    assert "dan facilitates meeting #3" in took, took
+    to_dan = "\n".join(await d.directs("dan"))
+    assert to_dan.count("you facilitate meeting #3") == 1, to_dan
+
     own = await d.say("alice", "attendance me")
     assert "came (said yes); facilitated" in own, own
     exported = await d.say(o, "attendance export")
     rows = list(csv.DictReader(io.StringIO(exported.files[0][1].decode("utf-8-sig"))))
     led = {(r["meeting"], r["member"]) for r in rows if r["facilitated"] == "yes"}
-    assert led == {("1", "alice"), ("2", "bob")}, rows
+    assert led == {("1", "alice"), ("2", "bob"), ("3", "dan")}, rows
 
 
 ALL = [reading_progress, attendance_history, record_export, facilitator_rota]

@@ -16,7 +16,7 @@ from circlebot.core.clock import Clock
 from circlebot.core.commands import Command
 from circlebot.core.router import Router
 from circlebot.core.timeline import Timeline
-from circlebot.features import all_commands, all_event_handlers, all_post_lines
+from circlebot.features import all_commands, all_direct_posts, all_event_handlers, all_post_lines
 from circlebot.features.questions import meeting_questions
 from circlebot.readings import Collection
 from circlebot.store import Meeting, Store
@@ -42,7 +42,7 @@ class App(Router):
         super().__init__(settings, store, readings, clock,
                          commands=all_commands() if commands is None else commands,
                          event_handlers=all_event_handlers(), questions=self._questions,
-                         post_lines=all_post_lines())
+                         post_lines=all_post_lines(), direct_posts=all_direct_posts())
         self._stop = asyncio.Event()
         web = settings.web
         self.web = WebServer(self, web) if web is not None and web.enabled else None  # started by `run`

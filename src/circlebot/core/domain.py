@@ -36,6 +36,21 @@ class ChannelRef:
     id: str
 
 
+DIRECT = "direct:"  # a ChannelRef id with this prefix is a member's direct conversation with the bot
+
+
+def direct_channel(user: UserRef) -> ChannelRef:
+    """Where a post meant for one member alone goes: their direct conversation with the bot on their platform
+    (a Matrix direct-message room, a Discord DM, the console with "only ... sees this"). Room, channel and
+    circle ids never start with the prefix, so an adapter's `send` can tell."""
+    return ChannelRef(user.platform, DIRECT + user.id)
+
+
+def direct_recipient(where: ChannelRef) -> str | None:
+    """The member's platform id if `where` is a direct conversation (`direct_channel`), else None."""
+    return where.id[len(DIRECT):] if where.id.startswith(DIRECT) else None
+
+
 @dataclass(frozen=True, slots=True)
 class MessageRef:
     """A message the bot sent, as the platform names it."""

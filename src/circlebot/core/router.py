@@ -31,7 +31,7 @@ from circlebot.core.domain import (
 from circlebot.core.metrics import Metrics
 from circlebot.core.polls import Polls
 from circlebot.core.text import Text, clean
-from circlebot.core.timeline import PostKind, PostLines, Timeline
+from circlebot.core.timeline import DirectPost, PostKind, PostLines, Timeline
 from circlebot.core.weblinks import WebLinks
 from circlebot.readings import Collection
 from circlebot.store import Meeting, Store
@@ -59,6 +59,7 @@ class Router:
         event_handlers: Sequence[EventHandler] = (),
         questions: QuestionsOf = _no_questions,
         post_lines: Sequence[PostLines] = (),
+        direct_posts: Sequence[DirectPost] = (),
     ) -> None:
         self.settings = settings
         self.store = store
@@ -68,6 +69,7 @@ class Router:
         self.handlers: dict[type, EventHandler] = {h.event: h for h in event_handlers}
         self._questions = questions
         self._post_lines = list(post_lines)
+        self._direct_posts = {d.kind: d for d in direct_posts}
         self.adapters: dict[str, ChatAdapter] = {}
         self.polls = Polls(self)
         self.timeline: Timeline | None = None
@@ -87,6 +89,12 @@ class Router:
     async def meeting_questions(self, meeting: Meeting, circle: CircleSettings) -> list[str]:
         """The discussion questions the timeline posts when a meeting starts."""
         return await self._questions(meeting, circle)
+
+    async def direct_post(self, kind: PostKind, meeting: Meeting, circle: CircleSettings
+                          ) -> tuple[UserRef, Post] | None:
+        """A timeline post for one member alone, from the feature that declared its kind (`DirectPost`)."""
+        made = self._direct_posts.get(kind)
+        return await made.make(self, meeting, circle) if made is not None else None
 
     async def post_lines(self, kind: PostKind, meeting: Meeting, circle: CircleSettings) -> list[Text | str]:
         """What features add to a timeline post of `kind` (their `POST_LINES`); one that fails is left out."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from circlebot.core.commands import Command
 from circlebot.core.context import EventHandler
-from circlebot.core.timeline import PostLines
+from circlebot.core.timeline import DirectPost, PostLines
 
 
 def all_commands() -> list[Command]:
@@ -31,6 +31,13 @@ def all_event_handlers() -> list[EventHandler]:
     from circlebot.features import attendance, polls
 
     return [*attendance.EVENT_HANDLERS, *polls.EVENT_HANDLERS]
+
+
+def all_direct_posts() -> list[DirectPost]:
+    """Timeline posts features send to one member alone."""
+    from circlebot.features import facilitators
+
+    return [*facilitators.DIRECT_POSTS]
 
 
 def all_post_lines() -> list[PostLines]:

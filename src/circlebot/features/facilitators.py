@@ -10,8 +10,9 @@ from datetime import datetime
 from circlebot.config import CircleSettings
 from circlebot.core.commands import MEETING, TEXT, Command, Param, Refused, UsageError
 from circlebot.core.context import Context
+from circlebot.core.domain import Post, UserRef
 from circlebot.core.text import Text, cmd, when
-from circlebot.core.timeline import PostKind, PostLines
+from circlebot.core.timeline import DirectPost, PostKind, PostLines
 from circlebot.core.timeline.compose import PostSources
 from circlebot.features.attendance import _find_member
 from circlebot.features.common import meeting_or_error, meeting_title
@@ -61,8 +62,10 @@ async def facilitate(ctx: Context, meeting: int | None) -> Text | str:
         raise Refused(f"{current.user.display} facilitates meeting #{m.id} ({_HOW[current.how]}); they can hand it "
                       f"on with `{ctx.prefix}facilitate pass`, or an organiser can swap.")
     await FacilitatorQueries(ctx.store).set(m.id, ctx.member_id, "taken", ctx.now)
+    await ctx.bot.changed(ctx.circle)  # questions already due go to them now
     return Text.join("", [f"{ctx.user.display} facilitates meeting #{m.id}, {meeting_title(ctx, m)} on ",
-                          when(m.starts_at), "."])
+                          when(m.starts_at), ". The discussion questions come to you privately before the "
+                          "meeting."])
 
 
 async def facilitate_pass(ctx: Context, meeting: int | None) -> Text | str:
@@ -76,6 +79,7 @@ async def facilitate_pass(ctx: Context, meeting: int | None) -> Text | str:
         raise UsageError(f"you are not the facilitator of meeting #{m.id} ({who}).")
     await FacilitatorQueries(ctx.store).hand_on(m.id, ctx.member_id, ctx.now)
     following = await facilitator_of(ctx.store, m, ctx.now)
+    await ctx.bot.changed(ctx.circle)
     nxt = (f"the rota proposes {following.user.display} now" if following else
            f"nobody else is free: someone can take it with `{ctx.prefix}facilitate {m.id}`")
     return f"{ctx.user.display} handed meeting #{m.id} on; {nxt}."
@@ -91,6 +95,7 @@ async def facilitate_swap(ctx: Context, member: str, meeting: int | None) -> Tex
         raise UsageError(f"I know no member {member[:40]!r} here.")
     member_id = await ctx.store.ensure_member(user)
     await FacilitatorQueries(ctx.store).set(m.id, member_id, "assigned", ctx.now)
+    await ctx.bot.changed(ctx.circle)
     return Text.join("", [f"{user.display} facilitates meeting #{m.id}, {meeting_title(ctx, m)} on ",
                           when(m.starts_at), "."])
 
@@ -106,7 +111,8 @@ async def _reading_lines(host: PostSources, m: Meeting, circle: CircleSettings) 
 
 
 COMMANDS = [
-    Command(("facilitate",), "Lead the discussion of a meeting (default: the next one).", facilitate,
+    Command(("facilitate",), "Lead the discussion of a meeting (default: the next one); the questions come to you "
+            "privately before it.", facilitate,
             (Param("meeting", MEETING, "the meeting's number", required=False),), examples=("facilitate",)),
     Command(("facilitate", "pass"), "Hand the facilitation of a meeting on to the next on the rota.",
             facilitate_pass, (Param("meeting", MEETING, "the meeting's number", required=False),)),
@@ -117,3 +123,26 @@ COMMANDS = [
 ]
 
 POST_LINES = [PostLines(PostKind.ASSIGNMENT, _reading_lines)]
+
+
+async def questions_for_facilitator(host: PostSources, m: Meeting, circle: CircleSettings
+                                    ) -> tuple[UserRef, Post] | None:
+    """The timeline's post to the facilitator alone, `questions_ahead` before the meeting: the discussion
+    questions to prepare with. None while the meeting has no facilitator (sent once someone takes it)."""
+    if not circle.facilitators.rota:
+        return None
+    found = await facilitator_of(host.store, m, host.clock.now())
+    if found is None:
+        return None
+    reading = host.readings.get(m.reading)
+    title = reading.title if reading else m.reading
+    questions = await host.meeting_questions(m, circle)
+    lines: list[Text | str] = [
+        f"🎙 {found.user.display}, you facilitate meeting #{m.id}, " + when(m.starts_at) + f": **{title}**. "
+        "The discussion questions, to prepare with (only you got this message):"]
+    lines += [f"{i}. {q}" for i, q in enumerate(questions, 1)] or ["(none yet: an organiser can add some)"]
+    lines.append("Cannot make it? " + cmd("facilitate pass", meeting=m.id) + " hands it on.")
+    return found.user, Post(Text.join("\n", lines), meeting_id=m.id)
+
+
+DIRECT_POSTS = [DirectPost(PostKind.FACILITATOR, questions_for_facilitator)]

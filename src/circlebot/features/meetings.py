@@ -185,7 +185,7 @@ async def _timeline_state(ctx: Context, m: Meeting) -> Text:
         state = states.get(job.key)
         label = {PostKind.ASSIGNMENT: "reading", PostKind.REMINDER: "reminder", PostKind.QUESTIONS: "questions",
                  PostKind.SUMMARY: "summary", PostKind.DEADLINE: "RSVP deadline",
-                 PostKind.NUDGE: "nudge"}[job.kind]
+                 PostKind.NUDGE: "nudge", PostKind.FACILITATOR: "facilitator's questions"}[job.kind]
         if state is not None:
             text = STATE_MARKS.get(state, state)
             if state in ("missed", "failed") and ctx.organiser:

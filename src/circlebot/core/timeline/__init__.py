@@ -5,9 +5,9 @@ sending once per location, retries, APScheduler jobs)."""
 
 from __future__ import annotations
 
-from circlebot.core.timeline.compose import PostLines, compose
+from circlebot.core.timeline.compose import DirectPost, PostLines, compose
 from circlebot.core.timeline.deliver import Timeline, TimelineHost
 from circlebot.core.timeline.plan import Job, PostKind, delivery_key, job_key, plan, syllabus_fill
 
-__all__ = ["Job", "PostKind", "PostLines", "Timeline", "TimelineHost", "compose", "delivery_key", "job_key", "plan",
-           "syllabus_fill"]
+__all__ = ["DirectPost", "Job", "PostKind", "PostLines", "Timeline", "TimelineHost", "compose", "delivery_key",
+           "job_key", "plan", "syllabus_fill"]

@@ -32,6 +32,16 @@ class PostSources(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class DirectPost:
+    """A feature's timeline post for one member alone (the facilitator's questions): `make(host, meeting,
+    circle)` gives who it is for and the post, or None while there is nobody to send it to (then it is tried
+    again at each tick until it is no longer useful)."""
+
+    kind: PostKind
+    make: Callable[[PostSources, Meeting, CircleSettings], Awaitable[tuple[UserRef, Post] | None]]
+
+
+@dataclass(frozen=True, slots=True)
 class PostLines:
     """A feature's lines at the end of one kind of timeline post (the reading's post names the facilitator;
     the start post says how much of the reading those who came read). `lines(host, meeting, circle)`."""
@@ -53,7 +63,7 @@ def turnout_summary(t: Turnout, capacity: int | None) -> str:
 async def compose(host: PostSources, kind: PostKind, m: Meeting, circle: CircleSettings,
                   rsvps_of: Mapping[int, list[tuple[UserRef, RsvpAnswer]]] | None = None) -> Post:
     """The text of one timeline post (`rsvps_of`: RSVPs read for a whole batch of reminders at once)."""
-    if kind in (PostKind.DEADLINE, PostKind.NUDGE):
+    if kind in (PostKind.DEADLINE, PostKind.NUDGE, PostKind.FACILITATOR):
         raise ValueError(f"the {kind.value} post is decided as it is claimed (timeline.turnout)")
     reading = host.readings.get(m.reading)
     title = reading.title if reading else m.reading

@@ -39,9 +39,9 @@ from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo
 
 from circlebot.config import CircleSettings, Settings
-from circlebot.core.adapter import ChatAdapter, DirectMessages, MeetingMirror
+from circlebot.core.adapter import ChatAdapter, DirectMessages, DirectRefused, MeetingMirror
 from circlebot.core.clock import Clock
-from circlebot.core.domain import ChannelRef, MessageRef, Post, RsvpAnswer, UserRef
+from circlebot.core.domain import ChannelRef, MessageRef, Post, RsvpAnswer, UserRef, direct_channel, direct_recipient
 from circlebot.core.metrics import Metrics
 from circlebot.core.polls import Polls
 from circlebot.core.timeline.compose import PostSources, compose
@@ -87,6 +87,10 @@ class TimelineHost(PostSources, Protocol):
     def zone(self, circle: CircleSettings) -> ZoneInfo: ...
 
     def locations(self, circle: CircleSettings) -> list[ChannelRef]: ...
+
+    async def direct_post(self, kind: PostKind, meeting: Meeting, circle: CircleSettings
+                          ) -> tuple[UserRef, Post] | None:
+        """A post of `kind` for one member alone (`DirectPost`), or None: nobody to send it to yet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +140,7 @@ class Timeline:
         self._prepared = False
         self._interrupted: dict[str, list[Delivery]] = {}  # post key -> locations an earlier process left unsent
         self._retries: dict[str, _Retry] = {}  # delivery key -> its next try
+        self._direct_to: dict[str, ChannelRef] = {}  # post key -> the direct conversation it is claimed for
         self._inflight: set[str] = set()  # delivery keys being sent now
         self._batch: list[Job] = []
         self._send_slots = asyncio.Semaphore(SEND_CONCURRENCY)
@@ -359,6 +364,15 @@ class Timeline:
                 log.info("post %s not sent: its meeting was cancelled or moved", j.key)
                 continue
             current.append((j, m))
+        direct: dict[str, Post] = {}  # a post for one member: decided now, sent to their direct conversation
+        for j, m in list(current):
+            if j.kind is PostKind.FACILITATOR:
+                made = await self._direct(j, m)
+                if made is None:
+                    current.remove((j, m))  # nobody to send it to yet: due again at the next tick
+                    continue
+                direct[j.key] = made[1]
+                self._direct_to[j.key] = self._direct_location(j, made[0])
         claims = [self._claim(j, tuple(self._locations(j))) for j, _ in current]
         if store.db.shared:  # a post with no location here may have one in a process running its platform
             claims = [c for c in claims if c.locations]
@@ -371,7 +385,7 @@ class Timeline:
             targets += [_Target(d.where, d.first_try_at, resume=True) for d in self._interrupted.pop(j.key, [])]
             if not targets:
                 continue
-            decided: Post | None = None
+            decided: Post | None = direct.get(j.key)
             if j.kind in DECIDED:  # claimed just now (or never finished): decide (and act), once
                 found = await self._decide(j, m, now)
                 if not isinstance(found, Post):
@@ -428,7 +442,30 @@ class Timeline:
     def _claim(self, job: Job, locations: tuple[ChannelRef, ...]) -> PostClaim:
         return PostClaim(job.key, job.circle, job.meeting_id, job.kind.value, job.due_at, locations)
 
+    async def _direct(self, job: Job, meeting: Meeting) -> tuple[UserRef, Post] | None:
+        circle = self._circles.get(job.circle)
+        try:
+            found = await self.host.direct_post(job.kind, meeting, circle) if circle is not None else None
+        except Exception:
+            log.exception("the %s post of meeting %d could not be composed", job.kind.value, meeting.id)
+            return None
+        if found is None or found[0].platform not in self.host.adapters:
+            return None
+        return found
+
+    def _direct_location(self, job: Job, user: UserRef) -> ChannelRef:
+        """Where a post for `user` alone goes: their direct conversation where the platform has them (Discord
+        DMs, Matrix direct rooms); elsewhere (the console, one terminal) the circle's channel there."""
+        if isinstance(self.host.adapters.get(user.platform), DirectMessages):
+            return direct_channel(user)
+        circle = self._circles.get(job.circle)
+        here = [c for c in self.host.locations(circle) if c.platform == user.platform] if circle else []
+        return here[0] if here else direct_channel(user)
+
     def _locations(self, job: Job) -> list[ChannelRef]:
+        if job.kind is PostKind.FACILITATOR:
+            where = self._direct_to.pop(job.key, None)
+            return [where] if where is not None else []
         circle = self._circles.get(job.circle)
         return self.host.locations(circle) if circle is not None else []
 
@@ -485,12 +522,21 @@ class Timeline:
         try:
             try:
                 async with self._send_slots:
-                    ref = await adapter.send(where, replace(post, thread_of=root), key=dkey)
+                    alone = direct_recipient(where)
+                    if alone is not None and isinstance(adapter, DirectMessages):  # a post for one member
+                        ref = await adapter.send_direct(UserRef(where.platform, alone), post, key=dkey)
+                    else:
+                        ref = await adapter.send(where, replace(post, thread_of=root), key=dkey)
+            except DirectRefused as e:  # they take no direct messages: trying again will not help
+                log.warning("%s does not take direct messages: %s not sent", alone, job.key)
+                await self._finish([(job.key, where, "missed", host.clock.now(), None, f"refused: {e}")])
+                return False
             except Exception as e:
                 log.warning("could not send %s to %s %s (attempt %d): %s: %s", job.key, where.platform, where.id,
                             attempt + 1, type(e).__name__, e)
                 self.host.metrics.posts.labels(_kind_label(job.key), "failed").inc()
-                await self._retry_later(job, target, attempt + 1, e, post if job.kind in DECIDED else None)
+                await self._retry_later(job, target, attempt + 1, e,
+                                        post if job.kind in DECIDED or job.kind is PostKind.FACILITATOR else None)
                 return False
             await self._finish([(job.key, where, "sent", host.clock.now(), ref.id, None)])
             return True

@@ -28,6 +28,7 @@ class PostKind(enum.StrEnum):
     SUMMARY = "end"
     DEADLINE = "deadline"  # the RSVP deadline's outcome (`[circles.turnout] deadline`): on, postponed, cancelled
     NUDGE = "nudge"  # the regulars who have not answered, and the maybes (`[circles.turnout] nudge`)
+    FACILITATOR = "facilitator"  # the discussion questions, to the facilitator alone (`[circles.facilitators]`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +81,10 @@ def plan(circles: Sequence[CircleSettings], meetings: Iterable[Meeting], now: da
         if circle.turnout.nudge is not None:
             due = lead_before(m.starts_at, circle.turnout.nudge, zone)
             jobs.append(Job(job_key(m, PostKind.NUDGE), m.circle, m.id, PostKind.NUDGE, due, m.starts_at))
+        if circle.facilitators.rota:
+            due = lead_before(m.starts_at, circle.facilitators.questions_ahead, zone)
+            jobs.append(Job(job_key(m, PostKind.FACILITATOR), m.circle, m.id, PostKind.FACILITATOR, due,
+                            m.starts_at))
     jobs.sort(key=lambda j: (j.due_at, j.meeting_id, _KIND_ORDER[j.kind]))
     return jobs
 
