@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO / "bench"))
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # noqa: E402
 from core_bench import NullAdapter  # noqa: E402
 
-from circlebot.app import App  # noqa: E402
+from circlebot.app import App, settle_heap  # noqa: E402
 from circlebot.config import validate  # noqa: E402
 from circlebot.core.clock import SystemClock  # noqa: E402
 from circlebot.core.domain import ChannelRef, MessageRef, Post  # noqa: E402
@@ -147,6 +147,7 @@ async def firing(tmp: Path) -> None:
     await timeline._load_jobs(await timeline.current_plan(), None)
     reminders = [j for j in scheduler.get_jobs() if "/reminder/" in j.id]
     assert len(reminders) == n
+    settle_heap()  # as App.run does once the timeline has started
     await asyncio.wait_for(all_done.wait(), 30)
     scheduler.shutdown(wait=False)
     sent = await db.fetchone("SELECT count(*) FROM post_log WHERE state = 'sent'")

@@ -428,6 +428,37 @@ async def test_the_bot_cleans_up_old_adapter_state_when_it_starts_and_stops_when
         await db.close()
 
 
+async def test_what_start_up_built_is_kept_out_of_the_collectors_way_once_the_timeline_runs(
+        tmp_path: Path) -> None:
+    """A full collection walking the start-up objects (10,000 circles' plan) delayed every post of a due
+    minute by ~300 ms (bench/timeline_bench.py); App.run freezes them once the timeline has started."""
+    import gc
+
+    from circlebot.app import App
+    from circlebot.readings import load_collection
+    from conftest import START, circle_config, make_settings
+    from drivers import FakeClock, RecordingAdapter
+
+    settings = make_settings(tmp_path, circles=[circle_config(syllabus=[])])
+    db = await Database.open(settings.database)
+    gc.unfreeze()
+    try:
+        app = App(settings, Store(db), load_collection(settings.readings), FakeClock(START))
+        app.add_adapter(RecordingAdapter(settings.zone_of(settings.circles[0])))
+        assert gc.get_freeze_count() == 0
+        running = asyncio.create_task(app.run())
+        for _ in range(2000):
+            if gc.get_freeze_count() > 0:
+                break
+            await asyncio.sleep(0.001)
+        assert gc.get_freeze_count() > 0
+        app.stop()
+        await asyncio.wait_for(running, 10)
+    finally:
+        gc.unfreeze()
+        await db.close()
+
+
 def test_the_store_sql_is_turned_into_postgresql_outside_quotes_and_comments() -> None:
     from circlebot.store.postgresql import ddl, to_postgres
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Sequence
 from datetime import UTC
@@ -26,6 +27,18 @@ log = logging.getLogger(__name__)
 
 CLEAN_UP_EVERY = 24 * 3600.0  # seconds between clean-ups of old adapter state
 STOP_GRACE = 7.0  # seconds a stopping bot gives what is in hand; `docker stop` kills after 10
+
+
+def settle_heap() -> None:
+    """Put what start-up built and keeps for the bot's life (imported modules, the reading collection, the
+    config, the timeline's plan) out of the cyclic collector's way, once, when the bot has started.
+
+    Without it, every full collection walks all of those objects again: with 10,000 circles one such pass
+    took about 300 ms, and when it fell on a due minute every post of that minute started that much late
+    (bench/timeline_bench.py). `gc.freeze` is CPython's documented way to do this; garbage made later is
+    collected as before."""
+    gc.collect()
+    gc.freeze()
 
 
 class App(Router):
@@ -123,6 +136,7 @@ class App(Router):
                 if not stopping.done():
                     scheduler.start()
                     await self.timeline.start()
+                    settle_heap()
                     await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
                 stop_by = loop.time() + STOP_GRACE
                 if scheduler.running:
