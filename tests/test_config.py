@@ -205,3 +205,14 @@ def test_the_matrix_crypto_store_is_beside_the_database_or_where_the_config_says
     assert s.matrix is not None and s.matrix.store_path == tmp_path / "keys" / "store" and not s.matrix.encryption
     s = load(write(tmp_path, 'database = "postgresql://bot@db/circles"\n' + matrix + circle))
     assert s.matrix is not None and s.matrix.store_path == tmp_path / "circlebot-matrix-store"  # beside the config
+
+
+@pytest.mark.parametrize("command", [["export", "ics"], ["export", "csv"], ["links"]])
+def test_a_command_given_a_circle_the_config_lacks_names_the_circles_it_has(
+        command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    from circlebot.cli import main
+
+    assert main([*command, "--config", str(REPO / "config.example.toml"), "--circle", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "no circle 'nope' in the config; circles: " in err
+    assert load(REPO / "config.example.toml").circles[0].slug in err.split("circles: ", 1)[1]

@@ -121,6 +121,18 @@ def _raw_syllabus_problems(path: Path) -> list[str]:
     ]
 
 
+def _chosen_circles(settings: config_mod.Settings, slug: str | None) -> list[config_mod.CircleSettings]:
+    """The circles a command's `--circle SLUG` names (every circle without it); none, and a message naming
+    the circles there are, when the slug is not in the config."""
+    if slug is None:
+        return list(settings.circles)
+    chosen = [c for c in settings.circles if c.slug == slug]
+    if not chosen:
+        print(f"circlebot: no circle {slug!r} in the config; circles: "
+              f"{', '.join(c.slug for c in settings.circles)}", file=sys.stderr)
+    return chosen
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     path = Path(args.path)
     if not path.exists():
@@ -311,10 +323,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     settings = _load_settings(_config_path(args.config))
     if settings is None:
         return 2
-    circles = settings.circles if args.circle is None else [c for c in settings.circles if c.slug == args.circle]
+    circles = _chosen_circles(settings, args.circle)
     if not circles:
-        print(f"circlebot: no circle {args.circle!r} in the config; circles: "
-              f"{', '.join(c.slug for c in settings.circles)}", file=sys.stderr)
         return 2
     if len(circles) > 1 and args.output and args.output != "-":
         print("circlebot: several circles: give --circle SLUG, or --output - to print them all", file=sys.stderr)
@@ -400,10 +410,8 @@ def cmd_links(args: argparse.Namespace) -> int:
     settings = _load_settings(_config_path(args.config))
     if settings is None:
         return 2
-    circles = settings.circles if args.circle is None else [c for c in settings.circles if c.slug == args.circle]
+    circles = _chosen_circles(settings, args.circle)
     if not circles:
-        print(f"circlebot: no circle {args.circle!r} in the config; circles: "
-              f"{', '.join(c.slug for c in settings.circles)}", file=sys.stderr)
         return 2
     if settings.web is None or not settings.web.enabled:
         print("circlebot: the web server is off (no [web] section, or enabled = false): there are no links.",
@@ -458,10 +466,8 @@ def cmd_export_csv(args: argparse.Namespace) -> int:
     settings = _load_settings(_config_path(args.config))
     if settings is None:
         return 2
-    circles = settings.circles if args.circle is None else [c for c in settings.circles if c.slug == args.circle]
+    circles = _chosen_circles(settings, args.circle)
     if not circles:
-        print(f"circlebot: no circle {args.circle!r} in the config; circles: "
-              f"{', '.join(c.slug for c in settings.circles)}", file=sys.stderr)
         return 2
     if args.start and args.end and args.end < args.start:
         print(f"circlebot: --to {args.end} is before --from {args.start}", file=sys.stderr)
