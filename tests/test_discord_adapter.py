@@ -345,6 +345,38 @@ async def test_rsvp_and_check_in_buttons_work_also_after_a_restart(
     assert late["data"]["content"] == f"Meeting #{meeting} is over; RSVP to a coming one."
 
 
+async def test_read_buttons_on_the_readings_post_answer_privately_and_count_for_organisers(
+    bot: DiscordDriver, fake_discord: FakeDiscord
+) -> None:
+    meeting = number_after("meeting", (await bot.say(bot.organiser, f"schedule {SEED}")).text)
+    assert bot.adapter is not None
+    where = ChannelRef("discord", str(bot.channel.id))
+    ref = await bot.adapter.send(where, Post("Reading for the meeting", meeting_id=meeting,
+                                             controls=(Control.RSVP, Control.READ)))
+    rows = [[c["custom_id"] for c in row["components"]] for row in fake_discord.get_message(int(ref.id))["components"]]
+    assert rows == [[f"circlebot:rsvp:{a}:{meeting}" for a in ("yes", "maybe", "no")],
+                    [f"circlebot:read:{a}:{meeting}" for a in ("all", "part", "not")]]
+
+    async def click(user: str, custom_id: str) -> str:
+        inter = await fake_discord.click(bot.member(user), int(ref.id), custom_id)
+        response = await inter.wait_response()
+        assert response["type"] == 4 and int(response["data"]["flags"]) & FLAG_EPHEMERAL
+        return str(response["data"]["content"])
+
+    said = await click("alice", f"circlebot:read:part:{meeting}")
+    assert said.startswith(f"Noted for meeting #{meeting}, ") and "you read part of it" in said
+    await click("bob", f"circlebot:read:all:{meeting}")
+    await bot.restart()
+    await click("alice", f"circlebot:read:all:{meeting}")  # changed, through the same old button, after a restart
+    mine = await bot.say("alice", "read")  # the next meeting: this one
+    assert "you read all of it" in mine.text and "Read so far" not in mine.text
+    counts = await bot.say(bot.organiser, "read")
+    assert "Read so far: " in counts.text and "2 all" in counts.text and "alice" not in counts.text, counts.text
+    await bot.say(bot.organiser, f"unschedule {meeting}")
+    gone = await click("carol", f"circlebot:read:not:{meeting}")
+    assert gone == f"Meeting #{meeting} is not on the calendar any more."
+
+
 async def test_discussion_questions_go_into_a_thread_on_the_meetings_post(
     bot: DiscordDriver, fake_discord: FakeDiscord
 ) -> None:

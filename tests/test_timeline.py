@@ -128,7 +128,7 @@ async def test_a_meeting_runs_its_whole_timeline_once(tmp_path: Path, clock: Fak
         (assignment,) = bot.posts("Reading for meeting")
         text = bot.adapter.render(assignment)
         assert "Thu 10 Dec 2026, 19:00 GMT (Europe/London)" in text and "About 19 min to read" in text
-        assert "In Defence of Marxism" in text and assignment.controls == (Control.RSVP,)
+        assert "In Defence of Marxism" in text and assignment.controls == (Control.RSVP, Control.READ)
         assert assignment.meeting_id == mid
 
         clock.set(start - timedelta(hours=24))

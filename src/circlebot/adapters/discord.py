@@ -55,6 +55,7 @@ from circlebot.core.domain import (
     ChannelRef,
     CheckInCast,
     Control,
+    Event,
     FileUpload,
     Invocation,
     MessageRef,
@@ -62,6 +63,7 @@ from circlebot.core.domain import (
     PollResults,
     PollSpec,
     Post,
+    ProgressCast,
     RsvpAnswer,
     RsvpCast,
     UserRef,
@@ -249,6 +251,30 @@ class CheckInButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"c
             await adapter._on_button(interaction, self.meeting, None)
 
 
+_READ_LABEL = {"all": "Read it all", "part": "Read part", "not": "Not read yet"}
+
+
+class ReadButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
+                 template=r"circlebot:read:(?P<answer>all|part|not):(?P<meeting>\d{1,12})"):
+    """How much of the reading one read, on the reading's post; answered privately (ephemeral)."""
+
+    def __init__(self, answer: str, meeting: int) -> None:
+        super().__init__(discord.ui.Button(label=_READ_LABEL[answer], style=discord.ButtonStyle.secondary,
+                                           custom_id=f"circlebot:read:{answer}:{meeting}", row=1))
+        self.answer = answer
+        self.meeting = meeting
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any],
+                             match: re.Match[str], /) -> ReadButton:
+        return cls(match["answer"], int(match["meeting"]))
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        adapter = _adapter_of(interaction)
+        if adapter is not None:
+            await adapter._on_read_button(interaction, self.meeting, self.answer)
+
+
 def controls_view(post: Post) -> discord.ui.View | None:
     """The buttons a post asks for, or None."""
     if post.meeting_id is None or not post.controls:
@@ -259,6 +285,9 @@ def controls_view(post: Post) -> discord.ui.View | None:
             view.add_item(RsvpButton(answer.value, post.meeting_id))
     if Control.CHECK_IN in post.controls:
         view.add_item(CheckInButton(post.meeting_id))
+    if Control.READ in post.controls:
+        for read in _READ_LABEL:
+            view.add_item(ReadButton(read, post.meeting_id))
     return view
 
 
@@ -442,7 +471,7 @@ class DiscordAdapter:
         await self._votes.join()
 
     async def _setup(self, client: _Client) -> None:
-        client.add_dynamic_items(RsvpButton, CheckInButton)
+        client.add_dynamic_items(RsvpButton, CheckInButton, ReadButton)
         payload = command_payloads(self._commands)
         app_id = client.application_id
         assert app_id is not None
@@ -621,16 +650,26 @@ class DiscordAdapter:
         )
 
     async def _on_button(self, interaction: discord.Interaction[Any], meeting: int, answer: RsvpAnswer | None) -> None:
+        def event(user: UserRef, now: datetime, ref: MessageRef | None) -> Event:
+            if answer is None:
+                return CheckInCast(user, now, meeting_id=meeting, message=ref)
+            return RsvpCast(user, answer, now, meeting_id=meeting, message=ref)
+
+        await self._on_click(interaction, meeting, event)
+
+    async def _on_read_button(self, interaction: discord.Interaction[Any], meeting: int, answer: str) -> None:
+        await self._on_click(interaction, meeting, lambda user, now, ref: ProgressCast(
+            user, answer, now, meeting_id=meeting, message=ref))
+
+    async def _on_click(self, interaction: discord.Interaction[Any], meeting: int,
+                        event: Callable[[UserRef, datetime, MessageRef | None], Event]) -> None:
+        """A button on a meeting's post: its event dispatched, and what the bot says told to the clicker alone."""
         assert self._dispatch is not None
         user, _ = self._user(interaction)
         ref = MessageRef(ChannelRef(PLATFORM, str(interaction.channel_id)), str(interaction.message.id)) if (
             interaction.message) else None
-        now = self._clock()
         try:
-            if answer is None:
-                outcome = await self._dispatch(CheckInCast(user, now, meeting_id=meeting, message=ref))
-            else:
-                outcome = await self._dispatch(RsvpCast(user, answer, now, meeting_id=meeting, message=ref))
+            outcome = await self._dispatch(event(user, self._clock(), ref))
         except NotStored:  # a click is not offered again by Discord: the member is asked to
             outcome = "Sorry, that was not saved (the bot's database is busy). Please click again in a moment."
         text = self._markdown(outcome) if outcome else f"Noted (meeting #{meeting})."

@@ -134,6 +134,18 @@ class RsvpCast:
 
 
 @dataclass(frozen=True, slots=True)
+class ProgressCast:
+    """How much of a meeting's reading a member read ("all", "part" or "not"), from a button on the reading's
+    post; answered to the member alone, as the `read` command is."""
+
+    user: UserRef
+    answer: str
+    at: datetime
+    meeting_id: int
+    message: MessageRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CheckInCast:
     """A check-in from a button or a reaction on a meeting's questions post."""
 
@@ -169,7 +181,7 @@ class PollReadBack:
     timed: bool
 
 
-Event = Invocation | VoteCast | RsvpCast | CheckInCast | PollEndCast | PollReadBack
+Event = Invocation | VoteCast | RsvpCast | ProgressCast | CheckInCast | PollEndCast | PollReadBack
 
 
 class Control(enum.StrEnum):
@@ -177,6 +189,7 @@ class Control(enum.StrEnum):
 
     RSVP = "rsvp"
     CHECK_IN = "check_in"
+    READ = "read"  # how much of the reading one read: buttons only, where the answer can be private
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,9 +28,9 @@ def all_commands() -> list[Command]:
 
 
 def all_event_handlers() -> list[EventHandler]:
-    from circlebot.features import attendance, polls
+    from circlebot.features import attendance, polls, record
 
-    return [*attendance.EVENT_HANDLERS, *polls.EVENT_HANDLERS]
+    return [*attendance.EVENT_HANDLERS, *record.EVENT_HANDLERS, *polls.EVENT_HANDLERS]
 
 
 def all_direct_posts() -> list[DirectPost]:

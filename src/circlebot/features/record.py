@@ -21,8 +21,8 @@ from circlebot.core.commands import (
     looks_like_number,
     positive_int,
 )
-from circlebot.core.context import Context
-from circlebot.core.domain import RsvpAnswer
+from circlebot.core.context import Bot, Context, EventHandler
+from circlebot.core.domain import ProgressCast, RsvpAnswer
 from circlebot.core.text import Text, cmd, when
 from circlebot.core.timeline import PostKind, PostLines
 from circlebot.core.timeline.compose import PostSources
@@ -88,6 +88,26 @@ async def read(ctx: Context, answer: str | None, meeting: int | None) -> Reply:
         summary = progress_summary(*await queries.progress_counts(m.id))
         lines.append(f"Read so far: {summary or 'nobody has said yet'}.")
     return Reply(Text.join("\n", lines), private=True)
+
+
+async def progress_from_event(bot: Bot, event: ProgressCast) -> Text | str:
+    """How much of the reading a member read, from a button on the reading's post; told to them alone."""
+    if event.answer not in {p.value for p in Progress}:
+        return "That button is not one the bot knows; say " + cmd("read", answer="all", meeting=event.meeting_id) + \
+            " (or part / not) instead."
+    m = await bot.store.meeting(event.meeting_id)
+    if m is None or m.status == "cancelled":
+        return f"Meeting #{event.meeting_id} is not on the calendar any more."
+    member_id = await bot.store.ensure_member(event.user)
+    progress = Progress(event.answer)
+    await RecordQueries(bot.store).set_progress(m.id, member_id, progress, event.at)
+    reading = bot.readings.get(m.reading)
+    title = reading.title if reading is not None else m.reading
+    return (f"Noted for meeting #{m.id}, {title}: {_SAID[progress]}. Only you see this; others see counts. "
+            "Change it with another button, or " + cmd("read", answer="part", meeting=m.id) + ".")
+
+
+EVENT_HANDLERS = [EventHandler(ProgressCast, progress_from_event)]
 
 
 async def _assignment_lines(host: PostSources, m: Meeting, circle: CircleSettings) -> list[Text | str]:

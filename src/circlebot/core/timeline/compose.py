@@ -88,7 +88,7 @@ async def compose(host: PostSources, kind: PostKind, m: Meeting, circle: CircleS
             lines.append(f"> {reading.excerpt(300)}")
         lines.append("Coming? " + cmd("rsvp", answer="yes", meeting=m.id) + " (or maybe / no).")
         lines += await host.post_lines(kind, m, circle)
-        return Post(Text.join("\n", lines), meeting_id=m.id, controls=(Control.RSVP,))
+        return Post(Text.join("\n", lines), meeting_id=m.id, controls=(Control.RSVP, Control.READ))
     if kind is PostKind.REMINDER:
         waiting: list[UserRef] = []
         if circle.turnout.capacity is not None:  # who has a place and who waits for one
