@@ -216,3 +216,19 @@ def test_a_command_given_a_circle_the_config_lacks_names_the_circles_it_has(
     err = capsys.readouterr().err
     assert "no circle 'nope' in the config; circles: " in err
     assert load(REPO / "config.example.toml").circles[0].slug in err.split("circles: ", 1)[1]
+
+
+@pytest.mark.parametrize("command", [["export", "ics"], ["export", "csv"], ["links"]])
+def test_every_command_that_opens_the_database_reads_the_password_the_config_names(
+        command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from circlebot.cli import main
+
+    text = (REPO / "config.example.toml").read_text(encoding="utf-8")
+    config = tmp_path / "circlebot.toml"
+    config.write_text('database_password_env = "CIRCLEBOT_TEST_UNSET_PASSWORD"\n' + text.replace(
+        'readings = "readings"', f'readings = "{REPO / "readings"}"'), encoding="utf-8")
+    monkeypatch.delenv("CIRCLEBOT_TEST_UNSET_PASSWORD", raising=False)
+    assert main([*command, "--config", str(config)]) == 2
+    assert ("the config says the database password is in the environment variable "
+            "CIRCLEBOT_TEST_UNSET_PASSWORD, but it is not set" in capsys.readouterr().err)

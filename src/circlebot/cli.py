@@ -13,10 +13,14 @@ import sys
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from circlebot import config as config_mod
 from circlebot.readings import Collection, load_collection
 from circlebot.readings.cache import default_cache_path
+
+if TYPE_CHECKING:
+    from circlebot.store import Database
 
 log = logging.getLogger("circlebot")
 
@@ -66,6 +70,14 @@ def database_password(settings: config_mod.Settings) -> str | None:
         raise StoreError(f"the config says the database password is in the environment variable {name}, but it "
                          f"is not set: set it, or remove database_password_env")
     return value
+
+
+async def open_database(settings: config_mod.Settings) -> Database:
+    """The database the config names, with the password from the variable it names: how every command opens it
+    (StoreError when it cannot be opened, or the password's variable is not set)."""
+    from circlebot.store import Database
+
+    return await Database.open(settings.database, password=database_password(settings))
 
 
 def _config_path(arg: str | None) -> Path:
@@ -252,7 +264,7 @@ async def serve(settings: config_mod.Settings, *, console: bool) -> int:
     """Open the store, build the core and its adapters, and run until the adapters stop."""
     from circlebot.adapters.build import console_adapter, discord_adapter, matrix_adapter
     from circlebot.app import App
-    from circlebot.store import Database, Store, StoreError
+    from circlebot.store import Store, StoreError
 
     collection = await asyncio.to_thread(_load_readings, settings.readings)
     for err in collection.errors:
@@ -260,7 +272,7 @@ async def serve(settings: config_mod.Settings, *, console: bool) -> int:
     for p in _syllabus_problems(settings, collection):
         log.warning("%s", p)
     try:
-        db = await Database.open(settings.database, password=database_password(settings))
+        db = await open_database(settings)
     except StoreError as e:
         print(f"circlebot: {e}", file=sys.stderr)
         return 2
@@ -318,7 +330,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
     from circlebot.export import to_ics
-    from circlebot.store import Database, Store, StoreError
+    from circlebot.store import Store, StoreError
 
     settings = _load_settings(_config_path(args.config))
     if settings is None:
@@ -331,7 +343,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 2
 
     async def export() -> list[bytes]:
-        db = await Database.open(settings.database, password=database_password(settings))
+        db = await open_database(settings)
         try:
             store = Store(db)
             collection = await asyncio.to_thread(_load_readings, settings.readings)
@@ -366,7 +378,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     from circlebot.adapters.matrix.crosssign import CrossSigningError
     from circlebot.adapters.matrix.setup import setup_cross_signing
     from circlebot.app import App
-    from circlebot.store import Database, Store, StoreError
+    from circlebot.store import Store, StoreError
 
     settings = _load_settings(_config_path(args.config))
     if settings is None:
@@ -384,7 +396,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         return await asyncio.to_thread(getpass.getpass, f"Password of {m.user_id} (to replace its keys): ")
 
     async def setup() -> None:
-        db = await Database.open(settings.database, password=database_password(settings))
+        db = await open_database(settings)
         try:
             collection = await asyncio.to_thread(_load_readings, settings.readings)
             app = App(settings, Store(db), collection)
@@ -404,7 +416,7 @@ def cmd_links(args: argparse.Namespace) -> int:
     """`circlebot links [rotate] [--circle SLUG]`: each circle's page and calendar feed addresses."""
     from datetime import UTC, datetime
 
-    from circlebot.store import Database, Store, StoreError
+    from circlebot.store import Store, StoreError
     from circlebot.web.links import Links, base_url
 
     settings = _load_settings(_config_path(args.config))
@@ -420,7 +432,7 @@ def cmd_links(args: argparse.Namespace) -> int:
     web = settings.web
 
     async def links() -> tuple[str | None, list[tuple[str, str]]]:
-        db = await Database.open(settings.database)
+        db = await open_database(settings)
         try:
             store = Store(db)
             made, now = Links(store), datetime.now(UTC)
@@ -461,7 +473,7 @@ def cmd_export_csv(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
     from circlebot.features.record_export import record_csv
-    from circlebot.store import Database, Store, StoreError
+    from circlebot.store import Store, StoreError
 
     settings = _load_settings(_config_path(args.config))
     if settings is None:
@@ -474,7 +486,7 @@ def cmd_export_csv(args: argparse.Namespace) -> int:
         return 2
 
     async def export() -> tuple[bytes, int]:
-        db = await Database.open(settings.database)
+        db = await open_database(settings)
         try:
             collection = await asyncio.to_thread(_load_readings, settings.readings)
             return await record_csv(Store(db), collection, [(c, settings.zone_of(c)) for c in circles],
