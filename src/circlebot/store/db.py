@@ -101,6 +101,12 @@ class Database:
         """The database as messages name it (never with a password)."""
         raise NotImplementedError
 
+    @property
+    def writes(self) -> int | None:
+        """A count that changes with every row this process writes, for caches of what the rows show (the web
+        pages); None where the database keeps no such count."""
+        return None
+
     async def close(self) -> None:
         raise NotImplementedError
 
@@ -200,6 +206,10 @@ class SqliteDatabase(Database):
     @property
     def name(self) -> str:
         return str(self.path)
+
+    @property
+    def writes(self) -> int:
+        return self.conn.total_changes  # SQLite's own count of the rows its connection changed
 
     @classmethod
     async def connect(cls, path: Path) -> SqliteDatabase:

@@ -65,9 +65,8 @@ class WebServer:
         """What a rendering depends on beside its key: the bot's changes, every row the database wrote (an RSVP,
         a check-in, a vote, a meeting; SQLite counts them), and the minute on the bot's clock (meetings move from
         coming to past). Where the database does not count its writes (PostgreSQL), every event dispatched."""
-        conn = getattr(self.bot.store.db, "conn", None)
-        writes = getattr(conn, "total_changes", None)
-        if not isinstance(writes, int):
+        writes = self.bot.store.db.writes
+        if writes is None:
             writes = -self.bot.events
         return self.bot.generation, writes, int(self.bot.clock.now().timestamp() // 60)
 
