@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from circlebot.core.commands import UsageError
-from circlebot.core.context import Context
+from circlebot.core.context import Bot, Context
 from circlebot.core.domain import RsvpAnswer
 from circlebot.core.text import when
 from circlebot.readings import Reading
@@ -57,7 +57,7 @@ async def meeting_or_error(ctx: Context, meeting_id: int | None, *, default: str
     return upcoming[0]
 
 
-def meeting_title(ctx: Context, m: Meeting) -> str:
+def meeting_title(ctx: Context | Bot, m: Meeting) -> str:
     reading = ctx.readings.get(m.reading)
     title = reading.title if reading else m.reading
     part = f" (part {m.part} of {m.parts})" if m.part and m.parts else ""

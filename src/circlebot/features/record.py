@@ -77,8 +77,7 @@ async def read(ctx: Context, answer: str | None, meeting: int | None) -> Reply:
     if answer is not None:
         progress = Progress(answer)
         await queries.set_progress(m.id, ctx.member_id, progress, ctx.now)
-        lines: list[Text | str] = [f"Noted for meeting #{m.id}, {title}: {_SAID[progress]}. Only you see this; "
-                                   "others see counts."]
+        lines: list[Text | str] = [_noted(m, title, progress)]
     else:
         mine = await queries.progress_of(m.id, ctx.member_id)
         said = f"{_SAID[mine]}" if mine else "you have not said"
@@ -101,10 +100,13 @@ async def progress_from_event(bot: Bot, event: ProgressCast) -> Text | str:
     member_id = await bot.store.ensure_member(event.user)
     progress = Progress(event.answer)
     await RecordQueries(bot.store).set_progress(m.id, member_id, progress, event.at)
-    reading = bot.readings.get(m.reading)
-    title = reading.title if reading is not None else m.reading
-    return (f"Noted for meeting #{m.id}, {title}: {_SAID[progress]}. Only you see this; others see counts. "
-            "Change it with another button, or " + cmd("read", answer="part", meeting=m.id) + ".")
+    return (_noted(m, meeting_title(bot, m), progress) + " Change it with another button, or "
+            + cmd("read", answer="part", meeting=m.id) + ".")
+
+
+def _noted(m: Meeting, title: str, progress: Progress) -> str:
+    """What a member is told when they said how much of the reading they read."""
+    return f"Noted for meeting #{m.id}, {title}: {_SAID[progress]}. Only you see this; others see counts."
 
 
 EVENT_HANDLERS = [EventHandler(ProgressCast, progress_from_event)]
