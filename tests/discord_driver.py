@@ -211,6 +211,12 @@ class DiscordDriver:
     async def refuse_directs(self, user: str) -> None:
         self.fake.refusing_dms.add(self.member(user).id)
 
+    async def fail_directs(self, user: str) -> None:
+        self.fake.fail_dms(self.member(user), 503)
+
+    async def mend_directs(self, user: str) -> None:
+        self.fake.mend_dms(self.member(user))
+
     async def pinged(self, post: str) -> set[str]:
         """Whom Discord notified for the post: its `mentions`, as the fake resolves them from the content and
         `allowed_mentions`."""

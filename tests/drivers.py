@@ -84,6 +84,13 @@ class Driver(Protocol):
     async def refuse_directs(self, user: str) -> None:
         """`user` stops taking direct messages from the bot (Discord: blocked; Matrix: left the room)."""
 
+    async def fail_directs(self, user: str) -> None:
+        """Direct messages to `user` fail for a while, as in an outage (Discord: 503 Service Unavailable;
+        Matrix: the homeserver is down); `mend_directs` ends it."""
+
+    async def mend_directs(self, user: str) -> None:
+        """Direct messages to `user` go through again."""
+
 
 class PlatformDown(ConnectionError):
     """The test platform is unreachable (RecordingAdapter.down)."""
@@ -95,7 +102,8 @@ class RecordingAdapter:
 
     Like Matrix and Discord it recognises a repeated idempotency key within `dedup_window` and returns the
     message already posted; pass the same `keys` to a restarted adapter to keep that memory across processes.
-    While `down` is set every send fails, as a platform in an outage does."""
+    While `down` is set every send fails (direct messages too), as a platform in an outage does; direct messages
+    to the users in `failing` fail the same way."""
 
     zone: ZoneInfo
     platform: str = "console"
@@ -117,6 +125,7 @@ class RecordingAdapter:
     direct_interval: float = 0.0
     directs: list[tuple[UserRef, Post]] = field(default_factory=list)  # direct messages sent
     refusing: set[str] = field(default_factory=set)  # user ids who do not take direct messages
+    failing: set[str] = field(default_factory=set)  # user ids whose direct messages fail (an outage)
 
     def render(self, post: Post) -> str:
         return plain_text(named_markdown(post.content, self.zone, self.prefix))
@@ -146,11 +155,19 @@ class RecordingAdapter:
     async def send_direct(self, user: UserRef, post: Post, *, key: str | None = None) -> MessageRef:
         from circlebot.core.adapter import DirectRefused
 
-        self.attempts.append((ChannelRef(self.platform, f"dm:{user.id}"), key))
+        where = ChannelRef(self.platform, f"dm:{user.id}")
+        self.attempts.append((where, key))
         if user.id in self.refusing:
             raise DirectRefused(f"{user.id} does not take direct messages")
+        if self.down or user.id in self.failing:
+            raise PlatformDown(f"{self.platform} is down")
+        if key is not None and key in self.keys:
+            return self.keys[key]
         self.directs.append((user, post))
-        return MessageRef(ChannelRef(self.platform, f"dm:{user.id}"), f"m{next(self._ids)}")
+        ref = MessageRef(where, f"m{next(self._ids)}")
+        if key is not None:
+            self.keys[key] = ref
+        return ref
 
     async def start_poll(self, where: ChannelRef, poll: PollSpec) -> MessageRef:
         ref = await self.send(where, Post(f"Poll #{poll.id}: {poll.question}"))
@@ -198,6 +215,12 @@ class CoreDriver:
 
     async def refuse_directs(self, user: str) -> None:
         self.adapter.refusing.add(user)
+
+    async def fail_directs(self, user: str) -> None:
+        self.adapter.failing.add(user)
+
+    async def mend_directs(self, user: str) -> None:
+        self.adapter.failing.discard(user)
 
     async def pinged(self, post: str) -> set[str]:
         found = [p for _, p, _ in self.adapter.sent if self.adapter.render(p) == post]

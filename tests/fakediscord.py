@@ -688,6 +688,8 @@ class FakeDiscord:
         self.dm_channels: dict[int, int] = {}  # user id -> the bot's DM channel with them
         self.dm_recipients: dict[int, int] = {}  # DM channel id -> its user
         self.refusing_dms: set[int] = set()  # users who do not take DMs from the bot (50007)
+        self._dm_retry_after = 0.01
+        self.failing_dms: dict[int, int] = {}  # user id -> the status (503 or 429) their DMs are answered with
         self.recommended_shards = 1  # GET /gateway/bot's "shards"
         self.message_delay = 0.0  # seconds the fake takes to create a message (a slow platform)
         self.scheduled_events: dict[int, JSON] = {}  # guild scheduled event id -> the event object
@@ -915,6 +917,20 @@ class FakeDiscord:
         """Answer every request matching ``method`` (``*``: any) and ``path_regex`` with 503 Service
         Unavailable until :meth:`end_outage` (discord.py raises DiscordServerError on a 503 without retrying)."""
         self._outages.append((method.upper(), re.compile(path_regex)))
+
+    def fail_dms(self, user: FakeUser | FakeMember | int, status: int = 503, retry_after: float = 0.01) -> None:
+        """Answer every message to the user's DM channel with ``status`` until :meth:`mend_dms`: 503 Service
+        Unavailable (Discord's "5xx: the server had an error processing your request"; discord.py raises
+        DiscordServerError without retrying), or 429 with Discord's rate-limit body and headers (``Via`` set,
+        so discord.py waits ``retry_after`` and tries again, up to its five tries, then raises)."""
+        if status not in (429, 503):
+            raise ValueError(f"fail_dms answers 429 or 503, not {status}")
+        self.failing_dms[_id(user)] = status
+        self._dm_retry_after = retry_after
+
+    def mend_dms(self, user: FakeUser | FakeMember | int) -> None:
+        """Take the user's DMs again."""
+        self.failing_dms.pop(_id(user), None)
 
     def end_outage(self) -> None:
         """Answer normally again."""
@@ -1999,10 +2015,15 @@ class FakeDiscord:
             msgs = [m for m in msgs if int(m["id"]) > int(rec.query["after"])]
         return msgs[:limit]
 
-    async def _post_message(self, rec: RecordedRequest, channel_id: str) -> JSON:
+    async def _post_message(self, rec: RecordedRequest, channel_id: str) -> JSON | web.StreamResponse:
         if self.message_delay:
             await asyncio.sleep(self.message_delay)
         if int(channel_id) in self.dm_recipients:
+            status = self.failing_dms.get(self.dm_recipients[int(channel_id)])
+            if status == 429:
+                return self._too_many(_RateLimit("POST", re.compile(".*"), 0, self._dm_retry_after, False))
+            if status is not None:
+                raise FakeDiscordError(503, "503: Service Unavailable")
             return self._post_dm(int(channel_id), rec.json or {})
         guild, chan = self._channel(channel_id)
         body = rec.json or {}

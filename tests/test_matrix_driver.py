@@ -132,6 +132,7 @@ class MatrixDriver:
         self._dm_joined: set[tuple[str, str]] = set()
         self._posts: dict[str, str] = {}
         self._forms = itertools.cycle(("unstable", "stable"))
+        self.synapse: SynapseServer | None = None  # set by tests that take the homeserver down (fail_directs)
 
     @property
     def app(self) -> App:
@@ -263,6 +264,16 @@ class MatrixDriver:
         """The user leaves their direct room with the bot."""
         room = await self.dm_room(user)
         await self.users[user].client.room_leave(room)
+
+    async def fail_directs(self, user: str) -> None:
+        """The homeserver goes down: every send fails (nio cannot connect), direct messages to `user` too."""
+        assert self.synapse is not None, "set driver.synapse to take the homeserver down"
+        await asyncio.to_thread(self.synapse.stop)
+
+    async def mend_directs(self, user: str) -> None:
+        """The homeserver is back."""
+        assert self.synapse is not None
+        await asyncio.to_thread(self.synapse.start)
 
     async def pinged(self, post: str) -> set[str]:
         """Whom the post notified: an `m.text` event's `m.mentions` (a notice notifies nobody)."""

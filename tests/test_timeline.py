@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -673,3 +674,84 @@ def test_separate_processes_and_a_kill_between_claim_and_send(tmp_path: Path) ->
             await db.close()
 
     assert asyncio.run(states()) == {"assignment": "sent", "reminder": "sent", "start": "sent"}
+
+
+class TakesDirectThenHangs(RecordingAdapter):
+    """A platform that takes a direct message to `hang_for`, then the process is stopped before it hears back."""
+
+    hang_for: str = ""
+    hung: asyncio.Event | None = None
+
+    async def send_direct(self, user: UserRef, post: Post, *, key: str | None = None) -> MessageRef:
+        ref = await super().send_direct(user, post, key=key)
+        if self.hang_for and user.id == self.hang_for:
+            if self.hung is not None:
+                self.hung.set()
+            await asyncio.Event().wait()
+        return ref
+
+
+async def test_direct_reminders_claimed_when_the_bot_stops_are_sent_after_it_starts_again_once(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """The bot stops (SIGTERM) while its direct reminders go out: alice's was taken by the platform but the bot
+    never heard back, bob's and carol's were claimed and waiting their turn, and erin's fell due while it was
+    down. After the next start each of them goes out once: alice's resent with its key is recognised."""
+    settings = make_settings(tmp_path)
+    platform = TakesDirectThenHangs(settings.zone_of(settings.circles[0]), dedup_window=timedelta(hours=2))
+    first = await boot_on(settings, clock, platform)
+    for name in ("alice", "bob", "carol", "erin"):
+        await first.driver.say(name, "remind me 23h" if name == "erin" else "remind me dm on")
+        await first.driver.say(name, "rsvp yes")
+    platform.hang_for, platform.hung = "alice", asyncio.Event()
+    clock.set(datetime(2026, 11, 25, 19, tzinfo=UTC))  # 24 h before meeting #1: alice's, bob's and carol's
+    ticking = asyncio.create_task(first.timeline.tick())
+    await asyncio.wait_for(platform.hung.wait(), 5)
+    await first.timeline.close()  # SIGTERM: the app closes the timeline, then the store
+    await asyncio.wait_for(ticking, 5)
+    await first.stop()
+    assert [u.id for u, _ in platform.directs] == ["alice"]
+
+    platform.hang_for = ""
+    clock.set(datetime(2026, 11, 25, 20, 30, tzinfo=UTC))  # erin's (23 h before) fell due while it was down
+    second = await boot_on(settings, clock, platform)
+    try:
+        await second.timeline.direct_reminders_sent()
+        assert sorted(u.id for u, _ in platform.directs) == ["alice", "bob", "carol", "erin"]
+        alice_keys = [k for where, k in platform.attempts if where.id == "dm:alice"]
+        assert len(alice_keys) == 2 and alice_keys[0] == alice_keys[1], alice_keys  # resent with its key
+        clock.advance(timedelta(minutes=5))
+        await second.timeline.tick()
+        assert len(platform.directs) == 4  # once each
+    finally:
+        await second.stop()
+
+
+async def test_a_direct_reminder_interrupted_too_long_ago_is_not_resent(tmp_path: Path, clock: FakeClock,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """A direct reminder being sent when the bot stopped, restarted after the platform's memory of its key: not
+    sent again (it may have gone), and a log line says so; the member's next reminders come as ever."""
+    settings = make_settings(tmp_path)
+    platform = TakesDirectThenHangs(settings.zone_of(settings.circles[0]), dedup_window=timedelta(minutes=2))
+    first = await boot_on(settings, clock, platform)
+    await first.driver.say("alice", "remind me dm on")
+    await first.driver.say("alice", "rsvp yes")
+    platform.hang_for, platform.hung = "alice", asyncio.Event()
+    clock.set(datetime(2026, 11, 25, 19, tzinfo=UTC))
+    ticking = asyncio.create_task(first.timeline.tick())
+    await asyncio.wait_for(platform.hung.wait(), 5)
+    await first.timeline.close()
+    await asyncio.wait_for(ticking, 5)
+    await first.stop()
+    platform.hang_for = ""
+    platform.keys.clear()  # the platform no longer recognises the key
+    clock.advance(timedelta(minutes=10))
+    with caplog.at_level(logging.WARNING, logger="circlebot"):
+        second = await boot_on(settings, clock, platform)
+        await second.timeline.direct_reminders_sent()
+    try:
+        assert len(platform.directs) == 1  # the first process's, not a second
+        assert any("alice" in r.getMessage() and "interrupted" in r.getMessage() for r in caplog.records), \
+            [r.getMessage() for r in caplog.records]
+    finally:
+        await second.stop()

@@ -3,7 +3,9 @@ PostgreSQL, fake clock), and the config they rest on."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -228,3 +230,52 @@ async def test_remind_me_refuses_what_it_cannot_do(make_core: Callable[..., Awai
     assert "Usage:" in bad
     assert "between 1 minute and 7 days" in await d.say("alice", "remind me 9d")
     assert "are off" in await d.say("alice", "remind me dm")
+
+
+MEETING_1 = turnout_scenarios.REMINDER_DUE + timedelta(hours=24)  # Thu 26 Nov 2026, 19:00 UTC
+
+
+async def test_a_direct_reminder_that_cannot_go_before_its_meeting_is_given_up_with_a_log_line(
+        make_core: Callable[..., Awaitable[CoreDriver]], caplog: pytest.LogCaptureFixture) -> None:
+    """The platform fails a direct reminder until the meeting starts: it is tried again after growing pauses
+    (not at every tick), always with the same idempotency key, then given up with a log line naming the
+    member and why; nothing is sent once the meeting has started, and the member's reminders stay on."""
+    d = await make_core()
+    timeline = await turnout_scenarios.start_timeline(d)
+    await d.say("alice", "remind me 3m")
+    await d.say("alice", "rsvp yes")
+    await d.fail_directs("alice")
+    d.clock.set(MEETING_1 - timedelta(minutes=3))
+    ticks = 0
+    with caplog.at_level(logging.INFO, logger="circlebot"):
+        while d.clock.now() < MEETING_1 + timedelta(minutes=2):
+            await timeline.tick()
+            ticks += 1
+            d.clock.advance(timedelta(seconds=10))
+        tries = [key for where, key in d.adapter.attempts if where.id == "dm:alice"]
+        await d.mend_directs("alice")
+        for _ in range(3):
+            d.clock.advance(timedelta(minutes=1))
+            await timeline.tick()
+    assert 4 <= len(tries) < ticks // 2, (len(tries), ticks)  # 1 s, 2 s, 4 s ... apart: fewer than the ticks
+    assert len(set(tries)) == 1 and tries[0] is not None, tries
+    assert len([k for where, k in d.adapter.attempts if where.id == "dm:alice"]) == len(tries)  # not after
+    assert await d.directs("alice") == []
+    gave_up = [r.getMessage() for r in caplog.records if "gave up" in r.getMessage()]
+    assert len(gave_up) == 1, gave_up
+    assert "alice" in gave_up[0] and "meeting #1" in gave_up[0] and "console is down" in gave_up[0], gave_up
+    assert "I will remind you by direct message" in await d.say("alice", "remind me dm")
+
+
+async def test_a_refused_direct_reminder_is_not_tried_again(make_core: Callable[..., Awaitable[CoreDriver]]) -> None:
+    d = await make_core()
+    timeline = await turnout_scenarios.start_timeline(d)
+    await d.say("alice", "remind me dm on")
+    await d.say("alice", "rsvp yes")
+    await d.refuse_directs("alice")
+    d.clock.set(turnout_scenarios.REMINDER_DUE)
+    for _ in range(5):
+        await timeline.tick()
+        d.clock.advance(timedelta(seconds=30))
+    assert len([w for w, _ in d.adapter.attempts if w.id == "dm:alice"]) == 1
+    assert "turned off: a direct message to you was refused" in await d.say("alice", "remind me dm")

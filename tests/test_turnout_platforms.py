@@ -55,6 +55,7 @@ async def test_matrix(matrix_user: MakeUser, tmp_path: Path, clock: FakeClock, s
                       scenario: Scenario) -> None:
     circle = turnout_scenarios.CIRCLES[scenario.__name__]
     async with matrix_circle(matrix_user, tmp_path, clock, **circle) as driver:
+        driver.synapse = synapse  # fail_directs takes the homeserver down
         await scenario(driver)
 
 
@@ -71,6 +72,10 @@ async def test_discord(fake_discord: FakeDiscord, tmp_path: Path, clock: FakeClo
         assert fake_discord.find_requests("POST", r"/users/@me/channels")
         refused = [r for r in fake_discord.find_requests("POST", r"/channels/\d+/messages") if r.status == 403]
         assert len(refused) == 1, refused  # erin's: 50007, and not tried again
+    if scenario is turnout_scenarios.a_direct_reminder_that_fails_is_retried_until_it_goes:
+        cid = fake_discord.dm_channels[driver.members["alice"].id]
+        tries = [r.status for r in fake_discord.find_requests("POST", rf"/channels/{cid}/messages")]
+        assert tries.count(503) >= 2 and tries[-1] == 200 and tries.count(200) == 1, tries  # tried again, sent once
 
 
 @pytest.mark.timeout(30)
@@ -133,3 +138,70 @@ async def test_discord_scheduled_events_mirror_the_next_meeting(
         await store.batcher.stop()
         await store.db.close()
     fake.assert_clean()
+
+
+@pytest.mark.timeout(30)
+async def test_discord_a_direct_reminder_rate_limited_past_discord_py_s_retries_is_tried_again(
+        fake_discord: FakeDiscord, tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Discord answers a DM with 429 (its rate-limit body, `Via` set) more times than discord.py tries: the bot
+    tries the reminder again later, and it arrives once."""
+    from datetime import timedelta
+
+    async with discord_bot(fake_discord, tmp_path, clock, monkeypatch) as d:
+        timeline = await turnout_scenarios.start_timeline(d)
+        turnout_scenarios.quick_directs(d)
+        await d.say("alice", "remind me dm on")
+        await d.say("alice", "rsvp yes")
+        fake_discord.fail_dms(d.member("alice"), 429, retry_after=0.01)
+        clock.set(turnout_scenarios.REMINDER_DUE)
+        await timeline.tick()
+        assert await d.directs("alice") == []
+        fake_discord.mend_dms(d.member("alice"))
+        for _ in range(3):
+            clock.advance(timedelta(seconds=30))
+            await timeline.tick()
+        (alice,) = await d.directs("alice")
+        assert "You said yes" in alice, alice
+        cid = fake_discord.dm_channels[d.member("alice").id]
+        tries = [r.status for r in fake_discord.find_requests("POST", rf"/channels/{cid}/messages")]
+        assert tries == [429] * 5 + [200], tries  # discord.py's five tries, then the bot's own
+    fake_discord.assert_clean()
+
+
+@pytest.mark.timeout(30)
+async def test_discord_direct_reminders_waiting_when_the_bot_stops_go_out_after_it_starts_again(
+        fake_discord: FakeDiscord, tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bot stops while its direct reminders go out one per `direct_interval`: the ones claimed and not sent
+    yet go out after the next start, each once."""
+    import asyncio
+    from datetime import timedelta
+
+    from circlebot.core.timeline import Timeline
+
+    async with discord_bot(fake_discord, tmp_path, clock, monkeypatch) as d:
+        timeline = await turnout_scenarios.start_timeline(d)
+        turnout_scenarios.quick_directs(d, 0.5)
+        names = ("alice", "bob", "carol")
+        for name in names:
+            await d.say(name, "remind me dm on")
+            await d.say(name, "rsvp yes")
+        clock.set(turnout_scenarios.REMINDER_DUE)
+        ticking = asyncio.create_task(timeline.tick())
+        for _ in range(200):
+            if await d.directs("alice"):
+                break
+            await asyncio.sleep(0.01)
+        await timeline.close()  # stopping: bob's and carol's are claimed, not sent
+        await asyncio.wait_for(ticking, 5)
+        assert [len(await d.directs(n)) for n in names] == [1, 0, 0]
+        await d.restart()
+        again = Timeline(d.app)  # the next process's
+        d.app.timeline = again
+        turnout_scenarios.quick_directs(d)
+        await again.start()
+        await again.direct_reminders_sent()
+        assert [len(await d.directs(n)) for n in names] == [1, 1, 1]
+        clock.advance(timedelta(minutes=5))
+        await again.tick()
+        assert [len(await d.directs(n)) for n in names] == [1, 1, 1]
+    fake_discord.assert_clean()

@@ -235,8 +235,37 @@ async def direct_reminders_only_for_who_asked(d: Driver) -> None:
     assert "No more reminders" in await d.say("alice", "remind me dm off")
 
 
+async def a_direct_reminder_that_fails_is_retried_until_it_goes(d: Driver) -> None:
+    """A direct reminder the platform fails to take (an outage: Discord's 503, a homeserver that is down; not a
+    refusal) is tried again, with growing pauses, while its meeting has not started: it goes out once, when
+    the platform takes it again, and the member's direct reminders stay on."""
+    timeline = await start_timeline(d)
+    quick_directs(d)
+    await d.say("alice", "remind me dm on")
+    await d.say("alice", "rsvp yes")
+    await d.fail_directs("alice")
+    try:
+        d.clock.set(REMINDER_DUE)
+        await timeline.tick()
+        for _ in range(3):
+            d.clock.advance(timedelta(seconds=10))
+            await timeline.tick()
+    finally:
+        await d.mend_directs("alice")
+    for _ in range(4):  # it goes through again: the next try sends it
+        d.clock.advance(timedelta(seconds=60))
+        await timeline.tick()
+    (alice,) = await d.directs("alice")
+    assert "Reminder" in alice and "You said yes" in alice, alice
+    d.clock.advance(timedelta(minutes=5))
+    await timeline.tick()
+    assert len(await d.directs("alice")) == 1  # once
+    assert "I will remind you by direct message" in await d.say("alice", "remind me dm")  # still on
+
+
 CIRCLES: dict[str, dict[str, Any]] = {
     "direct_reminders_only_for_who_asked": {},
+    "a_direct_reminder_that_fails_is_retried_until_it_goes": {},
     "nudge_mentions_silent_regulars_and_maybes_once": {"turnout": {"nudge": "48h"}},
     "capacity_and_waitlist": {"turnout": {"capacity": 2}},
     "deadline_confirms_and_a_freed_place_still_goes_to_the_waitlist": {
@@ -249,4 +278,5 @@ CIRCLES: dict[str, dict[str, Any]] = {
 
 ALL = [capacity_and_waitlist, deadline_confirms_and_a_freed_place_still_goes_to_the_waitlist,
        low_turnout_postpones_past_a_skipped_week, low_turnout_cancels, low_turnout_notifies_and_the_meeting_stays,
-       nudge_mentions_silent_regulars_and_maybes_once, direct_reminders_only_for_who_asked]
+       nudge_mentions_silent_regulars_and_maybes_once, direct_reminders_only_for_who_asked,
+       a_direct_reminder_that_fails_is_retried_until_it_goes]

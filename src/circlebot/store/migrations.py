@@ -373,4 +373,18 @@ MIGRATIONS: list[tuple[str, list[str | Dialects]]] = [
             "ALTER TABLE post_deliveries ADD COLUMN lease_until TEXT",  # the owner renews it while alive
         ],
     ),
+    (
+        "direct-message reminders tried again until their meeting starts, and resumed after a restart: each "
+        "one's tries, its next try, the last failure, when a try began that never ended, and who holds it",
+        [
+            "ALTER TABLE dm_sent ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE dm_sent ADD COLUMN next_try_at TEXT",  # claimed: when to try (again); NULL: at once
+            "ALTER TABLE dm_sent ADD COLUMN detail TEXT",  # why the last try failed, or why it was given up
+            # a try began then and its end was never recorded (the process stopped while sending): resent only
+            # while the platform still recognises its idempotency key
+            "ALTER TABLE dm_sent ADD COLUMN sending_since TEXT",
+            "ALTER TABLE dm_sent ADD COLUMN owner TEXT",  # the process holding it; NULL: claimed before
+            "ALTER TABLE dm_sent ADD COLUMN lease_until TEXT",  # the owner renews it while alive
+        ],
+    ),
 ]

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from circlebot.core.domain import RsvpAnswer, UserRef
-from circlebot.store.queries import ts
+from circlebot.store.queries import from_ts, ts
 
 if TYPE_CHECKING:
     from circlebot.store.db import Connection, Database
@@ -160,6 +160,23 @@ class DirectChoice:
     refused_at: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class DirectClaim:
+    """One claimed direct-message reminder, as a process takes it to send: how often it was tried, the last
+    failure, and when a try began that never ended (`sending_since`: the process stopped while sending)."""
+
+    meeting_id: int
+    member_id: int
+    starts_at: datetime
+    attempts: int = 0
+    sending_since: datetime | None = None
+    detail: str | None = None
+
+    @property
+    def key(self) -> tuple[int, int, str]:
+        return (self.meeting_id, self.member_id, ts(self.starts_at))
+
+
 class DirectReminders:
     """Who asked for reminders by direct message (off unless they ask), and each one sent, claimed first so it
     goes out once."""
@@ -200,25 +217,63 @@ class DirectReminders:
             out.setdefault(r[0], []).append((int(r[1]), UserRef(r[2], r[3], r[4]), r[5]))
         return out
 
-    async def claim(self, wanted: Sequence[tuple[int, int, datetime]], now: datetime) -> set[tuple[int, int]]:
-        """Claim (meeting id, member id, meeting start) reminders; returns the (meeting, member) pairs claimed
-        now (the others were claimed before, by this process or another)."""
+    async def claim(self, wanted: Sequence[tuple[int, int, datetime]], now: datetime, *, owner: str,
+                    lease_until: datetime) -> None:
+        """Claim (meeting id, member id, meeting start) reminders not claimed before (by this process or
+        another), held by `owner` until `lease_until`, to be tried at once; one transaction."""
         if not wanted:
-            return set()
-        new: set[tuple[int, int]] = set()
+            return
         async with self.db.transaction() as conn:
-            for meeting_id, member_id, starts_at in wanted:
-                rows = list(await conn.execute_fetchall(
-                    "SELECT 1 FROM dm_sent WHERE meeting_id = ? AND member_id = ? AND starts_at = ?",
-                    (meeting_id, member_id, ts(starts_at))))
-                if rows:
-                    continue
-                await conn.execute("INSERT INTO dm_sent (meeting_id, member_id, starts_at, state, at) "
-                                   "VALUES (?, ?, ?, 'claimed', ?)", (meeting_id, member_id, ts(starts_at), ts(now)))
-                new.add((meeting_id, member_id))
-        return new
+            await conn.executemany(
+                "INSERT INTO dm_sent (meeting_id, member_id, starts_at, state, at, owner, lease_until) "
+                "VALUES (?, ?, ?, 'claimed', ?, ?, ?) ON CONFLICT (meeting_id, member_id, starts_at) DO NOTHING",
+                [(mid, member, ts(start), ts(now), owner, ts(lease_until)) for mid, member, start in wanted])
 
-    async def done(self, meeting_id: int, member_id: int, starts_at: datetime, state: str, now: datetime) -> None:
+    async def take(self, owner: str, platforms: Iterable[str], *, now: datetime, wall_now: datetime,
+                   lease_until: datetime, held_too: bool) -> list[DirectClaim]:
+        """Hold, for `owner` until `lease_until`, every claimed reminder to a member on these platforms whose
+        try is due at `now` and that no live process holds (`held_too`: whoever holds it, as at the start of
+        the one process a SQLite file has; leases are wall-clock, `wall_now`); returns them."""
+        wanted = sorted(set(platforms))
+        if not wanted:
+            return []
+        sql = ("UPDATE dm_sent SET owner = ?, lease_until = ? WHERE state = 'claimed' "
+               "AND (next_try_at IS NULL OR next_try_at <= ?) "
+               f"AND member_id IN (SELECT id FROM members WHERE platform IN ({','.join('?' * len(wanted))}))")
+        params: list[object] = [owner, ts(lease_until), ts(now), *wanted]
+        if not held_too:
+            sql += " AND (owner IS NULL OR owner = ? OR lease_until IS NULL OR lease_until < ?)"
+            params += [owner, ts(wall_now)]
         async with self.db.transaction() as conn:
-            await conn.execute("UPDATE dm_sent SET state = ?, at = ? WHERE meeting_id = ? AND member_id = ? "
-                               "AND starts_at = ?", (state, ts(now), meeting_id, member_id, ts(starts_at)))
+            rows = await conn.execute_fetchall(
+                sql + " RETURNING meeting_id, member_id, starts_at, attempts, sending_since, detail", params)
+        return sorted((DirectClaim(int(r[0]), int(r[1]), from_ts(r[2]), int(r[3]),
+                                   from_ts(r[4]) if r[4] else None, r[5]) for r in rows),
+                      key=lambda c: (c.member_id, c.starts_at))
+
+    async def trying(self, claim: DirectClaim, now: datetime) -> None:
+        """A try begins (until it is marked, a stop leaves it as 'being sent')."""
+        async with self.db.transaction() as conn:
+            await conn.execute("UPDATE dm_sent SET attempts = attempts + 1, sending_since = ?, at = ? "
+                               "WHERE meeting_id = ? AND member_id = ? AND starts_at = ?",
+                               (ts(now), ts(now), *claim.key))
+
+    async def retry_at(self, claim: DirectClaim, when: datetime, detail: str, now: datetime) -> None:
+        """The try failed (`detail`): try again at `when`."""
+        async with self.db.transaction() as conn:
+            await conn.execute("UPDATE dm_sent SET next_try_at = ?, detail = ?, sending_since = NULL, at = ? "
+                               "WHERE meeting_id = ? AND member_id = ? AND starts_at = ?",
+                               (ts(when), detail, ts(now), *claim.key))
+
+    async def renew(self, owner: str, lease_until: datetime) -> None:
+        """Keep holding the reminders this process claimed and has not finished."""
+        async with self.db.transaction() as conn:
+            await conn.execute("UPDATE dm_sent SET lease_until = ? WHERE owner = ? AND state = 'claimed'",
+                               (ts(lease_until), owner))
+
+    async def done(self, claim: DirectClaim, state: str, now: datetime, detail: str | None = None) -> None:
+        """How it ended: 'sent', 'refused', or 'failed' (given up; `detail` says why)."""
+        async with self.db.transaction() as conn:
+            await conn.execute("UPDATE dm_sent SET state = ?, at = ?, sending_since = NULL, "
+                               "detail = COALESCE(?, detail) WHERE meeting_id = ? AND member_id = ? "
+                               "AND starts_at = ?", (state, ts(now), detail, *claim.key))

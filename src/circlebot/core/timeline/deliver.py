@@ -58,6 +58,7 @@ from circlebot.core.timeline.plan import (
 )
 from circlebot.core.timeline.turnout import at_deadline, meeting_event, nudge
 from circlebot.store import Delivery, Meeting, PostClaim
+from circlebot.store.turnout import DirectReminders
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -146,13 +147,13 @@ class Timeline:
         self._send_slots = asyncio.Semaphore(SEND_CONCURRENCY)
         self._circles = {c.slug: c for c in host.settings.circles}  # settings are frozen; look-ups by slug are many
         self._replan: set[str] = set()  # circles whose meetings a post changed (a deadline postponed or cancelled)
-        self._dms = DirectSender(host)
         self._dm_task: asyncio.Task[int] | None = None  # the direct reminders being sent now
         self._mirror: set[str] = set()  # circles whose next meeting a platform's own events should show again
         # who holds the deliveries this process claims, and for how long without renewing (wall clock: a lease
         # says a process is alive, whatever time the bot's clock reads)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._lease = timedelta(seconds=host.settings.delivery_lease_seconds)
+        self._dms = DirectSender(host, self.owner, self._lease)
 
     def _lease_until(self) -> datetime:
         return datetime.now(UTC) + self._lease
@@ -233,6 +234,7 @@ class Timeline:
         idempotency keys (the platform returns what that process may have posted). Returns how many it took."""
         store = self.host.store
         await store.renew_leases(self.owner, self._lease_until())
+        await DirectReminders(store.db).renew(self.owner, self._lease_until())
         taken = await store.take_over_deliveries(self.owner, self.host.adapters, now=datetime.now(UTC),
                                                  lease_until=self._lease_until(), held_too=False)
         if taken:
@@ -301,6 +303,18 @@ class Timeline:
         if self._dm_task is None or self._dm_task.done():
             self._dm_task = asyncio.create_task(self._dms.sweep(now), name="circlebot-direct-reminders")
             self._dm_task.add_done_callback(_log_failure)
+            self._dm_task.add_done_callback(self._schedule_direct_retry)
+
+    def _schedule_direct_retry(self, task: asyncio.Task[int]) -> None:
+        """A sweep left direct reminders to try again: sweep again then (the minutely sweep would be late for
+        the first, short pauses)."""
+        at = self._dms.next_try
+        if self._scheduler is None or at is None or task.cancelled():
+            return
+        from apscheduler.triggers.date import DateTrigger
+
+        self._scheduler.add_job(self._direct_reminders_job, DateTrigger(at), id="timeline:dm-retry",
+                                replace_existing=True, misfire_grace_time=None)
 
     async def direct_reminders_sent(self) -> None:
         """Wait for the direct reminders being sent (if any) to be done."""
@@ -313,7 +327,8 @@ class Timeline:
         await self.direct_reminders_sent()
 
     async def close(self) -> None:
-        """Stop sending direct reminders (the bot is stopping): those claimed and not sent yet are not sent."""
+        """Stop sending direct reminders (the bot is stopping): those claimed and not sent yet stay claimed, and
+        go out after the next start while still useful (`dms`)."""
         if self._dm_task is not None and not self._dm_task.done():
             self._dm_task.cancel()
             await asyncio.wait([self._dm_task])
