@@ -29,6 +29,7 @@ from circlebot.readings import load_collection
 from circlebot.store import Store
 from conftest import circle_config, make_settings
 from drivers import Answer, FakeClock
+from matrix_member import Member
 from synapse_harness import (
     MatrixAccount,
     SynapseServer,
@@ -129,6 +130,11 @@ class MatrixDriver:
         self.room_id = room_id
         self.clock = clock
         self.users: dict[str, MatrixAccount] = {self.organiser: olga}
+        # Each user's encrypting client: the direct rooms the bot opens are encrypted, read as Element would.
+        self.members: dict[str, Member] = {}
+        settings = bot.app.settings.matrix
+        assert settings is not None and settings.store_path is not None
+        self._member_stores = settings.store_path.parent / "member-stores"
         self._dm_joined: set[tuple[str, str]] = set()
         self._posts: dict[str, str] = {}
         self._forms = itertools.cycle(("unstable", "stable"))
@@ -147,7 +153,20 @@ class MatrixDriver:
             await invite(self.users[self.organiser].client, self.room_id, account.user_id)
             await join(account.client, self.room_id)
             self.users[name] = account
+        if name not in self.members:  # its device keys uploaded before the bot may write to it
+            member = self.members[name] = Member(account, self._member_stores / name)
+            await member.client.keys_upload()
         return account
+
+    async def close(self) -> None:
+        """Close the users' encrypting clients (the fixture closes their plain ones)."""
+        for member in self.members.values():
+            with contextlib.suppress(Exception):
+                await member.client.close()
+
+    async def dm_events(self, user: str, room: str) -> list[dict[str, Any]]:
+        """The user's direct room with the bot as their client shows it (decrypted, since it is encrypted)."""
+        return await self.members[user].history(room, limit=60)
 
     async def command(self, user: str, text: str) -> str:
         """Send `!text` as `user` and wait until the bot has handled it; returns the command's event id."""
@@ -165,7 +184,7 @@ class MatrixDriver:
         answers = [e for e in events if e.get("sender") == bot and in_reply_to(e) == event_id]
         if answers:
             return Answer("\n\n".join(str(e["content"]["body"]) for e in answers), private=False,
-                          files=await self._files(account, answers))
+                          files=await self._files(user, answers))
         marked = any(
             e.get("sender") == bot and e.get("type") == "m.reaction"
             and (e["content"].get("m.relates_to") or {}).get("event_id") == event_id
@@ -174,30 +193,18 @@ class MatrixDriver:
         )
         assert marked, f"no answer to {text!r} in the room and no sign of a private one"
         dm = await self.dm_room(user)
-        private = [e for e in await messages(account.client, dm, limit=60)
+        private = [e for e in await self.dm_events(user, dm)
                    if (e.get("content") or {}).get(REPLY_TO_KEY, {}).get("event_id") == event_id]
         assert private, f"the private answer to {text!r} is not in the direct-message room"
         return Answer("\n\n".join(str(e["content"]["body"]) for e in private), private=True,
-                      files=await self._files(account, private))
+                      files=await self._files(user, private))
 
-    @staticmethod
-    async def _files(account: MatrixAccount, events: list[dict[str, Any]]) -> tuple[tuple[str, bytes], ...]:
-        """The files of the `m.file` events among `events`, downloaded as clients do now: the authenticated
-        media endpoint (Synapse serves new media only there), with the reader's access token."""
-        import aiohttp
-
-        out: list[tuple[str, bytes]] = []
-        for e in events:
-            content = e.get("content") or {}
-            if content.get("msgtype") != "m.file":
-                continue
-            server, media_id = str(content["url"]).removeprefix("mxc://").split("/", 1)
-            url = f"{account.user.homeserver}/_matrix/client/v1/media/download/{server}/{media_id}"
-            async with aiohttp.ClientSession() as http, http.get(
-                    url, headers={"Authorization": f"Bearer {account.user.access_token}"}) as resp:
-                assert resp.status == 200, (resp.status, await resp.text())
-                out.append((str(content.get("filename") or content["body"]), await resp.read()))
-        return tuple(out)
+    async def _files(self, user: str, events: list[dict[str, Any]]) -> tuple[tuple[str, bytes], ...]:
+        """The files of the `m.file` events among `events`, downloaded as the user's client does: from the
+        authenticated media endpoint (Synapse serves new media only there), decrypted when encrypted."""
+        contents = [e.get("content") or {} for e in events]
+        return tuple([(str(c.get("filename") or c["body"]), await self.members[user].download(c))
+                      for c in contents if c.get("msgtype") == "m.file"])
 
     async def dm_room(self, user: str) -> str:
         """The user's direct-message room with the bot, joined (accepting the bot's invitation) on first use."""
@@ -256,7 +263,7 @@ class MatrixDriver:
         if (user, room) not in self._dm_joined:
             await join(account.client, room)
             self._dm_joined.add((user, room))
-        return [str(e["content"]["body"]) for e in await messages(account.client, room, limit=60)
+        return [str(e["content"]["body"]) for e in await self.dm_events(user, room)
                 if e.get("sender") == self.bot.bot.user_id and e.get("type") == "m.room.message"
                 and REPLY_TO_KEY not in (e.get("content") or {})]
 
@@ -301,14 +308,16 @@ async def matrix_driver(
     app = App(settings, store, load_collection(settings.readings), clock)
     bot = MatrixBot(app, bot_account)
     await bot.start()
+    driver = MatrixDriver(matrix_user, bot, room, olga, clock)
     try:
         await invite(olga.client, room, bot_account.user_id)
         await wait_for_event(olga.client, room, lambda e: e.get("type") == "m.room.member"
                              and e.get("state_key") == bot_account.user_id
                              and e["content"].get("membership") == "join", timeout=WAIT, interval=0.02)
-        yield MatrixDriver(matrix_user, bot, room, olga, clock)
+        yield driver
     finally:
         await bot.stop()
+        await driver.close()
 
 
 @pytest.mark.timeout(30)

@@ -8,7 +8,9 @@ events on the server are checked too, so that "encrypted" means the server never
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import json
 import os
 import sys
@@ -17,112 +19,34 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 from uuid import uuid4
 
 import aiohttp
 import pexpect
 import pytest
 import pytest_asyncio
-from nio import AsyncClient, AsyncClientConfig, LoginResponse, MegolmEvent, RoomCreateResponse
+from nio import AsyncClient, DownloadResponse, LoginResponse, RoomCreateResponse
 from nio.api import RoomPreset
-from nio.exceptions import EncryptionError
+from nio.crypto.attachments import decrypt_attachment
 from signedjson.key import decode_verify_key_base64
 from signedjson.sign import verify_signed_json
 
 from circlebot.adapters.lookups import AppLookups
-from circlebot.adapters.matrix import CHECK_IN_KEY, MatrixAdapter
+from circlebot.adapters.matrix import CHECK_IN_KEY, REPLY_TO_KEY, MatrixAdapter
 from circlebot.adapters.matrix.setup import setup_cross_signing
 from circlebot.app import App
 from circlebot.core.domain import ChannelRef, Control, Post, RsvpAnswer
+from circlebot.features.record_export import record_csv
 from circlebot.readings import load_collection
 from circlebot.store import Store
 from conftest import REPO
 from drivers import FakeClock, number_after
+from matrix_member import Member, Source
 from synapse_harness import MatrixAccount, SynapseServer, create_room, invite, messages, wait_for_event
 from test_matrix_driver import WAIT, MakeUser, MatrixBot, in_reply_to, matrix_settings
 
-Source = dict[str, Any]
 SEED = "bolivia-2003-first-balance-sheet"
-
-
-class Member:
-    """A room member on an encrypting nio client (its crypto store in `store`): syncs with the key chores,
-    sends every event encrypted (reactions too, as Element does), and reads what it can decrypt."""
-
-    def __init__(self, account: MatrixAccount, store: Path) -> None:
-        self.account = account
-        self.user_id = account.user_id
-        store.mkdir(parents=True, exist_ok=True)
-        user = account.user
-        self.client = AsyncClient(user.homeserver, user.user_id, device_id=user.device_id, store_path=str(store),
-                                  config=AsyncClientConfig(encryption_enabled=True, store_sync_tokens=False,
-                                                           max_limit_exceeded=0, max_timeouts=3,
-                                                           request_timeout=15))
-        self.client.restore_login(user.user_id, user.device_id, user.access_token)
-        assert self.client.olm is not None, "the member's crypto store did not open"
-        self.token: str | None = None
-        self.timeline: dict[str, list[Any]] = {}
-
-    async def sync(self, timeout_ms: int = 0) -> None:
-        client = self.client
-        resp = await client.sync(timeout=timeout_ms, since=self.token, full_state=self.token is None)
-        self.token = resp.next_batch
-        for room_id, info in resp.rooms.join.items():
-            self.timeline.setdefault(room_id, []).extend(info.timeline.events)
-        if client.should_upload_keys:
-            await client.keys_upload()
-        if client.should_query_keys:
-            await client.keys_query()
-        if client.should_claim_keys:
-            await client.keys_claim(client.get_users_for_key_claiming())
-        await client.send_to_device_messages()
-        for events in self.timeline.values():  # keys that came later
-            for i, event in enumerate(events):
-                if isinstance(event, MegolmEvent):
-                    with contextlib.suppress(EncryptionError):
-                        events[i] = client.decrypt_event(event)
-
-    async def send(self, room_id: str, kind: str, content: dict[str, Any]) -> str:
-        """Send one event encrypted for the room (its room key shared first with every member's devices)."""
-        client = self.client
-        if room_id not in client.rooms:
-            await self.sync()
-        room = client.rooms[room_id]
-        if not room.members_synced:
-            await client.joined_members(room_id)
-        if client.should_query_keys:
-            await client.keys_query()
-        if client.olm is not None and client.olm.should_share_group_session(room_id):
-            await client.share_group_session(room_id, ignore_unverified_devices=True)
-        sent_as, body = client.encrypt(room_id, kind, content)
-        assert sent_as == "m.room.encrypted"
-        url = f"{client.homeserver}/_matrix/client/v3/rooms/{room_id}/send/m.room.encrypted/{uuid4()}"
-        async with (aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session,
-                    session.put(url, json=body, headers={"Authorization": f"Bearer {client.access_token}"}) as r):
-            answer = await r.json()
-            assert r.status == 200, answer
-            return str(answer["event_id"])
-
-    async def command(self, room_id: str, text: str) -> str:
-        return await self.send(room_id, "m.room.message", {"msgtype": "m.text", "body": text})
-
-    def readable(self, room_id: str) -> list[Source]:
-        """The room's events as this member's client shows them (decrypted where it has the keys)."""
-        return [e.source for e in self.timeline.get(room_id, []) if not isinstance(e, MegolmEvent)]
-
-    async def wait_for(self, room_id: str, match: Callable[[Source], bool], timeout: float = WAIT) -> Source:  # noqa: ASYNC109
-        """Sync until an event this member can read matches; the member's client decrypts it."""
-        deadline = time.monotonic() + timeout
-        while True:
-            found = [e for e in self.readable(room_id) if match(e)]
-            if found:
-                return found[0]
-            if time.monotonic() > deadline:
-                shown = [(e.get("type"), (e.get("content") or {}).get("body")) for e in self.readable(room_id)][-8:]
-                undecrypted = sum(isinstance(e, MegolmEvent) for e in self.timeline.get(room_id, []))
-                raise TimeoutError(f"nothing matching within {timeout} s; readable: {shown}, "
-                                   f"{undecrypted} undecryptable")
-            await self.sync(timeout_ms=200)
 
 
 @pytest_asyncio.fixture
@@ -280,6 +204,11 @@ async def dm_with_bot(store: Store, member: Member) -> str:
     return str(room)
 
 
+async def said_privately(member: Member, room: str, bot_id: str) -> list[Source]:
+    """The bot's messages in a direct room, as the member's client shows them (decrypted)."""
+    return [e for e in await member.history(room) if e.get("sender") == bot_id and e.get("type") == "m.room.message"]
+
+
 async def wait_for_dm(store: Store, member: Member, bot_id: str, words: str) -> list[Source]:
     """Waits until the bot has told the member something containing `words` privately; all it said."""
     deadline = time.monotonic() + WAIT
@@ -287,10 +216,12 @@ async def wait_for_dm(store: Store, member: Member, bot_id: str, words: str) -> 
         assert time.monotonic() < deadline, f"the bot opened no direct-message room with {member.user_id}"
         await asyncio.sleep(0.05)
     room = await dm_with_bot(store, member)
-    await wait_for_event(member.account.client, room, lambda e: e.get("sender") == bot_id
-                         and words in str((e.get("content") or {}).get("body")), timeout=WAIT)
-    return [e for e in await messages(member.account.client, room) if e.get("sender") == bot_id
-            and e.get("type") == "m.room.message"]
+    while True:
+        said = await said_privately(member, room, bot_id)
+        if any(words in str(e["content"].get("body")) for e in said):
+            return said
+        assert time.monotonic() < deadline, f"the bot told {member.user_id} nothing with {words!r}: {said}"
+        await asyncio.sleep(0.05)
 
 
 @pytest.mark.timeout(60)
@@ -326,8 +257,7 @@ async def test_messages_the_bot_never_got_the_key_for_are_reported_once_and_unce
 
         await bot.restart()  # kept across a restart: told once, not again
         await bot.processed(await olga.command(room, "!circle"))
-        assert len([e for e in await messages(alice.account.client, await dm_with_bot(store, alice))
-                    if e.get("sender") == bot_id and e.get("type") == "m.room.message"]) == 1
+        assert len(await said_privately(alice, await dm_with_bot(store, alice), bot_id)) == 1
 
 
 @pytest.mark.timeout(60)
@@ -533,3 +463,123 @@ async def test_a_direct_chat_a_member_opens_encrypted_is_answered_encrypted(
         answer = await alice.wait_for(dm, from_bot(bot_id, "m.room.message", reply_to=ask))
         assert answer["content"]["body"]
         assert (await raw_event(alice.account, dm, answer["event_id"]))["type"] == "m.room.encrypted"
+
+
+# the direct rooms the bot opens, and files ---------------------------------------------------------------
+async def room_state(account: MatrixAccount, room_id: str) -> dict[tuple[str, str], Source]:
+    """The room's current state as the server holds it, by (type, state key)."""
+    url = f"{account.user.homeserver}/_matrix/client/v3/rooms/{quote(room_id, safe='')}/state"
+    async with (aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session,
+                session.get(url, headers={"Authorization": f"Bearer {account.user.access_token}"}) as r):
+        body = await r.json()
+        assert r.status == 200, body
+        return {(e["type"], e["state_key"]): e for e in body}
+
+
+async def direct_rooms_of(account: MatrixAccount) -> dict[str, list[str]]:
+    """The account's ``m.direct`` account data: which rooms it counts as direct chats, with whom."""
+    url = (f"{account.user.homeserver}/_matrix/client/v3/user/{quote(account.user_id, safe='')}"
+           "/account_data/m.direct")
+    async with (aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session,
+                session.get(url, headers={"Authorization": f"Bearer {account.user.access_token}"}) as r):
+        body = await r.json()
+        if r.status == 404:
+            return {}
+        assert r.status == 200, body
+        return dict(body)
+
+
+def private_answer_to(event_id: str) -> Callable[[Source], bool]:
+    return lambda e: (e.get("content") or {}).get(REPLY_TO_KEY, {}).get("event_id") == event_id
+
+
+@pytest.mark.timeout(90)
+async def test_a_direct_room_the_bot_opens_is_encrypted_and_what_it_sent_before_the_join_is_readable(
+    matrix_user: MakeUser, members: Callable[..., Any], tmp_path: Path, store: Store, clock: FakeClock
+) -> None:
+    async with encrypted_circle(matrix_user, members, tmp_path, store, clock) as (bot, room, _olga, alice):
+        bot_account = bot.bot
+        bot_id = bot_account.user_id
+        wrong = await alice.command(room, "!rsvp perhaps")  # a private answer: the bot opens a direct room
+        await bot.processed(wrong)
+        dm = json.loads(await store.get_state("matrix", "dm_rooms") or "{}")[alice.user_id]
+
+        # encrypted from its creation, marked direct on both sides, its history readable by whoever joins
+        state = await room_state(bot_account, dm)
+        assert state[("m.room.encryption", "")]["content"]["algorithm"] == "m.megolm.v1.aes-sha2"
+        assert state[("m.room.history_visibility", "")]["content"]["history_visibility"] in ("shared", "invited")
+        invited = state[("m.room.member", alice.user_id)]["content"]
+        assert invited["membership"] == "invite" and invited.get("is_direct") is True
+        assert await direct_rooms_of(bot_account) == {alice.user_id: [dm]}
+
+        # a restart while alice has not accepted the invitation yet, and another private answer
+        await bot.restart()
+        unknown = await alice.command(room, "!vote 99 1")
+        await bot.processed(unknown)
+        sent = [e for e in await messages(bot_account.client, dm) if e.get("sender") == bot_id
+                and "state_key" not in e]
+        assert [e["type"] for e in sent] == ["m.room.encrypted"] * 2, sent
+        assert "Usage" not in str(sent) and "#99" not in str(sent)
+
+        # alice accepts: her client reads both, sent while she was only invited, with the keys it was given
+        await alice.account.client.join(dm)
+        said = await said_privately(alice, dm, bot_id)
+        assert "Usage:" in next(e for e in said if private_answer_to(wrong)(e))["content"]["body"]
+        assert "no poll #99" in next(e for e in said if private_answer_to(unknown)(e))["content"]["body"].lower()
+
+        # and what comes after she joined, too (the room key changes with the membership)
+        again = await alice.command(room, "!rsvp perhaps")
+        await bot.processed(again)
+        assert "Usage:" in (await alice.wait_for(dm, private_answer_to(again)))["content"]["body"]
+        assert await direct_rooms_of(bot_account) == {alice.user_id: [dm]}
+
+
+@pytest.mark.timeout(90)
+async def test_an_export_into_an_encrypted_room_uploads_ciphertext_the_member_decrypts_to_the_csv(
+    matrix_user: MakeUser, members: Callable[..., Any], tmp_path: Path, store: Store, clock: FakeClock,
+    synapse: SynapseServer
+) -> None:
+    async with encrypted_circle(matrix_user, members, tmp_path, store, clock) as (bot, room, olga, alice):
+        bot_id = bot.bot.user_id
+        now = datetime.now(UTC)
+        clock.set(now)
+        meeting = await store.add_meeting("study", now - timedelta(minutes=10), now + timedelta(minutes=80), SEED,
+                                          None, now)
+        await bot.processed(await alice.command(room, "!here"))
+        assert [u.id for u, _ in await store.checkins(meeting.id)] == [alice.user_id]
+
+        ask = await olga.command(room, "!attendance export")
+        await bot.processed(ask)
+        dm = await dm_with_bot(store, olga)
+        [shown] = [e for e in await said_privately(olga, dm, bot_id) if e["content"].get("msgtype") == "m.file"]
+        circle = bot.app.settings.circles[0]
+        expected, rows = await record_csv(store, bot.app.readings, [(circle, bot.app.settings.zone_of(circle))],
+                                          None, None, clock.now())
+        assert rows == 1 and alice.user_id.encode() in expected
+
+        # the server holds an m.room.encrypted event: neither the file's name nor where it is
+        raw = await raw_event(olga.account, dm, shown["event_id"])
+        content = shown["content"]
+        assert raw["type"] == "m.room.encrypted" and "mxc://" not in str(raw) and content["body"] not in str(raw)
+        # decrypted, an m.file whose `file` is the spec's EncryptedFile, in place of `url`
+        assert content["body"].endswith(".csv") and content["info"]["mimetype"] == "text/csv"
+        assert content["info"]["size"] == len(expected) and "url" not in content
+        file = content["file"]
+        assert file["url"].startswith("mxc://") and file["v"] == "v2"
+        assert file["key"]["alg"] == "A256CTR" and file["key"]["kty"] == "oct" and file["key"]["ext"] is True
+        assert {"encrypt", "decrypt"} <= set(file["key"]["key_ops"]) and file["key"]["k"]
+        assert file["iv"] and file["hashes"]["sha256"]
+
+        # the media repository has ciphertext only, under no name and no media type
+        got = await olga.client.download(mxc=file["url"])
+        assert isinstance(got, DownloadResponse) and isinstance(got.body, bytes)
+        assert got.content_type == "application/octet-stream" and not got.filename
+        assert len(got.body) == len(expected) and got.body != expected
+        assert alice.user_id.encode() not in got.body and b"platform id" not in got.body
+        stored = [p.read_bytes() for p in (synapse.base_dir / "media_store").rglob("*") if p.is_file()]
+        assert stored and not [b for b in stored if alice.user_id.encode() in b]
+        assert base64.b64encode(hashlib.sha256(got.body).digest()).decode().rstrip("=") == file["hashes"]["sha256"]
+
+        # the member's client fetches it and decrypts it to the exact CSV
+        assert decrypt_attachment(got.body, file["key"]["k"], file["hashes"]["sha256"], file["iv"]) == expected
+        assert await olga.download(content) == expected

@@ -37,13 +37,17 @@ async def matrix_circle(matrix_user: MakeUser, tmp_path: Path, clock: FakeClock,
     store.batcher.start()
     bot = MatrixBot(App(settings, store, load_collection(settings.readings), clock), bot_account)
     await bot.start()
+    driver: MatrixDriver | None = None
     try:
         await invite(olga.client, room, bot_account.user_id)
         await wait_for_event(olga.client, room, lambda e: e.get("type") == "m.room.member"
                              and e.get("state_key") == bot_account.user_id
                              and e["content"].get("membership") == "join", timeout=WAIT, interval=0.02)
-        yield MatrixDriver(matrix_user, bot, room, olga, clock)
+        driver = MatrixDriver(matrix_user, bot, room, olga, clock)
+        yield driver
     finally:
+        if driver is not None:
+            await driver.close()
         await bot.stop()
         await store.batcher.stop()
         await store.db.close()

@@ -22,7 +22,6 @@ from typing import Any
 
 import aiohttp
 from nio import (
-    JoinedMembersResponse,
     KeysClaimResponse,
     KeysQueryResponse,
     KeysUploadResponse,
@@ -30,11 +29,12 @@ from nio import (
     MegolmEvent,
     RoomGetStateEventResponse,
     RoomKeyRequestResponse,
+    RoomMemberEvent,
 )
 from nio.exceptions import EncryptionError, LocalProtocolError
 
 from circlebot.adapters.matrix import crosssign
-from circlebot.adapters.matrix.client import MatrixError, _check, _dict, _ts
+from circlebot.adapters.matrix.client import MatrixError, _check, _dict, _q, _ts
 from circlebot.adapters.matrix.host import Host
 from circlebot.core.adapter import OpenPoll
 from circlebot.core.domain import Post
@@ -167,9 +167,28 @@ class Crypto(Host):
             self.client.encrypted_rooms.add(room_id)
         return room
 
+    async def _load_members(self, room: MatrixRoom) -> None:
+        """nio's member list of an encrypted room, from the homeserver: who has joined and who is invited. As
+        Element does, the room key goes to the devices of invited members too: they read what was sent before
+        they accepted (the history of the direct rooms the bot opens is visible to them), such as the bot's
+        first message in a direct room it has just opened."""
+        path = f"/_matrix/client/v3/rooms/{_q(room.room_id)}/members?not_membership=leave"
+        members = [e for e in (RoomMemberEvent.from_dict(raw) for raw in (await self._get_json(path)).get("chunk", [])
+                               if isinstance(raw, dict))
+                   if isinstance(e, RoomMemberEvent) and e.membership in ("join", "invite")]
+        present = {e.state_key for e in members}
+        for user_id in [u for u in room.users if u not in present]:
+            room.remove_member(user_id)
+        for event in members:
+            room.handle_membership(event)
+        room.members_synced = True
+        if self.client.olm is not None:
+            self.client.olm.update_tracked_users(room)
+
     async def _seal(self, room_id: str, kind: str, content: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """The event type and content to send: in an encrypted room, ``m.room.encrypted`` with the event sealed
-        by the room's Megolm session (shared first with every member's devices that lack it). Relations stay
+        by the room's Megolm session (shared first with the devices of every member, invited ones included, that
+        lack it). Relations stay
         readable to the server (nio copies ``m.relates_to`` outside), so replies, votes and reactions relate."""
         if self.client.olm is None:
             return kind, content
@@ -178,7 +197,7 @@ class Crypto(Host):
             return kind, content
         client = self.client
         if not room.members_synced:
-            _check(await client.joined_members(room_id), JoinedMembersResponse, f"list the members of {room_id}")
+            await self._load_members(room)
         await self._key_chores()
         if client.olm is not None and client.olm.should_share_group_session(room_id):
             sharing = client.sharing_session.get(room_id)

@@ -10,11 +10,15 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from nio import JoinResponse, RoomCreateResponse, RoomGetStateEventResponse
+import aiohttp
+from nio import DirectRoomsResponse, JoinResponse, RoomCreateResponse, RoomGetStateEventResponse
 from nio.api import RoomPreset
 
-from circlebot.adapters.matrix.client import _check
+from circlebot.adapters.matrix.client import _check, _q
 from circlebot.adapters.matrix.host import Host
+
+#: The room encryption Matrix clients use (Megolm), for the direct rooms the bot opens.
+MEGOLM = "m.megolm.v1.aes-sha2"
 
 log = logging.getLogger(__name__)
 
@@ -44,17 +48,62 @@ class Direct(Host):
                 if room is not None:
                     return room
                 resp = _check(await self.client.room_create(is_direct=True, invite=[user_id],
-                                                            preset=RoomPreset.trusted_private_chat),
+                                                            preset=RoomPreset.trusted_private_chat,
+                                                            initial_state=self._dm_initial_state()),
                               RoomCreateResponse, "create a direct-message room")
                 room = str(resp.room_id)
                 self._dms[user_id] = room
                 self._dm_rooms.add(room)
                 await self._lookups.state.set_setting("dm_rooms", json.dumps(self._dms))
-                log.info("matrix: opened a direct-message room with %s", user_id)
+                log.info("matrix: opened a%s direct-message room with %s",
+                         "n encrypted" if self.client.olm is not None else "", user_id)
+                await self._mark_direct(user_id, room)
                 return room
         finally:
             if not lock.locked():
                 self._dm_locks.pop(user_id, None)
+
+    def _dm_initial_state(self) -> list[dict[str, Any]]:
+        """The state a direct room the bot opens starts with: end-to-end encrypted when the bot encrypts (as
+        Element opens one), and its history visible to the member once they join, from before they did (the
+        bot writes before the invitation is accepted; the member's devices get the room key at once)."""
+        state: list[dict[str, Any]] = [{"type": "m.room.history_visibility", "state_key": "",
+                                        "content": {"history_visibility": "shared"}}]
+        if self.client.olm is not None:
+            state.append({"type": "m.room.encryption", "state_key": "", "content": {"algorithm": MEGOLM}})
+        return state
+
+    async def _mark_direct(self, user_id: str, room_id: str) -> None:
+        """Record the room as the bot's direct chat with `user_id` in its ``m.direct`` account data, as the
+        spec asks of the inviting client (clients show the room as a direct chat). A failure is only logged:
+        the room works without it."""
+        try:
+            async with self._direct_lock:
+                await self._add_direct(user_id, room_id)
+        except (aiohttp.ClientError, TimeoutError) as e:
+            log.warning("matrix: could not mark %s as a direct chat with %s (m.direct): %s", room_id, user_id, e)
+
+    async def _add_direct(self, user_id: str, room_id: str) -> None:
+        """Add the room to ``m.direct`` (read, changed, written back; one update at a time)."""
+        listed = await self.client.list_direct_rooms()
+        rooms: dict[str, list[str]] = {}
+        if isinstance(listed, DirectRoomsResponse) and isinstance(listed.rooms, dict):
+            rooms = {u: list(r) for u, r in listed.rooms.items() if isinstance(r, list)}
+        elif getattr(listed, "status_code", None) != "M_NOT_FOUND":  # none marked yet is M_NOT_FOUND
+            log.warning("matrix: could not read the bot's direct chats (m.direct): %s",
+                        getattr(listed, "message", listed))
+            return
+        if room_id in rooms.get(user_id, []):
+            return
+        rooms.setdefault(user_id, []).append(room_id)
+        path = f"/_matrix/client/v3/user/{_q(self.user_id)}/account_data/m.direct"
+        resp = await self.client.send("PUT", path, json.dumps(rooms),
+                                      headers={"Authorization": f"Bearer {self.client.access_token}",
+                                               "Content-Type": "application/json"})
+        resp.release()
+        if resp.status != 200:
+            log.warning("matrix: could not mark %s as a direct chat with %s (m.direct): HTTP %s", room_id,
+                        user_id, resp.status)
 
     async def _join_direct(self, room_id: str, state: Sequence[Any]) -> bool:
         """Join a direct room a member invited the bot to (they may vote unseen from it) and remember it; False

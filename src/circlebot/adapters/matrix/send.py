@@ -159,8 +159,11 @@ class Send(Host):
             extra["m.relates_to"] = relates
         room = await self._know_room(room_id)
         encrypt = self.client.olm is not None and room is not None and bool(room.encrypted)
+        # Encrypted, the media repository gets ciphertext under no name (nio sends it as octet-stream): the
+        # name and media type are only in the encrypted event, as Element uploads an attachment.
         resp, keys = await self.client.upload(io.BytesIO(file.data), content_type=file.media_type,
-                                              filename=file.name, encrypt=encrypt, filesize=len(file.data))
+                                              filename=None if encrypt else file.name, encrypt=encrypt,
+                                              filesize=len(file.data))
         uri = _check(resp, UploadResponse, f"upload {file.name}").content_uri
         await self.reply(to, post, private=private)
         content: dict[str, Any] = {"msgtype": "m.file", "body": file.name, "filename": file.name,
