@@ -7,6 +7,7 @@ knows about Discord, Matrix or the terminal.
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -212,6 +213,57 @@ class Post:
     def content(self) -> Text:
         """The post's text as a `Text`, whichever way it was given."""
         return Text.of(self.text)
+
+
+def post_to_json(post: Post) -> str:
+    """A post as stored for every process to send the same (a post decided once: the RSVP deadline's, the
+    nudge): JSON of its text's segments (`Text.to_data`), mentions, controls and the rest, in plain ASCII
+    whatever users typed into it. `post_from_json` reads it back."""
+    thread = post.thread_of
+    return json.dumps({
+        "text": post.content.to_data(),
+        "mentions": [[u.platform, u.id, u.name] for u in post.mentions],
+        "notify": post.notify,
+        "meeting_id": post.meeting_id,
+        "controls": [c.value for c in post.controls],
+        "thread_of": None if thread is None else [thread.channel.platform, thread.channel.id, thread.id],
+    }, separators=(",", ":"))
+
+
+def post_from_json(stored: str) -> Post:
+    """The post `post_to_json` wrote (its text a `Text`); raises ValueError ("not a stored post: ...") naming
+    what is wrong. Keys it does not know are left alone (written by a newer circlebot)."""
+    try:
+        data = json.loads(stored)
+    except ValueError as e:
+        raise ValueError(f"not a stored post: not JSON ({e})") from None
+    try:
+        if not isinstance(data, dict) or "text" not in data:
+            raise ValueError("a post is an object with its 'text'")
+        text = Text.from_data(data["text"])
+        mentions = data.get("mentions", [])
+        if not isinstance(mentions, list) or not all(_strings(m, 3) for m in mentions):
+            raise ValueError("'mentions' is a list of [platform, id, name]")
+        notify, meeting_id = data.get("notify", False), data.get("meeting_id")
+        if not isinstance(notify, bool):
+            raise ValueError("'notify' is true or false")
+        if meeting_id is not None and (type(meeting_id) is not int):
+            raise ValueError("'meeting_id' is a number or null")
+        controls, known = data.get("controls", []), {k.value for k in Control}
+        if not isinstance(controls, list) or not all(isinstance(c, str) and c in known for c in controls):
+            raise ValueError(f"'controls' is a list of {', '.join(k.value for k in Control)}")
+        thread = data.get("thread_of")
+        if thread is not None and not _strings(thread, 3):
+            raise ValueError("'thread_of' is [platform, channel, message id] or null")
+    except ValueError as e:
+        raise ValueError(f"not a stored post: {e}") from None
+    return Post(text, tuple(UserRef(*m) for m in mentions), notify, meeting_id,
+                tuple(Control(c) for c in controls),
+                None if thread is None else MessageRef(ChannelRef(thread[0], thread[1]), thread[2]))
+
+
+def _strings(value: object, n: int) -> bool:
+    return isinstance(value, list) and len(value) == n and all(isinstance(x, str) for x in value)
 
 
 @dataclass(frozen=True, slots=True)

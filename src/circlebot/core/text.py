@@ -16,11 +16,13 @@ f-string would flatten a `Text` and lose its parts, so formatting one raises `Ty
 from __future__ import annotations
 
 import enum
+import json
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 
@@ -126,6 +128,33 @@ class Text:
     def __contains__(self, part: str) -> bool:
         return part in str(self)
 
+    def to_data(self) -> list[Any]:
+        """The text as JSON-ready data (how a post decided once is stored, `post_to_json`): its segments in
+        order, a string as it is, a time as ``{"time": ISO 8601, "style": "F"}``, a command as ``{"command":
+        [path...], "values": [[name, value]...]}``. `from_data` reads it back."""
+        out: list[Any] = []
+        for seg in self.segments:
+            if isinstance(seg, str):
+                out.append(seg)
+            elif isinstance(seg, TimeValue):
+                out.append({"time": seg.at.isoformat(), "style": seg.style.value})
+            else:
+                out.append({"command": list(seg.path), "values": [list(v) for v in seg.values]})
+        return out
+
+    @classmethod
+    def from_data(cls, data: object) -> Text:
+        """The text `to_data` wrote; raises ValueError naming the first segment that is not one."""
+        if not isinstance(data, list):
+            raise ValueError(f"a text is a list of segments, not {_shown(data)}")
+        segments: list[Segment] = []
+        for i, item in enumerate(data):
+            try:
+                segments.append(_segment(item))
+            except (ValueError, TypeError) as e:
+                raise ValueError(f"segment {i + 1}: {e}") from None
+        return cls(*segments)
+
     def render(self, *, time: Callable[[TimeValue], str], command: Callable[[CommandRef], str],
                literal: Callable[[str], str] = str) -> str:
         """The text as one platform writes it: `literal` escapes what a platform would read as markup in text
@@ -143,6 +172,39 @@ class Text:
 
 Piece = Segment | Text
 """Anything a Text is built from."""
+
+
+def _shown(value: object, limit: int = 40) -> str:
+    """A value read back, as an error message quotes it (JSON, cut short)."""
+    text = json.dumps(value, ensure_ascii=False, default=repr)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _segment(item: object) -> Segment:
+    """One segment of `Text.to_data`'s form."""
+    if isinstance(item, str):
+        return item
+    if isinstance(item, dict) and set(item) == {"time", "style"}:
+        at, style = item["time"], item["style"]
+        if not isinstance(at, str):
+            raise ValueError(f"a time is an ISO 8601 string, not {_shown(at)}")
+        try:
+            moment = datetime.fromisoformat(at)
+        except ValueError:
+            raise ValueError(f"not an ISO 8601 time: {_shown(at)}") from None
+        if not isinstance(style, str) or style not in {s.value for s in TimeStyle}:
+            raise ValueError(f"a time's 'style' is one of {', '.join(s.value for s in TimeStyle)}, not "
+                             f"{_shown(style)}")
+        return TimeValue(moment, TimeStyle(style))
+    if isinstance(item, dict) and set(item) == {"command", "values"}:
+        path, values = item["command"], item["values"]
+        if not (isinstance(path, list) and path and all(isinstance(w, str) and w for w in path)):
+            raise ValueError(f"a command's path is a list of words, not {_shown(path)}")
+        if not (isinstance(values, list) and all(
+                isinstance(v, list) and len(v) == 2 and all(isinstance(x, str) for x in v) for v in values)):
+            raise ValueError(f"a command's values are [name, value] pairs of strings, not {_shown(values)}")
+        return CommandRef(tuple(path), tuple((v[0], v[1]) for v in values))
+    raise ValueError(f"a segment is a string, a time or a command, not {_shown(item)}")
 
 
 def when(dt: datetime, style: TimeStyle = TimeStyle.FULL) -> Text:

@@ -387,4 +387,30 @@ MIGRATIONS: list[tuple[str, list[str | Dialects]]] = [
             "ALTER TABLE dm_sent ADD COLUMN lease_until TEXT",  # the owner renews it while alive
         ],
     ),
+    (
+        "posts decided once (the RSVP deadline's outcome, the nudge): the decision, for every process and location",
+        [
+            # one row per post (its post-log key), written first-wins by the process that decides it, in the
+            # transaction that does what it decided to the meeting; every location is sent `post` (the Post as
+            # JSON); NULL: nothing to post, its deliveries end as `state` with `detail`. `tell`: the members to
+            # tell privately (JSON [[platform, id, name]]); `told`: the platforms the deciding process ran, whose
+            # members it told (JSON list)
+            """CREATE TABLE post_decisions (
+                post_key TEXT PRIMARY KEY,
+                circle TEXT NOT NULL,
+                meeting_id INTEGER NOT NULL REFERENCES meetings (id) ON DELETE CASCADE,
+                kind TEXT NOT NULL,
+                due_at TEXT NOT NULL,
+                expires_at TEXT NOT NULL,
+                post TEXT,
+                state TEXT NOT NULL,
+                detail TEXT,
+                tell TEXT NOT NULL,
+                told TEXT NOT NULL,
+                decided_by TEXT NOT NULL,
+                decided_at TEXT NOT NULL
+            )""",
+            "CREATE INDEX post_decisions_by_expiry ON post_decisions (expires_at)",
+        ],
+    ),
 ]

@@ -220,6 +220,12 @@ def _answers(text: str | None) -> tuple[int, ...]:
     return tuple(int(a) for a in text.split(",") if a) if text else ()
 
 
+CANCEL_MEETING_SQL = ("UPDATE meetings SET status = 'cancelled', revision = revision + 1, modified_at = ? "
+                      "WHERE id = ? AND status <> 'cancelled'")
+MOVE_MEETING_SQL = ("UPDATE meetings SET starts_at = ?, ends_at = ?, revision = revision + 1, modified_at = ? "
+                    "WHERE id = ?")
+
+
 class Store:
     """Every query the core makes. Member ids and open polls are cached; the database stays the truth."""
 
@@ -368,10 +374,18 @@ class Store:
             out.update((int(r["id"]), Meeting.from_row(r)) for r in rows)
         return out
 
+    def forget_meetings(self) -> None:
+        """Another process changed meetings (a decision it made moved or cancelled one): read them again."""
+        self._upcoming.clear()
+
+    def meeting_transaction(self) -> contextlib.AbstractAsyncContextManager[Connection]:
+        """A transaction that changes meetings, for the store's other query modules (a decided post's move or
+        cancellation, `decisions`): the cached upcoming meetings are dropped once it is over."""
+        return self._meeting_write()
+
     async def cancel_meeting(self, meeting_id: int, now: datetime | None = None) -> None:
         async with self._meeting_write() as conn:
-            await conn.execute("UPDATE meetings SET status = 'cancelled', revision = revision + 1, modified_at = ? "
-                               "WHERE id = ? AND status <> 'cancelled'", (ts(now or datetime.now(UTC)), meeting_id))
+            await conn.execute(CANCEL_MEETING_SQL, (ts(now or datetime.now(UTC)), meeting_id))
 
     async def meetings(
         self, circle: str, *, ending_after: datetime | None = None, before: datetime | None = None,
@@ -415,10 +429,7 @@ class Store:
     async def move_meeting(self, meeting_id: int, starts_at: datetime, ends_at: datetime,
                            now: datetime | None = None) -> None:
         async with self._meeting_write() as conn:
-            await conn.execute(
-                "UPDATE meetings SET starts_at = ?, ends_at = ?, revision = revision + 1, modified_at = ? WHERE id = ?",
-                (ts(starts_at), ts(ends_at), ts(now or datetime.now(UTC)), meeting_id),
-            )
+            await conn.execute(MOVE_MEETING_SQL, (ts(starts_at), ts(ends_at), ts(now or datetime.now(UTC)), meeting_id))
 
     async def skip_slot(self, circle: str, starts_at: datetime, ends_at: datetime, now: datetime) -> None:
         """Mark a regular meeting time as skipped: a cancelled placeholder the syllabus will not fill."""

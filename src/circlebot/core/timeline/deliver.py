@@ -22,7 +22,12 @@ Exactly once, per location (platform + channel):
   (killed, cut off) has its unfinished locations taken over by another, which resends them with their keys;
 - a post that fell due while the bot was down is sent at start if it is still useful (the assignment and
   the reminder until the meeting starts, the questions until it ends, the summary until 12 hours after), and
-  otherwise recorded as missed.
+  otherwise recorded as missed;
+- a post decided as it is claimed (the RSVP deadline's, the nudge: `DECIDED`) is decided once per post, not
+  per location: the first process to decide it stores the decision (first wins) with the post to send, in the
+  transaction that moves or cancels the meeting if it says so; every other location, in any process, and any
+  retry or takeover, is sent that stored post, even after its meeting moved. A process also sends the decided
+  posts still useful that it has not sent to its locations (it started later, or the meeting moved first).
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ from circlebot.core.timeline.plan import (
 )
 from circlebot.core.timeline.turnout import at_deadline, meeting_event, nudge
 from circlebot.store import Delivery, Meeting, PostClaim
+from circlebot.store.decisions import Decision, Decisions
 from circlebot.store.turnout import DirectReminders
 
 if TYPE_CHECKING:
@@ -254,7 +260,7 @@ class Timeline:
             await self.fill_syllabus(None if circle is None else [circle])
             now = self.host.clock.now()
             jobs = await self.current_plan(circle, now)
-            await self._run_due(jobs, now)
+            await self._run_due(jobs, now, circle)
             if self._scheduler is not None:
                 await self._load_jobs(jobs, circle, now)
             self._mirror.update([c.slug for c in self.host.settings.circles] if circle is None else [circle.slug])
@@ -341,8 +347,9 @@ class Timeline:
             if circle is not None:
                 await self.rebuild(circle)
 
-    async def _run_due(self, jobs: Sequence[Job], now: datetime) -> int:
-        sent = await self._run_jobs([job for job in jobs if job.due_at <= now], now)
+    async def _run_due(self, jobs: Sequence[Job], now: datetime, circle: CircleSettings | None = None) -> int:
+        due = [job for job in jobs if job.due_at <= now]
+        sent = await self._run_jobs(due + await self._decided_elsewhere(due, now, circle), now)
         await self.host.polls.close_due_polls()
         self._start_direct_reminders(now)
         return sent
@@ -372,10 +379,13 @@ class Timeline:
         meetings, rsvps_of = await asyncio.gather(  # read together: a batch's RSVPs for its reminders
             store.meetings_by_id(j.meeting_id for j in live),
             store.rsvps_of(reminders) if len(reminders) > 1 else _none())
+        # a decided post is sent as decided, though its meeting moved or was cancelled since (by the decision)
+        decisions = await Decisions(store).of([j.key for j in live if j.kind in DECIDED]) if any(
+            j.kind in DECIDED for j in live) else {}
         current: list[tuple[Job, Meeting]] = []
         for j in live:
             m = meetings.get(j.meeting_id)
-            if m is None or m.status != "scheduled" or job_key(m, j.kind) != j.key:
+            if m is None or (j.key not in decisions and (m.status != "scheduled" or job_key(m, j.kind) != j.key)):
                 log.info("post %s not sent: its meeting was cancelled or moved", j.key)
                 continue
             current.append((j, m))
@@ -401,8 +411,9 @@ class Timeline:
             if not targets:
                 continue
             decided: Post | None = direct.get(j.key)
-            if j.kind in DECIDED:  # claimed just now (or never finished): decide (and act), once
-                found = await self._decide(j, m, now)
+            if j.kind in DECIDED:  # claimed just now (or never finished): decided (and acted on) once, by one
+                found = await self._decide(j, m, now, decisions.get(j.key),
+                                           {t.where.platform for t in targets if not t.resume})
                 if not isinstance(found, Post):
                     await self._finish([(j.key, t.where, *found) for t in targets])
                     continue
@@ -410,25 +421,54 @@ class Timeline:
             work.append(self._deliver_post(j, m, targets, rsvps_of=rsvps_of, post=decided))
         return sum(await asyncio.gather(*work))
 
-    async def _decide(self, job: Job, meeting: Meeting, now: datetime
-                      ) -> Post | tuple[str, datetime, str | None, str | None]:
+    async def _decide(self, job: Job, meeting: Meeting, now: datetime, stored: Decision | None,
+                      fresh: set[str]) -> Post | tuple[str, datetime, str | None, str | None]:
         """The post of a kind decided as it is claimed (see `turnout`): the RSVP deadline's outcome (a meeting
-        it changed is planned again), the nudge; or how its deliveries end when there is nothing to post."""
+        it changed is planned again), the nudge; or how its deliveries end when there is nothing to post.
+
+        Decided once per post: the decision `stored` (by this process or another, on any platform) when there
+        is one; otherwise this process decides and stores it, first wins (a decision stored meanwhile by
+        another process stands instead, and only the decision that stands moves or cancels the meeting). The
+        members it names to tell privately are told by the deciding process on the platforms it runs, and by
+        each other process on those of the platforms it claimed locations on now (`fresh`) that the deciding
+        one did not run."""
         circle = self._circles.get(job.circle)
+        decision = stored
         try:
             assert circle is not None
-            if job.kind is PostKind.NUDGE:
-                post = await nudge(self.host, meeting, circle)
-                return post if post is not None else ("sent", now, None, "nobody to nudge")
-            outcome = await at_deadline(self.host, meeting, circle, now, job.key)
+            if decision is None:
+                change = None
+                if job.kind is PostKind.NUDGE:
+                    post = await nudge(self.host, meeting, circle)
+                    tell: tuple[UserRef, ...] = ()
+                else:
+                    outcome = await at_deadline(self.host, meeting, circle, now, job.key)
+                    post, change, tell = outcome.post, outcome.change, outcome.tell
+                nothing = "nobody to nudge" if post is None else None
+                ours = Decision(job.key, job.circle, job.meeting_id, job.kind.value, job.due_at, job.expires_at,
+                                post, "sent" if nothing else "post", nothing, tell, tuple(sorted(self.host.adapters)))
+                decision, won = await Decisions(self.host.store).decide(ours, change, now)
+                if won and change is not None:
+                    self._replan.add(circle.slug)
+                if not won:
+                    log.info("the %s post of meeting %d was decided by another process: sending its decision",
+                             job.kind.value, meeting.id)
+                    stored = decision
         except Exception as e:
             log.exception("the %s post of meeting %d could not be decided", job.kind.value, meeting.id)
             return ("missed", now, None, f"failed: {type(e).__name__}")
-        if outcome.changed:
-            self._replan.add(circle.slug)
-        if outcome.tell:
-            return await self._tell(job, outcome.post, outcome.tell)
-        return outcome.post
+        if stored is not None and job.kind is PostKind.DEADLINE:
+            # decided elsewhere (another process, or this one before a restart), and perhaps the meeting with
+            # it: read the meetings again and plan the circle anew (a postponed meeting's posts for its new time)
+            self.host.store.forget_meetings()
+            self._replan.add(job.circle)
+        if decision.post is None:
+            return (decision.state, now, None, decision.detail)
+        if stored is None:  # decided here: tell those on the platforms this process runs
+            people = [u for u in decision.tell if u.platform in self.host.adapters]
+        else:
+            people = [u for u in decision.tell if u.platform in fresh and u.platform not in decision.told]
+        return await self._tell(job, decision.post, people) if people else decision.post
 
     async def _tell(self, job: Job, post: Post, people: Sequence[UserRef]) -> Post:
         """Tell people privately, by direct message where their platform has them; the others are mentioned
@@ -446,6 +486,22 @@ class Timeline:
                             type(e).__name__, e)
                 mention.append(user)
         return replace(post, mentions=tuple(mention), notify=bool(mention)) if mention else post
+
+    async def _decided_elsewhere(self, due: Sequence[Job], now: datetime, circle: CircleSettings | None
+                                 ) -> list[Job]:
+        """The decided posts still useful that are not in the plan `due` (their meeting moved or was cancelled
+        by the decision, before this process sent them to its locations): to send as decided."""
+        planned = {j.key for j in due}
+        out = []
+        for d in await Decisions(self.host.store).still_useful(now):
+            if d.key in planned or d.circle not in self._circles or (circle is not None and d.circle != circle.slug):
+                continue
+            try:
+                kind = PostKind(d.kind)
+            except ValueError:
+                continue
+            out.append(Job(d.key, d.circle, d.meeting_id, kind, d.due_at, d.expires_at))
+        return out
 
     async def _finish(self, rows: Sequence[tuple[str, ChannelRef, str, datetime, str | None, str | None]]) -> None:
         """Record how deliveries ended (sent, missed), and count them for `/metrics`."""

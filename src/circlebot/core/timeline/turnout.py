@@ -4,8 +4,9 @@ At the deadline the bot counts the yes answers with a place (one count for every
 With enough (or no quorum set) it posts that the meeting is on and who is coming. Short of the quorum it does
 what the circle chose: `notify` (the meeting stays; the organisers are told), `postpone` (the meeting moves, with
 its reading and RSVPs, to the circle's next free meeting time, and its posts run again for the new time) or
-`cancel`. The post says what was done; the deliverer sends that same post to every location and on retries,
-since the meeting it reports on may have moved or been cancelled by it."""
+`cancel`. The post says what was done. The deliverer stores the decision (first wins, across every process on
+the database) in the transaction that moves or cancels the meeting, and sends that same post to every location
+and on retries, since the meeting it reports on may have moved or been cancelled by it."""
 
 from __future__ import annotations
 
@@ -21,16 +22,17 @@ from circlebot.core.text import Text, cmd, when
 from circlebot.core.timeline.compose import PostSources, turnout_summary
 from circlebot.core.timeline.plan import PostKind, job_key
 from circlebot.store import Meeting
+from circlebot.store.decisions import MeetingChange
 from circlebot.store.turnout import TurnoutStore
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What the deadline did: the post that says so, and whether the meeting changed (moved or cancelled),
-    so that its timeline is planned again."""
+    """What the deadline decided: the post that says so, and what to do to the meeting (move or cancel it;
+    done with the decision, once, so its timeline is planned again)."""
 
     post: Post
-    changed: bool
+    change: MeetingChange | None = None
     tell: tuple[UserRef, ...] = ()  # to tell privately (by direct message where the platform has them)
 
 
@@ -42,8 +44,9 @@ def organisers_named(circle: CircleSettings) -> tuple[UserRef, ...]:
 
 
 async def at_deadline(host: PostSources, m: Meeting, circle: CircleSettings, now: datetime, key: str) -> Outcome:
-    """Count, decide and act (once: the caller has just claimed the deadline's post, `key`). A meeting is
-    postponed once at most: at its new time's deadline, short again, the organisers are told instead."""
+    """Count and decide (the caller has just claimed the deadline's post, `key`; it stores the decision and does
+    the change it holds, once). A meeting is postponed once at most: at its new time's deadline, short again,
+    the organisers are told instead. Writes nothing."""
     turnouts = TurnoutStore(host.store.db)
     t = await turnouts.turnout(m.id)
     capacity, quorum = circle.turnout.capacity, circle.turnout.quorum
@@ -60,7 +63,7 @@ async def at_deadline(host: PostSources, m: Meeting, circle: CircleSettings, now
             lines.append("Waiting for a place: " + ", ".join(f"{i}. {u.display}" for i, u in enumerate(t.waiting, 1))
                          + ". A place that frees up still goes to the first waiting.")
         lines.append("Cannot come after all? " + cmd("rsvp", answer="no", meeting=m.id) + " frees your place.")
-        return Outcome(Post(Text.join("\n", lines), meeting_id=m.id, controls=(Control.RSVP,)), False)
+        return Outcome(Post(Text.join("\n", lines), meeting_id=m.id, controls=(Control.RSVP,)))
     short = f"only {yes} said yes by the RSVP deadline, and it needs {quorum}"
     action = circle.turnout.on_low_turnout
     again = ""
@@ -72,22 +75,20 @@ async def at_deadline(host: PostSources, m: Meeting, circle: CircleSettings, now
         new = next(itertools.islice((s for s in free_slots(circle, circle.zone, held, m.starts_at) if s > now), 1),
                    None)
         if new is not None:
-            await host.store.move_meeting(m.id, new, new + (m.ends_at - m.starts_at))
             text = (f"⏩ **Meeting #{m.id} is postponed** from " + when(m.starts_at) + " to " + when(new)
                     + f": {title}; {short}. RSVPs are kept (please check yours); the reading goes out again for "
                     "the new date.")
             return Outcome(Post(text, mentions=answered, notify=True, meeting_id=m.id, controls=(Control.RSVP,)),
-                           True)
+                           MeetingChange(new, new + (m.ends_at - m.starts_at)))
         action = "notify"  # no free meeting time to move it to
     if action == "cancel":
-        await host.store.cancel_meeting(m.id)
         text = (f"❌ **Meeting #{m.id} is cancelled** (" + when(m.starts_at) + f", {title}): {short}. " + counts)
-        return Outcome(Post(text, mentions=answered, notify=True, meeting_id=m.id), True)
+        return Outcome(Post(text, mentions=answered, notify=True, meeting_id=m.id), MeetingChange(cancel=True))
     organisers = organisers_named(circle)
     text = (f"⚠ **Low turnout for meeting #{m.id}** (" + when(m.starts_at) + f", {title}): {short}. " + counts + again
             + " It is still on; the organisers are told and may move or cancel it. Coming after all? "
             + cmd("rsvp", answer="yes", meeting=m.id) + ".")
-    return Outcome(Post(text, meeting_id=m.id, controls=(Control.RSVP,)), False, organisers)
+    return Outcome(Post(text, meeting_id=m.id, controls=(Control.RSVP,)), None, organisers)
 
 
 REGULAR_MEETINGS = 4  # "regulars": who answered or came in any of a circle's last this many meetings
