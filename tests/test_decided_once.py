@@ -68,7 +68,8 @@ async def start(tmp_path: Path, clock: FakeClock, database: str) -> AsyncIterato
 
     async def begin(platform: str, turnout: dict[str, Any], keys: dict[str, Any] | None = None) -> Process:
         settings = make_settings(tmp_path, database=database, circles=[circle_config(
-            where={"console": True, "matrix_rooms": [ROOM]}, turnout=turnout)])
+            where={"console": True, "matrix_rooms": [ROOM]}, turnout=turnout,
+            organisers={"console": ["olga"], "matrix_users": ["@mona:example.org"]})])
         store = Store(await Database.open(settings.database))
         store.batcher.start()
         opened.append(store)
@@ -152,6 +153,31 @@ async def test_a_deadline_that_cancelled_the_meeting_is_told_on_the_other_platfo
     assert on_console.content == on_matrix.content
     assert {u.id for u in on_matrix.mentions} == {"@alice:example.org"} and on_matrix.notify
     assert "#1 " not in await matrix.say("erin", "upcoming")
+
+
+@BOTH_DATABASES
+async def test_a_low_turnout_is_told_to_each_organiser_once_by_the_process_running_their_platform(
+        start: Start, clock: FakeClock) -> None:
+    """`notify`: the console's process decides and tells olga (a console organiser) privately; the Matrix
+    process sends the same post and tells mona (a Matrix organiser), whom the other could not reach; neither
+    post mentions an organiser."""
+    notify = {"deadline": "48h", "quorum": 2}
+    console, matrix = await start("console", notify), await start("matrix", notify)
+    await console.say("alice", "rsvp yes")
+    clock.set(DEADLINE_DUE)
+    await console.timeline.tick()
+    await matrix.timeline.tick()
+    await asyncio.gather(console.timeline.tick(), matrix.timeline.tick())
+    assert [u.id for u, _ in console.adapter.directs] == ["olga"]
+    assert [u.id for u, _ in matrix.adapter.directs] == ["@mona:example.org"]
+    (told,) = [p for _, p in matrix.adapter.directs]
+    assert "Low turnout for meeting #1" in told.content and "only 1 said yes" in told.content, str(told.content)
+    (on_console,) = console.said("Low turnout for meeting #1")
+    (on_matrix,) = matrix.said("Low turnout for meeting #1")
+    assert on_console.content == on_matrix.content
+    assert on_console.mentions == on_matrix.mentions == ()
+    meeting = await matrix.store.meeting(1)
+    assert meeting is not None and meeting.revision == 0  # it stays
 
 
 @BOTH_DATABASES
