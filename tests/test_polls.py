@@ -3,12 +3,13 @@ polls that no platform accepted, and hints written in each platform's syntax."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 
 from circlebot.core.adapter import PlatformRefused
 from circlebot.core.commands import CommandTable, Syntax
-from circlebot.core.domain import ChannelRef, MessageRef, PollSpec
+from circlebot.core.domain import ChannelRef, MessageRef, PollSpec, UserRef, VoteCast
 from circlebot.features import all_commands
 from drivers import CoreDriver, RecordingAdapter, number_after
 
@@ -44,6 +45,48 @@ async def test_votes_one_event_at_a_time_from_known_members_keep_the_poll_rules(
     await core.vote("bob", poll, [3])  # and after it closed
     results = await core.say("dan", f"poll results {poll}")
     assert "1. A: 1" in results and "2. B: 1" in results and "3. C: 0" in results, results
+
+
+async def test_a_vote_the_database_refuses_fails_alone_among_votes_arriving_together(core: CoreDriver) -> None:
+    # votes from known members arrive as separate events at the same moment: one batch, one transaction; the
+    # database refuses one ballot (a real SQLite trigger), which is answered with an apology, and the others count
+    poll = number_after("poll", (await core.say("olga", 'poll "Where?" "Here" "There"')).text)
+    voters = ("alice", "bob", "carol", "dan")
+    for user in voters:
+        await core.vote(user, poll, [1])
+    bob = await core.app.store.ensure_member(UserRef("console", "bob", "bob"))
+    async with core.app.store.db.transaction() as conn:
+        await conn.execute(f"CREATE TRIGGER refuse_bob BEFORE UPDATE ON votes WHEN NEW.member_id = {bob} "
+                           "BEGIN SELECT RAISE(ABORT, 'refused'); END")
+    where = core.adapter.polls[poll]
+    answers = await asyncio.wait_for(asyncio.gather(*(
+        core.app.dispatch(VoteCast(UserRef("console", u, u), (1,), core.clock.now(), message=where))
+        for u in voters)), 10)
+    assert [a for i, a in enumerate(answers) if i != 1] == [None, None, None], answers
+    assert isinstance(answers[1], str) and "went wrong on my side" in answers[1], answers
+    results = await core.say("olga", f"poll results {poll}")
+    assert "1. Here: 1" in results and "2. There: 3" in results and "4 voter(s)" in results, results
+
+
+async def test_a_vote_event_cancelled_while_its_batch_is_written_stops_no_other_vote(core: CoreDriver) -> None:
+    # an adapter's task handling one vote is cancelled (the platform disconnects, say) while the vote's batch is
+    # being written: the other votes of the batch are acknowledged as usual, and every vote is counted
+    poll = number_after("poll", (await core.say("olga", 'poll "Where?" "Here" "There"')).text)
+    voters = [f"member{i}" for i in range(30)]
+    for user in voters:
+        await core.vote(user, poll, [1])
+    where = core.adapter.polls[poll]
+    handling = [asyncio.ensure_future(core.app.dispatch(
+        VoteCast(UserRef("console", u, u), (1,), core.clock.now(), message=where))) for u in voters]
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert not any(h.done() for h in handling)
+    handling[3].cancel()
+    results = await asyncio.wait_for(asyncio.gather(*handling, return_exceptions=True), 10)
+    assert isinstance(results[3], asyncio.CancelledError), results
+    assert [r for i, r in enumerate(results) if i != 3] == [None] * 29, results
+    shown = await core.say("olga", f"poll results {poll}")
+    assert "1. Here: 0" in shown and "2. There: 30" in shown, shown
 
 
 async def test_a_secret_poll_shows_no_turnout_until_it_closes(core: CoreDriver) -> None:

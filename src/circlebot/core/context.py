@@ -19,6 +19,7 @@ from circlebot.core.text import Text
 from circlebot.core.weblinks import WebLinks
 from circlebot.readings import Collection
 from circlebot.store import Store
+from circlebot.store.db import Pending
 
 
 class Bot(Protocol):
@@ -83,8 +84,15 @@ class EventHandler:
     in a native poll). `handle(bot, event)` returns what to tell the member, for platforms whose buttons can
     answer, or None. With `batch`, `handle(bot, events)` takes every event of the type in a batch at once (a
     sync page of votes stored in one transaction), a single event as a one-item list, and its answer is not
-    shown."""
+    shown.
+
+    `quick(bot, event)`, if given, is tried first for a single event: a plain function that, when it can
+    handle the event at once with what is cached, queues its write and returns it (`Pending`), which the router
+    awaits with no coroutine of the feature's in between (a vote from a gateway: the hottest path); None
+    hands the event to `handle`. It sees the event as the platform gave it (not cleaned), so it acts only on
+    exact matches with cached values."""
 
     event: type[Event]
     handle: Callable[[Bot, Any], Awaitable[Text | str | None]]
     batch: bool = False
+    quick: Callable[[Bot, Any], Pending | None] | None = None

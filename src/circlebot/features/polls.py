@@ -13,6 +13,7 @@ from circlebot.core.domain import PollEndCast, PollReadBack, VoteCast
 from circlebot.core.polls import results_text
 from circlebot.core.text import fold
 from circlebot.store import PollRow
+from circlebot.store.db import Pending
 
 MAX_QUESTION = 300
 MAX_ANSWERS = 20
@@ -165,5 +166,9 @@ async def _read_back(bot: Bot, event: PollReadBack) -> None:
     await bot.polls.reconcile_poll(event)
 
 
-EVENT_HANDLERS = [EventHandler(VoteCast, _votes, batch=True), EventHandler(PollEndCast, _ended),
+def _quick_vote(bot: Bot, vote: VoteCast) -> Pending | None:
+    return bot.polls.quick_vote(vote)
+
+
+EVENT_HANDLERS = [EventHandler(VoteCast, _votes, batch=True, quick=_quick_vote), EventHandler(PollEndCast, _ended),
                   EventHandler(PollReadBack, _read_back)]

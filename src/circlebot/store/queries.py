@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from circlebot.core.domain import ChannelRef, MessageRef, RsvpAnswer, UserRef
-from circlebot.store.db import Connection, Database, Row, RowsInsert, WriteBatcher
+from circlebot.store.db import Connection, Database, Pending, Row, RowsInsert, WriteBatcher
 
 
 def ts(dt: datetime) -> str:
@@ -674,6 +674,11 @@ class Store:
         """Write ballots from platforms' native polls (rows made by `vote_row`); the latest by cast time wins,
         unless `exact` (a read-back sets each ballot to what the platform holds). Done once committed."""
         return self.batcher.submit_many(_NATIVE_UPSERT if exact else _NATIVE_VOTE_SQL, rows)
+
+    def enqueue_native_vote(self, poll_id: int, member_id: int, answers: tuple[int, ...], at: datetime) -> Pending:
+        """One native ballot queued at once (no I/O, no coroutine; see `WriteBatcher.enqueue`): the latest by
+        cast time wins. `written(pending)` waits for its commit."""
+        return self.batcher.enqueue(_NATIVE_VOTE_SQL, (self.vote_row(poll_id, member_id, answers, at),))
 
     async def native_ballot_of(self, poll_id: int, member_id: int) -> tuple[int, ...]:
         """The member's native ballot last seen on their platform (empty if none)."""
