@@ -1,6 +1,12 @@
 """Benchmark: votes and mixed commands through the core, beside a raw aiosqlite floor (run on demand).
 
-    .venv/bin/python bench/core_bench.py
+    .venv/bin/python bench/core_bench.py                       # this tree
+    .venv/bin/python bench/core_bench.py --baseline 3e7ee28    # votes: this tree and git revision REV, alternating
+
+With `--baseline REV` the vote measurements run in separate processes, `--runs` times each, alternating between
+this tree's src/ and REV's (extracted with `git archive`; REV must have the store and core API this file uses:
+from f4e8c83 on), so that "before" and "after" are measured in the same run on the same machine state. Each
+process measures its own floor, and every ratio is to the floor of its own process.
 
 1. 10,000 votes from 1,000 members on one poll, through the core's own vote path (App.dispatch(VoteCast)),
    each acknowledged only once committed; beside it, measured in the same run, one raw aiosqlite
@@ -14,9 +20,12 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -24,11 +33,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import aiosqlite
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "src"))
+_early = argparse.ArgumentParser(add_help=False)
+_early.add_argument("--src", type=Path, default=REPO / "src")
+sys.path.insert(0, str(_early.parse_known_args()[0].src))  # the circlebot to measure: this tree's, or a baseline's
+
+from benchlib import export_src  # noqa: E402
 
 from circlebot.app import App  # noqa: E402
 from circlebot.config import validate  # noqa: E402
@@ -156,7 +170,7 @@ async def bench_first_votes(tmp: Path) -> list[float]:
     return times
 
 
-async def bench_votes(tmp: Path) -> None:
+async def bench_votes(tmp: Path) -> dict[str, object]:
     """Each way of delivering the votes, and the floor, measured ROUNDS times interleaved; best and median."""
     cold = await bench_first_votes(tmp)
     app, _, _ = await make_app(tmp, "votes")
@@ -207,6 +221,13 @@ async def bench_votes(tmp: Path) -> None:
     await app.store.batcher.stop()
     await app.store.db.close()
 
+    return {"floors": floors, "times": times, "cold": cold, "lost": lost}
+
+
+def print_votes(result: dict[str, object]) -> None:
+    floors = cast(list[float], result["floors"])
+    times = cast(dict[str, list[float]], result["times"])
+    cold = cast(list[float], result["cold"])
     best_floor = min(floors)
     print(f"votes: {VOTES:,} votes from {MEMBERS:,} members on one poll, best and median of {ROUNDS} rounds")
     print(f"  floor, raw executemany in one transaction: {best_floor * 1000:7.1f} ms (median "
@@ -217,8 +238,37 @@ async def bench_votes(tmp: Path) -> None:
               f"  {VOTES / best:10,.0f} votes/s  {best / best_floor:5.2f}x the floor")
     print(f"  first vote of each of {MEMBERS:,} members (creates the member): {min(cold) * 1000:.1f} ms (median "
           f"{statistics.median(cold) * 1000:.1f}; target 100 ms)")
-    print(f"  lost or wrong ballots: {lost} (targets: a back-fill within 3x of the floor; one dispatch per vote "
-          f"with {IN_FLIGHT} in flight within 4x)")
+    print(f"  lost or wrong ballots: {result['lost']} (targets: a back-fill within 3x of the floor; one dispatch "
+          f"per vote with {IN_FLIGHT} in flight within 4x)")
+
+
+def compare(baseline: str, runs: int) -> None:
+    """The vote measurements of this tree and of `baseline`, in separate processes, alternating `runs` times."""
+    with tempfile.TemporaryDirectory() as scratch:
+        trees = {"this tree": REPO / "src", f"baseline {baseline}": export_src(baseline, Path(scratch))}
+        results: dict[str, list[dict[str, object]]] = {name: [] for name in trees}
+        for run in range(runs):
+            for name, src in trees.items():
+                out = subprocess.run([sys.executable, __file__, "--src", str(src), "--json"], check=True,
+                                     capture_output=True, text=True).stdout
+                results[name].append(json.loads(out))
+                print(f"  run {run + 1}/{runs}: {name} done", file=sys.stderr)
+    print(f"votes: {VOTES:,} votes from {MEMBERS:,} members; {runs} processes each, alternating; in each process "
+          f"the best of {ROUNDS} rounds over the best of its {ROUNDS} floors; range over processes (median)")
+    labels = list(cast(dict[str, list[float]], results["this tree"][0]["times"]))
+    for name, per_run in results.items():
+        floors = [min(cast(list[float], r["floors"])) for r in per_run]
+        print(f"  {name}: floor {min(floors) * 1000:.1f}-{max(floors) * 1000:.1f} ms; lost ballots "
+              f"{sum(cast(int, r['lost']) for r in per_run)}")
+        for label in labels:
+            ratios = [min(cast(dict[str, list[float]], r["times"])[label]) / f for r, f in zip(per_run, floors,
+                                                                                               strict=True)]
+            ms = [min(cast(dict[str, list[float]], r["times"])[label]) * 1000 for r in per_run]
+            print(f"    {label:<38} {min(ratios):5.2f}-{max(ratios):5.2f}x the floor (median "
+                  f"{statistics.median(ratios):.2f}x; {min(ms):.1f}-{max(ms):.1f} ms)")
+        cold = [min(cast(list[float], r["cold"])) * 1000 for r in per_run]
+        print(f"    first vote of each of {MEMBERS:,} new members       {min(cold):5.1f}-{max(cold):5.1f} ms "
+              f"(median {statistics.median(cold):.1f}; target 100 ms)")
 
 
 async def bench_commands(tmp: Path) -> None:
@@ -253,11 +303,27 @@ async def bench_commands(tmp: Path) -> None:
     print(f"  floor, raw executemany of the {writes:,} written rows: {raw * 1000:.1f} ms")
 
 
-async def main() -> None:
+async def run_here(as_json: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        await bench_votes(Path(tmp))
+        votes = await bench_votes(Path(tmp))
+        if as_json:
+            print(json.dumps(votes))
+            return
+        print_votes(votes)
         await bench_commands(Path(tmp))
 
 
+def main() -> None:
+    parser = argparse.ArgumentParser(parents=[_early], description=__doc__.split("\n")[0])
+    parser.add_argument("--baseline", metavar="REV", help="also measure git revision REV's votes, alternating")
+    parser.add_argument("--runs", type=int, default=3, help="processes of each tree with --baseline (3)")
+    parser.add_argument("--json", action="store_true", help="only the vote measurements, as JSON (internal)")
+    args = parser.parse_args()
+    if args.baseline:
+        compare(args.baseline, args.runs)
+    else:
+        asyncio.run(run_here(args.json))
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

@@ -21,13 +21,14 @@ import json
 import random
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
+
+from benchlib import export_src  # noqa: E402
 
 from circlebot.readings import load_collection  # noqa: E402
 
@@ -134,18 +135,6 @@ def load_time(src: Path, directory: Path, articles: int, mode: str, cache: Path)
     if done.returncode:
         raise SystemExit(f"measuring {mode} with {src} failed:\n{done.stderr}")
     return float(json.loads(done.stdout))
-
-
-def export_src(revision: str, into: Path) -> Path:
-    """The src/ directory of git *revision*, extracted under *into*."""
-    archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", "--format=tar", revision, "src"], capture_output=True, check=True
-    ).stdout
-    archive_path = into / "src.tar"
-    archive_path.write_bytes(archive)
-    with tarfile.open(archive_path) as tar:
-        tar.extractall(into, filter="data")
-    return into / "src"
 
 
 def main() -> None:
