@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import codecs
 import contextlib
 import hashlib
 import json
@@ -583,3 +584,37 @@ async def test_an_export_into_an_encrypted_room_uploads_ciphertext_the_member_de
         # the member's client fetches it and decrypts it to the exact CSV
         assert decrypt_attachment(got.body, file["key"]["k"], file["hashes"]["sha256"], file["iv"]) == expected
         assert await olga.download(content) == expected
+
+
+@pytest.mark.timeout(90)
+async def test_a_plain_direct_room_the_bot_opened_before_is_switched_to_encryption(
+    matrix_user: MakeUser, members: Callable[..., Any], tmp_path: Path, store: Store, clock: FakeClock
+) -> None:
+    async with encrypted_circle(matrix_user, members, tmp_path, store, clock) as (bot, room, olga, _alice):
+        bot_account = bot.bot
+        bot_id = bot_account.user_id
+        # olga's direct room as the bot opened them before they were encrypted, joined by her
+        created = await bot_account.client.room_create(is_direct=True, invite=[olga.user_id],
+                                                       preset=RoomPreset.trusted_private_chat)
+        assert isinstance(created, RoomCreateResponse)
+        old = str(created.room_id)
+        await olga.account.client.join(old)
+        await bot.stop()
+        await store.set_state("matrix", "dm_rooms", json.dumps({olga.user_id: old}))
+        await bot.restart()
+
+        # the first thing sent there after the start is a file: the room is switched before it is uploaded
+        ask = await olga.command(room, "!attendance export")
+        await bot.processed(ask)
+        assert json.loads(await store.get_state("matrix", "dm_rooms") or "{}") == {olga.user_id: old}  # the same
+        state = await room_state(bot_account, old)
+        assert state[("m.room.encryption", "")]["content"]["algorithm"] == "m.megolm.v1.aes-sha2"
+        assert state[("m.room.encryption", "")]["sender"] == bot_id
+        sent = [e for e in await messages(bot_account.client, old) if e.get("sender") == bot_id
+                and "state_key" not in e]
+        assert [e["type"] for e in sent] == ["m.room.encrypted"] * 2 and "record" not in str(sent), sent
+        said = await said_privately(olga, old, bot_id)
+        assert "row(s)" in next(e for e in said if private_answer_to(ask)(e))["content"]["body"]
+        [file] = [e["content"] for e in said if e["content"].get("msgtype") == "m.file"]
+        assert "url" not in file and file["file"]["url"].startswith("mxc://")
+        assert (await olga.download(file)).startswith(codecs.BOM_UTF8 + b"circle,meeting")

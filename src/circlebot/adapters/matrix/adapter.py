@@ -88,6 +88,7 @@ class MatrixAdapter(Sync, Commands, Rooms, Direct, Votes, Reactions, Send, Crypt
         self._dm_left = set()
         self._dm_locks = {}
         self._direct_lock = asyncio.Lock()
+        self._dm_checked = set()
         self._poll_ends = LRUCache(size)
         self._controls = LRUCache(size)
         self._responses = LRUCache(size)  # response event -> (room, poll start)

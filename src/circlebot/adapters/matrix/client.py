@@ -13,6 +13,8 @@ from nio import AsyncClientConfig
 _T = TypeVar("_T")
 
 PLATFORM = "matrix"
+#: The room encryption Matrix clients use (Megolm): the bot encrypts the direct rooms it opens with it.
+MEGOLM = "m.megolm.v1.aes-sha2"
 
 
 class MatrixError(RuntimeError):

@@ -28,13 +28,15 @@ from nio import (
     MatrixRoom,
     MegolmEvent,
     RoomGetStateEventResponse,
+    RoomGetStateResponse,
     RoomKeyRequestResponse,
     RoomMemberEvent,
+    RoomPutStateResponse,
 )
 from nio.exceptions import EncryptionError, LocalProtocolError
 
 from circlebot.adapters.matrix import crosssign
-from circlebot.adapters.matrix.client import MatrixError, _check, _dict, _q, _ts
+from circlebot.adapters.matrix.client import MEGOLM, MatrixError, _check, _dict, _q, _ts
 from circlebot.adapters.matrix.host import Host
 from circlebot.core.adapter import OpenPoll
 from circlebot.core.domain import Post
@@ -167,6 +169,43 @@ class Crypto(Host):
             self.client.encrypted_rooms.add(room_id)
         return room
 
+    async def _encrypted_room(self, room_id: str) -> MatrixRoom | None:
+        """nio's view of the room when what the bot sends there must be encrypted (a direct room the bot opened
+        in clear is switched first), else None."""
+        if self.client.olm is None:
+            return None
+        room = await self._know_room(room_id)
+        if room is not None and not room.encrypted and room_id in self._dm_rooms:
+            await self._encrypt_direct_room(room)
+        return room if room is not None and room.encrypted else None
+
+    async def _encrypt_direct_room(self, room: MatrixRoom) -> None:
+        """A direct room the bot opened before it encrypted them (an older circlebot) is switched to encryption
+        at the first send into it after a start, so what the bot writes there from then on is encrypted, as in
+        a room it opens now. Only a room the bot created: one a member opened stays as they made it. Matrix
+        has no way back, so this is for good; a refusal is logged and the room stays plain."""
+        room_id = room.room_id
+        if room_id in self._dm_checked:
+            return
+        self._dm_checked.add(room_id)
+        state = await self.client.room_get_state(room_id)
+        if not isinstance(state, RoomGetStateResponse):
+            log.warning("matrix: cannot read the state of the direct room %s: %s", room_id,
+                        getattr(state, "message", state))
+            return
+        create = next((e for e in state.events if isinstance(e, dict) and e.get("type") == "m.room.create"), None)
+        if create is None or create.get("sender") != self.user_id:
+            return
+        resp = await self.client.room_put_state(room_id, "m.room.encryption", {"algorithm": MEGOLM})
+        if not isinstance(resp, RoomPutStateResponse):
+            log.warning("matrix: could not switch the direct room %s to encryption: %s", room_id,
+                        getattr(resp, "message", resp))
+            return
+        room.encrypted = True
+        self.client.encrypted_rooms.add(room_id)
+        log.info("matrix: switched the direct room %s (opened before direct rooms were encrypted) to encryption",
+                 room_id)
+
     async def _load_members(self, room: MatrixRoom) -> None:
         """nio's member list of an encrypted room, from the homeserver: who has joined and who is invited. As
         Element does, the room key goes to the devices of invited members too: they read what was sent before
@@ -188,12 +227,10 @@ class Crypto(Host):
     async def _seal(self, room_id: str, kind: str, content: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """The event type and content to send: in an encrypted room, ``m.room.encrypted`` with the event sealed
         by the room's Megolm session (shared first with the devices of every member, invited ones included, that
-        lack it). Relations stay
-        readable to the server (nio copies ``m.relates_to`` outside), so replies, votes and reactions relate."""
-        if self.client.olm is None:
-            return kind, content
-        room = await self._know_room(room_id)
-        if room is None or not room.encrypted:
+        lack it). Relations stay readable to the server (nio copies ``m.relates_to`` outside), so replies, votes
+        and reactions relate."""
+        room = await self._encrypted_room(room_id)
+        if room is None:
             return kind, content
         client = self.client
         if not room.members_synced:

@@ -14,11 +14,8 @@ import aiohttp
 from nio import DirectRoomsResponse, JoinResponse, RoomCreateResponse, RoomGetStateEventResponse
 from nio.api import RoomPreset
 
-from circlebot.adapters.matrix.client import _check, _q
+from circlebot.adapters.matrix.client import MEGOLM, _check, _q
 from circlebot.adapters.matrix.host import Host
-
-#: The room encryption Matrix clients use (Megolm), for the direct rooms the bot opens.
-MEGOLM = "m.megolm.v1.aes-sha2"
 
 log = logging.getLogger(__name__)
 

@@ -157,8 +157,7 @@ class Send(Host):
             if handle.thread_root:
                 relates.update(rel_type="m.thread", event_id=handle.thread_root, is_falling_back=False)
             extra["m.relates_to"] = relates
-        room = await self._know_room(room_id)
-        encrypt = self.client.olm is not None and room is not None and bool(room.encrypted)
+        encrypt = await self._encrypted_room(room_id) is not None
         # Encrypted, the media repository gets ciphertext under no name (nio sends it as octet-stream): the
         # name and media type are only in the encrypted event, as Element uploads an attachment.
         resp, keys = await self.client.upload(io.BytesIO(file.data), content_type=file.media_type,
