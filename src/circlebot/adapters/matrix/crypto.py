@@ -187,12 +187,12 @@ class Crypto(Host):
         room_id = room.room_id
         if room_id in self._dm_checked:
             return
-        self._dm_checked.add(room_id)
         state = await self.client.room_get_state(room_id)
-        if not isinstance(state, RoomGetStateResponse):
+        if not isinstance(state, RoomGetStateResponse):  # looked at again with the next send
             log.warning("matrix: cannot read the state of the direct room %s: %s", room_id,
                         getattr(state, "message", state))
             return
+        self._dm_checked.add(room_id)
         create = next((e for e in state.events if isinstance(e, dict) and e.get("type") == "m.room.create"), None)
         if create is None or create.get("sender") != self.user_id:
             return
