@@ -209,3 +209,34 @@ async def test_discord_direct_reminders_waiting_when_the_bot_stops_go_out_after_
         await again.tick()
         assert [len(await d.directs(n)) for n in names] == [1, 1, 1]
     fake_discord.assert_clean()
+
+
+@pytest.mark.timeout(60)
+async def test_matrix_low_turnout_tells_the_organisers_by_power_level_privately(
+        matrix_user: MakeUser, tmp_path: Path, clock: FakeClock, synapse: SynapseServer) -> None:
+    """`notify` on Matrix, with no organiser named in the config: the members whose power level makes them
+    organisers of the circle's room (50 and above, and the room's creator above every level) are told by
+    direct message; a member below it is not, and nobody is pinged in the room."""
+    from nio import RoomGetStateEventResponse
+
+    from synapse_harness import send_state
+
+    async with matrix_circle(matrix_user, tmp_path, clock, turnout={"deadline": "48h", "quorum": 3}) as d:
+        timeline = await turnout_scenarios.start_timeline(d)
+        olga, pam = await d.user("olga"), await d.user("pam")  # their devices known before the bot writes
+        await d.user("alice")
+        got = await olga.client.room_get_state_event(d.room_id, "m.room.power_levels")
+        assert isinstance(got, RoomGetStateEventResponse), got
+        power = dict(got.content)
+        power["users"] = {**power.get("users", {}), pam.user_id: 50}
+        await send_state(olga.client, d.room_id, "m.room.power_levels", power)
+        await d.say("alice", "rsvp yes")
+        clock.set(turnout_scenarios.DEADLINE_DUE)
+        await timeline.tick()
+        for name in ("olga", "pam"):
+            (told,) = await d.directs(name)
+            assert "Low turnout for meeting #1" in told and "only 1 said yes" in told, (name, told)
+        assert await d.directs("alice") == []
+        await d.say("erin", "circle")  # the driver reads the room's posts as it answers
+        (low,) = [p for p in d.posts() if "Low turnout for meeting #1" in p]
+        assert await d.pinged(low) == set()

@@ -187,6 +187,19 @@ class DirectMessages(Protocol):
         `key` as for `ChatAdapter.send`."""
 
 
+@runtime_checkable
+class PowerLevels(Protocol):
+    """An adapter whose rooms rank their members by power level (Matrix). Optional: the core checks for it, to
+    find the organisers a circle's config gives by level (`matrix_power_level`) rather than one by one.
+
+    (Discord has no counterpart: listing the members who hold a role, or Manage Server, takes the privileged
+    GUILD_MEMBERS intent, which the bot does not ask for.)"""
+
+    async def members_ranked(self, where: ChannelRef, level: int) -> list[UserRef]:
+        """The members joined to the room `where` whose power level there is at least `level` (a room version
+        12+ creator ranks above every level), the bot itself excepted."""
+
+
 @dataclass(frozen=True, slots=True)
 class MeetingEvent:
     """A circle's next meeting as a platform's own calendar event mirrors it (Discord's scheduled events)."""

@@ -9,8 +9,9 @@ from typing import Any
 
 from nio import JoinedRoomsResponse, JoinResponse, RoomGetStateEventResponse, RoomGetStateResponse
 
-from circlebot.adapters.matrix.client import _check
+from circlebot.adapters.matrix.client import PLATFORM, _check
 from circlebot.adapters.matrix.host import Host, Standing
+from circlebot.core.domain import ChannelRef, UserRef
 
 _OLD_ROOM_VERSIONS = frozenset(str(v) for v in range(1, 12))
 
@@ -84,23 +85,27 @@ class Rooms(Host):
         if cached is not None:
             return cached
         state = _check(await self.client.room_get_state(room_id), RoomGetStateResponse, f"read the state of {room_id}")
-        creators: set[str] = set()
-        content: Mapping[str, Any] = {}
-        for ev in state.events:
-            if ev.get("type") == "m.room.create" and ev.get("state_key") == "":
-                create = ev.get("content") or {}
-                if str(create.get("room_version", "1")) not in _OLD_ROOM_VERSIONS:  # MSC4289
-                    creators.add(str(ev.get("sender")))
-                    creators.update(u for u in create.get("additional_creators", []) if isinstance(u, str))
-            elif ev.get("type") == "m.room.power_levels" and ev.get("state_key") == "":
-                content = ev.get("content") or {}
-        users = {str(u): v for u, v in (content.get("users") or {}).items() if isinstance(v, int)}
-        default = content.get("users_default", 0)
-        redact = content.get("redact", 50)
-        standing = Standing(frozenset(creators), users, default if isinstance(default, int) else 0,
-                             redact if isinstance(redact, int) else 50)
+        standing = _standing(state.events)
         self._standing[room_id] = standing
         return standing
+
+    async def members_ranked(self, where: ChannelRef, level: int) -> list[UserRef]:
+        """The members joined to a room whose power level there is at least `level` (a room version 12+
+        creator above every level), the bot excepted; read from the room's state as it is now."""
+        room_id = where.id
+        state = _check(await self.client.room_get_state(room_id), RoomGetStateResponse, f"read the state of {room_id}")
+        standing = _standing(state.events)
+        self._standing[room_id] = standing
+        out: list[UserRef] = []
+        for ev in state.events:
+            content = ev.get("content") or {}
+            user = ev.get("state_key")
+            if (ev.get("type") != "m.room.member" or not isinstance(user, str) or user == self.user_id
+                    or content.get("membership") != "join" or standing.level(user) < level):
+                continue
+            name = content.get("displayname")
+            out.append(UserRef(PLATFORM, user, name if isinstance(name, str) and name else user))
+        return out
 
     async def _display_name(self, room_id: str, user_id: str) -> str:
         name = self._names.get((room_id, user_id))
@@ -114,3 +119,22 @@ class Rooms(Host):
         self._names[(room_id, user_id)] = name
         return name
 
+
+def _standing(events: Sequence[Mapping[str, Any]]) -> Standing:
+    """Who outranks whom, from a room's state events: power levels, and the creators of a room version 12+
+    above them all."""
+    creators: set[str] = set()
+    content: Mapping[str, Any] = {}
+    for ev in events:
+        if ev.get("type") == "m.room.create" and ev.get("state_key") == "":
+            create = ev.get("content") or {}
+            if str(create.get("room_version", "1")) not in _OLD_ROOM_VERSIONS:  # MSC4289
+                creators.add(str(ev.get("sender")))
+                creators.update(u for u in create.get("additional_creators", []) if isinstance(u, str))
+        elif ev.get("type") == "m.room.power_levels" and ev.get("state_key") == "":
+            content = ev.get("content") or {}
+    users = {str(u): v for u, v in (content.get("users") or {}).items() if isinstance(v, int)}
+    default = content.get("users_default", 0)
+    redact = content.get("redact", 50)
+    return Standing(frozenset(creators), users, default if isinstance(default, int) else 0,
+                    redact if isinstance(redact, int) else 50)

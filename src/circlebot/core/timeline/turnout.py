@@ -20,6 +20,7 @@ from circlebot.core.domain import Control, Post, UserRef
 from circlebot.core.recurrence import free_slots
 from circlebot.core.text import Text, cmd, when
 from circlebot.core.timeline.compose import PostSources, turnout_summary
+from circlebot.core.timeline.organisers import organisers_to_tell
 from circlebot.core.timeline.plan import PostKind, job_key
 from circlebot.store import Meeting
 from circlebot.store.decisions import MeetingChange
@@ -84,7 +85,7 @@ async def at_deadline(host: PostSources, m: Meeting, circle: CircleSettings, now
     if action == "cancel":
         text = (f"❌ **Meeting #{m.id} is cancelled** (" + when(m.starts_at) + f", {title}): {short}. " + counts)
         return Outcome(Post(text, mentions=answered, notify=True, meeting_id=m.id), MeetingChange(cancel=True))
-    organisers = organisers_named(circle)
+    organisers = await organisers_to_tell(host, circle, organisers_named(circle))  # and those by power level
     text = (f"⚠ **Low turnout for meeting #{m.id}** (" + when(m.starts_at) + f", {title}): {short}. " + counts + again
             + " It is still on; the organisers are told and may move or cancel it. Coming after all? "
             + cmd("rsvp", answer="yes", meeting=m.id) + ".")
