@@ -114,6 +114,7 @@ class App(Router):
         scheduler.add_listener(job_counted, EVENT_JOB_SUBMITTED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
         self.timeline = Timeline(self, scheduler)
         stop_by: float | None = None
+        watching: asyncio.Task[None] | None = None
         loop = asyncio.get_running_loop()
         try:
             if self.web is not None:
@@ -136,6 +137,8 @@ class App(Router):
                 if not stopping.done():
                     scheduler.start()
                     await self.timeline.start()
+                    # what other processes on the database change in meetings and polls (`Store.watch`)
+                    watching = tg.create_task(self.store.watch(self.changed_elsewhere), name="circlebot-watch")
                     settle_heap()
                     await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
                 stop_by = loop.time() + STOP_GRACE
@@ -143,6 +146,8 @@ class App(Router):
                     scheduler.pause()  # no new job; those running finish below
                 stopping.cancel()
                 cleaning.cancel()
+                if watching is not None:
+                    watching.cancel()
                 for t in tasks:
                     t.cancel()
                 _, late = await asyncio.wait(tasks, timeout=STOP_GRACE)

@@ -361,6 +361,15 @@ class Router:
         if self.timeline is not None:
             await self.timeline.rebuild(circle)
 
+    async def changed_elsewhere(self, kinds: frozenset[str]) -> None:
+        """Another process on the database changed meetings or polls (`Store.watch`, which has dropped the
+        store's cached rows): when meetings changed, the timeline re-plans every circle from the database (its
+        scheduler's jobs for a moved meeting's new time); web pages render anew either way."""
+        if "meetings" in kinds:
+            await self.changed()
+        else:
+            self.generation += 1
+
 
 def _cleaned(event: Event) -> Event:
     """An event with the user's text and name as the core keeps user text (see `text.clean`)."""

@@ -413,4 +413,13 @@ MIGRATIONS: list[tuple[str, list[str | Dialects]]] = [
             "CREATE INDEX post_decisions_by_expiry ON post_decisions (expires_at)",
         ],
     ),
+    (
+        "change counts: how many times meetings and polls were changed, so each process on a shared database "
+        "knows when another changed what it keeps in memory",
+        [
+            # one row per kind ("meetings", "polls"), counted up in every transaction that changes that kind;
+            # no row yet: no change counted
+            "CREATE TABLE change_counts (kind TEXT PRIMARY KEY, n INTEGER NOT NULL)",
+        ],
+    ),
 ]

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from circlebot.core.domain import ChannelRef, MessageRef, RsvpAnswer, UserRef
 from circlebot.store.db import Connection, Database, Pending, Row, RowsInsert, WriteBatcher
+
+log = logging.getLogger(__name__)
 
 
 def ts(dt: datetime) -> str:
@@ -220,6 +223,11 @@ def _answers(text: str | None) -> tuple[int, ...]:
     return tuple(int(a) for a in text.split(",") if a) if text else ()
 
 
+MEETINGS, POLLS = "meetings", "polls"  # the kinds of shared rows the store keeps in memory (`change_counts`)
+WATCH_EVERY = 0.25  # seconds between a process's looks at the change counts (`Store.watch`)
+_COUNT_CHANGE_SQL = ("INSERT INTO change_counts (kind, n) VALUES (?, 1) "
+                     "ON CONFLICT (kind) DO UPDATE SET n = change_counts.n + 1 RETURNING n")
+
 CANCEL_MEETING_SQL = ("UPDATE meetings SET status = 'cancelled', revision = revision + 1, modified_at = ? "
                       "WHERE id = ? AND status <> 'cancelled'")
 MOVE_MEETING_SQL = ("UPDATE meetings SET starts_at = ?, ends_at = ?, revision = revision + 1, modified_at = ? "
@@ -227,7 +235,15 @@ MOVE_MEETING_SQL = ("UPDATE meetings SET starts_at = ?, ends_at = ?, revision = 
 
 
 class Store:
-    """Every query the core makes. Member ids and open polls are cached; the database stays the truth."""
+    """Every query the core makes. Member ids, polls and upcoming meetings are cached; the database stays the
+    truth.
+
+    Several processes may share the database (PostgreSQL, or one SQLite file), so a cached meeting or poll may
+    be changed by another one. Every transaction that changes meetings or polls counts the change in
+    `change_counts`, in the same transaction; a read that may answer from the cache (`meetings` of the upcoming
+    kind, `poll`) first reads those counts, one small row each, and drops what another process changed. The
+    reads that do no I/O (`cached_poll`, the vote path's) rely on `watch`, which looks every WATCH_EVERY
+    seconds and drops the caches at once, so they are stale for at most that long."""
 
     VOTE_SQL = _VOTE_SQL
 
@@ -244,6 +260,63 @@ class Store:
         self._poll_of_message: dict[tuple[str, str, str], int] = {}
         # per circle: its scheduled meetings ending after a time, as last read; every meeting write clears it
         self._upcoming: dict[str, tuple[datetime, list[Meeting]]] = {}
+        # the change counts as last read (None: not read yet); a kind's epoch counts its caches' drops, so a
+        # read that began before a drop does not put what it read into the cache after it
+        self._counts: dict[str, int] | None = None
+        self._epoch = {MEETINGS: 0, POLLS: 0}
+        self._unannounced: set[str] = set()  # kinds another process changed that `watch` has not reported yet
+
+    # what other processes change -----------------------------------------------------------------
+    def _drop(self, kind: str) -> None:
+        """Forget the cached rows of a kind (they are read again when next needed)."""
+        self._epoch[kind] += 1
+        if kind == MEETINGS:
+            self._upcoming.clear()
+        else:
+            self._polls.clear()
+            self._poll_of_message.clear()
+
+    async def _count_change(self, conn: Connection, kind: str) -> int:
+        """Inside a transaction that changes `kind`: count the change; the new count."""
+        rows = list(await conn.execute_fetchall(_COUNT_CHANGE_SQL, (kind,)))
+        return int(rows[0][0])
+
+    def _changed_here(self, kind: str, count: int | None) -> None:
+        """After a transaction of this process's that changed `kind` (counted `count`, None if it failed):
+        drop the cached rows, and take the count as seen if no other process counted a change meanwhile."""
+        self._drop(kind)
+        if count is not None and self._counts is not None and self._counts.get(kind, 0) == count - 1:
+            self._counts[kind] = count
+
+    async def look_for_changes(self) -> None:
+        """Read the change counts and drop the caches of what another process changed since the last look."""
+        rows = await self.db.fetchall("SELECT kind, n FROM change_counts")
+        first = self._counts is None
+        counts = self._counts if self._counts is not None else {}
+        for row in rows:
+            kind, n = str(row[0]), int(row[1])
+            if kind in self._epoch and n > counts.get(kind, 0):
+                counts[kind] = n
+                self._drop(kind)
+                if not first:
+                    self._unannounced.add(kind)
+        self._counts = counts
+
+    async def watch(self, on_change: Callable[[frozenset[str]], Awaitable[None]], *,
+                    every: float = WATCH_EVERY) -> None:
+        """Until cancelled: look at the change counts every `every` seconds, drop the caches of what another
+        process changed, and tell `on_change` which kinds (`MEETINGS`, `POLLS`) it changed (also those a
+        command's read found first). A failure is logged and the next look goes on."""
+        while True:
+            try:
+                await self.look_for_changes()
+                if self._unannounced:
+                    kinds = frozenset(self._unannounced)
+                    self._unannounced.clear()
+                    await on_change(kinds)
+            except Exception:
+                log.exception("could not look for changes other processes made; looking again in %.2f s", every)
+            await asyncio.sleep(every)
 
     # members ---------------------------------------------------------------------------------------
     def known_member(self, user: UserRef) -> int | None:
@@ -331,12 +404,15 @@ class Store:
     # meetings --------------------------------------------------------------------------------------
     @contextlib.asynccontextmanager
     async def _meeting_write(self) -> AsyncIterator[Connection]:
-        """A transaction that changes meetings; the cached upcoming meetings are dropped once it is over."""
+        """A transaction that changes meetings, counted in `change_counts`; the cached upcoming meetings are
+        dropped once it is over."""
+        count: int | None = None
         try:
             async with self.db.transaction() as conn:
                 yield conn
+                count = await self._count_change(conn, MEETINGS)
         finally:
-            self._upcoming.clear()
+            self._changed_here(MEETINGS, count)
 
     async def add_meeting(
         self,
@@ -376,7 +452,7 @@ class Store:
 
     def forget_meetings(self) -> None:
         """Another process changed meetings (a decision it made moved or cancelled one): read them again."""
-        self._upcoming.clear()
+        self._drop(MEETINGS)
 
     def meeting_transaction(self) -> contextlib.AbstractAsyncContextManager[Connection]:
         """A transaction that changes meetings, for the store's other query modules (a decided post's move or
@@ -408,15 +484,18 @@ class Store:
 
     async def _upcoming_of(self, circle: str, ending_after: datetime) -> list[Meeting]:
         """The hot read of most commands (the next meeting, the upcoming list), served from memory when a
-        read for an earlier time is cached: meetings only change through this store, which clears it."""
+        read for an earlier time is cached and no process has changed meetings since (the change counts)."""
+        await self.look_for_changes()
         cached = self._upcoming.get(circle)
         if cached is None or cached[0] > ending_after:
+            epoch = self._epoch[MEETINGS]
             rows = await self.db.fetchall(
                 "SELECT * FROM meetings WHERE circle = ? AND status = 'scheduled' AND ends_at > ? ORDER BY starts_at",
                 (circle, ts(ending_after)),
             )
             cached = (ending_after, [Meeting.from_row(r) for r in rows])
-            self._upcoming[circle] = cached
+            if self._epoch[MEETINGS] == epoch:  # not changed while it was read
+                self._upcoming[circle] = cached
         return [m for m in cached[1] if m.ends_at > ending_after]
 
     async def all_meetings(self, *, ending_after: datetime) -> list[Meeting]:
@@ -558,9 +637,16 @@ class Store:
         return poll
 
     async def poll(self, poll_id: int) -> PollRow | None:
+        """A poll as stored now (from the cache unless a process has changed polls since it was read)."""
+        await self.look_for_changes()
+        return await self._poll_row(poll_id)
+
+    async def _poll_row(self, poll_id: int) -> PollRow | None:
+        """`poll` without looking at the change counts (the caller has just looked)."""
         cached = self._polls.get(poll_id)
         if cached is not None:
             return cached
+        epoch = self._epoch[POLLS]
         row = await self.db.fetchone("SELECT * FROM polls WHERE id = ?", (poll_id,))
         if row is None:
             return None
@@ -573,45 +659,59 @@ class Store:
             opened_by=row["opened_by"], opened_at=from_ts(row["opened_at"]),
             closes_at=_opt_ts(row["closes_at"]), closed_at=_opt_ts(row["closed_at"]),
         )
-        self._polls[poll_id] = poll
+        if self._epoch[POLLS] == epoch:  # not changed while it was read
+            self._polls[poll_id] = poll
         return poll
+
+    async def _polls_of(self, rows: Iterable[Row]) -> list[PollRow]:
+        await self.look_for_changes()
+        return [p for r in rows if (p := await self._poll_row(r["id"])) is not None]
 
     async def polls(self, circle: str, *, open_only: bool = False, limit: int = 25) -> list[PollRow]:
         sql = "SELECT id FROM polls WHERE circle = ?" + (" AND closed_at IS NULL" if open_only else "")
         rows = await self.db.fetchall(sql + " ORDER BY id DESC LIMIT ?", (circle, limit))
-        return [p for r in rows if (p := await self.poll(r["id"])) is not None]
+        return await self._polls_of(rows)
 
     async def open_polls_closing(self, *, before: datetime) -> list[PollRow]:
         rows = await self.db.fetchall(
             "SELECT id FROM polls WHERE closed_at IS NULL AND closes_at IS NOT NULL AND closes_at <= ?", (ts(before),)
         )
-        return [p for r in rows if (p := await self.poll(r["id"])) is not None]
+        return await self._polls_of(rows)
 
     async def due_polls(self, now: datetime) -> list[PollRow]:
         rows = await self.db.fetchall(
             "SELECT id FROM polls WHERE closed_at IS NULL AND closes_at IS NOT NULL AND closes_at <= ?", (ts(now),)
         )
-        return [p for r in rows if (p := await self.poll(r["id"])) is not None]
+        return await self._polls_of(rows)
 
     async def close_poll(self, poll_id: int, at: datetime) -> bool:
         """Close a poll; False if it was already closed."""
-        async with self.db.transaction() as conn:
-            cur = await conn.execute(
-                "UPDATE polls SET closed_at = ? WHERE id = ? AND closed_at IS NULL", (ts(at), poll_id)
-            )
-        self._polls.pop(poll_id, None)
+        count: int | None = None
+        try:
+            async with self.db.transaction() as conn:
+                cur = await conn.execute(
+                    "UPDATE polls SET closed_at = ? WHERE id = ? AND closed_at IS NULL", (ts(at), poll_id)
+                )
+                if cur.rowcount == 1:
+                    count = await self._count_change(conn, POLLS)
+        finally:
+            self._changed_here(POLLS, count)
         return cur.rowcount == 1
 
     async def delete_poll(self, poll_id: int) -> None:
         """Remove a poll that never opened anywhere (its answers, messages and votes go with it)."""
-        async with self.db.transaction() as conn:
-            await conn.execute("DELETE FROM polls WHERE id = ?", (poll_id,))
-        self._polls.pop(poll_id, None)
-        self._poll_of_message = {m: p for m, p in self._poll_of_message.items() if p != poll_id}
+        count: int | None = None
+        try:
+            async with self.db.transaction() as conn:
+                await conn.execute("DELETE FROM polls WHERE id = ?", (poll_id,))
+                count = await self._count_change(conn, POLLS)
+        finally:
+            self._changed_here(POLLS, count)
 
     def cached_poll(self, poll_id: int | None, message: MessageRef | None) -> PollRow | None:
         """The poll by its id, or else by a message that carries it, if both are cached (a poll's row stays
-        cached until it closes or is deleted); None otherwise. No I/O: the vote path's look-up."""
+        cached until it closes or is deleted, here or, seen by `watch`, in another process); None otherwise.
+        No I/O: the vote path's look-up."""
         if poll_id is None:
             if message is None:
                 return None
@@ -640,13 +740,15 @@ class Store:
         cached = self._poll_of_message.get(key)
         if cached is not None:
             return cached
+        epoch = self._epoch[POLLS]
         row = await self.db.fetchone(
             "SELECT poll_id FROM poll_messages WHERE platform = ? AND channel = ? AND message_id = ?",
             (ref.channel.platform, ref.channel.id, ref.id),
         )
         if row is None:
             return None
-        self._poll_of_message[key] = int(row[0])
+        if self._epoch[POLLS] == epoch:
+            self._poll_of_message[key] = int(row[0])
         return int(row[0])
 
     async def record_vote(self, poll_id: int, member_id: int, answers: tuple[int, ...], at: datetime) -> None:

@@ -1,0 +1,162 @@
+"""Two bot processes on one database (one SQLite file, or one PostgreSQL schema), one running the console and
+one Matrix: what one changes in meetings and polls, the other's commands show at once (each command checks the
+database's change counts before it answers from its caches), and its no-I/O paths (the vote path, the
+scheduler's jobs) within the watch interval."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+import turnout_scenarios
+from circlebot.app import App
+from circlebot.core.domain import ChannelRef, Invocation, UserRef, VoteCast
+from circlebot.core.timeline import Timeline
+from circlebot.readings import load_collection
+from circlebot.store import Database, Store
+from conftest import circle_config, make_settings
+from drivers import CoreDriver, FakeClock, RecordingAdapter, number_after
+from pg_harness import BOTH_DATABASES
+
+ROOM = "!study:example.org"
+WATCH_EVERY = 0.05  # seconds between a test process's looks at the change counts (the bot's default: 0.25)
+NOTICED_WITHIN = 10.0  # a generous bound for a loaded machine; a look takes milliseconds
+
+
+@dataclass
+class Process:
+    """One bot process: its own database connection, app, timeline, one platform, and its watch on what the
+    other processes change."""
+
+    app: App
+    adapter: RecordingAdapter
+    timeline: Timeline
+    store: Store
+    noticed: asyncio.Queue[frozenset[str]]
+
+    async def say(self, name: str, text: str) -> str:
+        """A member types a command in the circle's channel on this process's platform; the answer."""
+        before = len(self.adapter.replies)
+        await self.app.dispatch(Invocation(self.user(name), self.where, self.app.clock.now(), text=text))
+        (reply,) = self.adapter.replies[before:]
+        return self.adapter.render(reply[1])
+
+    def user(self, name: str) -> UserRef:
+        platform = self.adapter.platform
+        return UserRef(platform, name if platform == "console" else f"@{name}:example.org", name)
+
+    @property
+    def where(self) -> ChannelRef:
+        platform = self.adapter.platform
+        return ChannelRef(platform, "study" if platform == "console" else ROOM)
+
+    async def change_noticed(self, kind: str) -> None:
+        """Wait (bounded) until this process's watch has seen another process change `kind` and acted on it."""
+        async def seen() -> None:
+            while kind not in await self.noticed.get():
+                pass
+        await asyncio.wait_for(seen(), NOTICED_WITHIN)
+
+
+Start = Callable[[str], Awaitable[Process]]
+
+
+@pytest.fixture
+async def start(tmp_path: Path, clock: FakeClock, database: str) -> AsyncIterator[Start]:
+    """Start a bot process on the test's database running one platform ("console" or "matrix"); the circle is
+    on both. Each watches the database as `App.run` does (more often, so the test is quick)."""
+    opened: list[Store] = []
+    timelines: list[Timeline] = []
+    watching: list[asyncio.Task[None]] = []
+
+    async def begin(platform: str) -> Process:
+        settings = make_settings(tmp_path, database=database, circles=[circle_config(
+            where={"console": True, "matrix_rooms": [ROOM]},
+            organisers={"console": ["olga"], "matrix_users": ["@mona:example.org"]})])
+        store = Store(await Database.open(settings.database))
+        store.batcher.start()
+        opened.append(store)
+        app = App(settings, store, load_collection(settings.readings), clock)
+        adapter = RecordingAdapter(settings.zone_of(settings.circles[0]), platform=platform,
+                                   prefix="" if platform == "console" else "!")
+        app.add_adapter(adapter)
+        timeline = await turnout_scenarios.start_timeline(CoreDriver(app, adapter, clock, "study"))
+        timelines.append(timeline)
+        noticed: asyncio.Queue[frozenset[str]] = asyncio.Queue()
+
+        async def changed_elsewhere(kinds: frozenset[str]) -> None:
+            await app.changed_elsewhere(kinds)
+            noticed.put_nowait(kinds)
+
+        watching.append(asyncio.create_task(store.watch(changed_elsewhere, every=WATCH_EVERY)))
+        return Process(app, adapter, timeline, store, noticed)
+
+    yield begin
+    for task in watching:
+        task.cancel()
+    await asyncio.gather(*watching, return_exceptions=True)
+    for timeline in timelines:
+        await timeline.close()
+    for store in opened:
+        await store.batcher.stop()
+        await store.db.close()
+
+
+@BOTH_DATABASES
+async def test_a_meeting_moved_by_one_process_shows_at_its_new_time_in_the_other(
+        start: Start, clock: FakeClock) -> None:
+    """The Matrix process has shown (and cached) the upcoming meetings; the console's moves meeting #1 by
+    command. The Matrix process's `upcoming` shows the new time at once, and its scheduler's reminder for the
+    meeting is reloaded for the new time once its watch has seen the change."""
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    console, matrix = await start("console"), await start("matrix")
+    clock.set(datetime(2026, 11, 25, 9, tzinfo=UTC))  # the reminder of meeting #1 is within the jobs' horizon
+    scheduler = AsyncIOScheduler(timezone=UTC)  # not started: the test looks at the jobs it holds
+    matrix.timeline._scheduler = scheduler
+    await matrix.timeline.rebuild()
+    assert "#1 Thu 26 Nov 2026, 19:00 GMT" in await matrix.say("erin", "upcoming")
+    (reminder,) = [j for j in scheduler.get_jobs() if "/1/reminder/" in j.id]
+    old_due = reminder.trigger.run_date
+
+    moved = await console.say("olga", "move 1 2026-11-26 20:00")
+    assert "moved from Thu 26 Nov 2026, 19:00 GMT" in moved, moved
+
+    shown = await matrix.say("erin", "upcoming")  # no wait: the command's answer matches the database
+    assert "#1 Thu 26 Nov 2026, 20:00 GMT" in shown and "19:00" not in shown, shown
+    await matrix.change_noticed("meetings")
+    (reminder,) = [j for j in scheduler.get_jobs() if "/1/reminder/" in j.id]
+    assert reminder.trigger.run_date - old_due == timedelta(hours=1), (old_due, reminder.trigger.run_date)
+
+
+@BOTH_DATABASES
+async def test_a_poll_closed_by_one_process_takes_no_more_votes_in_the_other(start: Start) -> None:
+    """A poll opened on the console; Matrix members vote in it (so the Matrix process has it cached as open,
+    and its voters, as the vote path needs). The console's process closes it: the Matrix process's `poll
+    results` says closed at once, and a vote arriving there after its watch has seen the close does not count,
+    not even by the vote path that does no I/O."""
+    console, matrix = await start("console"), await start("matrix")
+    poll = number_after("poll", await console.say("olga", 'poll "Where?" "Here" "There"'))
+    assert "is counted" in await matrix.say("erin", f"vote {poll} 1")
+    bob = matrix.user("bob")
+    assert await matrix.app.dispatch(VoteCast(bob, (0,), matrix.app.clock.now(), poll_id=poll)) is None
+    assert matrix.store.cached_poll(poll, None) is not None  # the vote path would take the next vote as it is
+    assert "(open, 2 voter(s))" in await matrix.say("erin", f"poll results {poll}")
+
+    closed = await console.say("olga", f"poll close {poll}")
+    assert "closed" in closed, closed
+
+    shown = await matrix.say("erin", f"poll results {poll}")  # no wait
+    assert "(closed, 2 voter(s))" in shown, shown
+    await matrix.change_noticed("polls")
+    assert await matrix.app.dispatch(VoteCast(bob, (1,), matrix.app.clock.now(), poll_id=poll)) is None
+    late = await matrix.say("erin", f"vote {poll} 2")
+    assert "is closed" in late, late
+    for process in (matrix, console):
+        shown = await process.say("erin", f"poll results {poll}")
+        assert "(closed, 2 voter(s))" in shown and "1. Here: 2" in shown and "2. There: 0" in shown, shown
