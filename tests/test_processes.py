@@ -62,6 +62,50 @@ async def test_each_location_of_a_post_is_claimed_once_across_processes_and_a_st
         await b.db.close()
 
 
+async def test_a_direct_reminder_is_claimed_once_across_processes_and_a_stopped_ones_is_taken_over(
+        postgres: PostgresServer) -> None:
+    """Direct reminders on a shared database: claimed by one process at most (claims at the same moment
+    included), held while its lease lasts, and taken over by another once the holder stopped renewing it;
+    only for a process running the member's platform, and only once its next try is due."""
+    from circlebot.core.domain import UserRef
+    from circlebot.store.turnout import DirectReminders
+
+    url = await postgres.fresh_schema()
+    a, b = Store(await Database.open(url)), Store(await Database.open(url))  # two processes' stores
+    try:
+        now = START
+        m = await a.add_meeting("c", now + timedelta(days=1), now + timedelta(days=1, hours=1), SEED, None, now)
+        alice = await a.ensure_member(UserRef("discord", "1", "alice"))
+        ra, rb = DirectReminders(a.db), DirectReminders(b.db)
+        wanted = [(m.id, alice, m.starts_at)]
+        lease = now + timedelta(seconds=30)
+        await asyncio.gather(ra.claim(wanted, now, owner="a", lease_until=lease),
+                             rb.claim(wanted, now, owner="b", lease_until=lease))
+        held = await asyncio.gather(*(r.take(o, ["discord"], now=now, wall_now=now, lease_until=lease,
+                                             held_too=False) for r, o in ((ra, "a"), (rb, "b"))))
+        assert sorted(map(len, held)) == [0, 1], held  # one process holds it
+        holder, other = (ra, rb) if held[0] else (rb, ra)
+        name = "a" if held[0] else "b"
+        other_name = "b" if held[0] else "a"
+        (claim,) = held[0] or held[1]
+        await holder.trying(claim, now)
+        await holder.retry_at(claim, now + timedelta(seconds=2), "DiscordServerError: 503", now)
+        later = now + timedelta(seconds=40)  # the holder stopped renewing: its lease ran out
+        assert await other.take(other_name, ["matrix"], now=later, wall_now=later, lease_until=later,
+                                held_too=False) == []  # not a platform it runs
+        assert await other.take(other_name, ["discord"], now=now + timedelta(seconds=1), wall_now=later,
+                                lease_until=later, held_too=False) == []  # its next try is not due yet
+        (taken,) = await other.take(other_name, ["discord"], now=later, wall_now=later, lease_until=later,
+                                    held_too=False)
+        assert (taken.attempts, taken.detail, taken.sending_since) == (1, "DiscordServerError: 503", None)
+        await other.done(taken, "sent", later)
+        assert await holder.take(name, ["discord"], now=later, wall_now=later, lease_until=later,
+                                 held_too=True) == []  # sent: nothing left to take, whoever asks
+    finally:
+        await a.db.close()
+        await b.db.close()
+
+
 class _Sharded(discord.AutoShardedClient):
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
         return None  # the fake needs no 5 s between IDENTIFYs
