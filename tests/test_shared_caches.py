@@ -10,8 +10,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
 import turnout_scenarios
 from circlebot.app import App
@@ -38,6 +41,7 @@ class Process:
     timeline: Timeline
     store: Store
     noticed: asyncio.Queue[frozenset[str]]
+    web: TestClient[Any, Any] | None = None  # a test client on its web server, if it runs one
 
     async def say(self, name: str, text: str) -> str:
         """A member types a command in the circle's channel on this process's platform; the answer."""
@@ -63,7 +67,7 @@ class Process:
         await asyncio.wait_for(seen(), NOTICED_WITHIN)
 
 
-Start = Callable[[str], Awaitable[Process]]
+Start = Callable[..., Awaitable[Process]]
 
 
 @pytest.fixture
@@ -73,11 +77,13 @@ async def start(tmp_path: Path, clock: FakeClock, database: str) -> AsyncIterato
     opened: list[Store] = []
     timelines: list[Timeline] = []
     watching: list[asyncio.Task[None]] = []
+    clients: list[TestClient[Any, Any]] = []
 
-    async def begin(platform: str) -> Process:
+    async def begin(platform: str, *, web: bool = False) -> Process:
         settings = make_settings(tmp_path, database=database, circles=[circle_config(
             where={"console": True, "matrix_rooms": [ROOM]},
-            organisers={"console": ["olga"], "matrix_users": ["@mona:example.org"]})])
+            organisers={"console": ["olga"], "matrix_users": ["@mona:example.org"]})],
+            web={"port": 0, "enabled": web})
         store = Store(await Database.open(settings.database))
         store.batcher.start()
         opened.append(store)
@@ -94,9 +100,18 @@ async def start(tmp_path: Path, clock: FakeClock, database: str) -> AsyncIterato
             noticed.put_nowait(kinds)
 
         watching.append(asyncio.create_task(store.watch(changed_elsewhere, every=WATCH_EVERY)))
-        return Process(app, adapter, timeline, store, noticed)
+        client = None
+        if web:
+            assert app.web is not None
+            await app.web.prepare()
+            client = TestClient(TestServer(app.web.app, host="127.0.0.1"))
+            await client.start_server()
+            clients.append(client)
+        return Process(app, adapter, timeline, store, noticed, client)
 
     yield begin
+    for client in clients:
+        await client.close()
     for task in watching:
         task.cancel()
     await asyncio.gather(*watching, return_exceptions=True)
@@ -160,3 +175,26 @@ async def test_a_poll_closed_by_one_process_takes_no_more_votes_in_the_other(sta
     for process in (matrix, console):
         shown = await process.say("erin", f"poll results {poll}")
         assert "(closed, 2 voter(s))" in shown and "1. Here: 2" in shown and "2. There: 0" in shown, shown
+
+
+@BOTH_DATABASES
+async def test_links_rotated_by_one_process_are_the_links_the_other_shows_and_serves(start: Start) -> None:
+    """Both processes run the web server. The console's organiser rotates the circle's links: the Matrix
+    process's `links` gives the new page address at once, and its web server stops serving the old one (which
+    it had looked up and cached) once its watch has seen the rotation, and serves the new one."""
+    console, matrix = await start("console", web=True), await start("matrix", web=True)
+    assert matrix.web is not None
+
+    def page(answer: str) -> str:
+        url = next(w for w in answer.split() if "/c/" in w)  # the page's, before its calendar's
+        return urlsplit(url).path
+
+    old = page(await matrix.say("erin", "links"))
+    assert (await matrix.web.get(old)).status == 200
+    new = page(await console.say("olga", "links rotate"))
+    assert new != old
+
+    assert page(await matrix.say("erin", "links")) == new  # no wait
+    await matrix.change_noticed("links")
+    assert (await matrix.web.get(old)).status == 404
+    assert (await matrix.web.get(new)).status == 200

@@ -65,6 +65,13 @@ class App(Router):
     async def _questions(self, meeting: Meeting, circle: CircleSettings) -> list[str]:
         return await meeting_questions(self, meeting, circle)
 
+    async def changed_elsewhere(self, kinds: frozenset[str]) -> None:
+        """Another process changed meetings, polls or the web's links: as the router does, and the web server
+        reads the circles' links again (a rotated page address)."""
+        await super().changed_elsewhere(kinds)
+        if "links" in kinds and self.web is not None:
+            await self.web.current()
+
     async def _clean_up_daily(self) -> None:
         """Remove adapter state of meetings and polls long past, at start and then once a day."""
         while True:

@@ -16,6 +16,9 @@ class MemberFeed:
 
 
 class WebLinks(Protocol):
+    async def current(self) -> None:
+        """Read the links again if another process changed them (before `page_url` answers a command)."""
+
     def page_url(self, circle: str) -> str | None:
         """A circle's page."""
 

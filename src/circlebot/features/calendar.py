@@ -75,6 +75,7 @@ async def links_show(ctx: Context) -> str:
     links = _links(ctx)
     if links is None:
         return NO_WEB
+    await links.current()  # another process may have rotated them
     page, feed = links.page_url(ctx.circle.slug), links.feed_url(ctx.circle.slug)
     return (f"{ctx.circle.name} on the web: its page {page}\nIts calendar (subscribe in your calendar app): {feed}\n"
             f"`{ctx.syntax.prefix}calendar` gives you a calendar of your own, with your RSVPs.")

@@ -223,7 +223,8 @@ def _answers(text: str | None) -> tuple[int, ...]:
     return tuple(int(a) for a in text.split(",") if a) if text else ()
 
 
-MEETINGS, POLLS = "meetings", "polls"  # the kinds of shared rows the store keeps in memory (`change_counts`)
+# the kinds of shared rows kept in memory (`change_counts`): the store's meetings and polls, the web's links
+MEETINGS, POLLS, LINKS = "meetings", "polls", "links"
 WATCH_EVERY = 0.25  # seconds between a process's looks at the change counts (`Store.watch`)
 _COUNT_CHANGE_SQL = ("INSERT INTO change_counts (kind, n) VALUES (?, 1) "
                      "ON CONFLICT (kind) DO UPDATE SET n = change_counts.n + 1 RETURNING n")
@@ -239,7 +240,7 @@ class Store:
     truth.
 
     Several processes may share the database (PostgreSQL, or one SQLite file), so a cached meeting or poll may
-    be changed by another one. Every transaction that changes meetings or polls counts the change in
+    be changed by another one. Every transaction that changes meetings or polls (or the web's links) counts it in
     `change_counts`, in the same transaction; a read that may answer from the cache (`meetings` of the upcoming
     kind, `poll`) first reads those counts, one small row each, and drops what another process changed. The
     reads that do no I/O (`cached_poll`, the vote path's) rely on `watch`, which looks every WATCH_EVERY
@@ -263,18 +264,36 @@ class Store:
         # the change counts as last read (None: not read yet); a kind's epoch counts its caches' drops, so a
         # read that began before a drop does not put what it read into the cache after it
         self._counts: dict[str, int] | None = None
-        self._epoch = {MEETINGS: 0, POLLS: 0}
+        self._epoch = {MEETINGS: 0, POLLS: 0, LINKS: 0}
         self._unannounced: set[str] = set()  # kinds another process changed that `watch` has not reported yet
 
     # what other processes change -----------------------------------------------------------------
     def _drop(self, kind: str) -> None:
-        """Forget the cached rows of a kind (they are read again when next needed)."""
+        """Forget the cached rows of a kind (they are read again when next needed); a cache kept outside the
+        store (the web's links) compares `epoch`."""
         self._epoch[kind] += 1
         if kind == MEETINGS:
             self._upcoming.clear()
-        else:
+        elif kind == POLLS:
             self._polls.clear()
             self._poll_of_message.clear()
+
+    def epoch(self, kind: str) -> int:
+        """How many times the cached rows of a kind were dropped: a cache of them made at one epoch is good
+        while the epoch stays the same. No I/O."""
+        return self._epoch[kind]
+
+    @contextlib.asynccontextmanager
+    async def changing(self, kind: str) -> AsyncIterator[Connection]:
+        """A transaction that changes rows of a kind other processes may keep in memory, counted in
+        `change_counts`; this process's caches of that kind are dropped once it is over."""
+        count: int | None = None
+        try:
+            async with self.db.transaction() as conn:
+                yield conn
+                count = await self._count_change(conn, kind)
+        finally:
+            self._changed_here(kind, count)
 
     async def _count_change(self, conn: Connection, kind: str) -> int:
         """Inside a transaction that changes `kind`: count the change; the new count."""
@@ -402,17 +421,10 @@ class Store:
         return UserRef(row["platform"], row["user_id"], row["name"]) if row else None
 
     # meetings --------------------------------------------------------------------------------------
-    @contextlib.asynccontextmanager
-    async def _meeting_write(self) -> AsyncIterator[Connection]:
+    def _meeting_write(self) -> contextlib.AbstractAsyncContextManager[Connection]:
         """A transaction that changes meetings, counted in `change_counts`; the cached upcoming meetings are
         dropped once it is over."""
-        count: int | None = None
-        try:
-            async with self.db.transaction() as conn:
-                yield conn
-                count = await self._count_change(conn, MEETINGS)
-        finally:
-            self._changed_here(MEETINGS, count)
+        return self.changing(MEETINGS)
 
     async def add_meeting(
         self,
@@ -700,13 +712,8 @@ class Store:
 
     async def delete_poll(self, poll_id: int) -> None:
         """Remove a poll that never opened anywhere (its answers, messages and votes go with it)."""
-        count: int | None = None
-        try:
-            async with self.db.transaction() as conn:
-                await conn.execute("DELETE FROM polls WHERE id = ?", (poll_id,))
-                count = await self._count_change(conn, POLLS)
-        finally:
-            self._changed_here(POLLS, count)
+        async with self.changing(POLLS) as conn:
+            await conn.execute("DELETE FROM polls WHERE id = ?", (poll_id,))
 
     def cached_poll(self, poll_id: int | None, message: MessageRef | None) -> PollRow | None:
         """The poll by its id, or else by a message that carries it, if both are cached (a poll's row stays

@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from circlebot.config import CircleSettings, WebSettings
 from circlebot.core.adapter import connection
 from circlebot.core.weblinks import MemberFeed
+from circlebot.store.queries import LINKS
 from circlebot.web.calendar import Personal, build_calendar
 from circlebot.web.entries import circle_entries, member_answers
 from circlebot.web.links import ALARM_DEFAULT, Link, Links
@@ -45,6 +46,7 @@ class WebServer:
         self.links = Links(bot.store)
         self.cache = RenderCache(self._generation)
         self._circle_tokens: dict[str, str] = {}
+        self._links_epoch = -1  # the store's epoch of links `_circle_tokens` were read at
         self._circles = {c.slug: c for c in bot.settings.circles}
         self.app = self._build()
 
@@ -118,8 +120,18 @@ class WebServer:
     async def prepare(self) -> None:
         """What the routes need before the first request (without binding a socket): each circle's link."""
         now = self.bot.clock.now()
+        await self.links.fresh()
+        self._links_epoch = self.bot.store.epoch(LINKS)
         for c in self.bot.settings.circles:
-            self._circle_tokens[c.slug] = await self.links.circle(c.slug, now)
+            self._circle_tokens[c.slug] = await self.links.circle(c.slug, now, fresh=False)
+
+    async def current(self) -> None:
+        """The links as stored now: each circle's read again if links changed since (another process rotated
+        them), and the pages rendered anew."""
+        await self.links.fresh()
+        if self.bot.store.epoch(LINKS) != self._links_epoch:
+            await self.prepare()
+            self.cache.clear()
 
     async def start(self) -> None:
         """Prepare, bind and serve (in the running loop's own tasks, as aiohttp does)."""
