@@ -219,6 +219,12 @@ class StoredBallot:
     native: tuple[int, ...] | None
 
 
+def _retrieved(future: asyncio.Future[None]) -> None:
+    """Mark a shared future's error as seen (its waiters may all have been cancelled)."""
+    if not future.cancelled():
+        future.exception()
+
+
 def _answers(text: str | None) -> tuple[int, ...]:
     return tuple(int(a) for a in text.split(",") if a) if text else ()
 
@@ -266,6 +272,8 @@ class Store:
         self._counts: dict[str, int] | None = None
         self._epoch = {MEETINGS: 0, POLLS: 0, LINKS: 0}
         self._unannounced: set[str] = set()  # kinds another process changed that `watch` has not reported yet
+        self._looking: asyncio.Task[None] | None = None  # the read of the counts under way
+        self._next_look: asyncio.Future[None] | None = None  # done when the read after it is
 
     # what other processes change -----------------------------------------------------------------
     def _drop(self, kind: str) -> None:
@@ -308,7 +316,41 @@ class Store:
             self._counts[kind] = count
 
     async def look_for_changes(self) -> None:
-        """Read the change counts and drop the caches of what another process changed since the last look."""
+        """Read the change counts and drop the caches of what another process changed since the last look.
+
+        The read starts after the call: so the caller's answer matches the database as of then. Callers arriving
+        while a read is under way share the next one, which starts when it ends; so however many commands come
+        at once, at most one read of the counts is in flight and one waits."""
+        if self._looking is None:
+            await asyncio.shield(self._begin_look(None))
+            return
+        if self._next_look is None:
+            self._next_look = asyncio.get_running_loop().create_future()
+            self._next_look.add_done_callback(_retrieved)
+        await asyncio.shield(self._next_look)
+
+    def _begin_look(self, waiting: asyncio.Future[None] | None) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(self._read_counts(), name="circlebot-change-counts")
+        task.add_done_callback(lambda t: self._looked(t, waiting))
+        self._looking = task
+        return task
+
+    def _looked(self, task: asyncio.Task[None], waiting: asyncio.Future[None] | None) -> None:
+        """A read of the counts ended: tell those who waited for it, and start the one others wait for."""
+        self._looking = None
+        error = None if task.cancelled() else task.exception()  # retrieved here: its waiters may be gone
+        if waiting is not None and not waiting.done():
+            if task.cancelled():
+                waiting.cancel()
+            elif error is not None:
+                waiting.set_exception(error)
+            else:
+                waiting.set_result(None)
+        following, self._next_look = self._next_look, None
+        if following is not None:
+            self._begin_look(following)
+
+    async def _read_counts(self) -> None:
         rows = await self.db.fetchall("SELECT kind, n FROM change_counts")
         first = self._counts is None
         counts = self._counts if self._counts is not None else {}
