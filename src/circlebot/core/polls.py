@@ -204,7 +204,7 @@ class Polls:
                 poll_id = vote.poll_id
                 if poll_id is None and msg is not None:
                     poll_id = await store.poll_for_message(msg)
-                poll = polls[key] = await store.poll(poll_id) if poll_id is not None else None
+                poll = polls[key] = await store.poll(poll_id, fresh=False) if poll_id is not None else None
             if poll is None or _too_late(poll, vote, now):
                 continue
             answers = _ballot(poll, vote.answers, cut=vote.change is VoteChange.SET)

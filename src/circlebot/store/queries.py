@@ -690,9 +690,12 @@ class Store:
         assert poll is not None
         return poll
 
-    async def poll(self, poll_id: int) -> PollRow | None:
-        """A poll as stored now (from the cache unless a process has changed polls since it was read)."""
-        await self.look_for_changes()
+    async def poll(self, poll_id: int, *, fresh: bool = True) -> PollRow | None:
+        """A poll as stored now (from the cache unless a process has changed polls since it was read). With
+        `fresh=False` the change counts are not read first: as the vote path, the cache is as current as
+        `watch` keeps it (a batch of votes costs no read of its own for this)."""
+        if fresh:
+            await self.look_for_changes()
         return await self._poll_row(poll_id)
 
     async def _poll_row(self, poll_id: int) -> PollRow | None:
