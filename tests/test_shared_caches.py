@@ -40,7 +40,7 @@ class Process:
     adapter: RecordingAdapter
     timeline: Timeline
     store: Store
-    noticed: asyncio.Queue[frozenset[str]]
+    noticed: asyncio.Queue[tuple[frozenset[str], frozenset[str] | None]]  # what the watch told: kinds, circles
     web: TestClient[Any, Any] | None = None  # a test client on its web server, if it runs one
 
     async def say(self, name: str, text: str) -> str:
@@ -59,12 +59,15 @@ class Process:
         platform = self.adapter.platform
         return ChannelRef(platform, "study" if platform == "console" else ROOM)
 
-    async def change_noticed(self, kind: str) -> None:
-        """Wait (bounded) until this process's watch has seen another process change `kind` and acted on it."""
-        async def seen() -> None:
-            while kind not in await self.noticed.get():
-                pass
-        await asyncio.wait_for(seen(), NOTICED_WITHIN)
+    async def change_noticed(self, kind: str) -> frozenset[str] | None:
+        """Wait (bounded) until this process's watch has seen another process change `kind` and acted on it;
+        the circles it said changed (meetings: None, every circle)."""
+        async def seen() -> frozenset[str] | None:
+            while True:
+                kinds, circles = await self.noticed.get()
+                if kind in kinds:
+                    return circles
+        return await asyncio.wait_for(seen(), NOTICED_WITHIN)
 
 
 Start = Callable[..., Awaitable[Process]]
@@ -93,11 +96,11 @@ async def start(tmp_path: Path, clock: FakeClock, database: str) -> AsyncIterato
         app.add_adapter(adapter)
         timeline = await turnout_scenarios.start_timeline(CoreDriver(app, adapter, clock, "study"))
         timelines.append(timeline)
-        noticed: asyncio.Queue[frozenset[str]] = asyncio.Queue()
+        noticed: asyncio.Queue[tuple[frozenset[str], frozenset[str] | None]] = asyncio.Queue()
 
-        async def changed_elsewhere(kinds: frozenset[str]) -> None:
-            await app.changed_elsewhere(kinds)
-            noticed.put_nowait(kinds)
+        async def changed_elsewhere(kinds: frozenset[str], circles: frozenset[str] | None) -> None:
+            await app.changed_elsewhere(kinds, circles)
+            noticed.put_nowait((kinds, circles))
 
         watching.append(asyncio.create_task(store.watch(changed_elsewhere, every=WATCH_EVERY)))
         client = None
@@ -144,7 +147,7 @@ async def test_a_meeting_moved_by_one_process_shows_at_its_new_time_in_the_other
 
     shown = await matrix.say("erin", "upcoming")  # no wait: the command's answer matches the database
     assert "#1 Thu 26 Nov 2026, 20:00 GMT" in shown and "19:00" not in shown, shown
-    await matrix.change_noticed("meetings")
+    assert await matrix.change_noticed("meetings") == {"study"}  # only its circle is planned again
     (reminder,) = [j for j in scheduler.get_jobs() if "/1/reminder/" in j.id]
     assert reminder.trigger.run_date - old_due == timedelta(hours=1), (old_due, reminder.trigger.run_date)
 

@@ -65,10 +65,10 @@ class App(Router):
     async def _questions(self, meeting: Meeting, circle: CircleSettings) -> list[str]:
         return await meeting_questions(self, meeting, circle)
 
-    async def changed_elsewhere(self, kinds: frozenset[str]) -> None:
+    async def changed_elsewhere(self, kinds: frozenset[str], circles: frozenset[str] | None = None) -> None:
         """Another process changed meetings, polls or the web's links: as the router does, and the web server
         reads the circles' links again (a rotated page address)."""
-        await super().changed_elsewhere(kinds)
+        await super().changed_elsewhere(kinds, circles)
         if "links" in kinds and self.web is not None:
             await self.web.current()
 

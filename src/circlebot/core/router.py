@@ -361,14 +361,21 @@ class Router:
         if self.timeline is not None:
             await self.timeline.rebuild(circle)
 
-    async def changed_elsewhere(self, kinds: frozenset[str]) -> None:
+    async def changed_elsewhere(self, kinds: frozenset[str], circles: frozenset[str] | None = None) -> None:
         """Another process on the database changed meetings or polls (`Store.watch`, which has dropped the
-        store's cached rows): when meetings changed, the timeline re-plans every circle from the database (its
-        scheduler's jobs for a moved meeting's new time); web pages render anew either way."""
-        if "meetings" in kinds:
+        store's cached rows): when meetings changed, the timeline re-plans from the database the circles whose
+        meetings changed (`circles`; None: every circle), so its scheduler holds a moved meeting's posts for
+        its new time; web pages render anew either way."""
+        self.generation += 1
+        if "meetings" not in kinds:
+            return
+        if circles is None:
             await self.changed()
-        else:
-            self.generation += 1
+            return
+        for slug in sorted(circles):
+            circle = self.settings.circle(slug)
+            if circle is not None:
+                await self.changed(circle)
 
 
 def _cleaned(event: Event) -> Event:

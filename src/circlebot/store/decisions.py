@@ -72,7 +72,8 @@ class Decisions:
         process's, decided meanwhile, is returned instead, and `change` is not done)."""
         mine = secrets.token_hex(8)
         d = decision
-        async with self.store.meeting_transaction() as conn:
+        changed = [False]  # whether it moved or cancelled the meeting (only then is it counted as a change)
+        async with self.store.meeting_transaction(d.circle, counted=lambda: changed[0]) as conn:
             await conn.execute(
                 f"INSERT INTO post_decisions ({_COLUMNS}, decided_by, decided_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (post_key) DO NOTHING",
@@ -83,6 +84,7 @@ class Decisions:
                 f"SELECT {_COLUMNS}, decided_by FROM post_decisions WHERE post_key = ?", (d.key,)))
             won = rows[0]["decided_by"] == mine
             if won and change is not None:
+                changed[0] = True
                 if change.cancel:
                     await conn.execute(CANCEL_MEETING_SQL, (ts(now), d.meeting_id))
                 elif change.starts_at is not None and change.ends_at is not None:

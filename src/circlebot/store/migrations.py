@@ -422,4 +422,12 @@ MIGRATIONS: list[tuple[str, list[str | Dialects]]] = [
             "CREATE TABLE change_counts (kind TEXT PRIMARY KEY, n INTEGER NOT NULL)",
         ],
     ),
+    (
+        "the circles whose meetings changed: each one's meetings change count at its last change, so another "
+        "process plans again only those circles",
+        [
+            # circle '*': a change whose circle was not known (every circle is planned again)
+            "CREATE TABLE meeting_changes (circle TEXT PRIMARY KEY, at_count INTEGER NOT NULL)",
+        ],
+    ),
 ]

@@ -234,6 +234,12 @@ MEETINGS, POLLS, LINKS = "meetings", "polls", "links"
 WATCH_EVERY = 0.25  # seconds between a process's looks at the change counts (`Store.watch`)
 _COUNT_CHANGE_SQL = ("INSERT INTO change_counts (kind, n) VALUES (?, 1) "
                      "ON CONFLICT (kind) DO UPDATE SET n = change_counts.n + 1 RETURNING n")
+_CIRCLE_CHANGED = " ON CONFLICT (circle) DO UPDATE SET at_count = excluded.at_count"
+_CIRCLE_CHANGED_SQL = "INSERT INTO meeting_changes (circle, at_count) VALUES (?, ?)" + _CIRCLE_CHANGED
+_MEETINGS_CIRCLE_CHANGED_SQL = ("INSERT INTO meeting_changes (circle, at_count) SELECT circle, ? FROM meetings "
+                                "WHERE id = ?" + _CIRCLE_CHANGED)
+ANY_CIRCLE = "*"  # in `meeting_changes`: a change whose circle is not known
+REPLAN_ALL_ABOVE = 50  # more circles changed at once elsewhere than this: plan every circle again, in one go
 
 CANCEL_MEETING_SQL = ("UPDATE meetings SET status = 'cancelled', revision = revision + 1, modified_at = ? "
                       "WHERE id = ? AND status <> 'cancelled'")
@@ -272,6 +278,7 @@ class Store:
         self._counts: dict[str, int] | None = None
         self._epoch = {MEETINGS: 0, POLLS: 0, LINKS: 0}
         self._unannounced: set[str] = set()  # kinds another process changed that `watch` has not reported yet
+        self._circles_changed: set[str] = set()  # and the circles whose meetings it changed (ANY_CIRCLE: unknown)
         self._looking: asyncio.Task[None] | None = None  # the read of the counts under way
         self._next_look: asyncio.Future[None] | None = None  # done when the read after it is
 
@@ -292,14 +299,22 @@ class Store:
         return self._epoch[kind]
 
     @contextlib.asynccontextmanager
-    async def changing(self, kind: str) -> AsyncIterator[Connection]:
+    async def changing(self, kind: str, *, circle: str | None = None, meeting_id: int | None = None,
+                       counted: Callable[[], bool] | None = None) -> AsyncIterator[Connection]:
         """A transaction that changes rows of a kind other processes may keep in memory, counted in
-        `change_counts`; this process's caches of that kind are dropped once it is over."""
+        `change_counts` (unless `counted` says, at its end, that it changed nothing); this process's caches of
+        that kind are dropped once it is over. Meetings: the circle changed (or the meeting's) is noted too."""
         count: int | None = None
         try:
             async with self.db.transaction() as conn:
                 yield conn
-                count = await self._count_change(conn, kind)
+                if counted is None or counted():
+                    count = await self._count_change(conn, kind)
+                    if kind == MEETINGS:
+                        if circle is None and meeting_id is not None:
+                            await conn.execute(_MEETINGS_CIRCLE_CHANGED_SQL, (count, meeting_id))
+                        else:
+                            await conn.execute(_CIRCLE_CHANGED_SQL, (circle or ANY_CIRCLE, count))
         finally:
             self._changed_here(kind, count)
 
@@ -357,24 +372,43 @@ class Store:
         for row in rows:
             kind, n = str(row[0]), int(row[1])
             if kind in self._epoch and n > counts.get(kind, 0):
+                seen = counts.get(kind, 0)
                 counts[kind] = n
                 self._drop(kind)
                 if not first:
                     self._unannounced.add(kind)
+                    if kind == MEETINGS:
+                        await self._note_circles(seen)
         self._counts = counts
 
-    async def watch(self, on_change: Callable[[frozenset[str]], Awaitable[None]], *,
+    async def _note_circles(self, seen: int) -> None:
+        """The circles whose meetings changed after the meetings change count `seen` (every one if that cannot
+        be read)."""
+        try:
+            rows = await self.db.fetchall("SELECT circle FROM meeting_changes WHERE at_count > ?", (seen,))
+        except Exception:
+            log.exception("could not read which circles' meetings changed; planning every circle again")
+            self._circles_changed.add(ANY_CIRCLE)
+            return
+        self._circles_changed.update(str(r[0]) for r in rows)
+
+    async def watch(self, on_change: Callable[[frozenset[str], frozenset[str] | None], Awaitable[None]], *,
                     every: float = WATCH_EVERY) -> None:
         """Until cancelled: look at the change counts every `every` seconds, drop the caches of what another
-        process changed, and tell `on_change` which kinds (`MEETINGS`, `POLLS`) it changed (also those a
-        command's read found first). A failure is logged and the next look goes on."""
+        process changed, and tell `on_change` which kinds (`MEETINGS`, `POLLS`, `LINKS`) it changed (also
+        those a command's read found first), with the circles whose meetings it changed (None: not known, or
+        more than REPLAN_ALL_ABOVE: every circle). A failure is logged and the next look goes on."""
         while True:
             try:
                 await self.look_for_changes()
                 if self._unannounced:
                     kinds = frozenset(self._unannounced)
+                    circles: frozenset[str] | None = frozenset(self._circles_changed)
                     self._unannounced.clear()
-                    await on_change(kinds)
+                    self._circles_changed.clear()
+                    if circles is not None and (ANY_CIRCLE in circles or len(circles) > REPLAN_ALL_ABOVE):
+                        circles = None
+                    await on_change(kinds, circles)
             except Exception:
                 log.exception("could not look for changes other processes made; looking again in %.2f s", every)
             await asyncio.sleep(every)
@@ -463,10 +497,11 @@ class Store:
         return UserRef(row["platform"], row["user_id"], row["name"]) if row else None
 
     # meetings --------------------------------------------------------------------------------------
-    def _meeting_write(self) -> contextlib.AbstractAsyncContextManager[Connection]:
-        """A transaction that changes meetings, counted in `change_counts`; the cached upcoming meetings are
-        dropped once it is over."""
-        return self.changing(MEETINGS)
+    def _meeting_write(self, circle: str | None = None, meeting_id: int | None = None
+                       ) -> contextlib.AbstractAsyncContextManager[Connection]:
+        """A transaction that changes meetings of a circle (or a meeting's), counted in `change_counts`; the
+        cached upcoming meetings are dropped once it is over."""
+        return self.changing(MEETINGS, circle=circle, meeting_id=meeting_id)
 
     async def add_meeting(
         self,
@@ -479,7 +514,7 @@ class Store:
         part: int | None = None,
         parts: int | None = None,
     ) -> Meeting:
-        async with self._meeting_write() as conn:
+        async with self._meeting_write(circle) as conn:
             cur = await conn.execute(
                 "INSERT INTO meetings (circle, starts_at, ends_at, reading, part, parts, created_by, created_at, "
                 "modified_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -508,13 +543,15 @@ class Store:
         """Another process changed meetings (a decision it made moved or cancelled one): read them again."""
         self._drop(MEETINGS)
 
-    def meeting_transaction(self) -> contextlib.AbstractAsyncContextManager[Connection]:
-        """A transaction that changes meetings, for the store's other query modules (a decided post's move or
-        cancellation, `decisions`): the cached upcoming meetings are dropped once it is over."""
-        return self._meeting_write()
+    def meeting_transaction(self, circle: str | None = None, counted: Callable[[], bool] | None = None
+                            ) -> contextlib.AbstractAsyncContextManager[Connection]:
+        """A transaction that may change meetings of a circle, for the store's other query modules (a decided
+        post's move or cancellation, `decisions`; `counted`, asked at its end, says whether it did): the
+        cached upcoming meetings are dropped once it is over."""
+        return self.changing(MEETINGS, circle=circle, counted=counted)
 
     async def cancel_meeting(self, meeting_id: int, now: datetime | None = None) -> None:
-        async with self._meeting_write() as conn:
+        async with self._meeting_write(meeting_id=meeting_id) as conn:
             await conn.execute(CANCEL_MEETING_SQL, (ts(now or datetime.now(UTC)), meeting_id))
 
     async def meetings(
@@ -561,12 +598,12 @@ class Store:
 
     async def move_meeting(self, meeting_id: int, starts_at: datetime, ends_at: datetime,
                            now: datetime | None = None) -> None:
-        async with self._meeting_write() as conn:
+        async with self._meeting_write(meeting_id=meeting_id) as conn:
             await conn.execute(MOVE_MEETING_SQL, (ts(starts_at), ts(ends_at), ts(now or datetime.now(UTC)), meeting_id))
 
     async def skip_slot(self, circle: str, starts_at: datetime, ends_at: datetime, now: datetime) -> None:
         """Mark a regular meeting time as skipped: a cancelled placeholder the syllabus will not fill."""
-        async with self._meeting_write() as conn:
+        async with self._meeting_write(circle) as conn:
             await conn.execute(
                 "INSERT INTO meetings (circle, starts_at, ends_at, reading, status, created_at, modified_at) "
                 "VALUES (?, ?, ?, '', 'cancelled', ?, ?)",
