@@ -8,6 +8,12 @@ this tree's src/ and REV's (extracted with `git archive`; REV must have the stor
 from f4e8c83 on), so that "before" and "after" are measured in the same run on the same machine state. Each
 process measures its own floor, and every ratio is to the floor of its own process.
 
+`--cpus 0` runs everything on one CPU. One dispatch per vote is mostly hand-offs between the event loop and
+SQLite's thread (100 commits, one after another, each a round trip): on a virtual machine a wake-up across CPUs
+can cost three times one on the same CPU (27-29 us against 73-110 us a round trip on the team's VM), while the
+two threads never run at the same time anyway. So that figure depends on where the OS puts the threads; the
+floor hardly does.
+
 1. 10,000 votes from 1,000 members on one poll, through the core's own vote path (App.dispatch(VoteCast)),
    each acknowledged only once committed; beside it, measured in the same run, one raw aiosqlite
    `executemany` of the same 10,000 rows in one transaction (the floor). Nothing may be lost: every member's
@@ -23,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -40,7 +47,11 @@ import aiosqlite
 REPO = Path(__file__).resolve().parent.parent
 _early = argparse.ArgumentParser(add_help=False)
 _early.add_argument("--src", type=Path, default=REPO / "src")
-sys.path.insert(0, str(_early.parse_known_args()[0].src))  # the circlebot to measure: this tree's, or a baseline's
+_early.add_argument("--cpus", help="run on these CPUs only (Linux; as taskset -c: 0 or 0,1): see the module doc")
+_known = _early.parse_known_args()[0]
+sys.path.insert(0, str(_known.src))  # the circlebot to measure: this tree's, or a baseline's
+if _known.cpus:  # inherited by the processes --baseline starts
+    os.sched_setaffinity(0, {int(c) for c in _known.cpus.split(",")})
 
 from benchlib import export_src  # noqa: E402
 
