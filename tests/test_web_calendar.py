@@ -47,7 +47,9 @@ async def test_a_fresh_config_has_a_full_calendar_of_the_meetings_the_syllabus_w
         got = events(cal)
         # 12 weeks of Thursdays from Tuesday 24 November: the one the syllabus stored already, 11 more planned
         assert len(got) == 12
-        assert str(got[0]["uid"]) == f"meeting-1-{bot.slug}@circlebot" and str(got[0]["status"]) == "CONFIRMED"
+        # stored by the syllabus: it keeps the UID it would have had as planned (20261126T190000Z, 19:00 London)
+        assert str(got[0]["uid"]) == f"planned-{bot.slug}-20261126T190000Z@circlebot"
+        assert str(got[0]["status"]) == "CONFIRMED"
         assert all(str(e["uid"]).startswith(f"planned-{bot.slug}-") and str(e["status"]) == "TENTATIVE"
                    for e in got[1:])
         assert [str(e["summary"]) for e in got[:3]] == [f"Test study circle: Reading number {i}" for i in (1, 2, 3)]
@@ -66,6 +68,39 @@ async def test_a_fresh_config_has_a_full_calendar_of_the_meetings_the_syllabus_w
         assert str(first["url"]) == f"{page}#meeting-1"
         assert str(cal["x-wr-timezone"]) == "Europe/London"
         assert [tz["tzid"] for tz in cal.walk("VTIMEZONE")] == ["Europe/London"]
+    finally:
+        await bot.close()
+
+
+async def test_a_planned_meeting_keeps_its_uid_when_the_syllabus_stores_it_and_after_it_moves(
+        tmp_path: Path, clock: FakeClock) -> None:
+    # a member subscribed while the second Thursday was only planned; when the syllabus stores that meeting (the
+    # first is over) and an organiser moves it, their calendar must update the same event, not drop it for a new one
+    bot = await start_web_bot(syllabus_settings(tmp_path, 20, calendar_weeks=12), clock)  # type: ignore[arg-type]
+    try:
+        planned = events(await bot.feed())[1]
+        assert str(planned["status"]) == "TENTATIVE"
+        uid, start = str(planned["uid"]), local(planned)
+        clock.advance(timedelta(days=3))  # Friday 27 November: the first meeting is over
+        assert bot.app.timeline is not None
+        await bot.app.timeline.rebuild()
+        stored = [e for e in events(await bot.feed()) if local(e) == start]
+        assert [(str(e["uid"]), str(e["status"])) for e in stored] == [(uid, "CONFIRMED")]
+        [meeting] = [m for m in await bot.app.store.meetings(bot.slug, limit=10) if m.starts_at == start]
+        await bot.driver.say("olga", f"move {meeting.id} 2026-12-04 18:30")
+        after_move = events(await bot.feed())
+        moved = {str(e["uid"]): e for e in after_move}[uid]
+        assert int(moved["sequence"]) == 1
+        assert local(moved).astimezone(LONDON) == datetime(2026, 12, 4, 18, 30, tzinfo=LONDON)
+        # the Thursday it left is free again and the syllabus plans the next reading there: under a UID of its
+        # own (two events with one UID would make calendars merge them), which it keeps once stored
+        uids = [str(e["uid"]) for e in after_move]
+        assert len(uids) == len(set(uids)), uids
+        [again] = [e for e in after_move if local(e) == start]
+        assert str(again["uid"]) != uid and str(again["summary"]).endswith("Reading number 3"), again
+        await bot.app.timeline.rebuild()
+        refilled = {str(e["uid"]): e for e in events(await bot.feed())}
+        assert str(refilled[str(again["uid"])]["status"]) == "CONFIRMED"
     finally:
         await bot.close()
 

@@ -1,7 +1,8 @@
 """`circlebot export ics`: a circle's calendar as a file, the same calendar its live feed serves (`web/`): every
 meeting past and planned, built with the `icalendar` library.
 
-UIDs are stable (`meeting-<id>-<circle>@circlebot`), so a calendar app that imports or subscribes to the file
+UIDs are stable (`Meeting.uid`: the planned meeting's UID once the syllabus stores it, else
+`meeting-<id>-<circle>@circlebot`), so a calendar app that imports or subscribes to the file
 again updates the events instead of duplicating them; a cancelled meeting stays in the file as CANCELLED so
 calendars remove it.
 """

@@ -430,4 +430,11 @@ MIGRATIONS: list[tuple[str, list[str | Dialects]]] = [
             "CREATE TABLE meeting_changes (circle TEXT PRIMARY KEY, at_count INTEGER NOT NULL)",
         ],
     ),
+    (
+        "meetings keep the calendar UID they were published under while the syllabus only planned them",
+        [
+            # NULL: the UID is meeting-<id>-<circle> (scheduled by command, or stored before this version)
+            "ALTER TABLE meetings ADD COLUMN calendar_uid TEXT",
+        ],
+    ),
 ]

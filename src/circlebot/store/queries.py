@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -109,6 +109,14 @@ class Meeting:
     status: str
     revision: int = 0  # +1 at every move or cancellation (a calendar's SEQUENCE)
     modified_at: datetime | None = None  # when it was created, moved or cancelled last (LAST-MODIFIED)
+    calendar_uid: str | None = None  # the UID it was published under while planned, if the syllabus stored it
+
+    @property
+    def uid(self) -> str:
+        """Its calendar UID, the same in every export and feed for its life: the one it had while the syllabus
+        only planned it, or else (a meeting scheduled by command, or stored before UIDs were kept)
+        `meeting-<id>-<circle>@circlebot`."""
+        return self.calendar_uid or f"meeting-{self.id}-{self.circle}@circlebot"
 
     @classmethod
     def from_row(cls, row: Row) -> Meeting:
@@ -123,10 +131,24 @@ class Meeting:
             status=row["status"],
             revision=row["revision"],
             modified_at=_opt_ts(row["modified_at"]),
+            calendar_uid=row["calendar_uid"],
         )
 
     def is_open(self, now: datetime) -> bool:
         return self.status == "scheduled" and self.starts_at <= now < self.ends_at
+
+
+def planned_uid(circle: str, start: datetime, taken: Collection[str] = ()) -> str:
+    """The calendar UID of a meeting the syllabus plans at `start`, kept when the syllabus stores it (and after
+    a move), so a subscribed calendar updates that event instead of replacing it. `taken`: the UIDs of the
+    circle's stored meetings; a slot planned again after its meeting moved away gets the next free UID, the
+    same wherever it is worked out (the feed, the syllabus storing it)."""
+    base = f"planned-{circle}-{start:%Y%m%dT%H%M%SZ}"
+    uid, n = f"{base}@circlebot", 1
+    while uid in taken:
+        n += 1
+        uid = f"{base}-{n}@circlebot"
+    return uid
 
 
 @dataclass(frozen=True, slots=True)
@@ -513,12 +535,17 @@ class Store:
         now: datetime,
         part: int | None = None,
         parts: int | None = None,
+        *,
+        calendar_uid: str | None = None,
     ) -> Meeting:
+        """Store a meeting; `calendar_uid`: the UID the syllabus published it under while planned
+        (`planned_uid`), which it keeps."""
+        uid = calendar_uid
         async with self._meeting_write(circle) as conn:
             cur = await conn.execute(
                 "INSERT INTO meetings (circle, starts_at, ends_at, reading, part, parts, created_by, created_at, "
-                "modified_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (circle, ts(starts_at), ts(ends_at), reading, part, parts, created_by, ts(now), ts(now)),
+                "modified_at, calendar_uid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (circle, ts(starts_at), ts(ends_at), reading, part, parts, created_by, ts(now), ts(now), uid),
             )
             mid = cur.lastrowid
         meeting = await self.meeting(int(mid or 0))

@@ -3,10 +3,11 @@ member's own feed (their RSVP in each title, an alarm at the lead they chose). `
 the circle's feed to a file.
 
 Times are in the circle's zone (with its VTIMEZONE), so calendars show them as the circle meets them across
-daylight-saving changes. A stored meeting keeps its UID (`meeting-<id>-<circle>@circlebot`); its SEQUENCE is
-its revision and its LAST-MODIFIED the time of its last move or cancellation, so calendars take an update
-(they ignore one whose SEQUENCE did not grow). A cancelled meeting stays, as STATUS:CANCELLED, so calendars
-remove it. A meeting the syllabus has not stored yet is TENTATIVE, with a UID of its circle and time."""
+daylight-saving changes. A meeting keeps one UID for its life (`Meeting.uid`): a meeting the syllabus has not
+stored yet is TENTATIVE, with a UID of its circle and time, which it keeps once stored (and after a move); one
+scheduled by command is `meeting-<id>-<circle>@circlebot`. Its SEQUENCE is its revision and its LAST-MODIFIED
+the time of its last move or cancellation, so calendars take an update (they ignore one whose SEQUENCE did not
+grow). A cancelled meeting stays, as STATUS:CANCELLED, so calendars remove it."""
 
 from __future__ import annotations
 

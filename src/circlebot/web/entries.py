@@ -13,6 +13,7 @@ from circlebot.core.domain import RsvpAnswer
 from circlebot.core.timeline import syllabus_fill
 from circlebot.readings import Collection, Part, Reading
 from circlebot.store import Meeting, Store
+from circlebot.store.queries import planned_uid
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,16 +58,6 @@ class Entry:
         return f"planned-{self.starts_at:%Y%m%dT%H%M}"
 
 
-def meeting_uid(circle: str, meeting_id: int) -> str:
-    """A stored meeting's UID, the same in every export and feed since the first version."""
-    return f"meeting-{meeting_id}-{circle}@circlebot"
-
-
-def planned_uid(circle: str, start: datetime) -> str:
-    """A planned meeting's UID: its circle and time (it becomes `meeting_uid` once the syllabus stores it)."""
-    return f"planned-{circle}-{start:%Y%m%dT%H%M%SZ}@circlebot"
-
-
 def parts_of(circle: CircleSettings, readings: Collection) -> dict[str, int]:
     """How many meetings each syllabus reading takes (its parts, when the circle splits long readings)."""
     out = {}
@@ -86,7 +77,7 @@ def _part(reading: Reading | None, part_no: int | None, parts: int | None, minut
 
 def _entry(circle: CircleSettings, readings: Collection, m: Meeting) -> Entry:
     reading = readings.get(m.reading)
-    return Entry(meeting_uid(m.circle, m.id), m.id, m.circle, m.starts_at, m.ends_at, m.reading, reading,
+    return Entry(m.uid, m.id, m.circle, m.starts_at, m.ends_at, m.reading, reading,
                  _part(reading, m.part, m.parts, circle.part_minutes), m.part, m.parts, m.status, m.revision,
                  m.modified_at)
 
@@ -97,10 +88,13 @@ async def circle_entries(store: Store, readings: Collection, circle: CircleSetti
     Skipped dates (a cancelled placeholder with no reading) are not meetings."""
     stored = await store.meetings(circle.slug, limit=1_000_000, any_status=True)
     out = [_entry(circle, readings, m) for m in stored if m.reading]
+    taken = {m.uid for m in stored}  # the same UIDs the syllabus will give them as it stores them
     for start, slug, part_no, parts in syllabus_fill(circle, zone, stored, now, parts_of(circle, readings),
                                                      until=now + timedelta(weeks=weeks)):
         reading = readings.get(slug)
-        out.append(Entry(planned_uid(circle.slug, start), None, circle.slug, start, start + circle.meets.duration,
+        uid = planned_uid(circle.slug, start, taken)
+        taken.add(uid)
+        out.append(Entry(uid, None, circle.slug, start, start + circle.meets.duration,
                          slug, reading, _part(reading, part_no, parts, circle.part_minutes), part_no, parts,
                          "planned", 0, None))
     out.sort(key=lambda e: (e.starts_at, e.meeting_id or 0))

@@ -64,6 +64,7 @@ from circlebot.core.timeline.plan import (
 from circlebot.core.timeline.turnout import at_deadline, meeting_event, nudge
 from circlebot.store import Delivery, Meeting, PostClaim
 from circlebot.store.decisions import Decision, Decisions
+from circlebot.store.queries import planned_uid
 from circlebot.store.turnout import DirectReminders
 
 if TYPE_CHECKING:
@@ -178,9 +179,12 @@ class Timeline:
                 reading = host.readings.get(slug)
                 if reading is not None and circle.split_long_readings:
                     parts_of[slug] = len(reading.parts(circle.part_minutes))
+            taken = {m.uid for m in meetings}
             for start, slug, part, parts in syllabus_fill(circle, host.zone(circle), meetings, now, parts_of):
                 m = await host.store.add_meeting(circle.slug, start, start + circle.meets.duration, slug, None, now,
-                                                part=part, parts=parts)
+                                                part=part, parts=parts,
+                                                calendar_uid=planned_uid(circle.slug, start, taken))
+                taken.add(m.uid)
                 log.info("syllabus: meeting #%d of %s on %s: %s", m.id, circle.slug, start, slug)
                 added.append(m)
         return added
