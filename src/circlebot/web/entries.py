@@ -1,5 +1,5 @@
 """A circle's meetings as the web shows them: every stored one (past, coming, cancelled) and, ahead of them,
-the meetings its rule and syllabus will add in the coming weeks (`plan.syllabus_fill`, the timeline's own
+the meetings its rule and syllabus will add in the coming weeks (`plan.syllabus_additions`, the timeline's own
 rule, run to a later horizon), each with its reading and the part of it to read."""
 
 from __future__ import annotations
@@ -10,10 +10,9 @@ from zoneinfo import ZoneInfo
 
 from circlebot.config import CircleSettings
 from circlebot.core.domain import RsvpAnswer
-from circlebot.core.timeline import syllabus_fill
+from circlebot.core.timeline import syllabus_additions
 from circlebot.readings import Collection, Part, Reading
 from circlebot.store import Meeting, Store
-from circlebot.store.queries import planned_uid
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,16 +57,6 @@ class Entry:
         return f"planned-{self.starts_at:%Y%m%dT%H%M}"
 
 
-def parts_of(circle: CircleSettings, readings: Collection) -> dict[str, int]:
-    """How many meetings each syllabus reading takes (its parts, when the circle splits long readings)."""
-    out = {}
-    for slug in circle.syllabus:
-        reading = readings.get(slug)
-        if reading is not None and circle.split_long_readings:
-            out[slug] = len(reading.parts(circle.part_minutes))
-    return out
-
-
 def _part(reading: Reading | None, part_no: int | None, parts: int | None, minutes: int) -> Part | None:
     if reading is None or not part_no or not parts or parts < 2:
         return None
@@ -88,12 +77,9 @@ async def circle_entries(store: Store, readings: Collection, circle: CircleSetti
     Skipped dates (a cancelled placeholder with no reading) are not meetings."""
     stored = await store.meetings(circle.slug, limit=1_000_000, any_status=True)
     out = [_entry(circle, readings, m) for m in stored if m.reading]
-    taken = {m.uid for m in stored}  # the same UIDs the syllabus will give them as it stores them
-    for start, slug, part_no, parts in syllabus_fill(circle, zone, stored, now, parts_of(circle, readings),
-                                                     until=now + timedelta(weeks=weeks)):
+    for start, slug, part_no, parts, uid in syllabus_additions(circle, zone, stored, now, readings,
+                                                               until=now + timedelta(weeks=weeks)):
         reading = readings.get(slug)
-        uid = planned_uid(circle.slug, start, taken)
-        taken.add(uid)
         out.append(Entry(uid, None, circle.slug, start, start + circle.meets.duration,
                          slug, reading, _part(reading, part_no, parts, circle.part_minutes), part_no, parts,
                          "planned", 0, None))

@@ -7,7 +7,15 @@ from __future__ import annotations
 
 from circlebot.core.timeline.compose import DirectPost, PostLines, compose
 from circlebot.core.timeline.deliver import Timeline, TimelineHost
-from circlebot.core.timeline.plan import Job, PostKind, delivery_key, job_key, plan, syllabus_fill
+from circlebot.core.timeline.plan import (
+    Job,
+    PostKind,
+    delivery_key,
+    job_key,
+    plan,
+    syllabus_additions,
+    syllabus_fill,
+)
 
 __all__ = ["DirectPost", "Job", "PostKind", "PostLines", "Timeline", "TimelineHost", "compose", "delivery_key",
-           "job_key", "plan", "syllabus_fill"]
+           "job_key", "plan", "syllabus_additions", "syllabus_fill"]

@@ -59,12 +59,11 @@ from circlebot.core.timeline.plan import (
     delivery_key,
     job_key,
     plan,
-    syllabus_fill,
+    syllabus_additions,
 )
 from circlebot.core.timeline.turnout import at_deadline, meeting_event, nudge
 from circlebot.store import Delivery, Meeting, PostClaim
 from circlebot.store.decisions import Decision, Decisions
-from circlebot.store.queries import planned_uid
 from circlebot.store.turnout import DirectReminders
 
 if TYPE_CHECKING:
@@ -174,17 +173,10 @@ class Timeline:
             if not circle.syllabus:
                 continue
             meetings = await host.store.meetings(circle.slug, ending_after=None, limit=10_000, any_status=True)
-            parts_of = {}
-            for slug in circle.syllabus:
-                reading = host.readings.get(slug)
-                if reading is not None and circle.split_long_readings:
-                    parts_of[slug] = len(reading.parts(circle.part_minutes))
-            taken = {m.uid for m in meetings}
-            for start, slug, part, parts in syllabus_fill(circle, host.zone(circle), meetings, now, parts_of):
+            for start, slug, part, parts, uid in syllabus_additions(circle, host.zone(circle), meetings, now,
+                                                                    host.readings):
                 m = await host.store.add_meeting(circle.slug, start, start + circle.meets.duration, slug, None, now,
-                                                part=part, parts=parts,
-                                                calendar_uid=planned_uid(circle.slug, start, taken))
-                taken.add(m.uid)
+                                                part=part, parts=parts, calendar_uid=uid)
                 log.info("syllabus: meeting #%d of %s on %s: %s", m.id, circle.slug, start, slug)
                 added.append(m)
         return added

@@ -12,7 +12,9 @@ from typing import Any
 from circlebot.config import CircleSettings
 from circlebot.core.domain import ChannelRef
 from circlebot.core.recurrence import free_slots, lead_before
+from circlebot.readings import Collection
 from circlebot.store import Meeting
+from circlebot.store.queries import planned_uid
 
 SUMMARY_GRACE = timedelta(hours=12)
 LOOKBACK = timedelta(days=2)
@@ -116,4 +118,31 @@ def syllabus_fill(
             break
         slug, part_no, part_count = queue.pop(0)
         out.append((start, slug, part_no, part_count))
+    return out
+
+
+def reading_parts(circle: CircleSettings, readings: Collection) -> dict[str, int]:
+    """How many meetings each syllabus reading takes (its parts, when the circle splits long readings)."""
+    out = {}
+    for slug in circle.syllabus:
+        reading = readings.get(slug)
+        if reading is not None and circle.split_long_readings:
+            out[slug] = len(reading.parts(circle.part_minutes))
+    return out
+
+
+def syllabus_additions(
+    circle: CircleSettings, zone: Any, meetings: Sequence[Meeting], now: datetime, readings: Collection,
+    until: datetime | None = None,
+) -> list[tuple[datetime, str, int | None, int | None, str]]:
+    """`syllabus_fill` with the readings' parts worked out, and each meeting's calendar UID (`planned_uid`, the
+    next free one after the stored meetings'): (start, reading, part, parts, uid). The syllabus storing them
+    and the calendar feed showing them ahead both take them from here, so a meeting keeps its UID. Pure."""
+    taken = {m.uid for m in meetings}
+    out = []
+    for start, slug, part, parts in syllabus_fill(circle, zone, meetings, now, reading_parts(circle, readings),
+                                                  until=until):
+        uid = planned_uid(circle.slug, start, taken)
+        taken.add(uid)
+        out.append((start, slug, part, parts, uid))
     return out
