@@ -304,42 +304,35 @@ class SqliteDatabase(Database):
         """The function, run in aiosqlite's thread, that writes `runs` in one transaction (see `RowsInsert`)."""
         conn = self.conn
 
+        # the usual batch (the votes of one moment): one statement of exactly its rows, its own transaction in
+        # autocommit mode (a write statement takes the write lock as it starts, as BEGIN IMMEDIATE does),
+        # committed in the same step, so SQLite's work runs without the GIL from the first row to the COMMIT
+        first, first_rows = runs[0]
+        one: tuple[str, int] | None = None  # that statement, and the width its rows must have
+        if len(runs) == 1 and isinstance(first, RowsInsert) and 1 < len(first_rows) <= RowsInsert.ONE_STEP:
+            one = first.many(len(first_rows)), first.width
+
         def job() -> None:
             raw = conn._conn
-            raw.execute("BEGIN IMMEDIATE")
+            # rows of the wrong width go the general way, which names the bad one
+            single = one is not None and all(len(r) == one[1] for r in first_rows)
+            if not single:
+                raw.execute("BEGIN IMMEDIATE")
             try:
-                for sql, rows in runs:
-                    if isinstance(sql, RowsInsert) and len(rows) > 1:
-                        sql.write(raw, rows)
-                    else:
-                        raw.executemany(sql, rows)
-                raw.execute("COMMIT")
+                if one is not None and single:
+                    raw.execute(one[0], tuple(itertools.chain.from_iterable(first_rows)))
+                else:
+                    for sql, rows in runs:
+                        if isinstance(sql, RowsInsert) and len(rows) > 1:
+                            sql.write(raw, rows)
+                        else:
+                            raw.executemany(sql, rows)
+                    raw.execute("COMMIT")
             except BaseException:
-                if raw.in_transaction:
+                if raw.in_transaction:  # (one statement: SQLite leaves some failures, SQLITE_BUSY at commit, open)
                     raw.execute("ROLLBACK")
                 raise
 
-        first, first_rows = runs[0]
-        if len(runs) == 1 and isinstance(first, RowsInsert) and 1 < len(first_rows) <= RowsInsert.ONE_STEP:
-            # the usual batch (the votes of one moment): one statement of exactly its rows, its own transaction
-            # in autocommit mode (a write statement takes the write lock as it starts, as BEGIN IMMEDIATE
-            # does), committed in the same step, so SQLite's work runs without the GIL from the first row to
-            # the COMMIT. Rows of the wrong width go the general way, which names the bad one.
-            statement, width = first.many(len(first_rows)), first.width
-
-            def one_statement() -> None:
-                if any(len(r) != width for r in first_rows):
-                    job()
-                    return
-                raw = conn._conn
-                try:
-                    raw.execute(statement, tuple(itertools.chain.from_iterable(first_rows)))
-                except BaseException:
-                    if raw.in_transaction:  # SQLite leaves some failures (SQLITE_BUSY at commit) to the caller
-                        raw.execute("ROLLBACK")
-                    raise
-
-            return one_statement
         return job
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
