@@ -880,6 +880,12 @@ class FakeDiscord:
         self.dispatch("GUILD_MEMBER_ADD", {**member.to_dict(), "guild_id": str(guild.id)})
         return member
 
+    def set_roles(self, member: FakeMember, roles: list[FakeRole]) -> None:
+        """Give a member exactly these roles (an admin's change in Server Settings); dispatches
+        GUILD_MEMBER_UPDATE (`guild_id`, `roles`, `user`, ...), which only sessions with GUILD_MEMBERS get."""
+        member.roles = [r.id for r in roles]
+        self.dispatch("GUILD_MEMBER_UPDATE", {**member.to_dict(), "guild_id": str(member.guild_id)})
+
     def find_channel(self, channel_id: int) -> tuple[FakeGuild, FakeChannel] | None:
         """Find a channel or thread by id."""
         for guild in self.guilds.values():
@@ -1727,6 +1733,7 @@ class FakeDiscord:
         r("GET", "/guilds/{guild_id}", self._get_guild)
         r("GET", "/guilds/{guild_id}/channels", self._get_guild_channels)
         r("GET", "/guilds/{guild_id}/roles", self._get_guild_roles)
+        r("GET", "/guilds/{guild_id}/members", self._list_members)
         r("GET", "/guilds/{guild_id}/members/{user_id}", self._get_member)
         r("GET", "/guilds/{guild_id}/scheduled-events", self._list_events)
         r("POST", "/guilds/{guild_id}/scheduled-events", self._create_event)
@@ -2234,6 +2241,23 @@ class FakeDiscord:
 
     async def _get_guild_roles(self, rec: RecordedRequest, guild_id: str) -> list[JSON]:
         return [r.to_dict() for r in self._guild(guild_id).roles.values()]
+
+    async def _list_members(self, rec: RecordedRequest, guild_id: str) -> list[JSON]:
+        """List Guild Members: ``limit`` (1-1000, default 1) members with user ids above ``after`` (default 0),
+        in id order. Only for an app whose "Server Members Intent" is on in the Developer Portal
+        (``enabled_privileged_intents``), whatever it identified with: else 403 Missing Access (50001)."""
+        guild = self._guild(guild_id)
+        if not self.enabled_privileged_intents & INTENT_GUILD_MEMBERS:
+            raise FakeDiscordError(403, "Missing Access", 50001)
+        try:
+            limit = int(rec.query.get("limit", 1))
+            after = int(rec.query.get("after", 0))
+        except ValueError:
+            raise FakeDiscordError(400, "Invalid Form Body", 50035) from None
+        if not 1 <= limit <= 1000:
+            raise FakeDiscordError(400, "Invalid Form Body", 50035)
+        found = sorted((m for m in guild.members.values() if m.id > after), key=lambda m: m.id)
+        return [m.to_dict() for m in found[:limit]]
 
     async def _get_member(self, rec: RecordedRequest, guild_id: str, user_id: str) -> JSON:
         member = self._guild(guild_id).members.get(int(user_id))

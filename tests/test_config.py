@@ -232,3 +232,15 @@ def test_every_command_that_opens_the_database_reads_the_password_the_config_nam
     assert main([*command, "--config", str(config)]) == 2
     assert ("the config says the database password is in the environment variable "
             "CIRCLEBOT_TEST_UNSET_PASSWORD, but it is not set" in capsys.readouterr().err)
+
+
+def test_the_discord_members_intent_is_off_unless_asked_for_and_a_switch(tmp_path: Path) -> None:
+    """`[discord] members_intent` (listing a server's members, for the organisers by role): off by default; a
+    value that is not true or false is refused naming the key."""
+    circle = '[[circles]]\nslug = "a"\nname = "A"\nmeets = {weekdays = ["mon"], time = "18:00"}\n'
+    s = load(write(tmp_path, '[discord]\nguilds = ["1"]\n' + circle))
+    assert s.discord is not None and s.discord.members_intent is False
+    s = load(write(tmp_path, '[discord]\nmembers_intent = true\n' + circle))
+    assert s.discord is not None and s.discord.members_intent is True
+    with pytest.raises(ConfigError, match=r"discord\.members_intent: Input should be a valid boolean"):
+        load(write(tmp_path, '[discord]\nmembers_intent = "all of them"\n' + circle))

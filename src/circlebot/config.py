@@ -338,6 +338,10 @@ class DiscordSettings(_Frozen):
     shard_count: int | None = Field(default=None, ge=1, le=4096)
     shard_ids: tuple[int, ...] | None = None
     scheduled_events: bool = False  # mirror each circle's next meeting as a Guild Scheduled Event
+    # ask for the privileged GUILD_MEMBERS intent ("Server Members Intent" in the Developer Portal) and list the
+    # server's members, so every holder of an organiser role is told what organisers are told, not only those
+    # the bot has seen act; refused by Discord (close code 4014), the bot runs on without it and says so
+    members_intent: bool = False
 
     @model_validator(mode="after")
     def _shards(self) -> DiscordSettings:

@@ -347,12 +347,23 @@ class _Pending:
     answered: bool = False
 
 
-def intents() -> discord.Intents:
-    """Only what the bot needs: guilds (channels, threads, roles) and poll votes. No privileged intent."""
+def intents(*, members: bool = False) -> discord.Intents:
+    """Only what the bot needs: guilds (channels, threads, roles) and poll votes; with `members` (`[discord]
+    members_intent`) the privileged GUILD_MEMBERS too, which lets it list a server's members."""
     wanted = discord.Intents.none()
     wanted.guilds = True
     wanted.guild_polls = True
+    wanted.members = members
     return wanted
+
+
+MEMBERS_INTENT_REFUSED = (
+    "Discord refused the Server Members intent (gateway close code 4014, Disallowed intent(s)), which "
+    "[discord] members_intent = true asks for: it is off for this bot. Turn on \"Server Members Intent\" under "
+    "Privileged Gateway Intents on the bot's page in the Developer Portal "
+    "(https://discord.com/developers/applications) and restart circlebot, or set members_intent = false. Running "
+    "without it meanwhile: of the organisers by role or Manage Server, only those the bot has seen use it "
+    "(a command or a button) are told what organisers are told.")
 
 
 def apply_endpoints(api_base: str | None, gateway_url: str | None) -> None:
@@ -373,6 +384,8 @@ class DiscordAdapter:
     # Discord checks a nonce "in the past few minutes": count on two
     dedup_window = timedelta(minutes=2)
     direct_interval = 1.0  # seconds between direct messages: Discord blocks bots that open many DMs quickly
+    STANDING = "organisers"  # its PlatformState namespace: "guild/user" -> the organiser standing seen last
+    STANDING_REFRESH = timedelta(days=1)  # rewritten when seen again after this, so clean-up (30 days) keeps it
 
     def __init__(
         self,
@@ -402,6 +415,13 @@ class DiscordAdapter:
         self._guild_ready_timeout = guild_ready_timeout
         self._guilds = [int(g) for g in settings.guilds]
         self._channels = {ch for c in circles for ch in c.where.discord_channels}
+        # what makes an organiser in some circle: these roles, and Manage Server where a circle counts it
+        self._organiser_roles = frozenset(r for c in circles for r in c.organisers.discord_roles)
+        self._manage_counts = any(c.organisers.discord_manage_server for c in circles)
+        # (guild, user) -> (organiser roles held, manages the server, when written); None until read
+        self._standing: dict[tuple[str, str], tuple[frozenset[str], bool, datetime]] | None = None
+        self._standing_lock = asyncio.Lock()
+        self.members_intent = False  # whether the gateway took GUILD_MEMBERS (asked for by `members_intent`)
         self._dispatch: Dispatch | None = None
         self._client: _Client | None = None
         # raw vote events in arrival order, and read-back requests (a future, set once done) among them
@@ -431,12 +451,26 @@ class DiscordAdapter:
             log.info("Discord: shards %s of %d", ", ".join(map(str, self._settings.shard_ids
                                                               or range(self._settings.shard_count))),
                      self._settings.shard_count)
-        client = kind(self, intents=intents(), guild_ready_timeout=self._guild_ready_timeout,
-                      allowed_mentions=NO_MENTIONS, **shards)
-        self._client = client
         self._spawn(self._vote_worker(), "discord-votes")
+        members = self._settings.members_intent
         try:
-            await client.start(self._token, reconnect=True)
+            while True:
+                # members are listed by REST when needed (any process can, whichever shard has the server), so
+                # the gateway need not send them all at start
+                client = kind(self, intents=intents(members=members), guild_ready_timeout=self._guild_ready_timeout,
+                              allowed_mentions=NO_MENTIONS, chunk_guilds_at_startup=False, **shards)
+                self._client = client
+                self.members_intent = members
+                try:
+                    await client.start(self._token, reconnect=True)
+                    break
+                except discord.PrivilegedIntentsRequired:
+                    if not members:
+                        raise
+                    log.error(MEMBERS_INTENT_REFUSED)
+                    members = False
+                    with contextlib.suppress(Exception):
+                        await client.close()
         finally:
             try:
                 if self.ready.is_set():  # stopping: what was received is stored and answered first
@@ -444,8 +478,9 @@ class DiscordAdapter:
                         await asyncio.wait_for(self.drain(), STOP_DRAIN)
             finally:
                 self.ready.clear()
-                with contextlib.suppress(Exception):
-                    await client.close()
+                if self._client is not None:
+                    with contextlib.suppress(Exception):
+                        await self._client.close()
             for task in list(self._tasks):
                 task.cancel()
             for task in list(self._tasks):
@@ -603,6 +638,7 @@ class DiscordAdapter:
                 Authority(roles=roles, manages_server=perms.manage_guild or perms.administrator))
 
     async def _on_interaction(self, interaction: discord.Interaction[Any]) -> None:
+        self._note_standing(interaction)
         task = asyncio.current_task()
         if task is not None:
             self._busy.add(task)
@@ -616,6 +652,103 @@ class DiscordAdapter:
         finally:
             if task is not None:
                 self._busy.discard(task)
+
+    # organisers by role -----------------------------------------------------------------------------
+    def _standing_of(self, member: discord.Member, manages: bool) -> tuple[frozenset[str], bool]:
+        """What makes `member` an organiser of some circle: the organiser roles they hold, and whether they
+        manage the server where a circle counts that."""
+        return (frozenset(str(r.id) for r in member.roles) & self._organiser_roles, manages and self._manage_counts)
+
+    def _note_standing(self, interaction: discord.Interaction[Any]) -> None:
+        """Every interaction carries its member's roles and permissions (no intent needed): remember who holds an
+        organiser role or Manage Server, and forget who no longer does, writing only what changed (or, once a
+        day, what is still so)."""
+        user = interaction.user
+        if interaction.guild_id is None or not isinstance(user, discord.Member) or user.bot:
+            return
+        perms = interaction.permissions
+        roles, manages = self._standing_of(user, perms.manage_guild or perms.administrator)
+        key = (str(interaction.guild_id), str(user.id))
+        if self._standing is not None:
+            known = self._standing.get(key)
+            if known is None and not roles and not manages:
+                return
+            if known is not None and known[:2] == (roles, manages) and (
+                    self._clock() - known[2] < self.STANDING_REFRESH):
+                return
+        self._spawn(self._keep_standing(key, roles, manages), "discord-standing")
+
+    async def _keep_standing(self, key: tuple[str, str], roles: frozenset[str], manages: bool) -> None:
+        state = self._lookups.state
+        async with self._standing_lock:
+            if self._standing is None:
+                loaded: dict[tuple[str, str], tuple[frozenset[str], bool, datetime]] = {}
+                for item, value in await state.items(self.STANDING):
+                    guild, _, user = item.partition("/")
+                    data = json.loads(value)
+                    loaded[(guild, user)] = (frozenset(data.get("roles", ())), bool(data.get("manage")),
+                                             datetime.min.replace(tzinfo=UTC))
+                self._standing = loaded
+            known = self._standing.get(key)
+            if not roles and not manages:
+                if known is not None:
+                    await state.delete(self.STANDING, "/".join(key))
+                    del self._standing[key]
+                return
+            now = self._clock()
+            if known is not None and known[:2] == (roles, manages) and now - known[2] < self.STANDING_REFRESH:
+                return
+            await state.put(self.STANDING, "/".join(key), json.dumps({"roles": sorted(roles), "manage": manages}))
+            self._standing[key] = (roles, manages, now)
+
+    async def organisers_by_role(self, where: ChannelRef, roles: Sequence[str], manage_server: bool
+                                 ) -> list[UserRef]:
+        """The members of the server of channel `where` holding one of `roles` now (or, with `manage_server`,
+        Manage Server or Administrator; the owner has both), people only.
+
+        With the members intent (`[discord] members_intent`, granted) every member of the server is listed
+        (List Guild Members, 1,000 a page). Without it Discord lets a bot list nobody, so these are the
+        members the bot has seen act (every interaction carries the member's roles and permissions), each
+        checked again now with Get Guild Member (which needs no intent): one who left, or whose role was taken
+        away, is not told, and forgotten."""
+        client = self._live()
+        channel = client.get_channel(int(where.id)) or await client.fetch_channel(int(where.id))
+        place = getattr(channel, "guild", None)
+        if place is None:
+            return []
+        guild = client.get_guild(place.id) or await client.fetch_guild(place.id)
+        wanted = frozenset(roles)
+
+        def organiser(m: discord.Member) -> bool:
+            perms = m.guild_permissions
+            return not m.bot and (bool(wanted & {str(r.id) for r in m.roles})
+                                  or (manage_server and (perms.manage_guild or perms.administrator)))
+
+        def person(m: discord.Member) -> UserRef:
+            return UserRef(PLATFORM, str(m.id), m.display_name)
+
+        if self.members_intent:
+            try:
+                return [person(m) async for m in guild.fetch_members(limit=None) if organiser(m)]
+            except discord.HTTPException as e:
+                log.warning("could not list the members of Discord server %s (%s %s: %s); telling the organisers "
+                            "by role the bot has seen act", guild.id, e.status, e.code, e.text)
+        out: list[UserRef] = []
+        for item, _ in await self._lookups.state.items(self.STANDING):
+            gid, _, uid = item.partition("/")
+            if gid != str(guild.id) or not uid.isdigit():
+                continue
+            try:
+                member: discord.Member | None = await guild.fetch_member(int(uid))
+            except discord.NotFound:
+                member = None  # left the server
+            if member is not None and organiser(member):
+                out.append(person(member))
+            perms = member.guild_permissions if member is not None else None
+            now_held = (self._standing_of(member, bool(perms and (perms.manage_guild or perms.administrator)))
+                        if member is not None else (frozenset[str](), False))
+            await self._keep_standing((gid, uid), *now_held)
+        return out
 
     async def _on_command(self, interaction: discord.Interaction[Any]) -> None:
         assert self._dispatch is not None

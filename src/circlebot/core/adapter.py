@@ -91,6 +91,10 @@ class PlatformState(Protocol):
 
     async def set_setting(self, key: str, value: str) -> None: ...
 
+    async def items(self, namespace: str) -> list[tuple[str, str]]:
+        """Every item of `namespace`: (key, value) pairs in key order."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class OpenPoll:
@@ -190,14 +194,24 @@ class DirectMessages(Protocol):
 @runtime_checkable
 class PowerLevels(Protocol):
     """An adapter whose rooms rank their members by power level (Matrix). Optional: the core checks for it, to
-    find the organisers a circle's config gives by level (`matrix_power_level`) rather than one by one.
-
-    (Discord has no counterpart: listing the members who hold a role, or Manage Server, takes the privileged
-    GUILD_MEMBERS intent, which the bot does not ask for.)"""
+    find the organisers a circle's config gives by level (`matrix_power_level`) rather than one by one."""
 
     async def members_ranked(self, where: ChannelRef, level: int) -> list[UserRef]:
         """The members joined to the room `where` whose power level there is at least `level` (a room version
         12+ creator ranks above every level), the bot itself excepted."""
+
+
+@runtime_checkable
+class RoleHolders(Protocol):
+    """An adapter whose servers make organisers by role or by a server permission (Discord: `discord_roles`,
+    `discord_manage_server`). Optional: the core checks for it, to find those organisers, whom the config does
+    not name one by one."""
+
+    async def organisers_by_role(self, where: ChannelRef, roles: Sequence[str], manage_server: bool
+                                 ) -> list[UserRef]:
+        """The members of the server of channel `where` who hold one of `roles` now, or (with
+        `manage_server`) may manage the server; people only, the bot itself excepted. As complete as the
+        platform lets the bot know (see the adapter)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,6 +71,14 @@ class AdapterState:
                  ts(now or datetime.now(UTC))),
             )
 
+    async def items(self, namespace: str) -> list[tuple[str, str]]:
+        """Every item of `namespace`: (key, value) pairs in key order."""
+        rows = await self._db.fetchall(
+            "SELECT key, value FROM adapter_items WHERE platform = ? AND namespace = ? ORDER BY key",
+            (self.platform, namespace),
+        )
+        return [(str(r[0]), str(r[1])) for r in rows]
+
     async def delete(self, namespace: str, key: str) -> None:
         async with self._db.transaction() as conn:
             await conn.execute(
