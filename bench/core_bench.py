@@ -163,6 +163,63 @@ def make_votes(poll: PollRow, users: list[UserRef], count: int, seed: int) -> li
             for i in range(count)]
 
 
+Deliver = Callable[[list[VoteCast]], Awaitable[None]]
+IN_FLIGHT_WAY = f"one dispatch per vote, {IN_FLIGHT} in flight"
+BACK_FILL_WAY = "one batch of 10,000 (a back-fill)"
+
+
+def vote_ways(app: App) -> dict[str, Deliver]:
+    """The ways votes arrive, each handing a list of votes to `app` and returning once all are acknowledged."""
+
+    async def in_flight(batch: list[VoteCast]) -> None:  # one event at a time, IN_FLIGHT handled at any moment
+        arriving = iter(batch)
+
+        async def handler() -> None:
+            for v in arriving:
+                await app.dispatch(v)
+
+        await asyncio.gather(*(handler() for _ in range(IN_FLIGHT)))
+
+    async def all_at_once(batch: list[VoteCast]) -> None:  # as 10,000 separate events arriving together would
+        await asyncio.gather(*(app.dispatch(v) for v in batch))
+
+    def batches_of(size: int) -> Deliver:
+        async def deliver(batch: list[VoteCast]) -> None:
+            for i in range(0, len(batch), size):
+                await app.dispatch(batch[i : i + size])
+
+        return deliver
+
+    return {
+        IN_FLIGHT_WAY: in_flight,
+        "one dispatch per vote, all at once": all_at_once,
+        "batches of 100 (a Matrix sync page)": batches_of(100),
+        BACK_FILL_WAY: batches_of(VOTES),
+    }
+
+
+def floor_rows(votes: list[VoteCast]) -> list[tuple[int, int, str, int]]:
+    """The floor's rows: the same ballots as `votes`, for poll 1 and members 1..MEMBERS made beforehand."""
+    return [(1, (i % MEMBERS) + 1, str(v.answers[0]), int(v.at.timestamp() * 1e6)) for i, v in enumerate(votes)]
+
+
+async def vote_rounds(ways: dict[str, Deliver], votes: list[VoteCast], rounds: int,
+                      floor: Callable[[int], Awaitable[float]]) -> tuple[dict[str, list[float]], list[float]]:
+    """Each way `rounds` times, interleaved, each round's votes cast an hour after the last round's (so every
+    vote replaces a ballot), and after each round the floor (`floor(round)`, seconds): each way's times and
+    the floors."""
+    times: dict[str, list[float]] = {label: [] for label in ways}
+    floors: list[float] = []
+    for r in range(rounds):
+        for n, (label, deliver) in enumerate(ways.items()):
+            later = [replace(v, at=v.at + timedelta(hours=1 + r * len(ways) + n)) for v in votes]
+            start = time.perf_counter()
+            await deliver(later)
+            times[label].append(time.perf_counter() - start)
+        floors.append(await floor(r))
+    return times, floors
+
+
 async def bench_first_votes(tmp: Path) -> list[float]:
     """The first vote of each of 1,000 members, all arriving at once, which also creates the member (once in
     a member's life): ROUNDS times, each on a fresh database."""
@@ -190,41 +247,10 @@ async def bench_votes(tmp: Path) -> dict[str, object]:
     votes = make_votes(poll, users, VOTES, 7)
     await asyncio.gather(*(app.dispatch(v) for v in votes[:MEMBERS]))  # the members exist, as in a running circle
 
-    async def all_at_once(batch: list[VoteCast]) -> None:  # as 10,000 separate events arriving together would
-        await asyncio.gather(*(app.dispatch(v) for v in batch))
-
-    async def in_flight(batch: list[VoteCast]) -> None:  # one event at a time, IN_FLIGHT handled at any moment
-        arriving = iter(batch)
-
-        async def handler() -> None:
-            for v in arriving:
-                await app.dispatch(v)
-
-        await asyncio.gather(*(handler() for _ in range(IN_FLIGHT)))
-
-    def batches_of(size: int) -> Callable[[list[VoteCast]], Awaitable[None]]:
-        async def deliver(batch: list[VoteCast]) -> None:
-            for i in range(0, len(batch), size):
-                await app.dispatch(batch[i : i + size])
-
-        return deliver
-
-    ways: dict[str, Callable[[list[VoteCast]], Awaitable[None]]] = {
-        f"one dispatch per vote, {IN_FLIGHT} in flight": in_flight,
-        "one dispatch per vote, all at once": all_at_once,
-        "batches of 100 (a Matrix sync page)": batches_of(100),
-        "one batch of 10,000 (a back-fill)": batches_of(VOTES),
-    }
-    times: dict[str, list[float]] = {label: [] for label in ways}
-    floors: list[float] = []
-    rows = [(1, (i % MEMBERS) + 1, str(v.answers[0]), int(v.at.timestamp() * 1e6)) for i, v in enumerate(votes)]
-    for r in range(ROUNDS):
-        for n, (label, deliver) in enumerate(ways.items()):
-            later = [replace(v, at=v.at + timedelta(hours=1 + r * len(ways) + n)) for v in votes]
-            start = time.perf_counter()
-            await deliver(later)
-            times[label].append(time.perf_counter() - start)
-        floors.append(await floor(tmp, f"votes-floor-{r}", rows, Store.VOTE_SQL))
+    ways = vote_ways(app)
+    rows = floor_rows(votes)
+    times, floors = await vote_rounds(ways, votes, ROUNDS,
+                                      lambda r: floor(tmp, f"votes-floor-{r}", rows, Store.VOTE_SQL))
     last = {v.user.id: v.answers for v in votes}
     ballots = dict(await app.store.ballots(poll.id))
     ids = {u.id: await app.store.ensure_member(u) for u in users}

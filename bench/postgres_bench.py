@@ -25,7 +25,6 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,11 +37,24 @@ sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench"))
 sys.path.insert(0, str(REPO / "tests"))
 
-from core_bench import IN_FLIGHT, MEMBERS, NOW, VOTES, Clock, NullAdapter, make_votes, open_poll  # noqa: E402
+from core_bench import (  # noqa: E402
+    BACK_FILL_WAY,
+    IN_FLIGHT_WAY,
+    MEMBERS,
+    NOW,
+    VOTES,
+    Clock,
+    NullAdapter,
+    floor_rows,
+    make_votes,
+    open_poll,
+    vote_rounds,
+    vote_ways,
+)
 
 from circlebot.app import App  # noqa: E402
 from circlebot.config import validate  # noqa: E402
-from circlebot.core.domain import UserRef, VoteCast  # noqa: E402
+from circlebot.core.domain import UserRef  # noqa: E402
 from circlebot.core.timeline import Timeline  # noqa: E402
 from circlebot.readings import load_collection  # noqa: E402
 from circlebot.store import Database, Store  # noqa: E402
@@ -150,28 +162,10 @@ async def bench_votes(target: Target) -> dict[str, float]:
     votes = make_votes(poll, users, VOTES, 7)
     await asyncio.gather(*(app.dispatch(v) for v in votes[:MEMBERS]))  # the members exist
 
-    async def in_flight(batch: list[VoteCast]) -> None:
-        arriving = iter(batch)
+    ways = {label: deliver for label, deliver in vote_ways(app).items() if label in (IN_FLIGHT_WAY, BACK_FILL_WAY)}
+    rows = floor_rows(votes)
 
-        async def handler() -> None:
-            for v in arriving:
-                await app.dispatch(v)
-
-        await asyncio.gather(*(handler() for _ in range(IN_FLIGHT)))
-
-    async def back_fill(batch: list[VoteCast]) -> None:
-        await app.dispatch(batch)
-
-    ways = {f"one dispatch per vote, {IN_FLIGHT} in flight": in_flight, "one batch of 10,000 (a back-fill)": back_fill}
-    times: dict[str, list[float]] = {label: [] for label in ways}
-    floors: list[float] = []
-    rows = [(1, (i % MEMBERS) + 1, str(v.answers[0]), int(v.at.timestamp() * 1e6)) for i, v in enumerate(votes)]
-    for r in range(ROUNDS):
-        for n, (label, deliver) in enumerate(ways.items()):
-            later = [replace(v, at=v.at + timedelta(hours=1 + r * len(ways) + n)) for v in votes]
-            start = time.perf_counter()
-            await deliver(later)
-            times[label].append(time.perf_counter() - start)
+    async def floor(_: int) -> float:
         async with Raw(await target.fresh()) as raw:
             await raw.copy([("polls", ["id", "circle", "question", "multi", "secret", "opened_at"],
                              [(1, "b", "q", 0, 0, "x")]),
@@ -179,7 +173,9 @@ async def bench_votes(target: Target) -> dict[str, float]:
                              [(i + 1, "c", f"m{i}") for i in range(MEMBERS)])])
             start = time.perf_counter()
             await raw.run(Store.VOTE_SQL, rows)
-            floors.append(time.perf_counter() - start)
+            return time.perf_counter() - start
+
+    times, floors = await vote_rounds(ways, votes, ROUNDS, floor)
     await close(app)
     out = {label: min(t) for label, t in times.items()}
     out["floor"] = min(floors)
