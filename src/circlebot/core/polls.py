@@ -224,7 +224,11 @@ class Polls:
 
         A ballot cast by command is left alone unless the platform shows a native vote made after it (timed),
         or a native ballot other than the one last seen (untimed: it changed while the bot was away). A
-        native ballot the platform no longer has (withdrawn, redacted) is withdrawn, so nothing gone counts."""
+        native ballot the platform no longer has (withdrawn, redacted) is withdrawn, so nothing gone counts.
+
+        A linked person (accounts on several platforms, one ballot) is held to "the latest vote wins": a timed
+        native vote counts if it is later than their ballot; what one platform no longer shows, or shows
+        untimed, is left as it is, since their ballot may be a later one from another platform."""
         store = self.bot.store
         poll_id = await store.poll_for_message(event.message)
         poll = await store.poll(poll_id) if poll_id is not None else None
@@ -243,17 +247,18 @@ class Polls:
             if event.timed:
                 if end is not None and vote.at >= end:
                     continue  # cast after the poll's end
-                later_command = held is not None and held.source == "command" and held.cast_at > cast
+                later_command = (held is not None and (held.source == "command" or held.linked)
+                                 and held.cast_at > cast)  # a linked person's later vote, from any platform
                 same = held is not None and held.source == "native" and (held.answers, held.cast_at) == (answers, cast)
                 if later_command or same:
                     continue
-            elif ((held.native or ()) if held else ()) == answers:
-                continue  # nothing changed on the platform since the bot last saw it
+            elif ((held.native or ()) if held else ()) == answers or (held is not None and held.linked):
+                continue  # nothing changed on the platform since the bot last saw it (or cannot tell: linked)
             member_id = held.member_id if held else (
                 store.known_member(vote.user) or await store.ensure_member(vote.user))
             rows.append(store.vote_row(poll.id, member_id, answers, vote.at))
         for user_id, held in stored.items():
-            if user_id in seen:
+            if user_id in seen or held.linked:  # a linked person's ballot may come from another platform
                 continue
             if event.timed and held.source == "native" and held.answers:
                 rows.append((poll.id, held.member_id, "", held.cast_at))  # its responses are gone (redacted)

@@ -40,6 +40,8 @@ from circlebot.store.db import cancelling
 
 log = logging.getLogger(__name__)
 
+_NO_AUTHORITY = Authority()  # another identity's standing on its platform is not known here
+
 QuestionsOf = Callable[[Meeting, CircleSettings], Awaitable[list[str]]]
 """The discussion questions of a meeting, as the timeline posts them when it starts."""
 
@@ -138,7 +140,12 @@ class Router:
         return declared if declared is not None else Syntax(self.prefix(platform))
 
     def is_organiser(self, circle: CircleSettings, user: UserRef, authority: Authority) -> bool:
-        """The one permission rule: configured ids, or the platform's own standing as configured."""
+        """The one permission rule: configured ids, or the platform's own standing as configured; a linked
+        person is an organiser if one of its identities is configured as one (`Store.linked_identities`)."""
+        return self._organiser_itself(circle, user, authority) or any(
+            self._organiser_itself(circle, other, _NO_AUTHORITY) for other in self.store.linked_identities(user))
+
+    def _organiser_itself(self, circle: CircleSettings, user: UserRef, authority: Authority) -> bool:
         org = circle.organisers
         if user.platform == "console":
             return user.id in org.console
@@ -260,12 +267,12 @@ class Router:
                     raise UsageError(f"there is no command {' '.join(inv.path)!r}.")
             if circle is None:
                 circle = await self._direct_circle(inv, command, words)
+            member_id = await self.store.ensure_member(inv.user)  # first: it caches a linked person's identities
             organiser = self.is_organiser(circle, inv.user, inv.authority)
             if command.organiser and not organiser:
                 raise Refused(f"`{self.syntax(inv.channel.platform).name(command)}` is for the organisers of "
                               f"{circle.name}.")
             kwargs = bind_words(command, words) if inv.text is not None else self.commands.bind(command, inv.options)
-            member_id = await self.store.ensure_member(inv.user)
             ctx = Context(self, circle, self.zone(circle), inv.user, member_id, organiser, self.clock.now(), inv,
                           prefix)
             result = await command.handler(ctx, **kwargs)

@@ -10,6 +10,7 @@ from circlebot.core.timeline import DirectPost, PostLines
 
 def all_commands() -> list[Command]:
     from circlebot.features import (
+        accounts,
         attendance,
         calendar,
         facilitators,
@@ -23,7 +24,7 @@ def all_commands() -> list[Command]:
     )
 
     modules = (general, readings, meetings, questions, attendance, record, record_export, facilitators, polls,
-               calendar)
+               calendar, accounts)
     return [c for m in modules for c in m.COMMANDS]
 
 

@@ -437,4 +437,28 @@ MIGRATIONS: list[tuple[str, list[str | Dialects]]] = [
             "ALTER TABLE meetings ADD COLUMN calendar_uid TEXT",
         ],
     ),
+    (
+        "linked accounts: one person's identities on several platforms as one member, the one-time codes that "
+        "link them, and the wrong codes tried (a limit on guessing)",
+        [
+            # the member this identity is linked to (the person's canonical member, whose rows hold everything
+            # the person did); NULL: the identity is its own member
+            "ALTER TABLE members ADD COLUMN linked_to INTEGER REFERENCES members (id)",
+            "CREATE INDEX members_by_link ON members (linked_to)",
+            # a code `link` gave an identity (`member_id`, its own row): single use, until `expires_at`
+            """CREATE TABLE link_codes (
+                code TEXT PRIMARY KEY,
+                member_id INTEGER NOT NULL REFERENCES members (id),
+                created_at TEXT NOT NULL,
+                expires_at TEXT NOT NULL
+            )""",
+            "CREATE INDEX link_codes_by_member ON link_codes (member_id)",
+            # each wrong (or expired) code an identity sent, so a few an hour are allowed, on every process
+            """CREATE TABLE link_tries (
+                member_id INTEGER NOT NULL REFERENCES members (id),
+                at TEXT NOT NULL
+            )""",
+            "CREATE INDEX link_tries_by_member ON link_tries (member_id, at)",
+        ],
+    ),
 ]

@@ -210,6 +210,22 @@ class PollRow:
         return self.closed or (self.closes_at is not None and now >= self.closes_at)
 
 
+class _SeenNames(str):
+    """The names a linked person's identities were last seen with, as `Store._names` holds them for the
+    person's member id: equal to each of them, so `known_member` knows every identity as unchanged (one name
+    alone would make each identity look renamed whenever the other was seen)."""
+
+    names: frozenset[str]
+
+    def __eq__(self, other: object) -> bool:
+        return other in self.names
+
+    def __ne__(self, other: object) -> bool:
+        return other not in self.names
+
+    __hash__ = str.__hash__
+
+
 @dataclass(slots=True)
 class _Joining:
     """A new identity waiting to be created, with the name it was last seen with."""
@@ -239,7 +255,8 @@ _NATIVE_VOTE_SQL = RowsInsert(_NATIVE_INTO, _NATIVE_ROW, _NATIVE_SET + " WHERE e
 @dataclass(frozen=True, slots=True)
 class StoredBallot:
     """A member's ballot as stored: its answers, when and how it was cast (`source`: "command" or "native"),
-    and the native ballot last seen on the member's platform (None: none seen). `cast_at` is in microseconds
+    and the native ballot last seen on the member's platform (None: none seen; for a linked person, on any of
+    its platforms). `cast_at` is in microseconds
     since the epoch, as `Store.vote_row` writes it."""
 
     member_id: int
@@ -247,6 +264,8 @@ class StoredBallot:
     cast_at: int
     source: str
     native: tuple[int, ...] | None
+    # the member is a linked person (several identities): `native` may be another platform's native ballot
+    linked: bool = False
 
 
 def _retrieved(future: asyncio.Future[None]) -> None:
@@ -259,8 +278,9 @@ def _answers(text: str | None) -> tuple[int, ...]:
     return tuple(int(a) for a in text.split(",") if a) if text else ()
 
 
-# the kinds of shared rows kept in memory (`change_counts`): the store's meetings and polls, the web's links
-MEETINGS, POLLS, LINKS = "meetings", "polls", "links"
+# the kinds of shared rows kept in memory (`change_counts`): the store's meetings and polls, the web's links,
+# the member each platform identity is (linked accounts: `store/accounts.py`)
+MEETINGS, POLLS, LINKS, MEMBERS = "meetings", "polls", "links", "members"
 WATCH_EVERY = 0.25  # seconds between a process's looks at the change counts (`Store.watch`)
 _COUNT_CHANGE_SQL = ("INSERT INTO change_counts (kind, n) VALUES (?, 1) "
                      "ON CONFLICT (kind) DO UPDATE SET n = change_counts.n + 1 RETURNING n")
@@ -298,6 +318,10 @@ class Store:
         self._joining: dict[tuple[str, str], _Joining] = {}
         self._join_task: asyncio.Task[None] | None = None
         self._names: dict[int, str] = {}
+        # a linked person's identities as last seen, by member id: their names (see `_SeenNames`)
+        self._identity_names: dict[int, dict[tuple[str, str], str]] = {}
+        # the identities of each linked person, by each identity (None: not read since the last drop)
+        self._persons: dict[tuple[str, str], tuple[UserRef, ...]] | None = None
         self._polls: dict[int, PollRow] = {}
         # by (platform, channel, message id): a tuple of strings hashes faster than the MessageRef
         self._poll_of_message: dict[tuple[str, str, str], int] = {}
@@ -306,7 +330,7 @@ class Store:
         # the change counts as last read (None: not read yet); a kind's epoch counts its caches' drops, so a
         # read that began before a drop does not put what it read into the cache after it
         self._counts: dict[str, int] | None = None
-        self._epoch = {MEETINGS: 0, POLLS: 0, LINKS: 0}
+        self._epoch = {MEETINGS: 0, POLLS: 0, LINKS: 0, MEMBERS: 0}
         self._unannounced: set[str] = set()  # kinds another process changed that `watch` has not reported yet
         self._circles_changed: set[str] = set()  # and the circles whose meetings it changed (ANY_CIRCLE: unknown)
         self._looking: asyncio.Task[None] | None = None  # the read of the counts under way
@@ -322,6 +346,11 @@ class Store:
         elif kind == POLLS:
             self._polls.clear()
             self._poll_of_message.clear()
+        elif kind == MEMBERS:  # an identity was linked or unlinked: each is looked up again when next seen
+            self._members.clear()
+            self._names.clear()
+            self._identity_names.clear()
+            self._persons = None
 
     def epoch(self, kind: str) -> int:
         """How many times the cached rows of a kind were dropped: a cache of them made at one epoch is good
@@ -476,20 +505,29 @@ class Store:
             await asyncio.sleep(0)  # let everyone new at this moment join the group
             while self._joining:
                 group, self._joining = self._joining, {}
+                epoch = self._epoch[MEMBERS]
                 try:
                     rows = await self._upsert_members([(p, u, j.name) for (p, u), j in group.items()])
+                    if self._persons is None:
+                        persons = await self._read_persons()
+                        if self._epoch[MEMBERS] == epoch:
+                            self._persons = persons
                 except Exception as e:
                     for j in group.values():
                         if not j.done.done():
                             j.done.set_exception(e)
                     continue
+                found: dict[tuple[str, str], int] = {}
                 for row in rows:
-                    mid = int(row[0])
-                    self._members[(row[1], row[2])] = mid
-                    self._names[mid] = row[3]
+                    mid, key = int(row[0]), (row[1], row[2])  # the person's member id (linked accounts)
+                    found[key] = mid
+                    if self._epoch[MEMBERS] != epoch:
+                        continue  # linked or unlinked meanwhile: not cached, looked up again when next seen
+                    self._members[key] = mid
+                    self._names[mid] = self._seen_name(mid, key, row[3])
                 for key, j in group.items():
                     if not j.done.done():
-                        j.done.set_result(self._members[key])
+                        j.done.set_result(found[key])
         except BaseException:  # cancelled (the loop is closing): nobody waits for ever
             for j in (*group.values(), *self._joining.values()):
                 j.done.cancel()
@@ -507,10 +545,40 @@ class Store:
                     "INSERT INTO members (platform, user_id, name) VALUES "
                     + ", ".join(["(?, ?, ?)"] * len(chunk))
                     + " ON CONFLICT (platform, user_id) DO UPDATE SET name = CASE WHEN excluded.name = '' "
-                    "THEN members.name ELSE excluded.name END RETURNING id, platform, user_id, name",
+                    "THEN members.name ELSE excluded.name END RETURNING coalesce(linked_to, id), platform, user_id, "
+                    "name",
                     [v for person in chunk for v in person],
                 )
         return out
+
+    def _seen_name(self, mid: int, key: tuple[str, str], name: str) -> str:
+        """What `_names` holds for member `mid` once identity `key` was seen named `name`: the name, or for a
+        linked person seen under several identities, all their names."""
+        if self._persons is None or key not in self._persons:
+            return name
+        seen = self._identity_names.setdefault(mid, {})
+        seen[key] = name
+        if len(set(seen.values())) == 1:
+            return name
+        shown = _SeenNames(name)
+        shown.names = frozenset(seen.values())
+        return shown
+
+    async def _read_persons(self) -> dict[tuple[str, str], tuple[UserRef, ...]]:
+        """Every linked person's identities, by each of its identities."""
+        rows = await self.db.fetchall(
+            "SELECT coalesce(linked_to, id) AS person, platform, user_id, name FROM members WHERE linked_to IS NOT "
+            "NULL OR id IN (SELECT linked_to FROM members WHERE linked_to IS NOT NULL) ORDER BY person, id")
+        people: dict[int, list[UserRef]] = {}
+        for r in rows:
+            people.setdefault(int(r[0]), []).append(UserRef(r[1], r[2], r[3]))
+        return {(u.platform, u.id): tuple(group) for group in people.values() for u in group}
+
+    def linked_identities(self, user: UserRef) -> tuple[UserRef, ...]:
+        """The other identities of this identity's person (linked accounts), as cached when the identity was
+        last seen (`ensure_member`); none if it is not linked, or not seen since a link changed. No I/O."""
+        group = self._persons.get((user.platform, user.id), ()) if self._persons is not None else ()
+        return tuple(u for u in group if (u.platform, u.id) != (user.platform, user.id))
 
     async def member(self, member_id: int) -> UserRef | None:
         """The platform identity of a member id."""
@@ -914,13 +982,17 @@ class Store:
         return _answers(row[0]) if row else ()
 
     async def platform_ballots(self, poll_id: int, platform: str) -> dict[str, StoredBallot]:
-        """Every stored ballot of a poll from members on `platform`, by their platform user id."""
+        """Every stored ballot of a poll from members on `platform`, by their platform user id (a linked
+        person's ballot by the user id of each of its identities on `platform`, marked `linked`)."""
         rows = await self.db.fetchall(
-            "SELECT v.member_id, m.user_id, v.answers, v.cast_at, v.source, v.native FROM votes v "
-            "JOIN members m ON m.id = v.member_id WHERE v.poll_id = ? AND m.platform = ?", (poll_id, platform)
+            "SELECT v.member_id, m.user_id, v.answers, v.cast_at, v.source, v.native, "
+            "CASE WHEN m.linked_to IS NOT NULL OR EXISTS (SELECT 1 FROM members l WHERE l.linked_to = m.id) "
+            "THEN 1 ELSE 0 END AS linked FROM votes v JOIN members m ON (m.id = v.member_id OR m.linked_to = "
+            "v.member_id) WHERE v.poll_id = ? AND m.platform = ?", (poll_id, platform)
         )
         return {r["user_id"]: StoredBallot(r["member_id"], _answers(r["answers"]), r["cast_at"], r["source"],
-                                           None if r["native"] is None else _answers(r["native"])) for r in rows}
+                                           None if r["native"] is None else _answers(r["native"]),
+                                           bool(r["linked"])) for r in rows}
 
     async def ballots(self, poll_id: int) -> list[tuple[int, tuple[int, ...]]]:
         rows = await self.db.fetchall("SELECT member_id, answers FROM votes WHERE poll_id = ?", (poll_id,))
