@@ -173,4 +173,37 @@ async def malformed_commands(d: Driver) -> None:
     assert "Test study circle" in await d.say("alice", "circle")
 
 
-ALL = [meeting_lifecycle, poll_lifecycle, multi_and_secret_polls, organiser_commands_refused, malformed_commands]
+async def linked_accounts_count_once(d: Driver) -> None:
+    """One person with two accounts (here both on the driver's platform: alice and bob) links them with a
+    one-time code, answered privately: then their votes count once, the latest standing, and their RSVPs are
+    one; a wrong code is told so; `unlink` makes the second account a member of its own again."""
+    o = d.organiser
+    asked = await d.say("alice", "link")
+    assert asked.private and "Your code: " in asked and "within 10 minutes" in asked, asked
+    code = asked.text.split("Your code: ", 1)[1][:9]
+    wrong = await d.say("bob", "link 0000-0001" if code != "0000-0001" else "link 0000-0002")
+    assert wrong.private and "That code is not one I gave" in wrong, wrong
+    linked = await d.say("bob", f"link {code}")
+    assert linked.private and "Linked: " in linked and "are one member now" in linked, linked
+
+    poll = number_after("poll", (await d.say(o, 'poll "Which day?" "Monday" "Wednesday" "Friday"')).text)
+    await d.vote("alice", poll, [1])
+    d.clock.advance(timedelta(seconds=1))
+    await d.vote("bob", poll, [2])
+    results = await d.say("carol", f"poll results {poll}")
+    assert "1 voter(s)" in results and "Wednesday: 1" in results and "Monday: 0" in results, results
+    meeting = number_after("meeting", (await d.say(o, f"schedule {SEED}")).text)
+    assert "yes for meeting" in await d.say("alice", f"rsvp yes {meeting}")
+    assert "no for meeting" in await d.say("bob", f"rsvp no {meeting}")
+    upcoming = await d.say("carol", "upcoming")
+    assert f"#{meeting}" in upcoming and "0 yes, 0 maybe, 1 no" in upcoming, upcoming
+
+    gone = await d.say("bob", "unlink")
+    assert gone.private and "a member of its own again" in gone, gone
+    await d.vote("bob", poll, [3])
+    results = await d.say("carol", f"poll results {poll}")
+    assert "2 voter(s)" in results and "Wednesday: 1" in results and "Friday: 1" in results, results
+
+
+ALL = [meeting_lifecycle, poll_lifecycle, multi_and_secret_polls, organiser_commands_refused, malformed_commands,
+       linked_accounts_count_once]

@@ -146,9 +146,9 @@ class Accounts:
     async def redeem(self, user: UserRef, code: str, now: datetime) -> LinkResult:
         """This identity sends a code: linked to the identity that asked for it, whose person it joins."""
         linked = False
-        count: int | None = None
+        counts: tuple[int, int] | None = None
         try:
-            async with self.store.changing(MEMBERS, counted=lambda: linked) as conn:
+            async with self.store.db.transaction() as conn:
                 own, link = await self._identity(conn, user)
                 tries = list(await conn.execute_fetchall(
                     "SELECT at FROM link_tries WHERE member_id = ? AND at > ? ORDER BY at",
@@ -174,24 +174,42 @@ class Accounts:
                 await _merge(conn, person, own, now)
                 await conn.execute("UPDATE members SET linked_to = ? WHERE id = ?", (person, own))
                 await conn.execute("DELETE FROM link_codes WHERE member_id = ?", (own,))
-                count = await self.store._count_change(conn, LINKS)  # a retired calendar link answers 404
                 linked = True
+                counts = await self._count(conn)
                 return LinkResult(LinkOutcome.LINKED, await self._identities(conn, person))
         finally:
-            if linked:
-                self.store._changed_here(LINKS, count)
+            if linked:  # a wrong code changed nothing: the caches stay
+                self._changed(counts)
+
+    async def _count(self, conn: Connection) -> tuple[int, int]:
+        """Count a change of members, and of the web's links (a calendar link may have been retired), so other
+        processes drop what they cached of them."""
+        return (await self.store._count_change(conn, MEMBERS), await self.store._count_change(conn, LINKS))
+
+    def _changed(self, counts: tuple[int, int] | None) -> None:
+        """After a transaction that linked or unlinked (counted `counts`; None: it failed): drop this process's
+        member and link caches."""
+        self.store._changed_here(MEMBERS, counts[0] if counts else None)
+        self.store._changed_here(LINKS, counts[1] if counts else None)
 
     async def unlink(self, user: UserRef) -> tuple[UserRef, ...]:
         """Undo this identity's link: a linked identity becomes its own member again (with nothing: the person's
         rows stay with the canonical member); the canonical member's identity lets every other go. Returns the
         identities let go (none: it was not linked)."""
         gone: tuple[UserRef, ...] = ()
-        async with self.store.changing(MEMBERS, counted=lambda: bool(gone)) as conn:
-            own, _ = await self._identity(conn, user)
-            rows = await conn.execute_fetchall(
-                "UPDATE members SET linked_to = NULL WHERE (id = ? AND linked_to IS NOT NULL) OR linked_to = ? "
-                "RETURNING platform, user_id, name", (own, own))
-            gone = tuple(UserRef(r[0], r[1], r[2]) for r in rows)
+        counts: tuple[int, int] | None = None
+        try:
+            async with self.store.db.transaction() as conn:
+                own, _ = await self._identity(conn, user)
+                rows = await conn.execute_fetchall(
+                    "UPDATE members SET linked_to = NULL WHERE (id = ? AND linked_to IS NOT NULL) OR linked_to = ? "
+                    "RETURNING platform, user_id, name", (own, own))
+                gone = tuple(UserRef(r[0], r[1], r[2]) for r in rows)
+                if gone:
+                    counts = await self._count(conn)
+        finally:
+            if gone:
+                self._changed(counts)
         return gone
 
     async def identities(self, user: UserRef) -> tuple[UserRef, ...]:
