@@ -7,10 +7,12 @@ import asyncio
 import sys
 from pathlib import Path
 
+import pytest
+
 import scenarios
 from circlebot.app import App
 from circlebot.readings import load_collection
-from circlebot.store import Database, Store
+from circlebot.store import Database, PollClosed, Store
 from conftest import START, make_settings
 from drivers import CoreDriver, FakeClock, RecordingAdapter
 from pg_harness import PostgresServer
@@ -74,12 +76,45 @@ async def test_a_sqlite_store_is_copied_to_postgresql_whole_and_the_bot_goes_on_
         # new rows are numbered after the copied ones: a new member, a new poll
         assert "Poll #2" in await after.say(after.organiser, 'poll "Next?" "A" "B"')
         assert "counted: A" in await after.say("newcomer", "vote 2 1")
+        await _refuses_ballots_in_closed_poll(store, 1)
     finally:
         await _close(store)
 
     code, out, err = await _cli("db", "copy", "--from", f"sqlite:{sqlite}", "--to", target)
     assert code == 2
     assert "is not empty" in err and "members (" in err, err
+
+
+async def _refuses_ballots_in_closed_poll(store: Store, poll: int) -> None:
+    """The copy's database refuses a new ballot in a closed poll, as the original does (its triggers are on)."""
+    member = (await store.ballots(poll))[0][0]
+    with pytest.raises(PollClosed):
+        await store.record_vote(poll, member, (0,), START)
+
+
+async def test_a_sqlite_store_copied_to_a_new_file_keeps_its_closed_polls_ballots_and_its_triggers(
+        tmp_path: Path) -> None:
+    # the ballots of a closed poll are copied as they are, though the database refuses new ones in it
+    source, copy = tmp_path / "circlebot.sqlite3", tmp_path / "copy" / "circlebot.sqlite3"
+    before, store = await _bot(tmp_path, str(source))
+    try:
+        await scenarios.poll_lifecycle(before)
+        results = (await before.say("dan", "poll results 1")).text
+        triggers = await store.db.fetchall("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name")
+    finally:
+        await _close(store)
+    assert "(closed, " in results and [t[0] for t in triggers] == ["post_delivery_done", "votes_only_in_open_polls"]
+
+    code, _, err = await _cli("db", "copy", "--from", f"sqlite:{source}", "--to", f"sqlite:{copy}")
+    assert code == 0, err
+    after, store = await _bot(tmp_path / "copy", str(copy))
+    try:
+        assert (await after.say("dan", "poll results 1")).text == results
+        copied = await store.db.fetchall("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name")
+        assert [tuple(t) for t in copied] == [tuple(t) for t in triggers]
+        await _refuses_ballots_in_closed_poll(store, 1)
+    finally:
+        await _close(store)
 
 
 async def test_copy_names_a_missing_source_and_an_unreachable_target(tmp_path: Path) -> None:

@@ -4,8 +4,11 @@ polls that no platform accepted, and hints written in each platform's syntax."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
+
+import pytest
 
 from circlebot.core.adapter import PlatformRefused
 from circlebot.core.commands import CommandTable, Syntax
@@ -87,6 +90,57 @@ async def test_a_vote_event_cancelled_while_its_batch_is_written_stops_no_other_
     assert [r for i, r in enumerate(results) if i != 3] == [None] * 29, results
     shown = await core.say("olga", f"poll results {poll}")
     assert "1. Here: 0" in shown and "2. There: 30" in shown, shown
+
+
+async def test_a_native_vote_arriving_while_poll_close_commits_leaves_the_announced_results_final(
+        core: CoreDriver, caplog: pytest.LogCaptureFixture) -> None:
+    # carol changes her vote at the moment the organiser's `poll close` is committing (its transaction holds the
+    # database, so the vote waits in the write batcher and reaches the database after the close): the close's
+    # commit is the cut-off. Her change is not counted (logged, not an error: the platform's poll has ended
+    # too), and the results the close announced are what `poll results` shows afterwards
+    poll = number_after("poll", (await core.say("olga", 'poll "Where?" "Here" "There"')).text)
+    for user in ("alice", "bob", "carol"):
+        await core.vote(user, poll, [1])
+    closing = asyncio.ensure_future(core.say("olga", f"poll close {poll}"))
+
+    async def committing() -> None:
+        while not core.app.store.db._write_lock.locked():  # type: ignore[attr-defined]
+            assert not closing.done(), closing.result()
+            await asyncio.sleep(0)
+
+    await asyncio.wait_for(committing(), 10)
+    with caplog.at_level(logging.INFO, logger="circlebot"):
+        late = await asyncio.wait_for(core.app.dispatch(
+            VoteCast(UserRef("console", "carol", "carol"), (1,), core.clock.now(), message=core.adapter.polls[poll])),
+            10)
+    assert late is None, late
+    announced = (await asyncio.wait_for(closing, 10)).text
+    assert "(closed, 3 voter(s))" in announced and "1. Here: 3" in announced and "2. There: 0" in announced, announced
+    assert (await core.say("dan", f"poll results {poll}")).text == announced
+    ended = core.adapter.ended[core.adapter.polls[poll]]  # the platform's poll ended with the same results
+    assert ended.replace("**", "") == announced, ended
+    assert "is closed (it closed before the vote reached the database)" in caplog.text, caplog.text
+
+
+async def test_a_vote_cast_before_the_close_but_arriving_after_it_fails_alone_in_its_batch(
+        core: CoreDriver, caplog: pytest.LogCaptureFixture) -> None:
+    # a Matrix sync page arrives after poll #1 closed, holding a vote cast a moment before the close and votes
+    # in poll #2, still open: the late vote is not counted (the announced results stay), the others count
+    first = number_after("poll", (await core.say("olga", 'poll "Where?" "Here" "There"')).text)
+    second = number_after("poll", (await core.say("olga", 'poll "When?" "Mon" "Wed"')).text)
+    await core.vote("alice", first, [1])
+    cast = core.clock.now()
+    core.clock.advance(timedelta(seconds=1))
+    announced = (await core.say("olga", f"poll close {first}")).text
+    assert "1. Here: 1" in announced, announced
+    page = [VoteCast(UserRef("console", u, u), answers, cast, message=core.adapter.polls[poll])
+            for u, poll, answers in (("bob", second, (0,)), ("alice", first, (1,)), ("carol", second, (1,)))]
+    with caplog.at_level(logging.INFO, logger="circlebot"):
+        assert await asyncio.wait_for(core.app.dispatch(page), 10) is None
+    assert (await core.say("dan", f"poll results {first}")).text == announced
+    shown = await core.say("dan", f"poll results {second}")
+    assert "1. Mon: 1" in shown and "2. Wed: 1" in shown and "2 voter(s)" in shown, shown
+    assert f"poll #{first}: the poll is closed (it closed before" in caplog.text, caplog.text
 
 
 async def test_a_secret_poll_shows_no_turnout_until_it_closes(core: CoreDriver) -> None:

@@ -6,6 +6,7 @@ scheduler's jobs) within the watch interval."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from circlebot.core.domain import ChannelRef, Invocation, UserRef, VoteCast
 from circlebot.core.timeline import Timeline
 from circlebot.readings import load_collection
 from circlebot.store import Database, Store
+from circlebot.store.queries import POLLS, ts
 from conftest import circle_config, make_settings
 from drivers import CoreDriver, FakeClock, RecordingAdapter, number_after
 from pg_harness import BOTH_DATABASES
@@ -76,13 +78,14 @@ Start = Callable[..., Awaitable[Process]]
 @pytest.fixture
 async def start(tmp_path: Path, clock: FakeClock, database: str) -> AsyncIterator[Start]:
     """Start a bot process on the test's database running one platform ("console" or "matrix"); the circle is
-    on both. Each watches the database as `App.run` does (more often, so the test is quick)."""
+    on both. Each watches the database as `App.run` does (more often, so the test is quick), unless told not to
+    (`watch=False`: its caches stay as they are until one of its commands reads the change counts)."""
     opened: list[Store] = []
     timelines: list[Timeline] = []
     watching: list[asyncio.Task[None]] = []
     clients: list[TestClient[Any, Any]] = []
 
-    async def begin(platform: str, *, web: bool = False) -> Process:
+    async def begin(platform: str, *, web: bool = False, watch: bool = True) -> Process:
         settings = make_settings(tmp_path, database=database, circles=[circle_config(
             where={"console": True, "matrix_rooms": [ROOM]},
             organisers={"console": ["olga"], "matrix_users": ["@mona:example.org"]})],
@@ -102,7 +105,8 @@ async def start(tmp_path: Path, clock: FakeClock, database: str) -> AsyncIterato
             await app.changed_elsewhere(kinds, circles)
             noticed.put_nowait((kinds, circles))
 
-        watching.append(asyncio.create_task(store.watch(changed_elsewhere, every=WATCH_EVERY)))
+        if watch:  # without it, only a command's own read of the change counts drops what another changed
+            watching.append(asyncio.create_task(store.watch(changed_elsewhere, every=WATCH_EVERY)))
         client = None
         if web:
             assert app.web is not None
@@ -178,6 +182,61 @@ async def test_a_poll_closed_by_one_process_takes_no_more_votes_in_the_other(sta
     for process in (matrix, console):
         shown = await process.say("erin", f"poll results {poll}")
         assert "(closed, 2 voter(s))" in shown and "1. Here: 2" in shown and "2. There: 0" in shown, shown
+
+
+@BOTH_DATABASES
+async def test_a_native_vote_reaching_a_process_just_after_another_closed_the_poll_is_not_counted(
+        start: Start, clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
+    """The console's process closes a poll and announces its results. A native vote reaches the Matrix process
+    at once, before that process has looked at the change counts (its cache still holds the poll as open; the
+    vote was cast a moment before the close, so no check by time refuses it either): the database refuses the
+    ballot, the vote is dropped with a line in the log, and both processes show exactly what was announced."""
+    console, matrix = await start("console"), await start("matrix", watch=False)
+    poll = number_after("poll", await console.say("olga", 'poll "Where?" "Here" "There"'))
+    assert "is counted" in await matrix.say("erin", f"vote {poll} 1")
+    bob = matrix.user("bob")
+    assert await matrix.app.dispatch(VoteCast(bob, (0,), clock.now(), poll_id=poll)) is None
+    cast = clock.now()  # bob changes his vote to "There" just before the close; it reaches his process after it
+    clock.advance(timedelta(seconds=1))
+
+    announced = await console.say("olga", f"poll close {poll}")
+    assert "(closed, 2 voter(s))" in announced and "1. Here: 2" in announced, announced
+
+    cached = matrix.store.cached_poll(poll, None)
+    assert cached is not None and cached.closed_at is None  # the vote path takes the vote as it is, no I/O
+    with caplog.at_level(logging.INFO, logger="circlebot"):
+        assert await matrix.app.dispatch(VoteCast(bob, (1,), cast, poll_id=poll)) is None
+    for process in (matrix, console):
+        assert await process.say("erin", f"poll results {poll}") == announced
+    assert f"in poll #{poll}: the poll is closed (it closed before the vote reached" in caplog.text, caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+
+
+@BOTH_DATABASES
+async def test_a_vote_command_written_as_another_process_closes_the_poll_is_told_the_poll_is_closed(
+        start: Start) -> None:
+    """A `vote` command in the Matrix process reads the change counts (the poll is open) while the console's
+    process is committing the poll's close; its ballot reaches the database after that commit. The database
+    refuses it, and the member gets the answer a vote in a closed poll gets: nothing changes after the close."""
+    console, matrix = await start("console"), await start("matrix", watch=False)
+    poll = number_after("poll", await console.say("olga", 'poll "Where?" "Here" "There"'))
+    assert "is counted" in await matrix.say("erin", f"vote {poll} 1")
+
+    async with console.store.changing(POLLS) as conn:  # what the console's `poll close` commits
+        await conn.execute("UPDATE polls SET closed_at = ? WHERE id = ?", (ts(console.app.clock.now()), poll))
+        voting = asyncio.create_task(matrix.say("erin", f"vote {poll} 2"))
+
+        async def written() -> None:  # the vote passed its checks: its ballot is on its way to the database
+            while matrix.store.batcher._writing is None and not voting.done():  # noqa: ASYNC110 (no event to wait on)
+                await asyncio.sleep(0)
+
+        await asyncio.wait_for(written(), NOTICED_WITHIN)
+    answer = await asyncio.wait_for(voting, NOTICED_WITHIN)
+    assert f"Poll #{poll} is closed; !poll results {poll} shows its results." in answer, answer
+    assert await matrix.say("erin", f"vote {poll} 2") == answer  # as any vote in a closed poll is answered
+    for process in (matrix, console):
+        shown = await process.say("erin", f"poll results {poll}")
+        assert "(closed, 1 voter(s))" in shown and "1. Here: 1" in shown and "2. There: 0" in shown, shown
 
 
 @BOTH_DATABASES

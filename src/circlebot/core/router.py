@@ -35,7 +35,7 @@ from circlebot.core.text import Text, clean
 from circlebot.core.timeline import DirectPost, PostKind, PostLines, Timeline
 from circlebot.core.weblinks import WebLinks
 from circlebot.readings import Collection
-from circlebot.store import Meeting, Store
+from circlebot.store import Meeting, Store, refused_as_closed
 from circlebot.store.db import cancelling
 
 log = logging.getLogger(__name__)
@@ -240,9 +240,18 @@ class Router:
         except Exception as error:
             return self._failed(event, error)
 
-    def _failed(self, event: Event, error: Exception) -> str:
+    def _failed(self, event: Event, error: Exception) -> str | None:
         """What `dispatch` does when handling one event failed: raises `NotStored` if storing failed (the
-        adapter offers the event again), else counts and logs the error and returns the apology to show."""
+        adapter offers the event again), else counts and logs the error and returns the apology to show. A vote
+        the database refused because its poll is closed is dropped (logged, nothing to show: the platform's poll
+        has ended too)."""
+        if isinstance(event, VoteCast) and refused_as_closed(error):
+            poll, message = self.store.cached_poll(event.poll_id, event.message), event.message
+            where = (f"#{poll.id}" if poll is not None else f"#{event.poll_id}" if event.poll_id is not None
+                     else f"of {message.channel.platform} message {message.id}" if message is not None else "?")
+            log.info("not counting a vote from %s in poll %s: the poll is closed (it closed before the vote reached "
+                     "the database)", event.user.id, where)
+            return None
         if storage_failed(error):
             log.warning("could not store a %s: %s; it is offered again later", type(event).__name__, error)
             raise NotStored(str(error)) from error

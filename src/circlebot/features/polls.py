@@ -12,7 +12,7 @@ from circlebot.core.context import Bot, Context, EventHandler
 from circlebot.core.domain import PollEndCast, PollReadBack, VoteCast
 from circlebot.core.polls import results_text
 from circlebot.core.text import fold
-from circlebot.store import PollRow
+from circlebot.store import PollClosed, PollRow
 from circlebot.store.db import Pending
 
 MAX_QUESTION = 300
@@ -118,7 +118,10 @@ async def vote(ctx: Context, poll: int, answers: tuple[int, ...]) -> Reply:
     chosen = tuple(dict.fromkeys(n - 1 for n in answers))
     if len(chosen) > 1 and not p.multi:
         raise UsageError(f"poll #{poll} takes one answer; give one number.")
-    await ctx.store.record_vote(p.id, ctx.member_id, chosen, ctx.now)
+    try:
+        await ctx.store.record_vote(p.id, ctx.member_id, chosen, ctx.now)
+    except PollClosed:  # closed (by another process) after the check above, before the ballot reached the database
+        raise UsageError(f"poll #{poll} is closed; {_results_hint(ctx, poll)} shows its results.") from None
     picked = ", ".join(p.answers[a] for a in chosen)
     return Reply(f"{ctx.user.display}, your vote in poll #{p.id} is counted: {picked}.", private=p.secret)
 
@@ -129,7 +132,10 @@ async def unvote(ctx: Context, poll: int) -> Reply:
         raise UsageError(f"poll #{poll} is closed.")
     if not await ctx.store.ballot_of(p.id, ctx.member_id):
         return Reply(f"{ctx.user.display}, you have no vote in poll #{p.id}: nothing to withdraw.", private=True)
-    await ctx.store.record_vote(p.id, ctx.member_id, (), ctx.now)
+    try:
+        await ctx.store.record_vote(p.id, ctx.member_id, (), ctx.now)
+    except PollClosed:
+        raise UsageError(f"poll #{poll} is closed.") from None
     return Reply(f"{ctx.user.display}, your vote in poll #{p.id} is withdrawn.", private=p.secret)
 
 

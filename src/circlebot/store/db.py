@@ -147,6 +147,12 @@ class Database:
         """After rows were copied in with their ids: new rows are numbered after the highest (PostgreSQL's
         identity columns; SQLite numbers after the highest by itself)."""
 
+    def triggers_off(self, conn: Connection) -> contextlib.AbstractAsyncContextManager[None]:
+        """Inside a transaction: the rows written in the block are stored as they are, no trigger of the store's
+        runs on them (a copy of rows that were checked when first written: the ballots of a closed poll); the
+        triggers are back before the transaction commits (and, DDL being transactional, if it rolls back)."""
+        raise NotImplementedError
+
     async def _lock_schema(self, conn: Connection) -> None:
         """Inside a migration's transaction: keep other processes from migrating at the same time."""
 
@@ -334,6 +340,17 @@ class SqliteDatabase(Database):
                 raise
 
         return job
+
+    @contextlib.asynccontextmanager
+    async def triggers_off(self, conn: Connection) -> AsyncIterator[None]:
+        """SQLite cannot switch a trigger off: each is dropped, and created again from its own text after."""
+        triggers = [(str(r[0]), str(r[1])) for r in await conn.execute_fetchall(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' ORDER BY rowid")]
+        for name, _ in triggers:
+            await conn.execute(f'DROP TRIGGER "{name}"')
+        yield
+        for _, sql in triggers:
+            await conn.execute(sql)
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         """All rows, in one trip to aiosqlite's thread (execute + fetch + close would be three)."""

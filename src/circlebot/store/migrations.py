@@ -461,4 +461,37 @@ MIGRATIONS: list[tuple[str, list[str | Dialects]]] = [
             "CREATE INDEX link_tries_by_member ON link_tries (member_id, at)",
         ],
     ),
+    (
+        "no ballot is stored in a closed poll: the database refuses it, whichever process or path writes it",
+        [
+            # every ballot is an INSERT (an upsert: SQLite and PostgreSQL run BEFORE INSERT triggers before the
+            # conflict check, so a changed vote is refused too); the message is BALLOT_REFUSED in queries.py
+            Dialects(
+                sqlite="""CREATE TRIGGER votes_only_in_open_polls BEFORE INSERT ON votes
+            WHEN (SELECT closed_at FROM polls WHERE id = NEW.poll_id) IS NOT NULL
+            BEGIN
+                SELECT RAISE(ABORT, 'ballot refused: the poll is closed');
+            END""",
+                # FOR SHARE: a ballot written while a close of its poll is being committed waits for that commit
+                # and then sees the poll closed; a close waits for the ballots being written, so its results (read
+                # after its commit) hold exactly the ballots stored
+                postgresql="""CREATE FUNCTION votes_only_in_open_polls() RETURNS trigger LANGUAGE plpgsql AS $$
+            DECLARE
+                closed TEXT;
+            BEGIN
+                SELECT closed_at INTO closed FROM polls WHERE id = NEW.poll_id FOR SHARE;
+                IF closed IS NOT NULL THEN
+                    RAISE EXCEPTION 'ballot refused: the poll is closed';
+                END IF;
+                RETURN NEW;
+            END
+            $$""",
+            ),
+            Dialects(
+                sqlite=None,  # the SQLite trigger above is both the function and the trigger
+                postgresql="""CREATE TRIGGER votes_only_in_open_polls BEFORE INSERT ON votes
+                FOR EACH ROW EXECUTE FUNCTION votes_only_in_open_polls()""",
+            ),
+        ],
+    ),
 ]

@@ -281,6 +281,20 @@ class PostgresDatabase(Database):
             await conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                                f"COALESCE((SELECT max(id) FROM {table}), 0) + 1, false)")
 
+    @contextlib.asynccontextmanager
+    async def triggers_off(self, conn: Connection) -> AsyncIterator[None]:
+        """The store's own triggers (not the ones PostgreSQL keeps for foreign keys) disabled on their tables
+        for the block; the bot owns its tables, so no superuser is needed."""
+        rows = await conn.execute_fetchall(
+            "SELECT DISTINCT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+            "WHERE NOT t.tgisinternal AND c.relnamespace = current_schema()::regnamespace ORDER BY c.relname")
+        tables = [str(r[0]) for r in rows]
+        for table in tables:
+            await conn.execute(f'ALTER TABLE "{table}" DISABLE TRIGGER USER')
+        yield
+        for table in tables:
+            await conn.execute(f'ALTER TABLE "{table}" ENABLE TRIGGER USER')
+
     async def _lock_schema(self, conn: Connection) -> None:
         await conn.execute(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})")
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from circlebot.core.domain import ChannelRef, MessageRef, RsvpAnswer, UserRef
-from circlebot.store.db import Connection, Database, Pending, Row, RowsInsert, WriteBatcher
+from circlebot.store.db import Connection, Database, Pending, Row, RowsInsert, WriteBatcher, WriteRejected
 
 log = logging.getLogger(__name__)
 
@@ -250,6 +250,50 @@ _NATIVE_SET = (" ON CONFLICT (poll_id, member_id) DO UPDATE SET answers = exclud
 _NATIVE_UPSERT = RowsInsert(_NATIVE_INTO, _NATIVE_ROW, _NATIVE_SET)
 # the same, the latest by cast time winning (platforms deliver out of order)
 _NATIVE_VOTE_SQL = RowsInsert(_NATIVE_INTO, _NATIVE_ROW, _NATIVE_SET + " WHERE excluded.cast_at >= votes.cast_at")
+
+
+# what the database says when it refuses a ballot because its poll is closed (the trigger of the migration
+# "no ballot is stored in a closed poll", on both databases); never change it, the migration holds it
+BALLOT_REFUSED = "ballot refused: the poll is closed"
+
+
+class PollClosed(Exception):
+    """The database refused a ballot because its poll was closed when the ballot reached it (closed by another
+    process, or by this one while the ballot waited to be written)."""
+
+    def __init__(self, poll_id: int) -> None:
+        super().__init__(f"poll #{poll_id} is closed")
+        self.poll_id = poll_id
+
+
+def refused_as_closed(error: BaseException) -> bool:
+    """Whether the database refused a write (every refused row of it) because the poll of its ballot is closed."""
+    if isinstance(error, WriteRejected):
+        return all(refused_as_closed(e) for _, e in error.rejected)
+    return isinstance(error, PollClosed) or (isinstance(error, Exception) and str(error) == BALLOT_REFUSED)
+
+
+async def _closed_dropped(write: Awaitable[None], rows: Sequence[tuple[int, int, str, int]]) -> None:
+    """Wait for a write of native ballots; the ballots the database refused because their poll is closed are
+    dropped with a line in the log (the platform's poll has ended too), any other refusal is raised."""
+    try:
+        await write
+    except WriteRejected as e:
+        closed = [i for i, error in e.rejected if refused_as_closed(error)]
+        if closed:
+            _log_dropped([rows[i] for i in closed])
+        if len(closed) < len(e.rejected):
+            raise WriteRejected([(i, error) for i, error in e.rejected if i not in closed], e.total) from e
+    except Exception as e:
+        if not refused_as_closed(e):
+            raise
+        _log_dropped(rows)
+
+
+def _log_dropped(rows: Sequence[tuple[int, int, str, int]]) -> None:
+    polls = ", ".join(f"#{p}" for p in sorted({r[0] for r in rows}))
+    log.info("not counting %d vote(s) in poll %s: the poll is closed (it closed before the vote reached the "
+             "database)", len(rows), polls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -948,8 +992,14 @@ class Store:
         await self.record_votes([(poll_id, member_id, answers, at)])
 
     async def record_votes(self, ballots: Sequence[tuple[int, int, tuple[int, ...], datetime]]) -> None:
-        """Store many ballots (poll, member, answers, cast at) in one go; returns once committed."""
-        await self.write_vote_rows([self.vote_row(*b) for b in ballots])
+        """Store many ballots (poll, member, answers, cast at) in one go; returns once committed. Raises
+        `PollClosed` if the database refused them because their poll is closed."""
+        try:
+            await self.write_vote_rows([self.vote_row(*b) for b in ballots])
+        except Exception as e:
+            if refused_as_closed(e) and len({b[0] for b in ballots}) == 1:
+                raise PollClosed(ballots[0][0]) from e
+            raise
 
     @staticmethod
     def vote_row(poll_id: int, member_id: int, answers: tuple[int, ...], at: datetime) -> tuple[int, int, str, int]:
@@ -966,8 +1016,9 @@ class Store:
         self, rows: Sequence[tuple[int, int, str, int]], *, exact: bool = False
     ) -> Awaitable[None]:
         """Write ballots from platforms' native polls (rows made by `vote_row`); the latest by cast time wins,
-        unless `exact` (a read-back sets each ballot to what the platform holds). Done once committed."""
-        return self.batcher.submit_many(_NATIVE_UPSERT if exact else _NATIVE_VOTE_SQL, rows)
+        unless `exact` (a read-back sets each ballot to what the platform holds). Done once committed; a ballot
+        the database refuses because its poll is closed is dropped (logged), the others are written."""
+        return _closed_dropped(self.batcher.submit_many(_NATIVE_UPSERT if exact else _NATIVE_VOTE_SQL, rows), rows)
 
     def enqueue_native_vote(self, poll_id: int, member_id: int, answers: tuple[int, ...], at: datetime) -> Pending:
         """One native ballot queued at once (no I/O, no coroutine; see `WriteBatcher.enqueue`): the latest by
