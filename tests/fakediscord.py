@@ -886,6 +886,12 @@ class FakeDiscord:
         member.roles = [r.id for r in roles]
         self.dispatch("GUILD_MEMBER_UPDATE", {**member.to_dict(), "guild_id": str(member.guild_id)})
 
+    def remove_member(self, member: FakeMember) -> None:
+        """A member leaves (or is kicked from) their guild; dispatches GUILD_MEMBER_REMOVE (`guild_id`, `user`),
+        which only sessions with GUILD_MEMBERS get."""
+        self.guilds[member.guild_id].members.pop(member.id, None)
+        self.dispatch("GUILD_MEMBER_REMOVE", {"guild_id": str(member.guild_id), "user": member.user.to_dict()})
+
     def find_channel(self, channel_id: int) -> tuple[FakeGuild, FakeChannel] | None:
         """Find a channel or thread by id."""
         for guild in self.guilds.values():

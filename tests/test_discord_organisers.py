@@ -78,11 +78,12 @@ async def _bot(fake: FakeDiscord, settings: Settings, clock: FakeClock, monkeypa
 
 
 def _people(fake: FakeDiscord) -> tuple[FakeGuild, FakeChannel, FakeRole, dict[str, FakeMember]]:
-    """olga, pam, rita and quinn hold the organisers' role; mia has Manage Server; alice neither."""
+    """olga, pam, rita, sam and quinn hold the organisers' role; mia has Manage Server; alice neither."""
     guild = fake.add_guild("Study Circle")
     channel = guild.add_text_channel("study")
     role = guild.add_role("Organisers")
-    members = {name: fake.add_member(guild, name, roles=[role]) for name in ("olga", "pam", "rita", "quinn")}
+    members = {name: fake.add_member(guild, name, roles=[role])
+               for name in ("olga", "pam", "rita", "sam", "quinn")}
     members["mia"] = fake.add_member(guild, "mia", permissions=MANAGE_GUILD)
     members["alice"] = fake.add_member(guild, "alice")
     return guild, channel, role, members
@@ -107,25 +108,31 @@ async def test_organisers_by_role_who_used_the_bot_are_told_privately_without_th
         fake_discord: FakeDiscord, tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without the members intent: the organisers the bot has seen act (a slash command), by role or Manage
     Server, get the low turnout by direct message, remembered across a restart; pam, named by id too, gets one;
-    rita, whose role was taken away since, gets none, nor alice (no role). quinn, who holds the role but never
-    used the bot, cannot be known without the intent (the README says so)."""
+    rita, whose role was taken away since, gets none, nor sam, who left the server (both forgotten), nor alice
+    (no role). quinn, who holds the role but never used the bot, cannot be known without the intent (the
+    README says so)."""
     fake = fake_discord
     guild, channel, role, members = _people(fake)
     settings = _settings(tmp_path, fake, guild, channel, role, [members["pam"]])
     async with _bot(fake, settings, clock, monkeypatch, guild, channel, role, members) as d:
         await turnout_scenarios.start_timeline(d)
-        for name in ("olga", "pam", "rita", "mia"):
+        for name in ("olga", "pam", "rita", "sam", "mia"):
             assert "Test study circle" in await d.say(name, "circle")
         await d.say("alice", "rsvp yes")
         fake.set_roles(members["rita"], [])  # an admin takes rita's role away; the bot gets no event of it
+        fake.remove_member(members["sam"])  # nor of sam leaving
         await d.restart()
+        remembered = await d.app.store.adapter_state("discord").items("organisers")
+        assert len(remembered) == 5, remembered  # olga, pam, rita, sam, mia
         low = await _low_turnout(d)
         for name in ("olga", "pam", "mia"):
             (told,) = await d.directs(name)
             assert LOW in told and "only 1 said yes" in told, (name, told)
-        for name in ("rita", "alice", "quinn"):
-            assert await d.directs(name) == [], name
+        for name in ("rita", "sam", "alice", "quinn"):
+            assert fake.dm_messages(members[name]) == [], name
         assert await d.pinged(low) == set()
+        kept = {key.partition("/")[2] for key, _ in await d.app.store.adapter_state("discord").items("organisers")}
+        assert kept == {str(members[n].id) for n in ("olga", "pam", "mia")}, kept  # rita and sam forgotten
     assert all(not i & INTENT_GUILD_MEMBERS for i in _identified_intents(fake))  # no privileged intent asked
     assert not fake.find_requests("GET", r"/guilds/\d+/members")  # nor the member list
     fake.assert_clean()
@@ -184,4 +191,30 @@ async def test_a_refused_members_intent_leaves_the_bot_running_and_says_what_to_
     assert "Server Members Intent" in refused[0] and "members_intent = false" in refused[0], refused
     first, *then = _identified_intents(fake)
     assert first & INTENT_GUILD_MEMBERS and then and not any(i & INTENT_GUILD_MEMBERS for i in then), (first, then)
+    fake.assert_clean()
+
+
+@pytest.mark.timeout(30)
+async def test_a_member_list_refused_at_the_deadline_falls_back_to_the_organisers_seen(
+        fake_discord: FakeDiscord, tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """`members_intent = true`, granted at the start, then switched off in the Developer Portal: List Guild
+    Members answers 403 Missing Access (50001) at the deadline; the organisers the bot has seen act are told
+    all the same, and the log says why the others are not."""
+    fake = fake_discord
+    guild, channel, role, members = _people(fake)
+    settings = _settings(tmp_path, fake, guild, channel, role, [], members_intent=True)
+    with caplog.at_level(logging.WARNING, logger="circlebot.adapters.discord"):
+        async with _bot(fake, settings, clock, monkeypatch, guild, channel, role, members) as d:
+            await turnout_scenarios.start_timeline(d)
+            assert "Test study circle" in await d.say("olga", "circle")
+            await d.say("alice", "rsvp yes")
+            fake.enabled_privileged_intents = 0
+            await _low_turnout(d)
+            (told,) = await d.directs("olga")
+            assert LOW in told, told
+            assert await d.directs("quinn") == [] and await d.directs("alice") == []
+    assert [r.status for r in fake.find_requests("GET", rf"/guilds/{guild.id}/members")] == [403]
+    assert any("could not list the members" in r.getMessage() and "50001" in r.getMessage()
+               for r in caplog.records), [r.getMessage() for r in caplog.records]
     fake.assert_clean()
