@@ -232,6 +232,45 @@ async def test_an_organiser_on_one_platform_is_one_from_the_other_once_linked(tw
 
 
 @BOTH_DATABASES
+async def test_an_organiser_by_power_level_or_role_is_one_from_the_other_account(two: TwoPlatforms) -> None:
+    """Matrix power level 50 makes pat an organiser there (in the room), and the Discord role makes dora one
+    there: once each links the other account, that account is an organiser too, while the standing was seen
+    within a week (every command showing it renews it); a week after it was last seen, no longer."""
+    from circlebot.core.domain import Authority
+
+    circle = two.app.settings.circles[0]
+    two.app.settings = two.app.settings.model_copy(update={"circles": [circle.model_copy(update={
+        "organisers": circle.organisers.model_copy(update={"discord_roles": ["345678901234567890"]})})]})
+    two.app._channels = {k: two.app.settings.circles[0] for k in two.app._channels}
+
+    async def with_standing(platform: str, name: str, text: str) -> Said:
+        authority = (Authority(power_level=50) if platform == "matrix"
+                     else Authority(roles=frozenset({"345678901234567890"})))
+        adapter = two.adapter(platform)
+        before = len(adapter.replies)
+        where = ChannelRef("matrix", ROOM) if platform == "matrix" else ChannelRef("discord", CHANNEL)
+        await two.app.dispatch(Invocation(two.user(platform, name), where, two.clock.now(), text=text,
+                                          authority=authority))
+        (reply,) = adapter.replies[before:]
+        return Said(adapter.render(reply[1]), reply[2])
+
+    for name, by_standing, other in (("pat", "matrix", "discord"), ("dora", "discord", "matrix")):
+        assert "is for the organisers" in await two.say(other, name, "skip 2026-12-03")
+        await two.link(name, first=other, then=by_standing)
+        assert "is for the organisers" in await two.say(other, name, "skip 2026-12-03")  # not seen as one yet
+        assert "is for the organisers" not in await with_standing(by_standing, name, "upcoming")
+        allowed = await two.say(other, name, "skip 2026-12-10")
+        assert "is for the organisers" not in allowed and "10 Dec" in allowed, allowed
+
+    two.clock.advance(timedelta(days=6))
+    assert "is for the organisers" not in await two.say("discord", "pat", "skip 2026-12-17")
+    two.clock.advance(timedelta(days=1, seconds=1))
+    assert "is for the organisers" in await two.say("discord", "pat", "skip 2026-12-24")
+    await with_standing("matrix", "pat", "upcoming")  # seen again: renewed
+    assert "is for the organisers" not in await two.say("discord", "pat", "skip 2026-12-24")
+
+
+@BOTH_DATABASES
 async def test_unlink_makes_the_other_account_a_member_of_its_own_again(two: TwoPlatforms) -> None:
     poll = number_after("poll", (await two.say("matrix", "olga", 'poll "Where?" "Here" "There"')).text)
     await two.link("alice")

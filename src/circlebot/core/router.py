@@ -140,10 +140,18 @@ class Router:
         return declared if declared is not None else Syntax(self.prefix(platform))
 
     def is_organiser(self, circle: CircleSettings, user: UserRef, authority: Authority) -> bool:
-        """The one permission rule: configured ids, or the platform's own standing as configured; a linked
-        person is an organiser if one of its identities is configured as one (`Store.linked_identities`)."""
-        return self._organiser_itself(circle, user, authority) or any(
-            self._organiser_itself(circle, other, _NO_AUTHORITY) for other in self.store.linked_identities(user))
+        """The one permission rule: configured ids, or the platform's own standing as configured. A linked
+        person (`Store.linked_identities`) is an organiser if one of its identities is configured as one, or was
+        seen as one by its standing within `STANDING_LIFE` (noted here, as each command shows it)."""
+        itself = self._organiser_itself(circle, user, authority)
+        others = self.store.linked_identities(user)
+        if not others:
+            return itself
+        now = self.clock.now()
+        if itself and not self._organiser_itself(circle, user, _NO_AUTHORITY):
+            self.store.note_standing(circle.slug, user, now)
+        return itself or any(self._organiser_itself(circle, other, _NO_AUTHORITY)
+                             or self.store.has_standing(circle.slug, other, now) for other in others)
 
     def _organiser_itself(self, circle: CircleSettings, user: UserRef, authority: Authority) -> bool:
         org = circle.organisers

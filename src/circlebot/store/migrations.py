@@ -494,4 +494,18 @@ MIGRATIONS: list[tuple[str, list[str | Dialects]]] = [
             ),
         ],
     ),
+    (
+        "linked accounts: when an identity of a linked person was last seen as an organiser of a circle by its "
+        "platform's standing (a Discord role, Manage Server, a Matrix power level), so the person's other "
+        "identities are organisers too",
+        [
+            # member_id: the identity's own row (not the person's); seen_at: the last command showing the standing
+            """CREATE TABLE organiser_standing (
+                circle TEXT NOT NULL,
+                member_id INTEGER NOT NULL REFERENCES members (id),
+                seen_at TEXT NOT NULL,
+                PRIMARY KEY (circle, member_id)
+            )""",
+        ],
+    ),
 ]

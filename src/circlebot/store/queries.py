@@ -333,6 +333,10 @@ _CIRCLE_CHANGED_SQL = "INSERT INTO meeting_changes (circle, at_count) VALUES (?,
 _MEETINGS_CIRCLE_CHANGED_SQL = ("INSERT INTO meeting_changes (circle, at_count) SELECT circle, ? FROM meetings "
                                 "WHERE id = ?" + _CIRCLE_CHANGED)
 ANY_CIRCLE = "*"  # in `meeting_changes`: a change whose circle is not known
+# linked accounts: an identity seen as an organiser by its platform's standing makes its person's other
+# identities organisers for this long after; the record of it is written again at most this often
+STANDING_LIFE = timedelta(days=7)
+STANDING_REFRESH = timedelta(days=1)
 REPLAN_ALL_ABOVE = 50  # more circles changed at once elsewhere than this: plan every circle again, in one go
 
 CANCEL_MEETING_SQL = ("UPDATE meetings SET status = 'cancelled', revision = revision + 1, modified_at = ? "
@@ -366,6 +370,9 @@ class Store:
         self._identity_names: dict[int, dict[tuple[str, str], str]] = {}
         # the identities of each linked person, by each identity (None: not read since the last drop)
         self._persons: dict[tuple[str, str], tuple[UserRef, ...]] | None = None
+        # when each linked identity was last seen as an organiser by standing, by (circle, platform, user id)
+        self._standing: dict[tuple[str, str, str], datetime] = {}
+        self._noting: set[asyncio.Task[None]] = set()  # standings being written
         self._polls: dict[int, PollRow] = {}
         # by (platform, channel, message id): a tuple of strings hashes faster than the MessageRef
         self._poll_of_message: dict[tuple[str, str, str], int] = {}
@@ -395,6 +402,7 @@ class Store:
             self._names.clear()
             self._identity_names.clear()
             self._persons = None
+            self._standing = {}
 
     def epoch(self, kind: str) -> int:
         """How many times the cached rows of a kind were dropped: a cache of them made at one epoch is good
@@ -553,9 +561,9 @@ class Store:
                 try:
                     rows = await self._upsert_members([(p, u, j.name) for (p, u), j in group.items()])
                     if self._persons is None:
-                        persons = await self._read_persons()
+                        persons, standing = await self._read_persons()
                         if self._epoch[MEMBERS] == epoch:
-                            self._persons = persons
+                            self._persons, self._standing = persons, standing
                 except Exception as e:
                     for j in group.values():
                         if not j.done.done():
@@ -608,15 +616,61 @@ class Store:
         shown.names = frozenset(seen.values())
         return shown
 
-    async def _read_persons(self) -> dict[tuple[str, str], tuple[UserRef, ...]]:
-        """Every linked person's identities, by each of its identities."""
+    async def _read_persons(self) -> tuple[dict[tuple[str, str], tuple[UserRef, ...]],
+                                           dict[tuple[str, str, str], datetime]]:
+        """Every linked person's identities, by each of its identities; and when identities were last seen as
+        organisers by standing (`note_standing`)."""
         rows = await self.db.fetchall(
             "SELECT coalesce(linked_to, id) AS person, platform, user_id, name FROM members WHERE linked_to IS NOT "
             "NULL OR id IN (SELECT linked_to FROM members WHERE linked_to IS NOT NULL) ORDER BY person, id")
         people: dict[int, list[UserRef]] = {}
         for r in rows:
             people.setdefault(int(r[0]), []).append(UserRef(r[1], r[2], r[3]))
-        return {(u.platform, u.id): tuple(group) for group in people.values() for u in group}
+        standing = await self.db.fetchall(
+            "SELECT s.circle, m.platform, m.user_id, s.seen_at FROM organiser_standing s "
+            "JOIN members m ON m.id = s.member_id")
+        return ({(u.platform, u.id): tuple(group) for group in people.values() for u in group},
+                {(r[0], r[1], r[2]): from_ts(r[3]) for r in standing})
+
+    def note_standing(self, circle: str, user: UserRef, now: datetime) -> None:
+        """A linked identity was seen as an organiser of `circle` by its platform's standing (a role, a power
+        level): its person's other identities are organisers there for STANDING_LIFE (`has_standing`). Kept in
+        the database (at most once per STANDING_REFRESH), counted as a change of members so other processes
+        read it. No I/O here: the write is a task of the store's."""
+        if self._persons is None or (user.platform, user.id) not in self._persons:
+            return
+        key = (circle, user.platform, user.id)
+        seen = self._standing.get(key)
+        if seen is not None and now - seen < STANDING_REFRESH:
+            return
+        self._standing[key] = now
+        task = asyncio.get_running_loop().create_task(self._keep_standing(circle, user, now),
+                                                      name="circlebot-organiser-standing")
+        self._noting.add(task)
+        task.add_done_callback(self._kept_standing)
+
+    def _kept_standing(self, task: asyncio.Task[None]) -> None:
+        self._noting.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("could not keep an organiser's standing", exc_info=task.exception())
+
+    async def _keep_standing(self, circle: str, user: UserRef, now: datetime) -> None:
+        """Write a standing `note_standing` cached already; other processes drop their member caches to read
+        it, this one keeps them (a drop here would lose the standing until the next look-up)."""
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO organiser_standing (circle, member_id, seen_at) SELECT ?, id, ? FROM members "
+                "WHERE platform = ? AND user_id = ? ON CONFLICT (circle, member_id) DO UPDATE SET "
+                "seen_at = excluded.seen_at", (circle, ts(now), user.platform, user.id))
+            count = await self._count_change(conn, MEMBERS)
+        if self._counts is not None and self._counts.get(MEMBERS, 0) == count - 1:
+            self._counts[MEMBERS] = count
+
+    def has_standing(self, circle: str, user: UserRef, now: datetime) -> bool:
+        """Whether this linked identity was seen as an organiser of `circle` by standing within STANDING_LIFE
+        (as cached with the person's identities). No I/O."""
+        seen = self._standing.get((circle, user.platform, user.id))
+        return seen is not None and now - seen < STANDING_LIFE
 
     def linked_identities(self, user: UserRef) -> tuple[UserRef, ...]:
         """The other identities of this identity's person (linked accounts), as cached when the identity was
