@@ -218,3 +218,23 @@ async def test_a_member_list_refused_at_the_deadline_falls_back_to_the_organiser
     assert any("could not list the members" in r.getMessage() and "50001" in r.getMessage()
                for r in caplog.records), [r.getMessage() for r in caplog.records]
     fake.assert_clean()
+
+
+@pytest.mark.timeout(30)
+async def test_without_the_members_intent_a_role_nobody_was_seen_holding_is_logged_with_what_to_do(
+        fake_discord: FakeDiscord, tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """No holder of the organisers' role has used the bot (the syllabus planned the meeting): nobody can be
+    told by role without the members intent, and the log says so, naming the role and the ways out."""
+    fake = fake_discord
+    guild, channel, role, members = _people(fake)
+    settings = _settings(tmp_path, fake, guild, channel, role, [])
+    with caplog.at_level(logging.WARNING, logger="circlebot.adapters.discord"):
+        async with _bot(fake, settings, clock, monkeypatch, guild, channel, role, members) as d:
+            await turnout_scenarios.start_timeline(d)
+            await d.say("alice", "rsvp yes")
+            await _low_turnout(d)
+            assert all(fake.dm_messages(m) == [] for m in members.values())
+    (said,) = [r.getMessage() for r in caplog.records if "has not seen anyone holding" in r.getMessage()]
+    assert str(role.id) in said and "members_intent = true" in said and "discord_users" in said, said
+    fake.assert_clean()

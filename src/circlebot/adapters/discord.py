@@ -734,6 +734,7 @@ class DiscordAdapter:
                 log.warning("could not list the members of Discord server %s (%s %s: %s); telling the organisers "
                             "by role the bot has seen act", guild.id, e.status, e.code, e.text)
         out: list[UserRef] = []
+        held: set[str] = set()  # the roles of `roles` someone known holds
         for item, _ in await self._lookups.state.items(self.STANDING):
             gid, _, uid = item.partition("/")
             if gid != str(guild.id) or not uid.isdigit():
@@ -744,10 +745,18 @@ class DiscordAdapter:
                 member = None  # left the server
             if member is not None and organiser(member):
                 out.append(person(member))
+                held |= wanted & {str(r.id) for r in member.roles}
             perms = member.guild_permissions if member is not None else None
             now_held = (self._standing_of(member, bool(perms and (perms.manage_guild or perms.administrator)))
                         if member is not None else (frozenset[str](), False))
             await self._keep_standing((gid, uid), *now_held)
+        # the roles of this server (a circle on two servers names the roles of both) whose holders are unknown
+        unknown = sorted(r for r in wanted - held if r.isdigit() and guild.get_role(int(r)) is not None)
+        if unknown:
+            log.warning("the bot has not seen anyone holding the organiser role(s) %s of Discord server %s use it, "
+                        "so no holder of them is told: set [discord] members_intent = true (with \"Server Members "
+                        "Intent\" on in the Developer Portal), have them use the bot once (any command), or name "
+                        "them in discord_users", ", ".join(unknown), guild.id)
         return out
 
     async def _on_command(self, interaction: discord.Interaction[Any]) -> None:
