@@ -679,6 +679,8 @@ class DiscordAdapter:
         self._spawn(self._keep_standing(key, roles, manages), "discord-standing")
 
     async def _keep_standing(self, key: tuple[str, str], roles: frozenset[str], manages: bool) -> None:
+        """Record (guild, user)'s organiser standing as seen now in the database, or forget it when there is
+        none; reads what earlier runs recorded the first time, one at a time."""
         state = self._lookups.state
         async with self._standing_lock:
             if self._standing is None:
