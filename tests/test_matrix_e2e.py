@@ -444,7 +444,7 @@ async def test_encrypted_votes_are_read_back_at_a_restart_and_those_cast_while_d
 
 
 @pytest.mark.timeout(60)
-async def test_a_direct_chat_a_member_opens_encrypted_is_answered_encrypted(
+async def test_a_direct_chat_a_member_opens_encrypted_is_answered_encrypted_and_marked_direct(
     matrix_user: MakeUser, members: Callable[..., Any], tmp_path: Path, store: Store, clock: FakeClock
 ) -> None:
     async with encrypted_circle(matrix_user, members, tmp_path, store, clock) as (bot, _room, _olga, alice):
@@ -464,6 +464,8 @@ async def test_a_direct_chat_a_member_opens_encrypted_is_answered_encrypted(
         answer = await alice.wait_for(dm, from_bot(bot_id, "m.room.message", reply_to=ask))
         assert answer["content"]["body"]
         assert (await raw_event(alice.account, dm, answer["event_id"]))["type"] == "m.room.encrypted"
+        # the bot's own clients list it with its direct chats, under alice, as a room the bot opened would be
+        assert await direct_rooms_of(bot.bot) == {alice.user_id: [dm]}
 
 
 # the direct rooms the bot opens, and files ---------------------------------------------------------------

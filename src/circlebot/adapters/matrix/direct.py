@@ -103,8 +103,9 @@ class Direct(Host):
                         user_id, resp.status)
 
     async def _join_direct(self, room_id: str, state: Sequence[Any]) -> bool:
-        """Join a direct room a member invited the bot to (they may vote unseen from it) and remember it; False
-        when the invitation is not one (or the join failed)."""
+        """Join a direct room a member invited the bot to (they may vote unseen from it), remember it, and mark
+        it as the bot's direct chat with them in ``m.direct`` (as for a room the bot opens: its own clients list
+        it so); False when the invitation is not one (or the join failed)."""
         if not await self._direct_from_member(state):
             return False
         resp = await self.client.join(room_id)
@@ -116,6 +117,7 @@ class Direct(Host):
         self._dm_rooms.add(room_id)
         await self._lookups.state.set_setting("dm_rooms", json.dumps(self._dms))
         log.info("matrix: joined the direct room %s opened by %s", room_id, sender)
+        await self._mark_direct(sender, room_id)
         return True
 
     async def _direct_from_member(self, state: Sequence[Any]) -> bool:
