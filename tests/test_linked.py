@@ -172,6 +172,26 @@ async def test_votes_from_both_accounts_count_once_and_the_last_stands(two: TwoP
 
 
 @BOTH_DATABASES
+async def test_a_poll_closed_before_the_link_keeps_the_results_it_announced(two: TwoPlatforms) -> None:
+    """The closed poll's results were posted (and the database refuses any ballot in it): linking later merges
+    the ballots of open polls only, so what was announced stays true."""
+    closed = number_after("poll", (await two.say("matrix", "olga", 'poll "Done?" "Yes" "No"')).text)
+    still = number_after("poll", (await two.say("matrix", "olga", 'poll "Open?" "Yes" "No"')).text)
+    for poll in (closed, still):
+        await two.say("discord", "alice", f"vote {poll} 1")
+        await two.say("matrix", "alice", f"vote {poll} 2")
+    assert "(closed, 2 voter(s))" in await two.say("matrix", "olga", f"poll close {closed}")
+    await two.link("alice")
+    shown = await two.say("matrix", "olga", f"poll results {closed}")
+    assert "(closed, 2 voter(s))" in shown and "1. Yes: 1" in shown and "2. No: 1" in shown, shown
+    shown = await two.say("matrix", "olga", f"poll results {still}")
+    assert "(open, 1 voter(s))" in shown, shown
+    assert "Unlinked" in await two.say("matrix", "alice", "unlink")
+    shown = await two.say("matrix", "olga", f"poll results {closed}")
+    assert "(closed, 2 voter(s))" in shown and "1. Yes: 1" in shown and "2. No: 1" in shown, shown
+
+
+@BOTH_DATABASES
 async def test_a_read_back_on_one_platform_keeps_a_later_vote_from_the_other(two: TwoPlatforms) -> None:
     """A linked person's ballot is their latest vote from either platform. Reading back Discord's poll after a
     reconnect (untimed: what each voter holds now) must not put back their older Discord vote, nor withdraw a

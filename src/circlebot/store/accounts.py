@@ -62,16 +62,17 @@ class LinkResult:
 
 
 # (table, the columns that, with member_id, identify a row, the column that decides which of two rows stays,
-# which one stays: "latest" or "earliest"; None: the canonical member's row stays)
-_MERGED: tuple[tuple[str, tuple[str, ...], str | None, str], ...] = (
-    ("rsvps", ("meeting_id",), "at", "latest"),
-    ("votes", ("poll_id",), "cast_at", "latest"),
-    ("checkins", ("meeting_id",), "at", "earliest"),
-    ("reading_progress", ("meeting_id",), "at", "latest"),
-    ("record_settings", ("circle", "name"), "at", "latest"),
-    ("facilitator_passes", ("meeting_id",), None, ""),
-    ("dm_reminders", ("circle",), "at", "latest"),
-    ("dm_sent", ("meeting_id", "starts_at"), None, ""),
+# which one stays: "latest" or "earliest"; None: the canonical member's row stays; which rows are merged at all)
+_OPEN_POLLS = " AND poll_id IN (SELECT id FROM polls WHERE closed_at IS NULL)"  # a closed poll's results stand
+_MERGED: tuple[tuple[str, tuple[str, ...], str | None, str, str], ...] = (
+    ("rsvps", ("meeting_id",), "at", "latest", ""),
+    ("votes", ("poll_id",), "cast_at", "latest", _OPEN_POLLS),
+    ("checkins", ("meeting_id",), "at", "earliest", ""),
+    ("reading_progress", ("meeting_id",), "at", "latest", ""),
+    ("record_settings", ("circle", "name"), "at", "latest", ""),
+    ("facilitator_passes", ("meeting_id",), None, "", ""),
+    ("dm_reminders", ("circle",), "at", "latest", ""),
+    ("dm_sent", ("meeting_id", "starts_at"), None, "", ""),
 )
 # columns naming a member that are not part of a row's identity: simply the person's from now on
 _REFERS: tuple[tuple[str, str], ...] = (
@@ -85,20 +86,21 @@ _REFERS: tuple[tuple[str, str], ...] = (
 
 async def _merge(conn: Connection, keep: int, other: int, now: datetime) -> None:
     """Move every row of member `other` to member `keep`; where both have one, the rule of its table decides
-    which stays."""
-    for table, key, order, which in _MERGED:
+    which stays. A closed poll's ballots stay as they were (its results were announced): the joining identity
+    keeps its own there."""
+    for table, key, order, which, only in _MERGED:
         same = " AND ".join(f"o.{k} = {table}.{k}" for k in key)
         if order is None:
-            await conn.execute(f"DELETE FROM {table} WHERE member_id = ? AND EXISTS "
+            await conn.execute(f"DELETE FROM {table} WHERE member_id = ?{only} AND EXISTS "
                                f"(SELECT 1 FROM {table} o WHERE o.member_id = ? AND {same})", (other, keep))
         else:
             wins = ">=" if which == "latest" else "<="  # ties: the canonical member's row stays
-            await conn.execute(f"DELETE FROM {table} WHERE member_id = ? AND EXISTS (SELECT 1 FROM {table} o "
+            await conn.execute(f"DELETE FROM {table} WHERE member_id = ?{only} AND EXISTS (SELECT 1 FROM {table} o "
                                f"WHERE o.member_id = ? AND {same} AND o.{order} {wins} {table}.{order})",
                                (other, keep))
-            await conn.execute(f"DELETE FROM {table} WHERE member_id = ? AND EXISTS "
+            await conn.execute(f"DELETE FROM {table} WHERE member_id = ?{only} AND EXISTS "
                                f"(SELECT 1 FROM {table} o WHERE o.member_id = ? AND {same})", (keep, other))
-        await conn.execute(f"UPDATE {table} SET member_id = ? WHERE member_id = ?", (keep, other))
+        await conn.execute(f"UPDATE {table} SET member_id = ? WHERE member_id = ?{only}", (keep, other))
     # one calendar link per circle: the person's stays, the joining identity's is retired where both have one
     await conn.execute(
         "UPDATE web_links SET retired_at = ? WHERE member_id = ? AND retired_at IS NULL AND circle IN "
