@@ -76,10 +76,11 @@ class TwoPlatforms:
         return await self.say(then, name, f"link {code}")
 
 
-async def open_two(tmp_path: Path, database: str, clock: FakeClock) -> tuple[TwoPlatforms, Store]:
+async def open_two(tmp_path: Path, database: str, clock: FakeClock, **circle: object
+                   ) -> tuple[TwoPlatforms, Store]:
     settings = make_settings(tmp_path, database=database, circles=[circle_config(
         where={"discord_channels": [CHANNEL], "matrix_rooms": [ROOM]},
-        organisers={"matrix_users": ["@olga:example.org"]})])
+        organisers={"matrix_users": ["@olga:example.org"]}, **circle)])
     store = Store(await Database.open(settings.database))
     store.batcher.start()
     app = App(settings, store, load_collection(settings.readings), clock)
@@ -240,6 +241,41 @@ async def test_rsvps_from_both_accounts_are_one(two: TwoPlatforms) -> None:
     assert "RSVPs: 0 yes, 1 maybe, 0 no" in await two.say("matrix", "bob", "upcoming"), shown
     assert shown.text.count("alice") == 1, shown
     await timeline.close()
+
+
+@BOTH_DATABASES
+@pytest.mark.parametrize("capacity", [2, 1])
+async def test_a_place_freed_by_a_link_goes_to_the_first_waiting_and_a_held_place_is_kept(
+        tmp_path: Path, database: str, clock: FakeClock, capacity: int) -> None:
+    """Capacity 2: alice said yes from both accounts, taking both places, and bob waits. Linked, alice holds
+    one place: the other goes to bob, who is told. With capacity 1, alice's place (Discord) is kept though her
+    later yes (Matrix) was waiting: linking never costs a place."""
+    bot, store = await open_two(tmp_path, database, clock, turnout={"capacity": capacity})
+    timeline = await turnout_scenarios.start_timeline(bot)  # type: ignore[arg-type]
+    try:
+        assert "You have a place" in await bot.say("discord", "alice", "rsvp yes")
+        bot.clock.advance(timedelta(seconds=1))
+        second = await bot.say("matrix", "alice", "rsvp yes")
+        if capacity == 2:
+            assert "You have a place" in second, second
+            assert "number 1 on the waitlist" in await bot.say("discord", "bob", "rsvp yes")
+        else:
+            assert "number 1 on the waitlist" in second, second
+        await bot.link("alice")
+        upcoming = await bot.say("matrix", "bob", "upcoming")
+        if capacity == 2:
+            told = [bot.matrix.render(p) for _, p, _ in bot.matrix.sent if "A place has freed up" in
+                    bot.matrix.render(p)]
+            assert len(told) == 1 and "bob, you are in" in told[0], told
+            assert "RSVPs: 2 yes, 0 maybe, 0 no; full (2 places)" in upcoming, upcoming
+        else:
+            assert "RSVPs: 1 yes, 0 maybe, 0 no; full (1 places)" in upcoming, upcoming
+            shown = await bot.say("matrix", "olga", "attendance 1")
+            assert "RSVP yes (1): alice" in shown and "Waitlist (0, 1 places): -" in shown, shown
+    finally:
+        await timeline.close()
+        await store.batcher.stop()
+        await store.db.close()
 
 
 @BOTH_DATABASES

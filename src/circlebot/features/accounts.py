@@ -9,7 +9,9 @@ from circlebot.core.commands import TEXT, Command, Param, Reply, UsageError
 from circlebot.core.context import Context
 from circlebot.core.domain import UserRef
 from circlebot.core.text import Text, when
+from circlebot.features.attendance import tell_promoted
 from circlebot.store.accounts import CODE_LIFE, MAX_WRONG, Accounts, LinkOutcome, read_code, shown_code
+from circlebot.store.turnout import TurnoutStore
 
 PLATFORM_NAMES = {"discord": "Discord", "matrix": "Matrix", "console": "the console"}
 
@@ -35,6 +37,19 @@ def _hint(ctx: Context, code: str) -> str:
     return " (or ".join(ways[:1] + [w + ")" for w in ways[1:]]) if len(ways) > 1 else ways[0]
 
 
+async def _fill_freed_places(ctx: Context) -> None:
+    """Two yes answers of one person became one: in circles with a capacity, the places that frees go to the
+    first waiting, who are told as when a member says no."""
+    for circle in ctx.bot.settings.circles:
+        capacity = circle.turnout.capacity
+        if capacity is None:
+            continue
+        for m in await ctx.store.meetings(circle.slug, ending_after=ctx.now):
+            promoted = await TurnoutStore(ctx.store.db).fill(m.id, capacity)
+            if promoted:
+                await tell_promoted(ctx.bot, circle, m, promoted)
+
+
 async def link(ctx: Context, code: str | None = None) -> Reply:
     accounts = Accounts(ctx.store)
     if code is None:
@@ -51,6 +66,8 @@ async def link(ctx: Context, code: str | None = None) -> Reply:
     result = await accounts.redeem(ctx.user, digits, ctx.now)
     unlink = ctx.syntax.example(ctx.bot.commands.get(("unlink",)) or _UNLINK)
     again = ctx.syntax.example(_LINK)
+    if result.outcome is LinkOutcome.LINKED:
+        await _fill_freed_places(ctx)
     match result.outcome:
         case LinkOutcome.LINKED:
             text: Text | str = (f"Linked: {_accounts(result.identities)} are one member now: one vote in each "

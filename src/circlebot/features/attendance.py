@@ -52,7 +52,7 @@ async def _answer(bot: Bot, circle: CircleSettings, m: Meeting, member_id: int, 
         return ""
     done = await TurnoutStore(bot.store.db).answer(m.id, member_id, answer, at, capacity)
     if done.promoted:
-        await _tell_promoted(bot, circle, m, done.promoted)
+        await tell_promoted(bot, circle, m, done.promoted)
     if done.waiting is not None:
         return (f" The meeting is full ({capacity} places): you are number {done.waiting} on the waitlist. "
                 "I will say so here when a place frees up for you.")
@@ -61,7 +61,8 @@ async def _answer(bot: Bot, circle: CircleSettings, m: Meeting, member_id: int, 
     return ""
 
 
-async def _tell_promoted(bot: Bot, circle: CircleSettings, m: Meeting, promoted: tuple[UserRef, ...]) -> None:
+async def tell_promoted(bot: Bot, circle: CircleSettings, m: Meeting, promoted: tuple[UserRef, ...]) -> None:
+    """Say in every location of the circle who a freed place at meeting `m` went to (mentioning them)."""
     reading = bot.readings.get(m.reading)
     title = reading.title if reading else m.reading
     names = ", ".join(u.display for u in promoted)

@@ -87,7 +87,16 @@ _REFERS: tuple[tuple[str, str], ...] = (
 async def _merge(conn: Connection, keep: int, other: int, now: datetime) -> None:
     """Move every row of member `other` to member `keep`; where both have one, the rule of its table decides
     which stays. A closed poll's ballots stay as they were (its results were announced): the joining identity
-    keeps its own there."""
+    keeps its own there. Two yes answers to one meeting keep the better standing (a place before a turn on the
+    waitlist, the earlier turn before a later), so linking never costs a place; places it frees are the
+    caller's to fill (`TurnoutStore.fill`)."""
+    better = ("o.answer = 'yes' AND ((o.waitlisted_at IS NULL AND rsvps.waitlisted_at IS NOT NULL) "
+              "OR o.waitlisted_at < rsvps.waitlisted_at)")
+    await conn.execute("DELETE FROM rsvps WHERE member_id = ? AND answer = 'yes' AND EXISTS (SELECT 1 FROM rsvps o "
+                       f"WHERE o.member_id = ? AND o.meeting_id = rsvps.meeting_id AND {better})", (keep, other))
+    await conn.execute("DELETE FROM rsvps WHERE member_id = ? AND answer = 'yes' AND EXISTS (SELECT 1 FROM rsvps o "
+                       "WHERE o.member_id = ? AND o.meeting_id = rsvps.meeting_id AND o.answer = 'yes')",
+                       (other, keep))
     for table, key, order, which, only in _MERGED:
         same = " AND ".join(f"o.{k} = {table}.{k}" for k in key)
         if order is None:
