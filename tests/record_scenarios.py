@@ -100,18 +100,18 @@ async def attendance_history(d: Driver) -> None:
 
     own = await d.say("alice", "attendance")  # a member's own record, privately
     assert own.private and "Attendance of alice" in own, own
-    assert "came to 3 of 4 meeting(s) (0 walk-in); 0 no-show, 1 excused; attendance rate 100%" in own, own
+    assert "came to 3 of 4 meetings (0 walk-in); 0 no-show, 1 excused; attendance rate 100%" in own, own
     lines = own.text.split("\n")
     assert "#1" in lines[1] and "came (said yes)" in lines[1] and "#3" in lines[3] and "excused" in lines[3], own
     assert "Streak" not in own  # off until she turns it on
     assert "Streaks on" in await d.say("alice", "streaks on")
     streak = await d.say("alice", "attendance me")
-    assert streak.private and "Streak: 3 meeting(s) in a row (longest: 3)" in streak, streak  # #3 excused
+    assert streak.private and "Streak: 3 meetings in a row (longest: 3)" in streak, streak  # #3 excused
 
     bob = await d.say("bob", "attendance me")
-    assert "came to 0 of 3 meeting(s) (0 walk-in); 3 no-show, 0 excused; attendance rate 0%" in bob, bob
+    assert "came to 0 of 3 meetings (0 walk-in); 3 no-show, 0 excused; attendance rate 0%" in bob, bob
     dan = await d.say("dan", "attendance me")
-    assert "came to 1 of 3 meeting(s) (1 walk-in)" in dan and "walk-in" in dan.text.split("\n")[1], dan
+    assert "came to 1 of 3 meetings (1 walk-in)" in dan and "walk-in" in dan.text.split("\n")[1], dan
 
     circle = await d.say(o, "attendance")
     assert "Missed the last 3 meetings they said yes to: bob." in circle, circle
@@ -141,7 +141,7 @@ async def record_export(d: Driver) -> None:
     d.clock.set(FIRST_START + timedelta(hours=3))
 
     answer = await d.say(o, "attendance export")
-    assert answer.private and "3 row(s)" in answer and "Europe/London" in answer, answer
+    assert answer.private and "3 rows" in answer and "Europe/London" in answer, answer
     assert len(answer.files) == 1, answer
     name, data = answer.files[0]
     assert name.startswith("study-record-") and name.endswith(".csv"), name
@@ -159,7 +159,7 @@ async def record_export(d: Driver) -> None:
     assert {r["platform"] for r in rows} == {next(iter(d.app.adapters))}
 
     later = await d.say(o, "attendance export --from 2026-11-27")
-    assert "0 row(s)" in later and len(later.files) == 1, later
+    assert "0 rows" in later and len(later.files) == 1, later
     backwards = await d.say(o, "attendance export --from 2026-12-01 --to 2026-11-01")
     assert "before it starts" in backwards and not backwards.files, backwards
 

@@ -240,7 +240,7 @@ async def test_native_votes_are_stored_changed_and_removed(bot: DiscordDriver, f
     await bot.wait_votes(6)
     results = await bot.say("carol", f"poll results {poll}")
     assert "1. Mon: 0" in results and "2. Wed: 1" in results and "3. Thu: 1" in results, results
-    assert "(open, 1 voter(s))" in results
+    assert "(open, 1 voter)" in results
 
 
 async def test_poll_close_ends_the_native_poll_early(bot: DiscordDriver, fake_discord: FakeDiscord) -> None:
@@ -301,7 +301,7 @@ async def test_a_restart_reads_back_the_votes_cast_while_the_bot_was_down(
     await bot.start()
     results = await bot.say("carol", f"poll results {poll}")
     assert "1. Mon: 1" in results and "2. Wed: 2" in results and "3. Thu: 2" in results, results
-    assert "(open, 3 voter(s))" in results
+    assert "(open, 3 voters)" in results
     assert len(fake_discord.find_requests("GET", rf"/channels/{bot.channel.id}/polls/{mid}/answers/\d")) == 3
 
 

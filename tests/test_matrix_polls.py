@@ -67,7 +67,7 @@ async def test_votes_and_reaction_rsvps_are_not_lost_when_storing_them_fails(
     await d.bot.processed(vote)
     await d.bot.processed(yes)
     results = await d.say("carol", f"poll results {poll}")
-    assert "2. Tue: 1" in results and "1 voter(s)" in results, results
+    assert "2. Tue: 1" in results and "1 voter" in results, results
     assert {u.id: a for u, a in await store.rsvps(meeting.id)} == {bob.user_id: RsvpAnswer.YES}
 
 
@@ -87,7 +87,7 @@ async def test_a_redacted_poll_response_gives_back_the_previous_one(matrix_drive
     await d.bot.processed(await redact(bob.client, d.room_id, only))  # bob's only response: no vote
     results = await d.say("dan", f"poll results {poll}")
     assert "1. Mon: 1" in results and "2. Tue: 0" in results and "3. Wed: 0" in results, results
-    assert "1 voter(s)" in results
+    assert "1 voter" in results
 
     await d.vote("carol", poll, [2])
     last = await d.respond("carol", poll, ["a3"])
@@ -187,4 +187,4 @@ async def test_members_vote_in_a_secret_poll_from_their_direct_room_unseen(matri
     room = await messages(d.users["olga"].client, d.room_id)
     assert not any("counted" in str((e.get("content") or {}).get("body")) for e in room)
     closed = await d.say("olga", f"poll close {poll}")
-    assert "2. No: 1" in closed and "1 voter(s)" in closed, closed
+    assert "2. No: 1" in closed and "1 voter" in closed, closed

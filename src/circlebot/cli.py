@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from circlebot import config as config_mod
+from circlebot.core.text import count
 from circlebot.readings import Collection, load_collection
 from circlebot.readings.cache import default_cache_path
 
@@ -162,7 +163,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(f"{path}: {p}", file=sys.stderr)
     if problems:
         return 2
-    print(f"{path}: OK: {len(settings.circles)} circle(s), {len(collection)} reading(s) in {settings.readings}.")
+    print(f"{path}: OK: {count(len(settings.circles), 'circle')}, {count(len(collection), 'reading')} in "
+          f"{settings.readings}.")
     return 0
 
 
@@ -216,8 +218,8 @@ def cmd_readings(args: argparse.Namespace) -> int:
             print(f"warning: {warning}", file=sys.stderr)
         for err in checked.errors:
             print(err, file=sys.stderr)
-        print(f"{len(checked.collection)} reading(s) loaded, {len(checked.errors)} error(s), "
-              f"{len(checked.warnings)} warning(s) in {directory}.")
+        print(f"{count(len(checked.collection), 'reading')} loaded, {count(len(checked.errors), 'error')}, "
+              f"{count(len(checked.warnings), 'warning')} in {directory}.")
         return 1 if checked.errors else 0
     collection = _load_readings(directory)
     for err in collection.errors:
@@ -504,7 +506,7 @@ def cmd_export_csv(args: argparse.Namespace) -> int:
         sys.stdout.flush()
     else:
         Path(args.output).write_bytes(data)
-        print(f"wrote {args.output} ({rows} row(s))")
+        print(f"wrote {args.output} ({count(rows, 'row')})")
     return 0
 
 

@@ -39,7 +39,8 @@ class ConfigError(Exception):
     def __init__(self, path: Path, problems: list[str]) -> None:
         self.path = path
         self.problems = problems
-        super().__init__(f"{path}: {len(problems)} problem(s)\n" + "\n".join(f"  {p}" for p in problems))
+        noun = "problem" if len(problems) == 1 else "problems"
+        super().__init__(f"{path}: {len(problems)} {noun}\n" + "\n".join(f"  {p}" for p in problems))
 
 
 def parse_duration(value: Any) -> timedelta:

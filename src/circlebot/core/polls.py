@@ -28,6 +28,7 @@ from circlebot.core.domain import (
     VoteCast,
     VoteChange,
 )
+from circlebot.core.text import count
 from circlebot.store import PollRow, Store
 from circlebot.store.db import Pending, written
 
@@ -66,7 +67,7 @@ def results_text(results: PollResults, *, hide_counts: bool = False) -> str:
         lines += [f"{i}. {a}" for i, a in enumerate(poll.answers, 1)]
         lines.append("This is a secret poll: counts are shown when it closes.")
         return "\n".join(lines)
-    lines = [f"**Poll #{poll.id}: {poll.question}** ({state}, {results.voters} voter(s))"]
+    lines = [f"**Poll #{poll.id}: {poll.question}** ({state}, {count(results.voters, 'voter')})"]
     # a share is of the voters: in a multi-answer poll one voter counts for several answers, so the shares of
     # votes would not say how many people want an answer
     total = (results.voters if poll.multi else sum(results.counts)) or 1

@@ -207,6 +207,12 @@ def _segment(item: object) -> Segment:
     raise ValueError(f"a segment is a string, a time or a command, not {_shown(item)}")
 
 
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """A number with its noun in the form that goes with it: "1 voter", "2 voters" (`plural` where adding an s
+    is wrong)."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def when(dt: datetime, style: TimeStyle = TimeStyle.FULL) -> Text:
     """A time in a post, as a part each platform renders (Discord in each reader's zone; others the circle's)."""
     return Text(TimeValue(dt, style))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from circlebot.config import CircleSettings
 from circlebot.core.commands import MEETING, NUMBER, TEXT, Command, Param, UsageError
 from circlebot.core.context import Bot, Context
-from circlebot.core.text import fold
+from circlebot.core.text import count, fold
 from circlebot.features.common import meeting_or_error, meeting_title
 from circlebot.readings import Part, Reading
 from circlebot.readings.starter_questions import starter_questions
@@ -131,7 +131,7 @@ async def questions_remove(ctx: Context, number: int, meeting: int | None) -> st
     items, _ = await _listed(ctx, m, ctx.readings.get(m.reading))
     if not 1 <= number <= len(items):
         raise UsageError(
-            f"meeting #{m.id} has {len(items)} question(s); `{ctx.prefix}questions {m.id}` shows their numbers."
+            f"meeting #{m.id} has {count(len(items), 'question')}; `{ctx.prefix}questions {m.id}` shows their numbers."
         )
     item = items[number - 1]
     if item.added_id is not None:

@@ -6,6 +6,7 @@ import asyncio
 
 from circlebot.core.commands import READING, TEXT, Command, Param
 from circlebot.core.context import Context
+from circlebot.core.text import count
 from circlebot.features.common import reading_or_error
 from circlebot.readings import Reading
 
@@ -21,7 +22,8 @@ async def readings(ctx: Context, words: tuple[str, ...] | None) -> str:
     hits = await asyncio.to_thread(ctx.readings.index.search, query, SEARCH_LIMIT)
     if not hits:
         return f"No reading matches {query[:80]!r}. `{ctx.prefix}readings` lists them all."
-    lines = [f"**{len(hits)}{'+' if len(hits) == SEARCH_LIMIT else ''} reading(s) matching {query[:80]!r}**"]
+    found = f"{len(hits)}+ readings" if len(hits) == SEARCH_LIMIT else count(len(hits), "reading")
+    lines = [f"**{found} matching {query[:80]!r}**"]
     for hit in hits:
         r = ctx.readings.get(hit.slug)
         meta = f" ({r.published.year}, {r.minutes} min)" if r else ""
@@ -36,7 +38,7 @@ def _listing(ctx: Context) -> str:
     found = ctx.readings.search("")
     if not found:
         return "The collection is empty: add Markdown files to the readings directory."
-    lines = [f"**{len(found)} reading(s)**"]
+    lines = [f"**{count(len(found), 'reading')}**"]
     for r in found[:LIST_LIMIT]:
         tags = f" [{', '.join(r.tags)}]" if r.tags else ""
         lines.append(f"`{r.slug}`: {r.title} ({r.published.year}, {r.minutes} min){tags}")
@@ -69,7 +71,7 @@ async def reading(ctx: Context, slug: str) -> str:
         lines += ["", "**Sections**"]
         lines += [f"{i}. {s.title} ({s.minutes} min)" for i, s in enumerate(r.sections, 1)]
     lines += ["", *parts_text(r, ctx.circle.part_minutes)]
-    lines += ["", f"{len(r.questions)} discussion question(s): `{ctx.prefix}questions` during a meeting on it."]
+    lines += ["", f"{count(len(r.questions), 'discussion question')}: `{ctx.prefix}questions` during a meeting on it."]
     if r.tags:
         lines.append(f"Tags: {', '.join(r.tags)}")
     return "\n".join(lines)

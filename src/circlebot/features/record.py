@@ -23,7 +23,7 @@ from circlebot.core.commands import (
 )
 from circlebot.core.context import Bot, Context, EventHandler
 from circlebot.core.domain import ProgressCast, RsvpAnswer
-from circlebot.core.text import Text, cmd, when
+from circlebot.core.text import Text, cmd, count, when
 from circlebot.core.timeline import PostKind, PostLines
 from circlebot.core.timeline.compose import PostSources
 from circlebot.features.common import meeting_or_error, meeting_title
@@ -200,7 +200,8 @@ async def member_record(ctx: Context, member_id: int, name: str) -> Text | str:
     expected = len(counted) - n[Mark.EXCUSED]  # the rate leaves out the meetings they said no to
     rate = f"attendance rate {round(100 * came / expected)}%" if expected else "no attendance rate yet"
     lines: list[Text | str] = [
-        f"**Attendance of {name}**, last {len(last)} meeting(s): came to {came} of {len(counted)} meeting(s) "
+        f"**Attendance of {name}**, last {count(len(last), 'meeting')}: came to {came} of "
+        f"{count(len(counted), 'meeting')} "
         f"({n[Mark.WALK_IN]} walk-in); {n[Mark.NO_SHOW]} no-show, {n[Mark.EXCUSED]} excused; {rate}"
         + (" (excused meetings left out)." if n[Mark.EXCUSED] and expected else ".")]
     for p, m in zip(last, last_marks, strict=True):
@@ -215,7 +216,7 @@ async def member_record(ctx: Context, member_id: int, name: str) -> Text | str:
                      + f": {meeting_title(ctx, p.meeting)}: {detail}")
     if own and await queries.setting(ctx.circle.slug, member_id, STREAKS) == "on":
         current, longest = streaks(marks)
-        lines.append(f"Streak: {current} meeting(s) in a row (longest: {longest}). "
+        lines.append(f"Streak: {count(current, 'meeting')} in a row (longest: {longest}). "
                      + cmd("streaks", state="off") + " hides it.")
     return Text.join("\n", lines)
 

@@ -19,6 +19,7 @@ from circlebot.config import CircleSettings
 from circlebot.core.commands import DATE, Command, Param, Reply, UsageError
 from circlebot.core.context import Context
 from circlebot.core.domain import FileUpload, RsvpAnswer
+from circlebot.core.text import count
 from circlebot.readings import Collection
 from circlebot.store import Store
 from circlebot.store.record import RecordQueries, RecordRow
@@ -99,7 +100,7 @@ async def attendance_export(ctx: Context, **dates: date | None) -> Reply:
     except ValueError as e:
         raise UsageError(f"{e}; give --from before --to.") from None
     name = file_name(ctx.circle.slug, start, end, ctx.now.astimezone(ctx.zone).date())
-    text = (f"The record of {ctx.circle.name}: {rows} row(s), one per meeting and member (UTF-8 CSV, times in "
+    text = (f"The record of {ctx.circle.name}: {count(rows, 'row')}, one per meeting and member (UTF-8 CSV, times in "
             f"{ctx.zone.key}).")
     return Reply(text, private=True, file=FileUpload(name, data, MEDIA_TYPE))
 

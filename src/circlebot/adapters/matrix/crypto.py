@@ -40,7 +40,7 @@ from circlebot.adapters.matrix.client import MEGOLM, MatrixError, _check, _dict,
 from circlebot.adapters.matrix.host import Host
 from circlebot.core.adapter import OpenPoll
 from circlebot.core.domain import Post
-from circlebot.core.text import TimeValue, named_time
+from circlebot.core.text import TimeValue, count, named_time
 
 #: The saved login of a password-configured bot (its access token for its one device), inside the store.
 SESSION_FILE = "session.json"
@@ -339,9 +339,10 @@ class Crypto(Host):
         names = ", ".join([f"{await self._display_name(room_id, v) or v} (`{v}`)" for v in voters])
         log.warning("matrix: poll #%d has %d vote(s) the bot cannot decrypt: %s", poll.poll_id, len(voters), names)
         if poll.opener is not None:
-            await self._tell(poll.opener.id, f"Poll #{poll.poll_id}: {len(voters)} vote(s) could not be decrypted, "
-                                             f"so they are not counted and the result is uncertain: {names}. "
-                                             "Each voter has been asked to vote again.")
+            they = "it is" if len(voters) == 1 else "they are"
+            await self._tell(poll.opener.id, f"Poll #{poll.poll_id}: {count(len(voters), 'vote')} could not be "
+                                             f"decrypted, so {they} not counted and the result is uncertain: "
+                                             f"{names}. Each voter has been asked to vote again.")
 
     async def _tell(self, user_id: str, text: str) -> None:
         """A private notice to a member (their direct-message room with the bot)."""
