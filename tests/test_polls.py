@@ -115,7 +115,7 @@ async def test_a_native_vote_arriving_while_poll_close_commits_leaves_the_announ
             10)
     assert late is None, late
     announced = (await asyncio.wait_for(closing, 10)).text
-    assert "(closed, 3 voter(s))" in announced and "1. Here: 3" in announced and "2. There: 0" in announced, announced
+    assert "(closed, 3 voters)" in announced and "1. Here: 3" in announced and "2. There: 0" in announced, announced
     assert (await core.say("dan", f"poll results {poll}")).text == announced
     ended = core.adapter.ended[core.adapter.polls[poll]]  # the platform's poll ended with the same results
     assert ended.replace("**", "") == announced, ended
@@ -139,7 +139,7 @@ async def test_a_vote_cast_before_the_close_but_arriving_after_it_fails_alone_in
         assert await asyncio.wait_for(core.app.dispatch(page), 10) is None
     assert (await core.say("dan", f"poll results {first}")).text == announced
     shown = await core.say("dan", f"poll results {second}")
-    assert "1. Mon: 1" in shown and "2. Wed: 1" in shown and "2 voter(s)" in shown, shown
+    assert "1. Mon: 1" in shown and "2. Wed: 1" in shown and "2 voters" in shown, shown
     assert f"poll #{first}: the poll is closed (it closed before" in caplog.text, caplog.text
 
 

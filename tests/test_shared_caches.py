@@ -200,7 +200,7 @@ async def test_a_native_vote_reaching_a_process_just_after_another_closed_the_po
     clock.advance(timedelta(seconds=1))
 
     announced = await console.say("olga", f"poll close {poll}")
-    assert "(closed, 2 voter(s))" in announced and "1. Here: 2" in announced, announced
+    assert "(closed, 2 voters)" in announced and "1. Here: 2" in announced, announced
 
     cached = matrix.store.cached_poll(poll, None)
     assert cached is not None and cached.closed_at is None  # the vote path takes the vote as it is, no I/O
@@ -236,7 +236,7 @@ async def test_a_vote_command_written_as_another_process_closes_the_poll_is_told
     assert await matrix.say("erin", f"vote {poll} 2") == answer  # as any vote in a closed poll is answered
     for process in (matrix, console):
         shown = await process.say("erin", f"poll results {poll}")
-        assert "(closed, 1 voter(s))" in shown and "1. Here: 1" in shown and "2. There: 0" in shown, shown
+        assert "(closed, 1 voter)" in shown and "1. Here: 1" in shown and "2. There: 0" in shown, shown
 
 
 @BOTH_DATABASES
