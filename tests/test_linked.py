@@ -181,15 +181,15 @@ async def test_a_poll_closed_before_the_link_keeps_the_results_it_announced(two:
     for poll in (closed, still):
         await two.say("discord", "alice", f"vote {poll} 1")
         await two.say("matrix", "alice", f"vote {poll} 2")
-    assert "(closed, 2 voter(s))" in await two.say("matrix", "olga", f"poll close {closed}")
+    assert "(closed, 2 voters)" in await two.say("matrix", "olga", f"poll close {closed}")
     await two.link("alice")
     shown = await two.say("matrix", "olga", f"poll results {closed}")
-    assert "(closed, 2 voter(s))" in shown and "1. Yes: 1" in shown and "2. No: 1" in shown, shown
+    assert "(closed, 2 voters)" in shown and "1. Yes: 1" in shown and "2. No: 1" in shown, shown
     shown = await two.say("matrix", "olga", f"poll results {still}")
-    assert "(open, 1 voter(s))" in shown, shown
+    assert "(open, 1 voter)" in shown, shown
     assert "Unlinked" in await two.say("matrix", "alice", "unlink")
     shown = await two.say("matrix", "olga", f"poll results {closed}")
-    assert "(closed, 2 voter(s))" in shown and "1. Yes: 1" in shown and "2. No: 1" in shown, shown
+    assert "(closed, 2 voters)" in shown and "1. Yes: 1" in shown and "2. No: 1" in shown, shown
 
 
 @BOTH_DATABASES
