@@ -44,7 +44,16 @@ from circlebot.store import Store
 from conftest import REPO
 from drivers import FakeClock, number_after
 from matrix_member import Member, Source
-from synapse_harness import MatrixAccount, SynapseServer, create_room, invite, messages, wait_for_event
+from synapse_harness import (
+    MatrixAccount,
+    SynapseServer,
+    create_room,
+    invite,
+    join,
+    messages,
+    send_text,
+    wait_for_event,
+)
 from test_matrix_driver import WAIT, MakeUser, MatrixBot, in_reply_to, matrix_settings
 
 SEED = "bolivia-2003-first-balance-sheet"
@@ -467,6 +476,12 @@ async def test_a_direct_chat_a_member_opens_encrypted_is_answered_encrypted_and_
         # the bot's own clients list it with its direct chats, under alice, as a room the bot opened would be
         assert await direct_rooms_of(bot.bot) == {alice.user_id: [dm]}
 
+        # one joined by an older circlebot (not in m.direct) is recorded at the next start
+        await bot.stop()
+        await put_direct_rooms(bot.bot, {})
+        await bot.restart()
+        assert await direct_rooms_of(bot.bot) == {alice.user_id: [dm]}
+
 
 # the direct rooms the bot opens, and files ---------------------------------------------------------------
 async def room_state(account: MatrixAccount, room_id: str) -> dict[tuple[str, str], Source]:
@@ -490,6 +505,15 @@ async def direct_rooms_of(account: MatrixAccount) -> dict[str, list[str]]:
             return {}
         assert r.status == 200, body
         return dict(body)
+
+
+async def put_direct_rooms(account: MatrixAccount, rooms: dict[str, list[str]]) -> None:
+    """Sets the account's ``m.direct`` account data, as one of its clients would."""
+    url = (f"{account.user.homeserver}/_matrix/client/v3/user/{quote(account.user_id, safe='')}"
+           "/account_data/m.direct")
+    async with (aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session,
+                session.put(url, json=rooms, headers={"Authorization": f"Bearer {account.user.access_token}"}) as r):
+        assert r.status == 200, await r.text()
 
 
 def private_answer_to(event_id: str) -> Callable[[Source], bool]:
@@ -535,6 +559,68 @@ async def test_a_direct_room_the_bot_opens_is_encrypted_and_what_it_sent_before_
         await bot.processed(again)
         assert "Usage:" in (await alice.wait_for(dm, private_answer_to(again)))["content"]["body"]
         assert await direct_rooms_of(bot_account) == {alice.user_id: [dm]}
+
+
+@pytest.mark.timeout(90)
+async def test_a_member_without_device_keys_reads_the_bots_direct_messages_and_a_device_with_keys_later_too(
+    matrix_user: MakeUser, members: Callable[..., Any], tmp_path: Path, store: Store, clock: FakeClock
+) -> None:
+    olga = await members("olga")
+    # bob's client does no encryption: his account has a device, but no device keys on the homeserver
+    bob = await matrix_user("bob")
+    await bob.client.set_displayname("bob")
+    bot_account = await matrix_user("bot")
+    bot_id = bot_account.user_id
+    room = await create_room(olga.account.client, invite=[bob.user_id], name="plain circle")
+    await join(bob.client, room)
+    settings = matrix_settings(tmp_path, bot_account, [room])
+    bot = MatrixBot(App(settings, store, load_collection(settings.readings), clock), bot_account)
+    bob_with_keys: Member | None = None
+    await bot.start()
+    try:
+        await invite(olga.account.client, room, bot_id)
+        await wait_for_event(olga.account.client, room, lambda e: e.get("type") == "m.room.member"
+                             and e.get("state_key") == bot_id and e["content"].get("membership") == "join",
+                             timeout=WAIT, interval=0.02)
+
+        async def bot_said(dm: str) -> list[Source]:
+            """What the bot sent into the direct room, as bob's plain client receives it."""
+            return [e for e in await messages(bob.client, dm) if e.get("sender") == bot_id and "state_key" not in e]
+
+        # a private answer: bob's direct room is opened in clear, so his client reads it
+        wrong = await send_text(bob.client, room, "!rsvp perhaps")
+        await bot.processed(wrong)
+        dm = json.loads(await store.get_state("matrix", "dm_rooms") or "{}")[bob.user_id]
+        state = await room_state(bot_account, dm)
+        assert ("m.room.encryption", "") not in state
+        assert state[("m.room.member", bob.user_id)]["content"].get("is_direct") is True
+        await join(bob.client, dm)
+        [first] = await bot_said(dm)
+        assert first["type"] == "m.room.message" and "Usage:" in first["content"]["body"]
+
+        # still no keys: the next one stays readable (the room is not switched to encryption under him)
+        unknown = await send_text(bob.client, room, "!vote 99 1")
+        await bot.processed(unknown)
+        assert [e["type"] for e in await bot_said(dm)] == ["m.room.message"] * 2
+        assert "no poll #99" in (await bot_said(dm))[-1]["content"]["body"].lower()
+        assert ("m.room.encryption", "") not in await room_state(bot_account, dm)
+
+        # bob's client starts encrypting (his device uploads keys): the next message is encrypted, for that device
+        bob_with_keys = Member(bob, tmp_path / "bob-store")
+        await bob_with_keys.client.keys_upload()
+        again = await send_text(bob.client, room, "!rsvp perhaps")
+        await bot.processed(again)
+        state = await room_state(bot_account, dm)
+        assert state[("m.room.encryption", "")]["content"]["algorithm"] == "m.megolm.v1.aes-sha2"
+        assert state[("m.room.encryption", "")]["sender"] == bot_id
+        answer = await bob_with_keys.wait_for(dm, private_answer_to(again))
+        assert "Usage:" in answer["content"]["body"]
+        raw = await raw_event(bob, dm, answer["event_id"])
+        assert raw["type"] == "m.room.encrypted" and "Usage" not in str(raw)
+    finally:
+        await bot.stop()
+        if bob_with_keys is not None:
+            await bob_with_keys.client.close()
 
 
 @pytest.mark.timeout(90)

@@ -33,6 +33,7 @@ from nio import (
     RoomMemberEvent,
     RoomPutStateResponse,
 )
+from nio.api import Api
 from nio.exceptions import EncryptionError, LocalProtocolError
 
 from circlebot.adapters.matrix import crosssign
@@ -117,6 +118,25 @@ class Crypto(Host):
                 self.client.verify_device(device)
                 log.info("matrix: trusting %s's device %s on first use", device.user_id, device.id)
 
+    async def _has_device_keys(self, user_id: str) -> bool | None:
+        """Whether the member has a device with encryption keys, asked of the homeserver now (``/keys/query``
+        for that one user, through nio, so its device store learns the devices too, trusted on first use):
+        False when none of their devices has uploaded keys (their client does not encrypt, or they never logged
+        in with one that does); None when it cannot be told (the query failed, or their homeserver did not
+        answer: the spec lists it under ``failures``)."""
+        if self.client.olm is None:
+            return None
+        method, path, data = Api.keys_query(self.client.access_token, {user_id})
+        resp = await self.client._send(KeysQueryResponse, method, path, data)
+        if not isinstance(resp, KeysQueryResponse):
+            log.warning("matrix: could not ask for %s's device keys: %s", user_id, getattr(resp, "message", resp))
+            return None
+        if user_id.partition(":")[2] in (resp.failures or {}):
+            log.warning("matrix: %s's homeserver did not answer for their device keys", user_id)
+            return None
+        self._trust_new_devices()
+        return any(True for _ in self.client.olm.device_store.active_user_devices(user_id))
+
     # cross-signing ---------------------------------------------------------------------------------
     async def _ensure_cross_signed(self) -> None:
         """At start: the device signed by the bot's self-signing key (a new device after a move is signed
@@ -170,8 +190,8 @@ class Crypto(Host):
         return room
 
     async def _encrypted_room(self, room_id: str) -> MatrixRoom | None:
-        """nio's view of the room when what the bot sends there must be encrypted (a direct room the bot opened
-        in clear is switched first), else None."""
+        """nio's view of the room when what the bot sends there must be encrypted (a plain direct room the bot
+        opened is switched first, once the member can read it), else None."""
         if self.client.olm is None:
             return None
         room = await self._know_room(room_id)
@@ -180,12 +200,20 @@ class Crypto(Host):
         return room if room is not None and room.encrypted else None
 
     async def _encrypt_direct_room(self, room: MatrixRoom) -> None:
-        """A direct room the bot opened before it encrypted them (an older circlebot) is switched to encryption
-        at the first send into it after a start, so what the bot writes there from then on is encrypted, as in
-        a room it opens now. Only a room the bot created: one a member opened stays as they made it. Matrix
-        has no way back, so this is for good; a refusal is logged and the room stays plain."""
+        """A plain direct room the bot opened is switched to encryption at the first send into it once the
+        member has a device with keys: one it opened in clear because they had none then (`_dm_room`), or one
+        an older circlebot opened before it encrypted them. While they have none it stays plain, or they could
+        not read what the bot writes (the room key would go to no device of theirs, and a device added later
+        cannot read what was sent before it): their keys are asked for at each send, so the first send after
+        their client uploads keys is encrypted. Only a room the bot created: one a member opened stays as they
+        made it. Matrix has no way back, so this is for good; a refusal is logged and the room stays plain."""
         room_id = room.room_id
         if room_id in self._dm_checked:
+            return
+        member = next((u for u, r in self._dms.items() if r == room_id), None)
+        if member is None or not await self._has_device_keys(member):
+            log.debug("matrix: the direct room %s stays plain: %s has no device with encryption keys yet",
+                      room_id, member)
             return
         state = await self.client.room_get_state(room_id)
         if not isinstance(state, RoomGetStateResponse):  # looked at again with the next send
@@ -203,8 +231,8 @@ class Crypto(Host):
             return
         room.encrypted = True
         self.client.encrypted_rooms.add(room_id)
-        log.info("matrix: switched the direct room %s (opened before direct rooms were encrypted) to encryption",
-                 room_id)
+        log.info("matrix: switched the direct room %s with %s to encryption (they have a device with keys)",
+                 room_id, member)
 
     async def _load_members(self, room: MatrixRoom) -> None:
         """nio's member list of an encrypted room, from the homeserver: who has joined and who is invited. As
