@@ -385,3 +385,41 @@ async def test_a_link_made_in_one_process_is_seen_by_another_on_the_same_databas
     for process in (console, matrix):
         shown = await process.say("olga", f"poll results {poll}")
         assert "(open, 1 voter)" in shown and "1. Here: 1" in shown and "2. There: 0" in shown, shown
+
+
+@BOTH_DATABASES
+async def test_a_code_sent_in_a_direct_chat_links_though_several_circles_live_there(
+        tmp_path: Path, database: str, clock: FakeClock) -> None:
+    """The bot asks for the code to be sent to it, and accounts are not a circle's: a direct chat with the bot
+    on Matrix, where two circles live, takes `link` and `unlink` (other commands there still ask which circle)."""
+    settings = make_settings(tmp_path, database=database, circles=[
+        circle_config(where={"discord_channels": [CHANNEL], "matrix_rooms": [ROOM]}),
+        circle_config(slug="other", name="Other circle", where={"matrix_rooms": ["!other:example.org"]})])
+    store = Store(await Database.open(settings.database))
+    store.batcher.start()
+    try:
+        app = App(settings, store, load_collection(settings.readings), clock)
+        zone = settings.zone_of(settings.circles[0])
+        bot = TwoPlatforms(app, RecordingAdapter(zone, platform="discord"), RecordingAdapter(zone, platform="matrix",
+                                                                                          prefix="!"), clock)
+        app.add_adapter(bot.discord)
+        app.add_adapter(bot.matrix)
+
+        async def direct(text: str) -> Said:
+            before = len(bot.matrix.replies)
+            user = bot.user("matrix", "alice")
+            await app.dispatch(Invocation(user, ChannelRef("matrix", "!dm-alice:example.org"), clock.now(),
+                                          text=text, direct=True))
+            (reply,) = bot.matrix.replies[before:]
+            return Said(bot.matrix.render(reply[1]), reply[2])
+
+        (code,) = CODE.findall((await bot.say("discord", "alice", "link")).text)
+        linked = await direct(f"link {code}")
+        assert "Linked: alice on Discord, alice on Matrix" in linked, linked
+        assert "I cannot tell which study circle" in await direct("upcoming")
+        assert "Unlinked" in await direct("unlink")
+        asked = await direct("link")
+        assert "Your code: " in asked and "send link" in asked, asked
+    finally:
+        await store.batcher.stop()
+        await store.db.close()

@@ -331,7 +331,7 @@ class Router:
         """The circle a command sent in a direct conversation is for: the only circle on that platform, or
         the circle of the poll the command names."""
         circles = list({c.slug: c for (p, _), c in self._channels.items() if p == inv.channel.platform}.values())
-        if len(circles) == 1:
+        if len(circles) == 1 or (command.any_circle and circles):
             return circles[0]
         if any(p.name == "poll" for p in command.params):
             kwargs = bind_words(command, words) if inv.text is not None else self.commands.bind(command, inv.options)

@@ -29,7 +29,7 @@ def _hint(ctx: Context, code: str) -> str:
     command = ctx.bot.commands.get(("link",))
     assert command is not None
     here = ctx.invocation.channel.platform
-    others = sorted({loc.platform for loc in ctx.bot.locations(ctx.circle)} - {here})
+    others = sorted(set(ctx.bot.adapters) - {here})  # the platforms the bot runs
     if not others:
         return f"send `{ctx.syntax.example(command, code=code)}` to the bot from your other account"
     ways = [f"on {PLATFORM_NAMES.get(p, p)}, send `{ctx.bot.syntax(p).example(command, code=code)}` to the bot"
@@ -108,8 +108,8 @@ async def unlink(ctx: Context) -> Reply:
 _LINK = Command(
     ("link",), "Make your accounts on several platforms one member (a one-time code, answered privately).", link,
     (Param("code", TEXT, "the code `link` gave you on your other account", required=False),),
-    private=True, examples=("link", "link 4821-9930"))
+    private=True, examples=("link", "link 4821-9930"), any_circle=True)
 _UNLINK = Command(("unlink",), "Undo `link`: this account becomes a member of its own again.", unlink,
-                  private=True)
+                  private=True, any_circle=True)
 
 COMMANDS = [_LINK, _UNLINK]

@@ -74,6 +74,8 @@ class Command:
     private: bool = False
     examples: tuple[str, ...] = ()
     details: str = ""
+    # what it does is no circle's (linking accounts): sent in a direct conversation, any circle there will do
+    any_circle: bool = False
 
     @property
     def name(self) -> str:
