@@ -6,6 +6,7 @@ and a second process on the same database seeing the link."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -423,3 +424,24 @@ async def test_a_code_sent_in_a_direct_chat_links_though_several_circles_live_th
     finally:
         await store.batcher.stop()
         await store.db.close()
+
+
+@BOTH_DATABASES
+async def test_two_accounts_with_different_names_both_stay_known_without_a_look_up(two: TwoPlatforms) -> None:
+    """Alice is "Alice D" on Discord and "alice" on Matrix. Once linked and each seen, both accounts are the
+    same member to the store's cache with no I/O (what the vote path uses), however often they alternate; a
+    rename is still taken."""
+    store = two.app.store
+    discord = dataclasses.replace(two.user("discord", "alice"), name="Alice D")
+    matrix = two.user("matrix", "alice")
+    asked = await two.app.dispatch(Invocation(discord, ChannelRef("discord", CHANNEL), two.clock.now(), text="link"))
+    assert asked is None
+    (code,) = CODE.findall(two.discord.render(two.discord.replies[-1][1]))
+    assert "Linked" in await two.say("matrix", "alice", f"link {code}")
+    person = await store.ensure_member(discord)
+    assert await store.ensure_member(matrix) == person
+    for _ in range(3):
+        assert store.known_member(discord) == person and store.known_member(matrix) == person
+    assert store.known_member(dataclasses.replace(matrix, name="Alice M")) is None  # renamed: looked up
+    assert await store.ensure_member(dataclasses.replace(matrix, name="Alice M")) == person
+    assert store.known_member(discord) == person
