@@ -20,9 +20,10 @@ from circlebot.app import App
 from circlebot.core.domain import ChannelRef, Invocation, UserRef, VoteCast
 from circlebot.readings import load_collection
 from circlebot.store import Database, Store
+from circlebot.store.copy import copy_database
 from conftest import circle_config, make_settings
 from drivers import FakeClock, RecordingAdapter, number_after
-from pg_harness import BOTH_DATABASES
+from pg_harness import BOTH_DATABASES, PostgresServer
 from test_shared_caches import Start, start
 
 __all__ = ["start"]  # the fixture of two processes on one database
@@ -445,3 +446,35 @@ async def test_two_accounts_with_different_names_both_stay_known_without_a_look_
     assert store.known_member(dataclasses.replace(matrix, name="Alice M")) is None  # renamed: looked up
     assert await store.ensure_member(dataclasses.replace(matrix, name="Alice M")) == person
     assert store.known_member(discord) == person
+
+
+async def test_linked_accounts_are_copied_to_postgresql_whatever_order_their_members_came_in(
+        tmp_path: Path, clock: FakeClock, postgres: PostgresServer) -> None:
+    """`circlebot db copy`: a linked account refers to its person's member, which may be newer than it (alice's
+    Matrix account was seen first, her Discord account asked for the code). The copy keeps the link: on
+    PostgreSQL she is still one voter, and still linked."""
+    sqlite = str(tmp_path / "circlebot.sqlite3")
+    bot, store = await open_two(tmp_path, sqlite, clock)
+    try:
+        poll = number_after("poll", (await bot.say("matrix", "olga", 'poll "Where?" "Here" "There"')).text)
+        await bot.say("matrix", "alice", f"vote {poll} 2")  # her Matrix account: the older member
+        assert "Linked" in await bot.link("alice", first="discord", then="matrix")
+    finally:
+        await store.batcher.stop()
+        await store.db.close()
+    target = await postgres.fresh_schema()
+    source, copy = await Database.open(sqlite), await Database.open(target)
+    try:
+        await copy_database(source, copy)
+    finally:
+        await source.close()
+        await copy.close()
+    bot, store = await open_two(tmp_path / "pg", target, clock)
+    try:
+        await bot.say("discord", "alice", f"vote {poll} 1")
+        shown = await bot.say("matrix", "olga", f"poll results {poll}")
+        assert "(open, 1 voter)" in shown and "1. Here: 1" in shown, shown
+        assert "already" in await bot.link("alice")
+    finally:
+        await store.batcher.stop()
+        await store.db.close()

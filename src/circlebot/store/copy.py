@@ -43,6 +43,11 @@ def _coerce(kind: str) -> Callable[[Any], Any] | None:
     return None
 
 
+# tables whose rows refer to rows of the same table: the rows referred to are written first (the foreign key is
+# checked row by row); a linked account names its person's member, which is never linked itself
+_PARENTS_FIRST = {"members": " ORDER BY CASE WHEN linked_to IS NULL THEN 0 ELSE 1 END, id"}
+
+
 async def copy_database(source: Database, target: Database) -> list[Copied]:
     """Copy every table of `source` into the empty `target`; returns the row count of each table copied.
     Raises `StoreError` (with nothing written) if the target holds data or a count does not match."""
@@ -69,7 +74,8 @@ async def copy_database(source: Database, target: Database) -> list[Copied]:
             columns = await target.columns(table)
             names = [name for name, _ in columns]
             coerce = [_coerce(kind) for _, kind in columns]
-            rows = list(await reader.execute_fetchall(f"SELECT {', '.join(names)} FROM {table}"))
+            rows = list(await reader.execute_fetchall(f"SELECT {', '.join(names)} FROM {table}"
+                                                      + _PARENTS_FIRST.get(table, "")))
             insert = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
             for i in range(0, len(rows), CHUNK):
                 await writer.executemany(insert, [
