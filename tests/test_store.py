@@ -498,3 +498,27 @@ async def test_rows_counts_and_new_ids_read_alike_on_both(database: str) -> None
         assert sorted(row.keys()) == ["n", "r", "total"]
     finally:
         await db.close()
+
+
+async def test_a_crowd_of_votes_on_a_poll_message_not_cached_looks_it_up_once(tmp_path: Path) -> None:
+    """The first votes of a crowd on a poll this process did not post (or after its caches were dropped) make
+    one look-up of the poll's message, not one each: they would queue one round trip each to SQLite's thread."""
+    db = await Database.open(tmp_path / "crowd.sqlite3")
+    poster, voter = Store(db), Store(db)  # the process that posted the poll, and one that did not
+    looked_up: list[str] = []
+    await db.conn.set_trace_callback(  # type: ignore[attr-defined]
+        lambda sql: looked_up.append(sql) if "FROM poll_messages" in sql else None)
+    try:
+        poll = await poster.create_poll("c", "Q?", ("A", "B"), multi=False, secret=False, opened_by=None,
+                                        now=NOW, closes_at=None)
+        ref = MessageRef(ChannelRef("matrix", "!room"), "$poll")
+        await poster.add_poll_message(poll.id, ref)
+        assert await asyncio.gather(*(voter.poll_for_message(ref) for _ in range(1000))) == [poll.id] * 1000
+        assert len(looked_up) == 1, looked_up
+        assert await voter.poll_for_message(ref) == poll.id and len(looked_up) == 1  # cached from then on
+        assert await poster.poll_for_message(ref) == poll.id and len(looked_up) == 1  # the poster knew it
+        missing = MessageRef(ChannelRef("matrix", "!room"), "$other")
+        assert await asyncio.gather(*(voter.poll_for_message(missing) for _ in range(3))) == [None] * 3
+        assert len(looked_up) == 2, looked_up
+    finally:
+        await db.close()

@@ -376,6 +376,7 @@ class Store:
         self._polls: dict[int, PollRow] = {}
         # by (platform, channel, message id): a tuple of strings hashes faster than the MessageRef
         self._poll_of_message: dict[tuple[str, str, str], int] = {}
+        self._poll_lookups: dict[tuple[str, str, str], asyncio.Task[int | None]] = {}  # under way, by message
         # per circle: its scheduled meetings ending after a time, as last read; every meeting write clears it
         self._upcoming: dict[str, tuple[datetime, list[Meeting]]] = {}
         # the change counts as last read (None: not read yet); a kind's epoch counts its caches' drops, so a
@@ -1012,12 +1013,17 @@ class Store:
         return self._polls.get(poll_id)
 
     async def add_poll_message(self, poll_id: int, ref: MessageRef) -> None:
+        """Record a message that carries a poll; this process then knows it without a look-up (its votes take
+        the no-I/O path from the first)."""
+        epoch = self._epoch[POLLS]
         async with self.db.transaction() as conn:
             await conn.execute(
                 "INSERT INTO poll_messages (poll_id, platform, channel, message_id) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (platform, channel, message_id) DO UPDATE SET poll_id = excluded.poll_id",
                 (poll_id, ref.channel.platform, ref.channel.id, ref.id),
             )
+        if self._epoch[POLLS] == epoch:
+            self._poll_of_message[(ref.channel.platform, ref.channel.id, ref.id)] = poll_id
 
     async def poll_messages(self, poll_id: int) -> list[MessageRef]:
         rows = await self.db.fetchall(
@@ -1026,15 +1032,23 @@ class Store:
         return [MessageRef(ChannelRef(r["platform"], r["channel"]), r["message_id"]) for r in rows]
 
     async def poll_for_message(self, ref: MessageRef) -> int | None:
+        """The poll a message carries, if any. Callers asking at the same moment about a message not cached
+        (the first votes of a crowd) share one look-up."""
         key = (ref.channel.platform, ref.channel.id, ref.id)
         cached = self._poll_of_message.get(key)
         if cached is not None:
             return cached
+        lookup = self._poll_lookups.get(key)
+        if lookup is None:
+            lookup = self._poll_lookups[key] = asyncio.create_task(self._look_up_poll_message(key),
+                                                                   name="circlebot-poll-message")
+            lookup.add_done_callback(lambda _: self._poll_lookups.pop(key, None))
+        return await asyncio.shield(lookup)  # one waiter cancelled does not cancel the others
+
+    async def _look_up_poll_message(self, key: tuple[str, str, str]) -> int | None:
         epoch = self._epoch[POLLS]
         row = await self.db.fetchone(
-            "SELECT poll_id FROM poll_messages WHERE platform = ? AND channel = ? AND message_id = ?",
-            (ref.channel.platform, ref.channel.id, ref.id),
-        )
+            "SELECT poll_id FROM poll_messages WHERE platform = ? AND channel = ? AND message_id = ?", key)
         if row is None:
             return None
         if self._epoch[POLLS] == epoch:
