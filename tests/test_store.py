@@ -403,6 +403,7 @@ async def test_the_bot_cleans_up_old_adapter_state_when_it_starts_and_stops_when
                                                                                       database: str) -> None:
     from circlebot.app import App
     from circlebot.readings import load_collection
+    from circlebot.store.accounts import Accounts, LinkOutcome
     from conftest import START, circle_config, make_settings
     from drivers import FakeClock, RecordingAdapter
 
@@ -414,14 +415,26 @@ async def test_the_bot_cleans_up_old_adapter_state_when_it_starts_and_stops_when
         meeting = await store.add_meeting("study", ended - timedelta(hours=1), ended, "r", None, START)
         state = store.adapter_state("matrix")
         await state.put("controls", "$post", "{}", meeting_id=meeting.id)
+        accounts = Accounts(store)  # a link code asked for yesterday, and a wrong code sent then: both long over
+        open_code, _ = await accounts.issue_code(UserRef("matrix", "@bob:x"), START - timedelta(minutes=1))
+        await accounts.issue_code(UserRef("matrix", "@alice:x"), START - timedelta(days=1))
+        await accounts.redeem(UserRef("discord", "666"), "00000000", START - timedelta(days=1))
+
+        async def left(table: str) -> int:
+            row = await db.fetchone(f"SELECT count(*) FROM {table}")
+            return int(row[0]) if row else 0
+
+        assert await left("link_codes") == 2 and await left("link_tries") == 1
         app = App(settings, store, load_collection(settings.readings), FakeClock(START))
         app.add_adapter(RecordingAdapter(settings.zone_of(settings.circles[0])))
         running = asyncio.create_task(app.run())
         for _ in range(2000):
-            if await state.get("controls", "$post") is None:
+            if await state.get("controls", "$post") is None and await left("link_codes") == 1:
                 break
             await asyncio.sleep(0.001)
         assert await state.get("controls", "$post") is None
+        assert await left("link_codes") == 1 and await left("link_tries") == 0  # bob's code still works
+        assert (await accounts.redeem(UserRef("discord", "777"), open_code, START)).outcome is LinkOutcome.LINKED
         app.stop()
         await asyncio.wait_for(running, 10)
     finally:

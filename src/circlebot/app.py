@@ -21,6 +21,7 @@ from circlebot.features import all_commands, all_direct_posts, all_event_handler
 from circlebot.features.questions import meeting_questions
 from circlebot.readings import Collection
 from circlebot.store import Meeting, Store
+from circlebot.store.accounts import Accounts
 from circlebot.web import WebServer
 
 log = logging.getLogger(__name__)
@@ -73,12 +74,17 @@ class App(Router):
             await self.web.current()
 
     async def _clean_up_daily(self) -> None:
-        """Remove adapter state of meetings and polls long past, at start and then once a day."""
+        """Remove adapter state of meetings and polls long past, and link codes and tries that are over, at
+        start and then once a day."""
         while True:
             try:
-                removed = await self.store.clean_up(self.clock.now())
+                now = self.clock.now()
+                removed = await self.store.clean_up(now)
                 if removed:
                     log.info("clean-up: removed %d item(s) of adapter state of meetings and polls long past", removed)
+                over = await Accounts(self.store).clean_up(now)
+                if over:
+                    log.info("clean-up: removed %d expired link code(s) and old wrong tries", over)
             except Exception:
                 log.exception("clean-up failed; trying again in a day")
             await asyncio.sleep(CLEAN_UP_EVERY)

@@ -139,6 +139,14 @@ class Accounts:
             "RETURNING id, linked_to", (user.platform, user.id, user.name)))
         return int(rows[0][0]), None if rows[0][1] is None else int(rows[0][1])
 
+    async def clean_up(self, now: datetime) -> int:
+        """Remove codes that have expired and wrong tries older than TRY_WINDOW (the daily clean-up; asking for
+        a code also does it). Returns how many rows went."""
+        async with self.store.db.transaction() as conn:
+            codes = await conn.execute("DELETE FROM link_codes WHERE expires_at < ?", (ts(now),))
+            tries = await conn.execute("DELETE FROM link_tries WHERE at < ?", (ts(now - TRY_WINDOW),))
+            return int(codes.rowcount) + int(tries.rowcount)
+
     async def issue_code(self, user: UserRef, now: datetime) -> tuple[str, datetime]:
         """A new code for this identity (its earlier ones stop working), and when it expires."""
         expires = now + CODE_LIFE
