@@ -119,6 +119,13 @@ async def _merge(conn: Connection, keep: int, other: int, now: datetime) -> None
         await conn.execute(f"UPDATE {table} SET {column} = ? WHERE {column} = ?", (keep, other))
 
 
+async def _clear_over(conn: Connection, now: datetime) -> int:
+    """Delete the codes that have expired and the wrong tries past TRY_WINDOW; how many rows went."""
+    codes = await conn.execute("DELETE FROM link_codes WHERE expires_at < ?", (ts(now),))
+    tries = await conn.execute("DELETE FROM link_tries WHERE at < ?", (ts(now - TRY_WINDOW),))
+    return int(codes.rowcount) + int(tries.rowcount)
+
+
 # a person's identities, the canonical one first
 _IDENTITIES_SQL = ("SELECT platform, user_id, name FROM members WHERE id = ? OR linked_to = ? "
                    "ORDER BY CASE WHEN linked_to IS NULL THEN 0 ELSE 1 END, id")
@@ -143,17 +150,15 @@ class Accounts:
         """Remove codes that have expired and wrong tries older than TRY_WINDOW (the daily clean-up; asking for
         a code also does it). Returns how many rows went."""
         async with self.store.db.transaction() as conn:
-            codes = await conn.execute("DELETE FROM link_codes WHERE expires_at < ?", (ts(now),))
-            tries = await conn.execute("DELETE FROM link_tries WHERE at < ?", (ts(now - TRY_WINDOW),))
-            return int(codes.rowcount) + int(tries.rowcount)
+            return await _clear_over(conn, now)
 
     async def issue_code(self, user: UserRef, now: datetime) -> tuple[str, datetime]:
         """A new code for this identity (its earlier ones stop working), and when it expires."""
         expires = now + CODE_LIFE
         async with self.store.db.transaction() as conn:
             own, _ = await self._identity(conn, user)
-            await conn.execute("DELETE FROM link_codes WHERE member_id = ? OR expires_at < ?", (own, ts(now)))
-            await conn.execute("DELETE FROM link_tries WHERE at < ?", (ts(now - TRY_WINDOW),))
+            await conn.execute("DELETE FROM link_codes WHERE member_id = ?", (own,))
+            await _clear_over(conn, now)
             while True:
                 code = f"{secrets.randbelow(10 ** CODE_DIGITS):0{CODE_DIGITS}d}"
                 cur = await conn.execute(
