@@ -27,6 +27,8 @@ from pydantic import (
     model_validator,
 )
 
+from circlebot.core.text import count
+
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 _DURATION_RE = re.compile(r"^\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m(?:in)?)?\s*$")
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -39,8 +41,7 @@ class ConfigError(Exception):
     def __init__(self, path: Path, problems: list[str]) -> None:
         self.path = path
         self.problems = problems
-        noun = "problem" if len(problems) == 1 else "problems"
-        super().__init__(f"{path}: {len(problems)} {noun}\n" + "\n".join(f"  {p}" for p in problems))
+        super().__init__(f"{path}: {count(len(problems), 'problem')}\n" + "\n".join(f"  {p}" for p in problems))
 
 
 def parse_duration(value: Any) -> timedelta:
